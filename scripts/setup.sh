@@ -1,0 +1,27 @@
+#!/usr/bin/env bash
+# Installs what Medallion needs on a fresh Debian machine: system packages for building
+# (and, for the desktop app, X11/GL libraries), and a Python virtual environment with the
+# independent Delta reader used by the interop check. Safe to run again.
+set -euo pipefail
+source "$(dirname "${BASH_SOURCE[0]}")/env.sh"
+
+need_apt=()
+for pkg in build-essential pkg-config cmake; do
+    dpkg -s "$pkg" >/dev/null 2>&1 || need_apt+=("$pkg")
+done
+if [ "${#need_apt[@]}" -gt 0 ]; then
+    echo "setup: installing ${need_apt[*]}"
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -qq
+    apt-get install -y -qq "${need_apt[@]}" >/dev/null
+fi
+
+if [ ! -x "$MEDALLION_VENV/bin/python" ]; then
+    echo "setup: creating Python venv at $MEDALLION_VENV"
+    python3 -m venv "$MEDALLION_VENV"
+fi
+if ! "$MEDALLION_VENV/bin/python" -c "import deltalake, pyarrow" 2>/dev/null; then
+    echo "setup: installing the Python deltalake reader"
+    "$MEDALLION_VENV/bin/pip" install -q --disable-pip-version-check "deltalake>=1.0" "pyarrow>=15"
+fi
+echo "setup: ok"

@@ -1,0 +1,231 @@
+//! The command line: `medallion validate | run | preview | demo-data | tables | history`.
+//!
+//! This is the contract other tools depend on (DESIGN.md); keep names and exit codes stable.
+
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use anyhow::{Context, bail};
+use clap::{Args, Parser, Subcommand};
+
+use crate::engine::{self, RunEvent, RunOptions};
+use crate::model::{NodeId, Project, Severity, validate};
+
+#[derive(Parser, Debug)]
+#[command(name = "medallion", version, about = "Design, run and monitor lakehouse pipelines")]
+pub struct Cli {
+    /// Project to open in the desktop app (the demo project when absent).
+    pub project: Option<PathBuf>,
+    #[command(subcommand)]
+    pub command: Option<Command>,
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct ProjectArgs {
+    /// The project file (TOML).
+    pub project: PathBuf,
+    /// Root that relative table paths resolve against (default: the project's `lakehouse`).
+    #[arg(long)]
+    pub lakehouse: Option<PathBuf>,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Check a project; exit 1 with diagnostics if it is invalid.
+    Validate {
+        #[command(flatten)]
+        project: ProjectArgs,
+    },
+    /// Run a project's pipelines (all of them, in dependency order, unless --pipeline).
+    Run {
+        #[command(flatten)]
+        project: ProjectArgs,
+        /// Run only this pipeline.
+        #[arg(long)]
+        pipeline: Option<String>,
+        /// Streams: process all data available at start, then exit.
+        #[arg(long)]
+        available_now: bool,
+    },
+    /// Print sample rows of a node's output (never writes).
+    Preview {
+        #[command(flatten)]
+        project: ProjectArgs,
+        /// The node's id.
+        #[arg(long)]
+        node: String,
+        #[arg(long)]
+        pipeline: Option<String>,
+        #[arg(long, default_value_t = 20)]
+        limit: usize,
+    },
+    /// Write the demo data set (users as JSON lines, an ssn Delta table).
+    DemoData {
+        dir: PathBuf,
+        #[arg(long, default_value_t = 1000)]
+        users: u64,
+        #[arg(long, default_value_t = 4)]
+        files: u32,
+        #[arg(long, default_value_t = 42)]
+        seed: u64,
+    },
+    /// List the lakehouse's Delta tables with layer, version and rows.
+    Tables {
+        #[command(flatten)]
+        project: ProjectArgs,
+    },
+    /// Delta history of one table, newest first.
+    History {
+        table_path: PathBuf,
+        #[arg(long)]
+        limit: Option<usize>,
+    },
+}
+
+/// Runs a CLI command; returns the process exit code.
+pub fn run(command: Command) -> anyhow::Result<i32> {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .thread_name("medallion-engine")
+        .build()
+        .context("cannot start the tokio runtime")?;
+    runtime.block_on(run_async(command))
+}
+
+fn load(args: &ProjectArgs) -> anyhow::Result<(Project, PathBuf)> {
+    let project = Project::load(&args.project)?;
+    let root = project.lakehouse_root(&args.project, args.lakehouse.as_deref());
+    Ok((project, root))
+}
+
+async fn run_async(command: Command) -> anyhow::Result<i32> {
+    match command {
+        Command::Validate { project } => {
+            let (project, root) = load(&project)?;
+            let mut diags = validate::validate_project(&project);
+            if !diags.iter().any(|d| d.severity == Severity::Error) {
+                diags.extend(engine::check_project(&project, &root).await);
+            }
+            for d in &diags {
+                println!("{d}");
+            }
+            let errors = diags.iter().filter(|d| d.severity == Severity::Error).count();
+            if errors > 0 {
+                println!("{errors} error(s): project `{}` is not valid", project.name);
+                Ok(1)
+            } else {
+                println!(
+                    "project `{}` is valid ({} pipeline(s), {} warning(s))",
+                    project.name,
+                    project.pipelines.len(),
+                    diags.len()
+                );
+                Ok(0)
+            }
+        }
+        Command::Run { project, pipeline, available_now } => {
+            let (project, root) = load(&project)?;
+            let opts = RunOptions { pipeline, available_now, ..RunOptions::default() };
+            let started = Instant::now();
+            let summary = engine::run_project(&project, &root, &opts, &mut |event| {
+                println!("{}", event.line());
+            })
+            .await;
+            match summary {
+                Ok(summary) => {
+                    println!(
+                        "done: {} pipeline(s), {} rows written in {:.2} s",
+                        summary.pipelines,
+                        summary.rows_written,
+                        started.elapsed().as_secs_f64()
+                    );
+                    Ok(0)
+                }
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    Ok(1)
+                }
+            }
+        }
+        Command::Preview { project, node, pipeline, limit } => {
+            let (project, root) = load(&project)?;
+            let (pipe, _) = project
+                .find_node(&NodeId::new(node.clone()), pipeline.as_deref())
+                .map_err(anyhow::Error::msg)?;
+            let preview = engine::preview_node(&project, pipe, &NodeId::new(node), &root, limit)
+                .await?;
+            println!("{}", preview.schema_line());
+            println!("{}", preview.pretty()?);
+            println!("({} row(s) shown, limit {limit})", preview.rows());
+            Ok(0)
+        }
+        Command::DemoData { dir, users, files, seed } => {
+            let opts = engine::demo_data::DemoDataOptions { users, files, seed };
+            let started = Instant::now();
+            let s = engine::demo_data::write_demo_data(&dir, &opts).await?;
+            println!(
+                "wrote {} users in {} file(s) under {} and {} rows to {} in {:.2} s",
+                s.users,
+                s.user_files.len(),
+                dir.join("landing/users").display(),
+                s.ssn_rows,
+                s.ssn_table.display(),
+                started.elapsed().as_secs_f64()
+            );
+            Ok(0)
+        }
+        Command::Tables { project } => {
+            let (_, root) = load(&project)?;
+            print_tables(&root).await?;
+            Ok(0)
+        }
+        Command::History { table_path, limit } => {
+            let entries = engine::lakehouse::history(&table_path, limit).await?;
+            println!("{:<8} {:<25} {:<12} {:<28} {}", "VERSION", "TIMESTAMP", "OPERATION", "WRITTEN BY", "METRICS");
+            for h in entries {
+                println!(
+                    "{:<8} {:<25} {:<12} {:<28} {}",
+                    h.version,
+                    h.timestamp.map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)).unwrap_or_default(),
+                    h.operation,
+                    h.written_by(),
+                    h.metrics_summary()
+                );
+            }
+            Ok(0)
+        }
+    }
+}
+
+/// Prints the lakehouse's tables; shared by `tables` and `run`.
+pub async fn print_tables(root: &Path) -> anyhow::Result<()> {
+    if !root.exists() {
+        bail!("lakehouse {} does not exist; run a pipeline or `medallion demo-data` first", root.display());
+    }
+    let tables = engine::lakehouse::list_tables(root).await?;
+    println!("{:<8} {:<28} {:>8} {:>10} {:>6}", "LAYER", "TABLE", "VERSION", "ROWS", "FILES");
+    for t in tables {
+        println!(
+            "{:<8} {:<28} {:>8} {:>10} {:>6}",
+            t.layer.map(|l| l.as_str()).unwrap_or("-"),
+            t.name,
+            t.version,
+            t.rows.map(|r| r.to_string()).unwrap_or_else(|| "?".into()),
+            t.files
+        );
+    }
+    Ok(())
+}
+
+/// `RunEvent` lines as printed by `run`.
+impl RunEvent {
+    pub fn line(&self) -> String {
+        self.to_string()
+    }
+}
+
+#[allow(dead_code)]
+fn _assert_send() {
+    fn is_send<T: Send>() {}
+    is_send::<RunEvent>();
+}

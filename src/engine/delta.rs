@@ -1,0 +1,148 @@
+//! Thin helpers over delta-rs: open tables by local path, write with commit metadata, and
+//! read back what a commit did. Sinks and the lakehouse view build on these.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use arrow::array::RecordBatch;
+use datafusion::prelude::DataFrame;
+use deltalake::kernel::transaction::CommitProperties;
+use deltalake::protocol::SaveMode;
+use deltalake::{DeltaTable, DeltaTableError};
+use futures::TryStreamExt;
+use serde_json::{Value, json};
+
+use super::{EngineError, Result};
+
+/// Who wrote a commit: kept in every commit's metadata, shown by `history` and the monitor.
+#[derive(Clone, Debug, Default)]
+pub struct CommitMeta {
+    pub project: String,
+    pub pipeline: String,
+    pub node: String,
+}
+
+impl CommitMeta {
+    /// Metadata for writes by a Medallion tool rather than a pipeline (e.g. `demo-data`).
+    pub fn tool(name: &str) -> Self {
+        Self { project: String::new(), pipeline: String::new(), node: name.to_owned() }
+    }
+
+    fn to_map(&self) -> HashMap<String, Value> {
+        let mut m = HashMap::from([("medallion.node".to_owned(), json!(self.node))]);
+        if !self.project.is_empty() {
+            m.insert("medallion.project".into(), json!(self.project));
+        }
+        if !self.pipeline.is_empty() {
+            m.insert("medallion.pipeline".into(), json!(self.pipeline));
+        }
+        m.insert("engineInfo".into(), json!(format!("medallion/{}", env!("CARGO_PKG_VERSION"))));
+        m
+    }
+
+    pub fn properties(&self) -> CommitProperties {
+        CommitProperties::default().with_metadata(self.to_map())
+    }
+}
+
+/// The `file://` URL of a local table directory (made absolute).
+pub fn table_url(path: &Path) -> Result<url::Url> {
+    let abs = std::path::absolute(path).map_err(|e| EngineError::io(path, e))?;
+    url::Url::from_directory_path(&abs)
+        .map_err(|()| EngineError::Config(format!("{} is not a valid table path", abs.display())))
+}
+
+/// Opens the table at `path`, or `None` when there is no table there yet.
+pub async fn try_open(path: &Path) -> Result<Option<DeltaTable>> {
+    if !path.join("_delta_log").is_dir() {
+        return Ok(None);
+    }
+    match deltalake::open_table(table_url(path)?).await {
+        Ok(t) => Ok(Some(t)),
+        Err(DeltaTableError::NotATable(_) | DeltaTableError::InvalidTableLocation(_)) => Ok(None),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// Opens the table at `path`, failing with a message that says how to create it.
+pub async fn open(path: &Path) -> Result<DeltaTable> {
+    try_open(path).await?.ok_or_else(|| EngineError::TableNotFound { path: path.to_owned() })
+}
+
+/// A table handle to write to: the existing table, or an uninitialized one that the first
+/// write creates.
+pub async fn open_for_write(path: &Path) -> Result<DeltaTable> {
+    std::fs::create_dir_all(path).map_err(|e| EngineError::io(path, e))?;
+    Ok(DeltaTable::try_from_url(table_url(path)?).await?)
+}
+
+/// Replaces the table at `path` with `batches` (creating it if needed).
+pub async fn overwrite_batches(
+    path: &Path,
+    batches: Vec<RecordBatch>,
+    meta: &CommitMeta,
+) -> Result<DeltaTable> {
+    let table = open_for_write(path).await?;
+    Ok(table
+        .write(batches)
+        .with_save_mode(SaveMode::Overwrite)
+        .with_schema_mode(deltalake::operations::write::SchemaMode::Overwrite)
+        .with_commit_properties(meta.properties())
+        .await?)
+}
+
+/// What one commit did, read from its commit info.
+#[derive(Clone, Debug, Default)]
+pub struct CommitOutcome {
+    pub version: i64,
+    pub rows_added: u64,
+    pub rows_updated: u64,
+    pub rows_deleted: u64,
+}
+
+/// Streams `df` into the table with the given save mode; returns the new version and rows.
+pub async fn write_dataframe(
+    path: &Path,
+    df: DataFrame,
+    mode: SaveMode,
+    partition_by: &[String],
+    props: CommitProperties,
+) -> Result<CommitOutcome> {
+    let table = open_for_write(path).await?;
+    let (state, plan) = df.into_parts();
+    let mut builder = table
+        .write(Vec::<RecordBatch>::new())
+        .with_input_plan(plan)
+        .with_session_state(Arc::new(state))
+        .with_save_mode(mode)
+        .with_commit_properties(props);
+    if !partition_by.is_empty() {
+        builder = builder.with_partition_columns(partition_by.iter().cloned());
+    }
+    if mode == SaveMode::Overwrite {
+        builder = builder.with_schema_mode(deltalake::operations::write::SchemaMode::Overwrite);
+    }
+    let table = builder.await?;
+    last_commit_outcome(&table).await
+}
+
+/// Reads the newest commit's version and row metrics.
+pub async fn last_commit_outcome(table: &DeltaTable) -> Result<CommitOutcome> {
+    let version = table.version().map(|v| v as i64).unwrap_or(-1);
+    let infos: Vec<_> = table.history(Some(1)).try_collect().await?;
+    let metrics = infos.first().and_then(|c| c.info.get("operationMetrics"));
+    let get = |k: &str| metrics.and_then(|m| m.get(k)).and_then(Value::as_u64).unwrap_or(0);
+    Ok(CommitOutcome {
+        version,
+        rows_added: get("num_added_rows") + get("num_target_rows_inserted"),
+        rows_updated: get("num_target_rows_updated"),
+        rows_deleted: get("num_target_rows_deleted"),
+    })
+}
+
+/// Resolves a table path against the lakehouse root.
+pub fn resolve(root: &Path, table: &str) -> PathBuf {
+    let p = Path::new(table);
+    if p.is_absolute() { p.to_owned() } else { root.join(p) }
+}

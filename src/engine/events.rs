@@ -1,0 +1,58 @@
+//! What a run reports while it works: printed by the CLI, drawn by the monitor.
+
+use std::fmt;
+
+use crate::model::NodeId;
+
+/// One thing that happened during a run.
+#[derive(Clone, Debug, PartialEq)]
+pub enum RunEvent {
+    PipelineStarted { pipeline: String },
+    /// A sink committed to its table.
+    SinkCommitted {
+        pipeline: String,
+        node: NodeId,
+        table: String,
+        version: i64,
+        rows_added: u64,
+        rows_updated: u64,
+        duration_ms: u64,
+    },
+    PipelineFinished { pipeline: String, rows_written: u64, duration_ms: u64 },
+    PipelineFailed { pipeline: String, node: Option<NodeId>, message: String },
+}
+
+impl fmt::Display for RunEvent {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            RunEvent::PipelineStarted { pipeline } => write!(f, "[{pipeline}] started"),
+            RunEvent::SinkCommitted {
+                pipeline,
+                node,
+                table,
+                version,
+                rows_added,
+                rows_updated,
+                duration_ms,
+            } => {
+                let secs = (*duration_ms as f64 / 1000.0).max(0.001);
+                let rows = rows_added + rows_updated;
+                write!(
+                    f,
+                    "[{pipeline}] node `{node}`: {rows_added} rows added{} to {table} (Delta version {version}) in {secs:.2} s, {:.0} rows/s",
+                    if *rows_updated > 0 { format!(", {rows_updated} updated") } else { String::new() },
+                    rows as f64 / secs
+                )
+            }
+            RunEvent::PipelineFinished { pipeline, rows_written, duration_ms } => write!(
+                f,
+                "[{pipeline}] finished: {rows_written} rows written in {:.2} s",
+                *duration_ms as f64 / 1000.0
+            ),
+            RunEvent::PipelineFailed { pipeline, node, message } => match node {
+                Some(n) => write!(f, "[{pipeline}] FAILED at node `{n}`: {message}"),
+                None => write!(f, "[{pipeline}] FAILED: {message}"),
+            },
+        }
+    }
+}

@@ -1,0 +1,258 @@
+//! Everything that runs: planning (DataFusion), Delta reads and writes (delta-rs), batch runs,
+//! previews and the lakehouse view. Knows nothing of the UI.
+//!
+//! Entry points: [`run_project`], [`preview_node`], [`check_project`].
+
+pub mod batch;
+pub mod delta;
+pub mod demo_data;
+pub mod error;
+pub mod events;
+pub mod lakehouse;
+pub mod plan;
+pub mod schema;
+pub mod sinks;
+pub mod sources;
+pub mod transforms;
+
+use std::collections::{HashMap, HashSet};
+use std::path::{Path, PathBuf};
+
+use arrow::array::RecordBatch;
+use arrow::datatypes::SchemaRef;
+
+use crate::model::node::NodeKind;
+use crate::model::{Diagnostic, NodeId, Pipeline, Project, Severity, validate};
+
+pub use error::{EngineError, Result};
+pub use events::RunEvent;
+
+/// How `run` runs a project.
+#[derive(Clone, Debug, Default)]
+pub struct RunOptions {
+    /// Only this pipeline (all of them when `None`).
+    pub pipeline: Option<String>,
+    /// Streams: stop once the data present at start has been processed.
+    pub available_now: bool,
+}
+
+/// What a whole run did.
+#[derive(Clone, Debug, Default)]
+pub struct RunSummary {
+    pub pipelines: usize,
+    pub rows_written: u64,
+}
+
+/// Tables a pipeline reads (Delta sources) and writes (Delta sinks), resolved to paths.
+fn table_io(pipeline: &Pipeline, root: &Path) -> (HashSet<PathBuf>, HashSet<PathBuf>) {
+    let resolve = |t: &str| {
+        delta::resolve(root, &crate::model::env::expand(t).unwrap_or_else(|_| t.to_owned()))
+    };
+    let mut reads = HashSet::new();
+    let mut writes = HashSet::new();
+    for n in &pipeline.nodes {
+        match &n.kind {
+            NodeKind::DeltaSource(s) => {
+                reads.insert(resolve(&s.table));
+            }
+            NodeKind::DeltaSink(s) => {
+                writes.insert(resolve(&s.table));
+            }
+            _ => {}
+        }
+    }
+    (reads, writes)
+}
+
+/// Pipelines in the order they must run: a pipeline that reads a table another one writes
+/// comes after it. Ties keep file order.
+pub fn pipeline_order<'a>(project: &'a Project, root: &Path) -> Result<Vec<&'a Pipeline>> {
+    let io: Vec<_> = project.pipelines.iter().map(|p| table_io(p, root)).collect();
+    let n = project.pipelines.len();
+    let depends = |a: usize, b: usize| a != b && io[a].0.iter().any(|t| io[b].1.contains(t));
+    let mut done = vec![false; n];
+    let mut order = Vec::with_capacity(n);
+    while order.len() < n {
+        let next = (0..n).find(|&a| !done[a] && (0..n).all(|b| done[b] || !depends(a, b)));
+        match next {
+            Some(a) => {
+                done[a] = true;
+                order.push(&project.pipelines[a]);
+            }
+            None => {
+                let stuck: Vec<_> = (0..n)
+                    .filter(|&a| !done[a])
+                    .map(|a| project.pipelines[a].name.as_str())
+                    .collect();
+                return Err(EngineError::Config(format!(
+                    "pipelines {} read each other's tables in a cycle; break the cycle",
+                    stuck.join(", ")
+                )));
+            }
+        }
+    }
+    Ok(order)
+}
+
+fn model_errors(project: &Project) -> Result<()> {
+    let errors: Vec<Diagnostic> = validate::validate_project(project)
+        .into_iter()
+        .filter(|d| d.severity == Severity::Error)
+        .collect();
+    if errors.is_empty() { Ok(()) } else { Err(EngineError::Invalid(errors)) }
+}
+
+/// Runs the project's pipelines (or one), in dependency order.
+pub async fn run_project(
+    project: &Project,
+    root: &Path,
+    opts: &RunOptions,
+    on_event: &mut (dyn FnMut(RunEvent) + Send),
+) -> Result<RunSummary> {
+    model_errors(project)?;
+    let order = pipeline_order(project, root)?;
+    let selected: Vec<&Pipeline> = match &opts.pipeline {
+        Some(name) => {
+            let p = order.into_iter().find(|p| &p.name == name).ok_or_else(|| {
+                EngineError::Config(format!(
+                    "no pipeline `{name}` in project `{}`; pipelines are: {}",
+                    project.name,
+                    project.pipelines.iter().map(|p| p.name.as_str()).collect::<Vec<_>>().join(", ")
+                ))
+            })?;
+            vec![p]
+        }
+        None => order,
+    };
+    let mut summary = RunSummary::default();
+    for pipeline in selected {
+        match batch::run_pipeline(project, pipeline, root, on_event).await {
+            Ok(s) => {
+                summary.pipelines += 1;
+                summary.rows_written += s.rows_written;
+            }
+            Err(e) => {
+                on_event(RunEvent::PipelineFailed {
+                    pipeline: pipeline.name.clone(),
+                    node: e.node().cloned(),
+                    message: e.detail(),
+                });
+                return Err(e);
+            }
+        }
+    }
+    Ok(summary)
+}
+
+/// Sample rows of a node's output. Never writes: a sink shows what it would write.
+#[derive(Clone, Debug)]
+pub struct Preview {
+    pub schema: SchemaRef,
+    pub batches: Vec<RecordBatch>,
+}
+
+impl Preview {
+    pub fn rows(&self) -> usize {
+        self.batches.iter().map(RecordBatch::num_rows).sum()
+    }
+
+    pub fn schema_line(&self) -> String {
+        format!("schema: {}", schema::schema_to_ddl(&self.schema))
+    }
+
+    pub fn pretty(&self) -> Result<String> {
+        Ok(arrow::util::pretty::pretty_format_batches(&self.batches)?.to_string())
+    }
+}
+
+/// Plans the tables that earlier pipelines (in run order) would write, so later pipelines can
+/// be planned before those tables exist.
+async fn pending_tables_before(
+    project: &Project,
+    root: &Path,
+    stop_at: &str,
+) -> HashMap<PathBuf, SchemaRef> {
+    let mut pending = HashMap::new();
+    let Ok(order) = pipeline_order(project, root) else { return pending };
+    for p in order {
+        if p.name == stop_at {
+            break;
+        }
+        let mut planner = plan::Planner::new(project, p, root).with_pending_tables(pending.clone());
+        for sink in p.sinks() {
+            let NodeKind::DeltaSink(cfg) = &sink.kind else { continue };
+            let Ok(path) = planner.resolve(&cfg.table) else { continue };
+            if path.join("_delta_log").is_dir() {
+                continue;
+            }
+            if let Ok(df) = planner.node_frame(&sink.id).await {
+                pending.insert(path, plan::arrow_schema(&df));
+            }
+        }
+    }
+    pending
+}
+
+pub async fn preview_node(
+    project: &Project,
+    pipeline: &Pipeline,
+    node: &NodeId,
+    root: &Path,
+    limit: usize,
+) -> Result<Preview> {
+    let pending = pending_tables_before(project, root, &pipeline.name).await;
+    let mut planner = plan::Planner::new(project, pipeline, root).with_pending_tables(pending);
+    let df = planner.node_frame(node).await?;
+    let schema = plan::arrow_schema(&df);
+    let batches = df.limit(0, Some(limit)).and_then(|d| Ok(d)).map_err(EngineError::from);
+    let batches = match batches {
+        Ok(df) => df.collect().await.map_err(|e| EngineError::from(e).at_node(&pipeline.name, node))?,
+        Err(e) => return Err(e.at_node(&pipeline.name, node)),
+    };
+    Ok(Preview { schema, batches })
+}
+
+/// Output schema of every node of a pipeline that plans; errors become diagnostics.
+pub async fn plan_schemas(
+    project: &Project,
+    pipeline: &Pipeline,
+    root: &Path,
+) -> (HashMap<NodeId, SchemaRef>, Vec<Diagnostic>) {
+    let pending = pending_tables_before(project, root, &pipeline.name).await;
+    let mut planner = plan::Planner::new(project, pipeline, root).with_pending_tables(pending);
+    let mut schemas = HashMap::new();
+    let mut diags = Vec::new();
+    let order = pipeline.topological_order().unwrap_or_default();
+    for id in &order {
+        // Skip nodes downstream of a failed node: their own error would only repeat it.
+        if diags.iter().any(|d: &Diagnostic| {
+            d.node.as_ref().is_some_and(|bad| pipeline.reaches(bad, id))
+        }) {
+            continue;
+        }
+        match planner.node_frame(id).await {
+            Ok(df) => {
+                schemas.insert(id.clone(), plan::arrow_schema(&df));
+            }
+            Err(e) => diags.push(Diagnostic::error(
+                &pipeline.name,
+                Some(e.node().unwrap_or(id)),
+                e.detail(),
+            )),
+        }
+    }
+    (schemas, diags)
+}
+
+/// Engine-side checks of every pipeline: plans each node against the real data and tables.
+pub async fn check_project(project: &Project, root: &Path) -> Vec<Diagnostic> {
+    let mut out = Vec::new();
+    if let Err(e) = pipeline_order(project, root) {
+        out.push(Diagnostic::error("*", None, e.to_string()));
+        return out;
+    }
+    for p in &project.pipelines {
+        out.extend(plan_schemas(project, p, root).await.1);
+    }
+    out
+}

@@ -1,0 +1,248 @@
+//! Pipeline → DataFusion DataFrames, one per node, planned lazily and memoized.
+//!
+//! Every node is a real DataFusion plan: nothing here touches rows. Errors are pinned on the
+//! node that caused them. Planning never writes: previews and validation use it as is.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use arrow::datatypes::{DataType, Schema, SchemaRef};
+use datafusion::common::Column;
+use datafusion::datasource::MemTable;
+use datafusion::prelude::{DataFrame, Expr, SessionConfig, SessionContext, cast, col};
+
+use crate::model::node::{Aggregate, NodeKind, Select, Sql};
+use crate::model::{NodeId, Pipeline, Project, env};
+
+use super::error::NodeContext;
+use super::{EngineError, Result, delta, schema, sources, transforms};
+
+/// The session every pipeline runs in: SQL identifiers keep their case (`keySkills`), as
+/// column names do in Spark's data sources.
+pub fn session_context() -> SessionContext {
+    let config = SessionConfig::new()
+        .set_bool("datafusion.sql_parser.enable_ident_normalization", false)
+        .with_information_schema(false);
+    SessionContext::new_with_config(config)
+}
+
+/// Schemas of tables that a project's pipelines will write but that do not exist yet, so a
+/// project can be validated and previewed before its first run.
+pub type PendingTables = HashMap<PathBuf, SchemaRef>;
+
+/// Plans the nodes of one pipeline.
+pub struct Planner<'a> {
+    pub project: &'a Project,
+    pub pipeline: &'a Pipeline,
+    pub root: PathBuf,
+    pub ctx: SessionContext,
+    frames: HashMap<NodeId, DataFrame>,
+    pending: PendingTables,
+}
+
+static VIEW_COUNTER: AtomicU64 = AtomicU64::new(0);
+
+impl<'a> Planner<'a> {
+    pub fn new(project: &'a Project, pipeline: &'a Pipeline, root: &Path) -> Self {
+        Self {
+            project,
+            pipeline,
+            root: root.to_owned(),
+            ctx: session_context(),
+            frames: HashMap::new(),
+            pending: PendingTables::new(),
+        }
+    }
+
+    pub fn with_pending_tables(mut self, pending: PendingTables) -> Self {
+        self.pending = pending;
+        self
+    }
+
+    /// Resolves a table or folder path from the project against the lakehouse root,
+    /// expanding `${ENV}` references.
+    pub fn resolve(&self, path: &str) -> Result<PathBuf> {
+        Ok(delta::resolve(&self.root, &env::expand(path)?))
+    }
+
+    /// The DataFrame a node outputs. For a sink: what it would write (its input, in the types
+    /// the Delta table stores).
+    pub async fn node_frame(&mut self, id: &NodeId) -> Result<DataFrame> {
+        let order = self
+            .pipeline
+            .topological_order()
+            .ok_or_else(|| EngineError::Config("the pipeline graph has a cycle".into()))?;
+        for n in order.iter().filter(|n| *n == id || self.pipeline.reaches(n, id)) {
+            if !self.frames.contains_key(n) {
+                let df = self.plan_one(n).await.at_node(&self.pipeline.name, n)?;
+                self.frames.insert(n.clone(), df);
+            }
+        }
+        self.frames
+            .get(id)
+            .cloned()
+            .ok_or_else(|| EngineError::Config(format!("no node `{id}`")))
+    }
+
+    fn input(&self, id: &NodeId, port: &str) -> Result<DataFrame> {
+        let from = self
+            .pipeline
+            .input_of(id, port)
+            .ok_or_else(|| EngineError::Config(format!("input `{port}` is not connected")))?;
+        self.frames.get(from).cloned().ok_or_else(|| {
+            EngineError::Config(format!("input `{port}` (from `{from}`) could not be planned"))
+        })
+    }
+
+    async fn plan_one(&mut self, id: &NodeId) -> Result<DataFrame> {
+        let node = self
+            .pipeline
+            .node(id)
+            .ok_or_else(|| EngineError::Config(format!("no node `{id}`")))?;
+        let in_ = || self.input(id, crate::model::node::DEFAULT_PORT);
+        match &node.kind {
+            NodeKind::FileSource(src) => {
+                let dir = self.resolve(&src.path)?;
+                let files = sources::files::list_files(&dir, src)?;
+                if files.is_empty() {
+                    return Err(EngineError::NoFiles {
+                        path: dir,
+                        glob: src.glob.clone().unwrap_or_else(|| src.format.default_glob().into()),
+                    });
+                }
+                sources::files::read_files(&self.ctx, &files, src).await
+            }
+            NodeKind::DeltaSource(src) => {
+                let path = self.resolve(&src.table)?;
+                if !path.join("_delta_log").is_dir()
+                    && let Some(schema) = self.pending.get(&path)
+                {
+                    let empty = MemTable::try_new(schema.clone(), vec![vec![]])?;
+                    return Ok(self.ctx.read_table(Arc::new(empty))?);
+                }
+                sources::delta::read(&self.ctx, &path, src).await
+            }
+            NodeKind::Select(Select { columns }) => {
+                self.sql_over(in_()?, |v| format!("SELECT {} FROM {v}", columns.join(", "))).await
+            }
+            NodeKind::Flatten(cfg) => transforms::flatten::plan(in_()?, cfg),
+            NodeKind::WithColumns(cfg) => {
+                let mut df = in_()?;
+                for c in &cfg.columns {
+                    let expr = df.parse_sql_expr(&c.expr).map_err(|e| {
+                        EngineError::Config(format!("column `{}` = `{}`: {e}", c.name, c.expr))
+                    })?;
+                    df = df.with_column(&c.name, expr)?;
+                }
+                Ok(df)
+            }
+            NodeKind::Filter(cfg) => {
+                let df = in_()?;
+                let cond = df.parse_sql_expr(&cfg.condition)?;
+                Ok(df.filter(cond)?)
+            }
+            NodeKind::Sql(Sql { inputs, query }) => {
+                let frames: Vec<(String, DataFrame)> = inputs
+                    .iter()
+                    .map(|port| Ok((port.clone(), self.input(id, port)?)))
+                    .collect::<Result<_>>()?;
+                for (name, df) in &frames {
+                    self.ctx.register_table(quoted(name), df.clone().into_view())?;
+                }
+                let result = self.ctx.sql(query).await;
+                for (name, _) in &frames {
+                    self.ctx.deregister_table(quoted(name))?;
+                }
+                Ok(result?)
+            }
+            NodeKind::Join(cfg) => {
+                transforms::join::plan(self.input(id, "left")?, self.input(id, "right")?, cfg)
+            }
+            NodeKind::Distinct(_) => Ok(in_()?.distinct()?),
+            NodeKind::Deduplicate(cfg) => {
+                let df = in_()?;
+                let names: Vec<String> =
+                    df.schema().fields().iter().map(|f| f.name().clone()).collect();
+                for k in &cfg.keys {
+                    if !names.contains(k) {
+                        return Err(EngineError::Config(format!(
+                            "no key column `{k}`; columns are: {}",
+                            names.join(", ")
+                        )));
+                    }
+                }
+                let keys: Vec<Expr> = cfg.keys.iter().map(|k| column(k)).collect();
+                let all: Vec<Expr> = names.iter().map(|n| column(n)).collect();
+                Ok(df.distinct_on(keys, all, None)?)
+            }
+            NodeKind::Aggregate(Aggregate { group_by, aggregates }) => {
+                let df = in_()?;
+                self.sql_over(df, |v| {
+                    let select: Vec<&str> =
+                        group_by.iter().chain(aggregates.iter()).map(String::as_str).collect();
+                    if group_by.is_empty() {
+                        format!("SELECT {} FROM {v}", select.join(", "))
+                    } else {
+                        format!("SELECT {} FROM {v} GROUP BY {}", select.join(", "), group_by.join(", "))
+                    }
+                })
+                .await
+            }
+            NodeKind::DeltaSink(_) => Ok(conform_for_delta(in_()?)?),
+        }
+    }
+
+    /// Runs generated SQL over `df`, registered under a private view name.
+    async fn sql_over(&self, df: DataFrame, sql: impl FnOnce(&str) -> String) -> Result<DataFrame> {
+        let view = format!("__medallion_input_{}", VIEW_COUNTER.fetch_add(1, Ordering::Relaxed));
+        self.ctx.register_table(quoted(&view), df.into_view())?;
+        let result = self.ctx.sql(&sql(&quoted(&view))).await;
+        self.ctx.deregister_table(quoted(&view))?;
+        Ok(result?)
+    }
+}
+
+fn quoted(name: &str) -> String {
+    format!("\"{}\"", name.replace('"', "\"\""))
+}
+
+/// A column by exact name (no identifier folding, no `a.b` splitting).
+pub fn column(name: &str) -> Expr {
+    col(Column::new_unqualified(name))
+}
+
+/// Casts columns to the types Delta stores: TIMESTAMP as microseconds in UTC (Spark's
+/// `TIMESTAMP`), strings as plain UTF-8.
+pub fn conform_for_delta(df: DataFrame) -> Result<DataFrame> {
+    let fields = df.schema().fields().clone();
+    if !fields.iter().any(|f| needs_conform(f.data_type())) {
+        return Ok(df);
+    }
+    let exprs: Vec<Expr> = fields
+        .iter()
+        .map(|f| {
+            let c = column(f.name());
+            match f.data_type() {
+                DataType::Timestamp(_, _) => cast(c, schema::delta_timestamp()).alias(f.name()),
+                DataType::Utf8View | DataType::LargeUtf8 => cast(c, DataType::Utf8).alias(f.name()),
+                _ => c,
+            }
+        })
+        .collect();
+    Ok(df.select(exprs)?)
+}
+
+fn needs_conform(t: &DataType) -> bool {
+    match t {
+        DataType::Timestamp(_, _) => t != &schema::delta_timestamp(),
+        DataType::Utf8View | DataType::LargeUtf8 => true,
+        _ => false,
+    }
+}
+
+/// Arrow schema of a DataFrame, detached from DataFusion's qualified schema.
+pub fn arrow_schema(df: &DataFrame) -> SchemaRef {
+    Arc::new(Schema::new(df.schema().fields().clone()))
+}

@@ -1,0 +1,75 @@
+//! Delta sink: append, overwrite, or MERGE (upsert by key) into a table.
+
+use std::path::Path;
+
+use datafusion::common::Column;
+use datafusion::prelude::{DataFrame, Expr, col};
+use deltalake::kernel::transaction::CommitProperties;
+use deltalake::protocol::SaveMode;
+
+use crate::model::node::{DeltaSink, WriteMode};
+
+use super::super::delta::{self, CommitOutcome};
+use super::super::{EngineError, Result};
+
+/// Writes `df` (already conformed to Delta types) to the sink's table.
+pub async fn write(
+    path: &Path,
+    sink: &DeltaSink,
+    df: DataFrame,
+    props: CommitProperties,
+) -> Result<CommitOutcome> {
+    match sink.mode {
+        WriteMode::Append => {
+            delta::write_dataframe(path, df, SaveMode::Append, &sink.partition_by, props).await
+        }
+        WriteMode::Overwrite => {
+            delta::write_dataframe(path, df, SaveMode::Overwrite, &sink.partition_by, props).await
+        }
+        WriteMode::Merge => merge(path, sink, df, props).await,
+    }
+}
+
+/// MERGE INTO target USING source ON keys WHEN MATCHED UPDATE SET * WHEN NOT MATCHED INSERT *.
+/// The first write creates the table.
+async fn merge(
+    path: &Path,
+    sink: &DeltaSink,
+    source: DataFrame,
+    props: CommitProperties,
+) -> Result<CommitOutcome> {
+    let names: Vec<String> = source.schema().fields().iter().map(|f| f.name().clone()).collect();
+    for k in &sink.merge_keys {
+        if !names.contains(k) {
+            return Err(EngineError::Config(format!(
+                "merge key `{k}` is not a column of the input; columns are: {}",
+                names.join(", ")
+            )));
+        }
+    }
+    let Some(table) = delta::try_open(path).await? else {
+        return delta::write_dataframe(path, source, SaveMode::Append, &sink.partition_by, props)
+            .await;
+    };
+    let src = |c: &str| col(Column::new(Some("source"), c));
+    let tgt = |c: &str| col(Column::new(Some("target"), c));
+    let predicate = sink
+        .merge_keys
+        .iter()
+        .map(|k| tgt(k).eq(src(k)))
+        .reduce(Expr::and)
+        .ok_or_else(|| EngineError::Config("merge mode needs merge_keys".into()))?;
+    let (table, _metrics) = table
+        .merge(source, predicate)
+        .with_source_alias("source")
+        .with_target_alias("target")
+        .with_commit_properties(props)
+        .when_matched_update(|u| {
+            names.iter().fold(u, |u, c| u.update(Column::new_unqualified(c.as_str()), src(c)))
+        })?
+        .when_not_matched_insert(|i| {
+            names.iter().fold(i, |i, c| i.set(Column::new_unqualified(c.as_str()), src(c)))
+        })?
+        .await?;
+    delta::last_commit_outcome(&table).await
+}

@@ -1,0 +1,3 @@
+//! Sinks: where a pipeline's data goes. One file per kind.
+
+pub mod delta;

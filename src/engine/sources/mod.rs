@@ -1,0 +1,4 @@
+//! Sources: where a pipeline's data comes from. One file per kind.
+
+pub mod delta;
+pub mod files;

@@ -1,0 +1,4 @@
+//! Transforms that are more than one line of SQL. The rest are planned in `plan.rs`.
+
+pub mod flatten;
+pub mod join;

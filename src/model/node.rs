@@ -1,0 +1,451 @@
+//! Node kinds: one variant per source, transform and sink, each with its own config.
+//!
+//! Adding a kind means adding a variant here; the compiler then lists every place that must
+//! handle it (ports below, planning in `engine::plan`, the inspector).
+
+use serde::{Deserialize, Serialize};
+
+use super::graph::{NodeId, Pos};
+
+/// One box on the canvas.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Node {
+    pub id: NodeId,
+    /// Human-readable title; the id is shown when empty.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub name: String,
+    #[serde(default)]
+    pub pos: Pos,
+    #[serde(flatten)]
+    pub kind: NodeKind,
+}
+
+impl Node {
+    pub fn new(id: impl Into<String>, kind: NodeKind) -> Self {
+        Self { id: NodeId::new(id), name: String::new(), pos: Pos::default(), kind }
+    }
+
+    pub fn with_pos(mut self, x: f32, y: f32) -> Self {
+        self.pos = Pos { x, y };
+        self
+    }
+
+    /// The name to show: `name`, or the id when it has none.
+    pub fn title(&self) -> &str {
+        if self.name.is_empty() { self.id.as_str() } else { &self.name }
+    }
+}
+
+/// What a node does, with its settings. Serialized with a `kind = "..."` tag.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum NodeKind {
+    DeltaSource(DeltaSource),
+    FileSource(FileSource),
+    Select(Select),
+    Flatten(Flatten),
+    WithColumns(WithColumns),
+    Filter(Filter),
+    Sql(Sql),
+    Join(Join),
+    Distinct(Distinct),
+    Deduplicate(Deduplicate),
+    Aggregate(Aggregate),
+    DeltaSink(DeltaSink),
+}
+
+/// Whether a node produces data, changes it, or writes it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum NodeRole {
+    Source,
+    Transform,
+    Sink,
+}
+
+/// Medallion layer of a table.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Layer {
+    Landing,
+    Bronze,
+    Silver,
+    Gold,
+}
+
+impl Layer {
+    pub const ALL: [Layer; 4] = [Layer::Landing, Layer::Bronze, Layer::Silver, Layer::Gold];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Layer::Landing => "landing",
+            Layer::Bronze => "bronze",
+            Layer::Silver => "silver",
+            Layer::Gold => "gold",
+        }
+    }
+
+    /// The layer a table path names by its first segment (`silver/users` is silver).
+    pub fn from_table_path(path: &str) -> Option<Layer> {
+        let first = path.trim_start_matches("./").split(['/', '\\']).next()?;
+        Layer::ALL.into_iter().find(|l| l.as_str() == first)
+    }
+}
+
+impl std::fmt::Display for Layer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// `spark.read.format("delta").load(table)`, optionally time-travelled.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DeltaSource {
+    /// Table path, relative to the lakehouse root unless absolute.
+    pub table: String,
+    /// `versionAsOf`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub version: Option<i64>,
+    /// `timestampAsOf`, RFC 3339 (e.g. `2026-11-24T10:00:00Z`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timestamp: Option<String>,
+}
+
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FileFormat {
+    /// JSON lines (Spark's `json` reader default).
+    #[default]
+    Json,
+    Csv,
+    Parquet,
+}
+
+impl FileFormat {
+    pub const ALL: [FileFormat; 3] = [FileFormat::Json, FileFormat::Csv, FileFormat::Parquet];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            FileFormat::Json => "json",
+            FileFormat::Csv => "csv",
+            FileFormat::Parquet => "parquet",
+        }
+    }
+
+    /// File name ending a listing picks up by default.
+    pub fn default_glob(self) -> &'static str {
+        match self {
+            FileFormat::Json => "*.json",
+            FileFormat::Csv => "*.csv",
+            FileFormat::Parquet => "*.parquet",
+        }
+    }
+}
+
+/// `spark.read.schema(s).json(dir)`: files in a folder.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileSource {
+    /// Folder (or single file), relative to the lakehouse root unless absolute.
+    pub path: String,
+    #[serde(default)]
+    pub format: FileFormat,
+    /// File-name pattern inside the folder; defaults to `*.json` / `*.csv` / `*.parquet`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub glob: Option<String>,
+    /// Spark-style DDL (`id BIGINT, e STRUCT<t: STRING>`); inferred from a sample when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub schema: Option<String>,
+    /// CSV only: first line holds column names.
+    #[serde(default = "default_true", skip_serializing_if = "is_true")]
+    pub header: bool,
+}
+
+/// `select(expr.alias(..), ...)`: SQL expressions, each optionally `AS alias`.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Select {
+    pub columns: Vec<String>,
+}
+
+/// Every struct field to a top-level column named `parent<sep>field`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Flatten {
+    #[serde(default = "default_separator")]
+    pub separator: String,
+    /// Flatten only these struct columns (all struct columns when empty).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub columns: Vec<String>,
+    /// Flatten structs nested in structs too.
+    #[serde(default = "default_true", skip_serializing_if = "is_true")]
+    pub recursive: bool,
+}
+
+impl Default for Flatten {
+    fn default() -> Self {
+        Self { separator: default_separator(), columns: Vec::new(), recursive: true }
+    }
+}
+
+/// `withColumn(name, expr)` for each entry, in order; an existing column is replaced.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WithColumns {
+    pub columns: Vec<ColumnExpr>,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ColumnExpr {
+    pub name: String,
+    /// SQL expression: `'mongo'`, `current_timestamp()`, `concat_ws(' ', a, b)`.
+    pub expr: String,
+}
+
+/// `filter(condition)`.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Filter {
+    pub condition: String,
+}
+
+/// `createOrReplaceTempView` + `spark.sql`: each input port is a view named by the port.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Sql {
+    /// View names, one input port each.
+    pub inputs: Vec<String>,
+    pub query: String,
+}
+
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum JoinHow {
+    #[default]
+    Inner,
+    Left,
+    Right,
+    Full,
+    LeftSemi,
+    LeftAnti,
+}
+
+impl JoinHow {
+    pub const ALL: [JoinHow; 6] = [
+        JoinHow::Inner,
+        JoinHow::Left,
+        JoinHow::Right,
+        JoinHow::Full,
+        JoinHow::LeftSemi,
+        JoinHow::LeftAnti,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            JoinHow::Inner => "inner",
+            JoinHow::Left => "left",
+            JoinHow::Right => "right",
+            JoinHow::Full => "full",
+            JoinHow::LeftSemi => "left_semi",
+            JoinHow::LeftAnti => "left_anti",
+        }
+    }
+}
+
+/// `left.join(right, left.a == right.b, how)`, ports `left` and `right`.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Join {
+    #[serde(default)]
+    pub how: JoinHow,
+    /// Key pairs `[left_column, right_column]`.
+    pub on: Vec<[String; 2]>,
+}
+
+/// `distinct()`.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Distinct {}
+
+/// `dropDuplicates(keys)`: the first row of each key.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Deduplicate {
+    pub keys: Vec<String>,
+}
+
+/// `groupBy(..).agg(..)`: SQL expressions, aggregates with `AS alias`.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Aggregate {
+    #[serde(default)]
+    pub group_by: Vec<String>,
+    pub aggregates: Vec<String>,
+}
+
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum WriteMode {
+    #[default]
+    Append,
+    Overwrite,
+    /// Upsert by `merge_keys`: update matched rows, insert new ones.
+    Merge,
+}
+
+impl WriteMode {
+    pub const ALL: [WriteMode; 3] = [WriteMode::Append, WriteMode::Overwrite, WriteMode::Merge];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            WriteMode::Append => "append",
+            WriteMode::Overwrite => "overwrite",
+            WriteMode::Merge => "merge",
+        }
+    }
+}
+
+/// `write.format("delta").mode(..)` or MERGE into a table.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DeltaSink {
+    /// Table path, relative to the lakehouse root unless absolute.
+    pub table: String,
+    #[serde(default)]
+    pub mode: WriteMode,
+    /// Merge mode: the columns that identify a row.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub merge_keys: Vec<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub partition_by: Vec<String>,
+    /// Layer tag; taken from the table path's first segment when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub layer: Option<Layer>,
+}
+
+impl DeltaSink {
+    pub fn layer(&self) -> Option<Layer> {
+        self.layer.or_else(|| Layer::from_table_path(&self.table))
+    }
+}
+
+fn default_true() -> bool {
+    true
+}
+
+fn is_true(v: &bool) -> bool {
+    *v
+}
+
+fn default_separator() -> String {
+    "_".to_owned()
+}
+
+impl NodeKind {
+    /// Every kind with default settings, in palette order.
+    pub fn palette() -> Vec<NodeKind> {
+        vec![
+            NodeKind::FileSource(FileSource::default()),
+            NodeKind::DeltaSource(DeltaSource::default()),
+            NodeKind::Select(Select::default()),
+            NodeKind::Flatten(Flatten::default()),
+            NodeKind::WithColumns(WithColumns::default()),
+            NodeKind::Filter(Filter::default()),
+            NodeKind::Sql(Sql { inputs: vec!["input".to_owned()], query: String::new() }),
+            NodeKind::Join(Join::default()),
+            NodeKind::Distinct(Distinct::default()),
+            NodeKind::Deduplicate(Deduplicate::default()),
+            NodeKind::Aggregate(Aggregate::default()),
+            NodeKind::DeltaSink(DeltaSink::default()),
+        ]
+    }
+
+    /// The `kind` tag as written in project files.
+    pub fn tag(&self) -> &'static str {
+        match self {
+            NodeKind::DeltaSource(_) => "delta_source",
+            NodeKind::FileSource(_) => "file_source",
+            NodeKind::Select(_) => "select",
+            NodeKind::Flatten(_) => "flatten",
+            NodeKind::WithColumns(_) => "with_columns",
+            NodeKind::Filter(_) => "filter",
+            NodeKind::Sql(_) => "sql",
+            NodeKind::Join(_) => "join",
+            NodeKind::Distinct(_) => "distinct",
+            NodeKind::Deduplicate(_) => "deduplicate",
+            NodeKind::Aggregate(_) => "aggregate",
+            NodeKind::DeltaSink(_) => "delta_sink",
+        }
+    }
+
+    pub fn role(&self) -> NodeRole {
+        match self {
+            NodeKind::DeltaSource(_) | NodeKind::FileSource(_) => NodeRole::Source,
+            NodeKind::Select(_)
+            | NodeKind::Flatten(_)
+            | NodeKind::WithColumns(_)
+            | NodeKind::Filter(_)
+            | NodeKind::Sql(_)
+            | NodeKind::Join(_)
+            | NodeKind::Distinct(_)
+            | NodeKind::Deduplicate(_)
+            | NodeKind::Aggregate(_) => NodeRole::Transform,
+            NodeKind::DeltaSink(_) => NodeRole::Sink,
+        }
+    }
+
+    /// Names of the input ports, in order.
+    pub fn input_ports(&self) -> Vec<String> {
+        match self {
+            NodeKind::DeltaSource(_) | NodeKind::FileSource(_) => Vec::new(),
+            NodeKind::Join(_) => vec!["left".to_owned(), "right".to_owned()],
+            NodeKind::Sql(sql) => sql.inputs.clone(),
+            NodeKind::Select(_)
+            | NodeKind::Flatten(_)
+            | NodeKind::WithColumns(_)
+            | NodeKind::Filter(_)
+            | NodeKind::Distinct(_)
+            | NodeKind::Deduplicate(_)
+            | NodeKind::Aggregate(_)
+            | NodeKind::DeltaSink(_) => vec![DEFAULT_PORT.to_owned()],
+        }
+    }
+
+    /// Whether the node has an output port.
+    pub fn has_output(&self) -> bool {
+        self.role() != NodeRole::Sink
+    }
+
+    /// The layer this node reads or writes, for colouring on the canvas.
+    pub fn layer(&self) -> Option<Layer> {
+        match self {
+            NodeKind::DeltaSource(s) => Layer::from_table_path(&s.table),
+            NodeKind::FileSource(s) => Layer::from_table_path(&s.path),
+            NodeKind::DeltaSink(s) => s.layer(),
+            _ => None,
+        }
+    }
+}
+
+/// Port name of single-input nodes.
+pub const DEFAULT_PORT: &str = "in";
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn layer_comes_from_the_first_path_segment() {
+        assert_eq!(Layer::from_table_path("silver/users"), Some(Layer::Silver));
+        assert_eq!(Layer::from_table_path("./bronze/ssn"), Some(Layer::Bronze));
+        assert_eq!(Layer::from_table_path("tables/x"), None);
+    }
+
+    #[test]
+    fn every_palette_kind_has_a_distinct_tag() {
+        let tags: std::collections::HashSet<_> =
+            NodeKind::palette().iter().map(NodeKind::tag).collect();
+        assert_eq!(tags.len(), NodeKind::palette().len());
+    }
+}

@@ -1,0 +1,233 @@
+//! Graph checks that need no engine: every finding is collected, none stops the others.
+//!
+//! The engine adds its own findings (unknown columns, missing tables, bad SQL) when it plans.
+
+use std::collections::HashSet;
+
+use serde::Serialize;
+
+use super::graph::{NodeId, Pipeline};
+use super::node::{NodeKind, WriteMode};
+use super::project::Project;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Severity {
+    Warning,
+    Error,
+}
+
+/// One finding, pinned on a node where there is one.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Diagnostic {
+    pub pipeline: String,
+    pub node: Option<NodeId>,
+    pub severity: Severity,
+    pub message: String,
+}
+
+impl Diagnostic {
+    pub fn error(pipeline: &str, node: Option<&NodeId>, message: impl Into<String>) -> Self {
+        Self {
+            pipeline: pipeline.to_owned(),
+            node: node.cloned(),
+            severity: Severity::Error,
+            message: message.into(),
+        }
+    }
+
+    pub fn warning(pipeline: &str, node: Option<&NodeId>, message: impl Into<String>) -> Self {
+        Self { severity: Severity::Warning, ..Self::error(pipeline, node, message) }
+    }
+}
+
+impl std::fmt::Display for Diagnostic {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let level = match self.severity {
+            Severity::Warning => "warning",
+            Severity::Error => "error",
+        };
+        match &self.node {
+            Some(node) => {
+                write!(f, "{level}: pipeline `{}`, node `{node}`: {}", self.pipeline, self.message)
+            }
+            None => write!(f, "{level}: pipeline `{}`: {}", self.pipeline, self.message),
+        }
+    }
+}
+
+/// Checks every pipeline of a project.
+pub fn validate_project(project: &Project) -> Vec<Diagnostic> {
+    let mut out = Vec::new();
+    let mut names = HashSet::new();
+    for p in &project.pipelines {
+        if !names.insert(p.name.as_str()) {
+            out.push(Diagnostic::error(&p.name, None, "two pipelines share this name"));
+        }
+        out.extend(validate_pipeline(p));
+    }
+    out
+}
+
+/// Checks one pipeline's graph and the settings that need no engine.
+pub fn validate_pipeline(p: &Pipeline) -> Vec<Diagnostic> {
+    let mut out = Vec::new();
+    let err = |node: Option<&NodeId>, msg: String| Diagnostic::error(&p.name, node, msg);
+    if p.name.trim().is_empty() {
+        out.push(err(None, "pipeline has no name".into()));
+    }
+    let mut ids = HashSet::new();
+    for n in &p.nodes {
+        if n.id.as_str().is_empty() {
+            out.push(err(None, "a node has an empty id".into()));
+        } else if !ids.insert(&n.id) {
+            out.push(err(Some(&n.id), "two nodes share this id".into()));
+        }
+    }
+    for e in &p.edges {
+        match (p.node(&e.from), p.node(&e.to)) {
+            (None, _) => {
+                out.push(err(Some(&e.to), format!("edge from unknown node `{}`", e.from)))
+            }
+            (_, None) => {
+                out.push(err(Some(&e.from), format!("edge to unknown node `{}`", e.to)))
+            }
+            (Some(src), Some(dst)) => {
+                if !src.kind.has_output() {
+                    out.push(err(
+                        Some(&e.from),
+                        format!("a sink has no output, but an edge leads from it to `{}`", e.to),
+                    ));
+                }
+                if !dst.kind.input_ports().contains(&e.port) {
+                    out.push(err(
+                        Some(&e.to),
+                        format!(
+                            "edge from `{}` into unknown input port `{}` (ports: {})",
+                            e.from,
+                            e.port,
+                            dst.kind.input_ports().join(", ")
+                        ),
+                    ));
+                }
+            }
+        }
+    }
+    for n in &p.nodes {
+        for port in n.kind.input_ports() {
+            let feeding = p.edges.iter().filter(|e| e.to == n.id && e.port == port).count();
+            if feeding == 0 {
+                out.push(err(Some(&n.id), format!("input `{port}` is not connected")));
+            } else if feeding > 1 {
+                out.push(err(Some(&n.id), format!("input `{port}` has {feeding} edges; keep one")));
+            }
+        }
+        if n.kind.has_output() && !p.edges.iter().any(|e| e.from == n.id) {
+            out.push(Diagnostic::warning(
+                &p.name,
+                Some(&n.id),
+                "output is not used by any node".to_owned(),
+            ));
+        }
+        for msg in settings_problems(&n.kind) {
+            out.push(err(Some(&n.id), msg));
+        }
+    }
+    if p.topological_order().is_none() {
+        out.push(err(None, "the graph has a cycle".into()));
+    }
+    if !p.nodes.is_empty() && p.sinks().next().is_none() {
+        out.push(Diagnostic::warning(&p.name, None, "pipeline has no sink; nothing is written"));
+    }
+    out
+}
+
+/// Settings that are wrong whatever the data: empty paths, missing keys, ...
+fn settings_problems(kind: &NodeKind) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut need = |ok: bool, msg: &str| {
+        if !ok {
+            out.push(msg.to_owned());
+        }
+    };
+    match kind {
+        NodeKind::DeltaSource(s) => {
+            need(!s.table.trim().is_empty(), "set the table path");
+            need(
+                s.version.is_none() || s.timestamp.is_none(),
+                "set either version or timestamp for time travel, not both",
+            );
+        }
+        NodeKind::FileSource(s) => need(!s.path.trim().is_empty(), "set the folder path"),
+        NodeKind::Select(s) => {
+            need(!s.columns.is_empty(), "list at least one column");
+            need(s.columns.iter().all(|c| !c.trim().is_empty()), "a column expression is empty");
+        }
+        NodeKind::Flatten(f) => need(!f.separator.is_empty(), "the separator is empty"),
+        NodeKind::WithColumns(w) => {
+            need(!w.columns.is_empty(), "add at least one column");
+            need(
+                w.columns.iter().all(|c| !c.name.trim().is_empty() && !c.expr.trim().is_empty()),
+                "every column needs a name and an expression",
+            );
+        }
+        NodeKind::Filter(f) => need(!f.condition.trim().is_empty(), "set the condition"),
+        NodeKind::Sql(s) => {
+            need(!s.query.trim().is_empty(), "write the query");
+            need(!s.inputs.is_empty(), "add at least one input view");
+            let unique: HashSet<_> = s.inputs.iter().collect();
+            need(unique.len() == s.inputs.len(), "two inputs share a view name");
+            need(
+                s.inputs.iter().all(|i| is_identifier(i)),
+                "view names must be identifiers (letters, digits, _)",
+            );
+        }
+        NodeKind::Join(j) => need(!j.on.is_empty(), "add at least one key pair"),
+        NodeKind::Distinct(_) => {}
+        NodeKind::Deduplicate(d) => need(!d.keys.is_empty(), "list the key columns"),
+        NodeKind::Aggregate(a) => need(!a.aggregates.is_empty(), "add at least one aggregate"),
+        NodeKind::DeltaSink(s) => {
+            need(!s.table.trim().is_empty(), "set the table path");
+            need(
+                s.mode != WriteMode::Merge || !s.merge_keys.is_empty(),
+                "merge mode needs merge_keys (the columns that identify a row)",
+            );
+        }
+    }
+    out
+}
+
+fn is_identifier(s: &str) -> bool {
+    let mut chars = s.chars();
+    chars.next().is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::node::{DeltaSink, Node, Select};
+
+    #[test]
+    fn reports_every_problem_with_its_node() {
+        let mut p = Pipeline::new("p");
+        p.add_node(Node::new("sel", NodeKind::Select(Select::default()))).unwrap();
+        p.add_node(Node::new(
+            "sink",
+            NodeKind::DeltaSink(DeltaSink { mode: WriteMode::Merge, ..DeltaSink::default() }),
+        ))
+        .unwrap();
+        let diags = validate_pipeline(&p);
+        let on = |id: &str| {
+            diags
+                .iter()
+                .filter(|d| d.node.as_ref().is_some_and(|n| n.as_str() == id))
+                .map(|d| d.message.clone())
+                .collect::<Vec<_>>()
+        };
+        assert!(on("sel").contains(&"input `in` is not connected".to_owned()));
+        assert!(on("sel").contains(&"list at least one column".to_owned()));
+        assert!(on("sink").iter().any(|m| m.contains("merge_keys")));
+        assert!(on("sink").contains(&"set the table path".to_owned()));
+    }
+}

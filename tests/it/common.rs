@@ -1,0 +1,55 @@
+//! Shared set-up: a temp lakehouse with the demo data, project loading, table reading.
+
+use std::path::{Path, PathBuf};
+
+use arrow::array::RecordBatch;
+use medallion::engine::demo_data::{DemoDataOptions, write_demo_data};
+use medallion::engine::{self, RunOptions, RunSummary};
+use medallion::model::Project;
+
+pub const USERS: u64 = 300;
+
+pub fn repo_path(rel: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join(rel)
+}
+
+pub fn load_project(rel: &str) -> Project {
+    Project::load(&repo_path(rel)).expect("project loads")
+}
+
+/// A temp dir with the demo data set (USERS users, 3 files, seed 7).
+pub async fn demo_lakehouse() -> (tempfile::TempDir, medallion::engine::demo_data::DemoDataSummary) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let summary = write_demo_data(dir.path(), &DemoDataOptions { users: USERS, files: 3, seed: 7 })
+        .await
+        .expect("demo data");
+    (dir, summary)
+}
+
+pub async fn run(project: &Project, root: &Path) -> engine::Result<RunSummary> {
+    engine::run_project(project, root, &RunOptions::default(), &mut |_| {}).await
+}
+
+/// Runs SQL over the Delta table at `path` (registered as `t`), returning all batches.
+pub async fn query(path: &Path, sql: &str) -> Vec<RecordBatch> {
+    let ctx = engine::plan::session_context();
+    let table = engine::delta::open(path).await.expect("table opens");
+    ctx.register_table("t", table.table_provider().await.expect("provider")).expect("register");
+    ctx.sql(sql).await.expect("sql").collect().await.expect("collect")
+}
+
+/// A single i64 from `SELECT count(*) ...`-style SQL.
+pub async fn scalar_i64(path: &Path, sql: &str) -> i64 {
+    let batches = query(path, sql).await;
+    let col = batches[0].column(0);
+    arrow::compute::cast(col, &arrow::datatypes::DataType::Int64)
+        .expect("cast")
+        .as_any()
+        .downcast_ref::<arrow::array::Int64Array>()
+        .expect("i64")
+        .value(0)
+}
+
+pub fn pretty(batches: &[RecordBatch]) -> String {
+    arrow::util::pretty::pretty_format_batches(batches).expect("pretty").to_string()
+}

@@ -1,0 +1,48 @@
+//! Every example project loads, validates, round-trips and runs on the demo data.
+
+use medallion::model::{Project, Severity, validate};
+
+use crate::common::*;
+
+fn example_projects() -> Vec<std::path::PathBuf> {
+    let mut files: Vec<_> = std::fs::read_dir(repo_path("projects"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "toml"))
+        .collect();
+    files.sort();
+    assert!(!files.is_empty());
+    files
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_example_project_loads_validates_and_round_trips() {
+    let (lake, _) = demo_lakehouse().await;
+    for path in example_projects() {
+        let project = Project::load(&path).unwrap();
+        let diags = validate::validate_project(&project);
+        assert!(
+            diags.iter().all(|d| d.severity != Severity::Error),
+            "{}: {diags:?}",
+            path.display()
+        );
+        let engine_diags = medallion::engine::check_project(&project, lake.path()).await;
+        assert!(engine_diags.is_empty(), "{}: {engine_diags:?}", path.display());
+        let text = project.to_toml().unwrap();
+        assert_eq!(Project::from_toml(&text, &path).unwrap(), project, "{}", path.display());
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_batch_example_project_runs() {
+    for path in example_projects() {
+        let project = Project::load(&path).unwrap();
+        if project.pipelines.iter().any(|p| p.mode != medallion::model::PipelineMode::Batch) {
+            continue; // streams are run by the streaming tests
+        }
+        let (lake, _) = demo_lakehouse().await;
+        let summary = run(&project, lake.path()).await.unwrap();
+        assert_eq!(summary.pipelines, project.pipelines.len(), "{}", path.display());
+        assert!(summary.rows_written > 0, "{}", path.display());
+    }
+}
