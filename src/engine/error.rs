@@ -31,6 +31,9 @@ pub enum EngineError {
     TableNotFound { path: PathBuf },
     #[error("no files matching `{glob}` in {path}; add data or fix the path")]
     NoFiles { path: PathBuf, glob: String },
+    /// The table is written by an earlier pipeline that has errors of its own.
+    #[error("reads `{table}`, which pipeline `{pipeline}` writes but cannot run yet; fix that pipeline first")]
+    Upstream { table: String, pipeline: String },
     #[error("schema: {0}")]
     Schema(String),
     #[error("{0}")]
@@ -63,6 +66,15 @@ impl EngineError {
         match self {
             EngineError::Node { node, .. } => Some(node),
             _ => None,
+        }
+    }
+
+    /// Whether the cause lies in another pipeline (so it is not this node's own problem).
+    pub fn is_upstream(&self) -> bool {
+        match self {
+            EngineError::Node { source, .. } => source.is_upstream(),
+            EngineError::Upstream { .. } => true,
+            _ => false,
         }
     }
 

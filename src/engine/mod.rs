@@ -24,7 +24,7 @@ use arrow::datatypes::SchemaRef;
 use crate::model::node::NodeKind;
 use crate::model::{Diagnostic, NodeId, Pipeline, Project, Severity, validate};
 
-pub use error::{EngineError, Result};
+pub use error::{EngineError, NodeContext, Result};
 pub use events::RunEvent;
 
 /// How `run` runs a project.
@@ -167,30 +167,47 @@ impl Preview {
 
 /// Plans the tables that earlier pipelines (in run order) would write, so later pipelines can
 /// be planned before those tables exist.
+async fn planner_for<'a>(
+    project: &'a Project,
+    pipeline: &'a Pipeline,
+    root: &Path,
+) -> plan::Planner<'a> {
+    let (pending, broken) = pending_tables_before(project, root, &pipeline.name).await;
+    plan::Planner::new(project, pipeline, root).with_pending_tables(pending).with_broken_tables(broken)
+}
+
 async fn pending_tables_before(
     project: &Project,
     root: &Path,
     stop_at: &str,
-) -> HashMap<PathBuf, SchemaRef> {
+) -> (HashMap<PathBuf, SchemaRef>, HashMap<PathBuf, String>) {
     let mut pending = HashMap::new();
-    let Ok(order) = pipeline_order(project, root) else { return pending };
+    let mut broken = HashMap::new();
+    let Ok(order) = pipeline_order(project, root) else { return (pending, broken) };
     for p in order {
         if p.name == stop_at {
             break;
         }
-        let mut planner = plan::Planner::new(project, p, root).with_pending_tables(pending.clone());
+        let mut planner = plan::Planner::new(project, p, root)
+            .with_pending_tables(pending.clone())
+            .with_broken_tables(broken.clone());
         for sink in p.sinks() {
             let NodeKind::DeltaSink(cfg) = &sink.kind else { continue };
             let Ok(path) = planner.resolve(&cfg.table) else { continue };
             if path.join("_delta_log").is_dir() {
                 continue;
             }
-            if let Ok(df) = planner.node_frame(&sink.id).await {
-                pending.insert(path, plan::arrow_schema(&df));
+            match planner.node_frame(&sink.id).await {
+                Ok(df) => {
+                    pending.insert(path, plan::arrow_schema(&df));
+                }
+                Err(_) => {
+                    broken.insert(path, p.name.clone());
+                }
             }
         }
     }
-    pending
+    (pending, broken)
 }
 
 pub async fn preview_node(
@@ -200,14 +217,12 @@ pub async fn preview_node(
     root: &Path,
     limit: usize,
 ) -> Result<Preview> {
-    let pending = pending_tables_before(project, root, &pipeline.name).await;
-    let mut planner = plan::Planner::new(project, pipeline, root).with_pending_tables(pending);
+    let mut planner = planner_for(project, pipeline, root).await;
     let df = planner.node_frame(node).await?;
     let schema = plan::arrow_schema(&df);
-    let batches = df.limit(0, Some(limit)).and_then(|d| Ok(d)).map_err(EngineError::from);
-    let batches = match batches {
-        Ok(df) => df.collect().await.map_err(|e| EngineError::from(e).at_node(&pipeline.name, node))?,
-        Err(e) => return Err(e.at_node(&pipeline.name, node)),
+    let batches = match df.limit(0, Some(limit)) {
+        Ok(df) => df.collect().await.at_node(&pipeline.name, node)?,
+        Err(e) => return Err(EngineError::from(e).at_node(&pipeline.name, node)),
     };
     Ok(Preview { schema, batches })
 }
@@ -218,8 +233,7 @@ pub async fn plan_schemas(
     pipeline: &Pipeline,
     root: &Path,
 ) -> (HashMap<NodeId, SchemaRef>, Vec<Diagnostic>) {
-    let pending = pending_tables_before(project, root, &pipeline.name).await;
-    let mut planner = plan::Planner::new(project, pipeline, root).with_pending_tables(pending);
+    let mut planner = planner_for(project, pipeline, root).await;
     let mut schemas = HashMap::new();
     let mut diags = Vec::new();
     let order = pipeline.topological_order().unwrap_or_default();
@@ -234,6 +248,11 @@ pub async fn plan_schemas(
             Ok(df) => {
                 schemas.insert(id.clone(), plan::arrow_schema(&df));
             }
+            Err(e) if e.is_upstream() => diags.push(Diagnostic::warning(
+                &pipeline.name,
+                Some(e.node().unwrap_or(id)),
+                e.detail(),
+            )),
             Err(e) => diags.push(Diagnostic::error(
                 &pipeline.name,
                 Some(e.node().unwrap_or(id)),

@@ -6,12 +6,12 @@
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
 
 use arrow::datatypes::{DataType, Schema, SchemaRef};
 use datafusion::common::Column;
 use datafusion::datasource::MemTable;
-use datafusion::prelude::{DataFrame, Expr, SessionConfig, SessionContext, cast, col};
+use datafusion::prelude::{DataFrame, Expr, SessionContext, cast, col};
+use deltalake::delta_datafusion::DeltaSessionContext;
 
 use crate::model::node::{Aggregate, NodeKind, Select, Sql};
 use crate::model::{NodeId, Pipeline, Project, env};
@@ -21,11 +21,17 @@ use super::{EngineError, Result, delta, schema, sources, transforms};
 
 /// The session every pipeline runs in: SQL identifiers keep their case (`keySkills`), as
 /// column names do in Spark's data sources.
+///
+/// It is delta-rs's session (its planner executes Delta writes and merges), so plans built in
+/// it can be streamed straight into a table.
 pub fn session_context() -> SessionContext {
-    let config = SessionConfig::new()
-        .set_bool("datafusion.sql_parser.enable_ident_normalization", false)
-        .with_information_schema(false);
-    SessionContext::new_with_config(config)
+    let overrides = std::collections::HashMap::from([(
+        "datafusion.sql_parser.enable_ident_normalization".to_owned(),
+        "false".to_owned(),
+    )]);
+    DeltaSessionContext::new_with_session_overrides(&overrides)
+        .unwrap_or_default()
+        .into_inner()
 }
 
 /// Schemas of tables that a project's pipelines will write but that do not exist yet, so a
@@ -40,9 +46,9 @@ pub struct Planner<'a> {
     pub ctx: SessionContext,
     frames: HashMap<NodeId, DataFrame>,
     pending: PendingTables,
+    /// Tables written by earlier pipelines that cannot be planned: (path, pipeline).
+    broken: HashMap<PathBuf, String>,
 }
-
-static VIEW_COUNTER: AtomicU64 = AtomicU64::new(0);
 
 impl<'a> Planner<'a> {
     pub fn new(project: &'a Project, pipeline: &'a Pipeline, root: &Path) -> Self {
@@ -53,11 +59,18 @@ impl<'a> Planner<'a> {
             ctx: session_context(),
             frames: HashMap::new(),
             pending: PendingTables::new(),
+            broken: HashMap::new(),
         }
     }
 
     pub fn with_pending_tables(mut self, pending: PendingTables) -> Self {
         self.pending = pending;
+        self
+    }
+
+    /// Tables that earlier pipelines would write but cannot plan, with the pipeline's name.
+    pub fn with_broken_tables(mut self, broken: HashMap<PathBuf, String>) -> Self {
+        self.broken = broken;
         self
     }
 
@@ -121,6 +134,11 @@ impl<'a> Planner<'a> {
                 {
                     let empty = MemTable::try_new(schema.clone(), vec![vec![]])?;
                     return Ok(self.ctx.read_table(Arc::new(empty))?);
+                }
+                if !path.join("_delta_log").is_dir()
+                    && let Some(writer) = self.broken.get(&path)
+                {
+                    return Err(EngineError::Upstream { table: src.table.clone(), pipeline: writer.clone() });
                 }
                 sources::delta::read(&self.ctx, &path, src).await
             }
@@ -196,10 +214,11 @@ impl<'a> Planner<'a> {
 
     /// Runs generated SQL over `df`, registered under a private view name.
     async fn sql_over(&self, df: DataFrame, sql: impl FnOnce(&str) -> String) -> Result<DataFrame> {
-        let view = format!("__medallion_input_{}", VIEW_COUNTER.fetch_add(1, Ordering::Relaxed));
-        self.ctx.register_table(quoted(&view), df.into_view())?;
-        let result = self.ctx.sql(&sql(&quoted(&view))).await;
-        self.ctx.deregister_table(quoted(&view))?;
+        // Registered just for this statement; errors then read `input.col`.
+        let view = "input";
+        self.ctx.register_table(quoted(view), df.into_view())?;
+        let result = self.ctx.sql(&sql(&quoted(view))).await;
+        self.ctx.deregister_table(quoted(view))?;
         Ok(result?)
     }
 }

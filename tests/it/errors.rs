@@ -54,8 +54,8 @@ async fn missing_landing_folder_names_node() {
 fn corrupt_project_file_names_line() {
     let text = std::fs::read_to_string(repo_path("projects/users_batch.toml")).unwrap();
     // a truncated file
-    let cut = &text[..text.len() / 2];
-    let cut = &cut[..cut.rfind("[[").unwrap() + 5];
+    let at = text.find("[[pipeline.nodes]]\nid = \"typed_users\"").unwrap();
+    let cut = &text[..at + 6];
     let err = Project::from_toml(cut, std::path::Path::new("cut.toml")).unwrap_err().to_string();
     assert!(err.starts_with("cut.toml: line "), "{err}");
     // an unknown node kind
