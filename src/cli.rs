@@ -125,7 +125,7 @@ async fn run_async(command: Command) -> anyhow::Result<i32> {
         }
         Command::Run { project, pipeline, available_now } => {
             let (project, root) = load(&project)?;
-            let opts = RunOptions { pipeline, available_now, ..RunOptions::default() };
+            let opts = RunOptions { pipeline, available_now };
             let started = Instant::now();
             let summary = engine::run_project(&project, &root, &opts, &mut |event| {
                 println!("{}", event.line());
@@ -152,8 +152,8 @@ async fn run_async(command: Command) -> anyhow::Result<i32> {
             let (pipe, _) = project
                 .find_node(&NodeId::new(node.clone()), pipeline.as_deref())
                 .map_err(anyhow::Error::msg)?;
-            let preview = engine::preview_node(&project, pipe, &NodeId::new(node), &root, limit)
-                .await?;
+            let preview =
+                engine::preview_node(&project, pipe, &NodeId::new(node), &root, limit).await?;
             println!("{}", preview.schema_line());
             println!("{}", preview.pretty()?);
             println!("({} row(s) shown, limit {limit})", preview.rows());
@@ -181,12 +181,17 @@ async fn run_async(command: Command) -> anyhow::Result<i32> {
         }
         Command::History { table_path, limit } => {
             let entries = engine::lakehouse::history(&table_path, limit).await?;
-            println!("{:<8} {:<25} {:<12} {:<28} {}", "VERSION", "TIMESTAMP", "OPERATION", "WRITTEN BY", "METRICS");
+            println!(
+                "{:<8} {:<25} {:<12} {:<28} METRICS",
+                "VERSION", "TIMESTAMP", "OPERATION", "WRITTEN BY"
+            );
             for h in entries {
                 println!(
                     "{:<8} {:<25} {:<12} {:<28} {}",
                     h.version,
-                    h.timestamp.map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)).unwrap_or_default(),
+                    h.timestamp
+                        .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true))
+                        .unwrap_or_default(),
                     h.operation,
                     h.written_by(),
                     h.metrics_summary()
@@ -200,7 +205,10 @@ async fn run_async(command: Command) -> anyhow::Result<i32> {
 /// Prints the lakehouse's tables; shared by `tables` and `run`.
 pub async fn print_tables(root: &Path) -> anyhow::Result<()> {
     if !root.exists() {
-        bail!("lakehouse {} does not exist; run a pipeline or `medallion demo-data` first", root.display());
+        bail!(
+            "lakehouse {} does not exist; run a pipeline or `medallion demo-data` first",
+            root.display()
+        );
     }
     let tables = engine::lakehouse::list_tables(root).await?;
     println!("{:<8} {:<28} {:>8} {:>10} {:>6}", "LAYER", "TABLE", "VERSION", "ROWS", "FILES");
@@ -222,10 +230,4 @@ impl RunEvent {
     pub fn line(&self) -> String {
         self.to_string()
     }
-}
-
-#[allow(dead_code)]
-fn _assert_send() {
-    fn is_send<T: Send>() {}
-    is_send::<RunEvent>();
 }

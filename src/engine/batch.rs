@@ -31,7 +31,9 @@ pub async fn run_pipeline(
     let mut planner = Planner::new(project, pipeline, root);
     let mut summary = PipelineSummary::default();
     for sink in pipeline.sinks() {
-        let NodeKind::DeltaSink(cfg) = &sink.kind else { continue };
+        let NodeKind::DeltaSink(cfg) = &sink.kind else {
+            continue;
+        };
         let sink_started = Instant::now();
         let df = planner.node_frame(&sink.id).await?;
         let path = planner.resolve(&cfg.table).at_node(&pipeline.name, &sink.id)?;

@@ -32,7 +32,9 @@ pub enum EngineError {
     #[error("no files matching `{glob}` in {path}; add data or fix the path")]
     NoFiles { path: PathBuf, glob: String },
     /// The table is written by an earlier pipeline that has errors of its own.
-    #[error("reads `{table}`, which pipeline `{pipeline}` writes but cannot run yet; fix that pipeline first")]
+    #[error(
+        "reads `{table}`, which pipeline `{pipeline}` writes but cannot run yet; fix that pipeline first"
+    )]
     Upstream { table: String, pipeline: String },
     #[error("schema: {0}")]
     Schema(String),

@@ -7,7 +7,9 @@ use crate::model::NodeId;
 /// One thing that happened during a run.
 #[derive(Clone, Debug, PartialEq)]
 pub enum RunEvent {
-    PipelineStarted { pipeline: String },
+    PipelineStarted {
+        pipeline: String,
+    },
     /// A sink committed to its table.
     SinkCommitted {
         pipeline: String,
@@ -18,8 +20,16 @@ pub enum RunEvent {
         rows_updated: u64,
         duration_ms: u64,
     },
-    PipelineFinished { pipeline: String, rows_written: u64, duration_ms: u64 },
-    PipelineFailed { pipeline: String, node: Option<NodeId>, message: String },
+    PipelineFinished {
+        pipeline: String,
+        rows_written: u64,
+        duration_ms: u64,
+    },
+    PipelineFailed {
+        pipeline: String,
+        node: Option<NodeId>,
+        message: String,
+    },
 }
 
 impl fmt::Display for RunEvent {
@@ -40,7 +50,11 @@ impl fmt::Display for RunEvent {
                 write!(
                     f,
                     "[{pipeline}] node `{node}`: {rows_added} rows added{} to {table} (Delta version {version}) in {secs:.2} s, {:.0} rows/s",
-                    if *rows_updated > 0 { format!(", {rows_updated} updated") } else { String::new() },
+                    if *rows_updated > 0 {
+                        format!(", {rows_updated} updated")
+                    } else {
+                        String::new()
+                    },
                     rows as f64 / secs
                 )
             }

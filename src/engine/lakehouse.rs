@@ -30,7 +30,9 @@ pub async fn list_tables(root: &Path) -> Result<Vec<TableInfo>> {
     find_tables(root, 0, &mut dirs)?;
     let mut out = Vec::new();
     for dir in dirs {
-        let Some(table) = delta::try_open(&dir).await? else { continue };
+        let Some(table) = delta::try_open(&dir).await? else {
+            continue;
+        };
         let name = dir
             .strip_prefix(root)
             .unwrap_or(&dir)
@@ -141,7 +143,8 @@ pub async fn history(path: &Path, limit: Option<usize>) -> Result<Vec<HistoryEnt
         .enumerate()
         .map(|(i, ci)| {
             let version = ci.read_version.map(|r| r as i64 + 1).unwrap_or(latest - i as i64);
-            let object = |v: Option<&Value>| v.and_then(Value::as_object).cloned().unwrap_or_default();
+            let object =
+                |v: Option<&Value>| v.and_then(Value::as_object).cloned().unwrap_or_default();
             HistoryEntry {
                 version,
                 timestamp: ci.timestamp.and_then(DateTime::from_timestamp_millis),

@@ -117,7 +117,12 @@ pub async fn run_project(
                 EngineError::Config(format!(
                     "no pipeline `{name}` in project `{}`; pipelines are: {}",
                     project.name,
-                    project.pipelines.iter().map(|p| p.name.as_str()).collect::<Vec<_>>().join(", ")
+                    project
+                        .pipelines
+                        .iter()
+                        .map(|p| p.name.as_str())
+                        .collect::<Vec<_>>()
+                        .join(", ")
                 ))
             })?;
             vec![p]
@@ -173,7 +178,9 @@ async fn planner_for<'a>(
     root: &Path,
 ) -> plan::Planner<'a> {
     let (pending, broken) = pending_tables_before(project, root, &pipeline.name).await;
-    plan::Planner::new(project, pipeline, root).with_pending_tables(pending).with_broken_tables(broken)
+    plan::Planner::new(project, pipeline, root)
+        .with_pending_tables(pending)
+        .with_broken_tables(broken)
 }
 
 async fn pending_tables_before(
@@ -183,7 +190,9 @@ async fn pending_tables_before(
 ) -> (HashMap<PathBuf, SchemaRef>, HashMap<PathBuf, String>) {
     let mut pending = HashMap::new();
     let mut broken = HashMap::new();
-    let Ok(order) = pipeline_order(project, root) else { return (pending, broken) };
+    let Ok(order) = pipeline_order(project, root) else {
+        return (pending, broken);
+    };
     for p in order {
         if p.name == stop_at {
             break;
@@ -192,8 +201,12 @@ async fn pending_tables_before(
             .with_pending_tables(pending.clone())
             .with_broken_tables(broken.clone());
         for sink in p.sinks() {
-            let NodeKind::DeltaSink(cfg) = &sink.kind else { continue };
-            let Ok(path) = planner.resolve(&cfg.table) else { continue };
+            let NodeKind::DeltaSink(cfg) = &sink.kind else {
+                continue;
+            };
+            let Ok(path) = planner.resolve(&cfg.table) else {
+                continue;
+            };
             if path.join("_delta_log").is_dir() {
                 continue;
             }
@@ -239,9 +252,10 @@ pub async fn plan_schemas(
     let order = pipeline.topological_order().unwrap_or_default();
     for id in &order {
         // Skip nodes downstream of a failed node: their own error would only repeat it.
-        if diags.iter().any(|d: &Diagnostic| {
-            d.node.as_ref().is_some_and(|bad| pipeline.reaches(bad, id))
-        }) {
+        if diags
+            .iter()
+            .any(|d: &Diagnostic| d.node.as_ref().is_some_and(|bad| pipeline.reaches(bad, id)))
+        {
             continue;
         }
         match planner.node_frame(id).await {

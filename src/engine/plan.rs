@@ -29,9 +29,7 @@ pub fn session_context() -> SessionContext {
         "datafusion.sql_parser.enable_ident_normalization".to_owned(),
         "false".to_owned(),
     )]);
-    DeltaSessionContext::new_with_session_overrides(&overrides)
-        .unwrap_or_default()
-        .into_inner()
+    DeltaSessionContext::new_with_session_overrides(&overrides).unwrap_or_default().into_inner()
 }
 
 /// Schemas of tables that a project's pipelines will write but that do not exist yet, so a
@@ -93,10 +91,7 @@ impl<'a> Planner<'a> {
                 self.frames.insert(n.clone(), df);
             }
         }
-        self.frames
-            .get(id)
-            .cloned()
-            .ok_or_else(|| EngineError::Config(format!("no node `{id}`")))
+        self.frames.get(id).cloned().ok_or_else(|| EngineError::Config(format!("no node `{id}`")))
     }
 
     fn input(&self, id: &NodeId, port: &str) -> Result<DataFrame> {
@@ -110,10 +105,8 @@ impl<'a> Planner<'a> {
     }
 
     async fn plan_one(&mut self, id: &NodeId) -> Result<DataFrame> {
-        let node = self
-            .pipeline
-            .node(id)
-            .ok_or_else(|| EngineError::Config(format!("no node `{id}`")))?;
+        let node =
+            self.pipeline.node(id).ok_or_else(|| EngineError::Config(format!("no node `{id}`")))?;
         let in_ = || self.input(id, crate::model::node::DEFAULT_PORT);
         match &node.kind {
             NodeKind::FileSource(src) => {
@@ -138,7 +131,10 @@ impl<'a> Planner<'a> {
                 if !path.join("_delta_log").is_dir()
                     && let Some(writer) = self.broken.get(&path)
                 {
-                    return Err(EngineError::Upstream { table: src.table.clone(), pipeline: writer.clone() });
+                    return Err(EngineError::Upstream {
+                        table: src.table.clone(),
+                        pipeline: writer.clone(),
+                    });
                 }
                 sources::delta::read(&self.ctx, &path, src).await
             }
@@ -203,7 +199,11 @@ impl<'a> Planner<'a> {
                     if group_by.is_empty() {
                         format!("SELECT {} FROM {v}", select.join(", "))
                     } else {
-                        format!("SELECT {} FROM {v} GROUP BY {}", select.join(", "), group_by.join(", "))
+                        format!(
+                            "SELECT {} FROM {v} GROUP BY {}",
+                            select.join(", "),
+                            group_by.join(", ")
+                        )
                     }
                 })
                 .await

@@ -34,7 +34,10 @@ pub fn ddl_to_schema(ddl: &str) -> Result<Schema> {
         .iter()
         .map(|c| {
             if !names.insert(c.name.value.to_lowercase()) {
-                return Err(EngineError::Schema(format!("column `{}` appears twice", c.name.value)));
+                return Err(EngineError::Schema(format!(
+                    "column `{}` appears twice",
+                    c.name.value
+                )));
             }
             let nullable = !c.options.iter().any(|o| matches!(o.option, ColumnOption::NotNull));
             Ok(Field::new(c.name.value.clone(), sql_to_arrow(&c.data_type)?, nullable))
@@ -51,7 +54,9 @@ fn sql_to_arrow(t: &SqlType) -> Result<DataType> {
         Ok(DataType::List(Arc::new(Field::new("element", sql_to_arrow(inner)?, true))))
     };
     Ok(match t {
-        SqlType::String(_) | SqlType::Varchar(_) | SqlType::Char(_) | SqlType::Text => DataType::Utf8,
+        SqlType::String(_) | SqlType::Varchar(_) | SqlType::Char(_) | SqlType::Text => {
+            DataType::Utf8
+        }
         SqlType::BigInt(_) => DataType::Int64,
         SqlType::Int(_) | SqlType::Integer(_) => DataType::Int32,
         SqlType::SmallInt(_) => DataType::Int16,

@@ -5,7 +5,9 @@
 
 /// A reference to an environment variable that is not set and has no default.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("environment variable `{name}` is not set (referenced as `${{{name}}}`; set it or write `${{{name}:-default}}`)")]
+#[error(
+    "environment variable `{name}` is not set (referenced as `${{{name}}}`; set it or write `${{{name}:-default}}`)"
+)]
 pub struct MissingEnvVar {
     pub name: String,
 }
@@ -35,7 +37,9 @@ pub fn expand_with(
             };
             match lookup(name).filter(|v| !v.is_empty()).or(default.map(str::to_owned)) {
                 Some(v) => out.push_str(&v),
-                None => return Err(MissingEnvVar { name: name.to_owned() }),
+                None => {
+                    return Err(MissingEnvVar { name: name.to_owned() });
+                }
             }
             rest = &body_start[end + 1..];
         } else {
@@ -63,7 +67,10 @@ mod tests {
     #[test]
     fn expands_set_default_and_literal() {
         assert_eq!(expand_with("${BROKER}", lookup).unwrap(), "kafka:9092");
-        assert_eq!(expand_with("x ${NOPE:-localhost:9092} y", lookup).unwrap(), "x localhost:9092 y");
+        assert_eq!(
+            expand_with("x ${NOPE:-localhost:9092} y", lookup).unwrap(),
+            "x localhost:9092 y"
+        );
         assert_eq!(expand_with("a$$b $c", lookup).unwrap(), "a$b $c");
         assert_eq!(expand_with("${BROKER:-other}", lookup).unwrap(), "kafka:9092");
     }

@@ -267,10 +267,7 @@ mod tests {
             p.connect(&id("other"), &id("d"), "in"),
             Err(GraphError::PortTaken { node: id("d"), port: "in".into() })
         );
-        assert_eq!(
-            p.connect(&id("sink"), &id("d"), "in"),
-            Err(GraphError::NoOutput(id("sink")))
-        );
+        assert_eq!(p.connect(&id("sink"), &id("d"), "in"), Err(GraphError::NoOutput(id("sink"))));
         assert!(matches!(
             p.connect(&id("src"), &id("j"), "middle"),
             Err(GraphError::UnknownPort { .. })

@@ -86,12 +86,8 @@ pub fn validate_pipeline(p: &Pipeline) -> Vec<Diagnostic> {
     }
     for e in &p.edges {
         match (p.node(&e.from), p.node(&e.to)) {
-            (None, _) => {
-                out.push(err(Some(&e.to), format!("edge from unknown node `{}`", e.from)))
-            }
-            (_, None) => {
-                out.push(err(Some(&e.from), format!("edge to unknown node `{}`", e.to)))
-            }
+            (None, _) => out.push(err(Some(&e.to), format!("edge from unknown node `{}`", e.from))),
+            (_, None) => out.push(err(Some(&e.from), format!("edge to unknown node `{}`", e.to))),
             (Some(src), Some(dst)) => {
                 if !src.kind.has_output() {
                     out.push(err(

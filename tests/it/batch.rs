@@ -53,24 +53,20 @@ async fn users_batch_builds_bronze_silver_gold() {
     assert!(without_ssn > 0, "the demo data leaves some users without ssn");
     assert_eq!(scalar_i64(&silver, "SELECT count(*) FROM t WHERE ssn IS NULL").await, without_ssn);
     assert_eq!(
-        scalar_i64(&silver, "SELECT count(*) FROM t WHERE source_system = 'mongo' AND is_active").await,
+        scalar_i64(&silver, "SELECT count(*) FROM t WHERE source_system = 'mongo' AND is_active")
+            .await,
         USERS as i64
     );
     // date_of_birth strings became timestamps at midnight UTC
-    let first = query(
-        &silver,
-        "SELECT CAST(user_birth_date AS VARCHAR) AS b FROM t WHERE user_id = 1000",
-    )
-    .await;
+    let first =
+        query(&silver, "SELECT CAST(user_birth_date AS VARCHAR) AS b FROM t WHERE user_id = 1000")
+            .await;
     assert!(pretty(&first).contains("T00:00:00"), "{}", pretty(&first));
 
     // gold: counts add up to silver
     let gold = root.join("gold/users_by_title");
     assert_eq!(scalar_i64(&gold, "SELECT sum(users) FROM t").await, USERS as i64);
-    assert_eq!(
-        scalar_i64(&gold, "SELECT sum(users_with_ssn) FROM t").await,
-        demo.ssn_rows as i64
-    );
+    assert_eq!(scalar_i64(&gold, "SELECT sum(users_with_ssn) FROM t").await, demo.ssn_rows as i64);
 
     // commit metadata names project, pipeline and node
     let hist = engine::lakehouse::history(&silver, None).await.unwrap();
@@ -147,9 +143,13 @@ async fn write_changes(root: &std::path::Path, rows: &[(i64, &str)]) {
         ],
     )
     .unwrap();
-    delta::overwrite_batches(&root.join("bronze/changes"), vec![batch], &delta::CommitMeta::tool("test"))
-        .await
-        .unwrap();
+    delta::overwrite_batches(
+        &root.join("bronze/changes"),
+        vec![batch],
+        &delta::CommitMeta::tool("test"),
+    )
+    .await
+    .unwrap();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -34,8 +34,18 @@ fn demo_data_run_tables_history_preview() {
     let o = medallion(&["run", project, "--lakehouse", lake_s]);
     let out = stdout(&o);
     assert_eq!(o.status.code(), Some(0), "{out}{}", stderr(&o));
-    assert!(out.contains("[bronze_users] node `bronze_users`: 120 rows added to bronze/users (Delta version 0)"), "{out}");
-    assert!(out.contains("[silver_users] node `silver_users`: 120 rows added to silver/users (Delta version 0)"), "{out}");
+    assert!(
+        out.contains(
+            "[bronze_users] node `bronze_users`: 120 rows added to bronze/users (Delta version 0)"
+        ),
+        "{out}"
+    );
+    assert!(
+        out.contains(
+            "[silver_users] node `silver_users`: 120 rows added to silver/users (Delta version 0)"
+        ),
+        "{out}"
+    );
     assert!(out.contains("rows/s"), "{out}");
 
     let o = medallion(&["tables", project, "--lakehouse", lake_s]);
@@ -55,7 +65,16 @@ fn demo_data_run_tables_history_preview() {
     assert!(out.contains("WRITE") && out.contains("silver_users/silver_users"), "{out}");
     assert!(out.contains("120 rows added"), "{out}");
 
-    let o = medallion(&["preview", project, "--lakehouse", lake_s, "--node", "join_ssn", "--limit", "3"]);
+    let o = medallion(&[
+        "preview",
+        project,
+        "--lakehouse",
+        lake_s,
+        "--node",
+        "join_ssn",
+        "--limit",
+        "3",
+    ]);
     let out = stdout(&o);
     assert!(o.status.success(), "{}", stderr(&o));
     assert!(out.contains("schema: user_uid STRING, user_id BIGINT"), "{out}");

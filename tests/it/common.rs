@@ -18,7 +18,8 @@ pub fn load_project(rel: &str) -> Project {
 }
 
 /// A temp dir with the demo data set (USERS users, 3 files, seed 7).
-pub async fn demo_lakehouse() -> (tempfile::TempDir, medallion::engine::demo_data::DemoDataSummary) {
+pub async fn demo_lakehouse() -> (tempfile::TempDir, medallion::engine::demo_data::DemoDataSummary)
+{
     let dir = tempfile::tempdir().expect("tempdir");
     let summary = write_demo_data(dir.path(), &DemoDataOptions { users: USERS, files: 3, seed: 7 })
         .await

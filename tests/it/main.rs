@@ -1,4 +1,5 @@
 //! Integration tests: one binary, real pipelines on real Delta tables in temp dirs.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod batch;
 mod cli;

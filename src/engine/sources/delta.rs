@@ -23,15 +23,17 @@ pub async fn open_as_of(path: &Path, source: &DeltaSource) -> Result<deltalake::
                 EngineError::Config(format!("cannot read version {v} of {}: {e}", path.display()))
             })?
         }
-        (None, Some(ts)) => DeltaTableBuilder::from_url(url)?
-            .with_datestring(ts)
-            .map_err(|e| {
-                EngineError::Config(format!(
-                    "timestamp `{ts}` is not RFC 3339 (e.g. 2026-11-24T10:00:00Z): {e}"
-                ))
-            })?
-            .load()
-            .await?,
+        (None, Some(ts)) => {
+            DeltaTableBuilder::from_url(url)?
+                .with_datestring(ts)
+                .map_err(|e| {
+                    EngineError::Config(format!(
+                        "timestamp `{ts}` is not RFC 3339 (e.g. 2026-11-24T10:00:00Z): {e}"
+                    ))
+                })?
+                .load()
+                .await?
+        }
         (None, None) => delta::open(path).await?,
     };
     Ok(table)

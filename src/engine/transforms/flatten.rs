@@ -4,9 +4,9 @@
 //! (no SQL identifier folding) and nothing runs row by row.
 
 use arrow::datatypes::{DataType, Field};
+use datafusion::common::Column;
 use datafusion::functions::core::expr_fn::get_field;
 use datafusion::prelude::{DataFrame, Expr, col};
-use datafusion::common::Column;
 
 use crate::model::node::Flatten;
 

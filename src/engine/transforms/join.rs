@@ -9,8 +9,7 @@ use crate::model::node::{Join, JoinHow};
 use super::super::{EngineError, Result};
 
 pub fn plan(left: DataFrame, right: DataFrame, cfg: &Join) -> Result<DataFrame> {
-    let left_names: Vec<String> =
-        left.schema().fields().iter().map(|f| f.name().clone()).collect();
+    let left_names: Vec<String> = left.schema().fields().iter().map(|f| f.name().clone()).collect();
     let right_names: Vec<String> =
         right.schema().fields().iter().map(|f| f.name().clone()).collect();
     for [l, r] in &cfg.on {
@@ -44,8 +43,7 @@ pub fn plan(left: DataFrame, right: DataFrame, cfg: &Join) -> Result<DataFrame> 
     if matches!(cfg.how, JoinHow::LeftSemi | JoinHow::LeftAnti) {
         return Ok(joined.select(left_names.iter().map(|n| lcol(n).alias(n)).collect::<Vec<_>>())?);
     }
-    let same_keys: Vec<&String> =
-        cfg.on.iter().filter(|[l, r]| l == r).map(|[l, _]| l).collect();
+    let same_keys: Vec<&String> = cfg.on.iter().filter(|[l, r]| l == r).map(|[l, _]| l).collect();
     let mut exprs = Vec::new();
     for n in &left_names {
         if same_keys.contains(&n) && matches!(cfg.how, JoinHow::Right) {
