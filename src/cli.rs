@@ -125,9 +125,21 @@ async fn run_async(command: Command) -> anyhow::Result<i32> {
         }
         Command::Run { project, pipeline, available_now } => {
             let (project, root) = load(&project)?;
-            let opts = RunOptions { pipeline, available_now };
+            let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+            tokio::spawn(async move {
+                if tokio::signal::ctrl_c().await.is_ok() {
+                    eprintln!(
+                        "stopping after the batch in flight (Ctrl-C again to abandon it; the checkpoint replays it)"
+                    );
+                    let _ = stop_tx.send(true);
+                    if tokio::signal::ctrl_c().await.is_ok() {
+                        std::process::exit(130);
+                    }
+                }
+            });
+            let opts = RunOptions { pipeline, available_now, stop: Some(stop_rx) };
             let started = Instant::now();
-            let summary = engine::run_project(&project, &root, &opts, &mut |event| {
+            let summary = engine::run_project(&project, &root, &opts, &|event| {
                 println!("{}", event.line());
             })
             .await;

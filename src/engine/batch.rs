@@ -24,7 +24,7 @@ pub async fn run_pipeline(
     project: &Project,
     pipeline: &Pipeline,
     root: &Path,
-    on_event: &mut (dyn FnMut(RunEvent) + Send),
+    on_event: &(dyn Fn(RunEvent) + Send + Sync),
 ) -> Result<PipelineSummary> {
     let started = Instant::now();
     on_event(RunEvent::PipelineStarted { pipeline: pipeline.name.clone() });

@@ -108,23 +108,28 @@ pub struct DemoDataSummary {
 }
 
 #[derive(Serialize)]
-struct Employment<'a> {
-    title: &'a str,
+pub(crate) struct Employment<'a> {
+    pub title: &'a str,
     #[serde(rename = "keySkills")]
-    key_skills: Vec<&'a str>,
+    pub key_skills: Vec<&'a str>,
 }
 
 #[derive(Serialize)]
-struct User<'a> {
-    uuid: String,
-    id: i64,
-    first_name: &'a str,
-    last_name: &'a str,
-    date_of_birth: String,
-    gender: &'a str,
-    email: String,
-    employment: Employment<'a>,
+pub(crate) struct User<'a> {
+    pub uuid: String,
+    pub id: i64,
+    pub first_name: &'a str,
+    pub last_name: &'a str,
+    pub date_of_birth: String,
+    pub gender: &'a str,
+    pub email: String,
+    pub employment: Employment<'a>,
 }
+
+/// The DDL of the demo users, as the landing files hold them.
+pub const USERS_DDL: &str = "uuid STRING, id BIGINT, first_name STRING, last_name STRING, \
+    date_of_birth STRING, gender STRING, email STRING, \
+    employment STRUCT<title: STRING, keySkills: ARRAY<STRING>>";
 
 /// Id of the `n`th user (0-based); ids are unique and not dense, like real keys.
 pub fn user_id(n: u64) -> i64 {
@@ -180,7 +185,7 @@ pub async fn write_demo_data(dir: &Path, opts: &DemoDataOptions) -> Result<DemoD
     Ok(DemoDataSummary { user_files, users: opts.users, ssn_rows, ssn_table })
 }
 
-fn random_user(rng: &mut StdRng, n: u64) -> User<'static> {
+pub(crate) fn random_user(rng: &mut StdRng, n: u64) -> User<'static> {
     let pick = |rng: &mut StdRng, xs: &'static [&'static str]| xs[rng.random_range(0..xs.len())];
     let first_name = pick(rng, FIRST_NAMES);
     let last_name = pick(rng, LAST_NAMES);

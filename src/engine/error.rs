@@ -36,6 +36,9 @@ pub enum EngineError {
         "reads `{table}`, which pipeline `{pipeline}` writes but cannot run yet; fix that pipeline first"
     )]
     Upstream { table: String, pipeline: String },
+    /// Tests only: the runtime stopped as if the process had died here.
+    #[error("injected crash {0}")]
+    InjectedCrash(&'static str),
     #[error("schema: {0}")]
     Schema(String),
     #[error("{0}")]

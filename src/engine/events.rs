@@ -4,6 +4,8 @@ use std::fmt;
 
 use crate::model::NodeId;
 
+use super::stream::StreamProgress;
+
 /// One thing that happened during a run.
 #[derive(Clone, Debug, PartialEq)]
 pub enum RunEvent {
@@ -30,6 +32,8 @@ pub enum RunEvent {
         node: Option<NodeId>,
         message: String,
     },
+    /// A stream finished a micro-batch.
+    BatchCompleted(Box<StreamProgress>),
 }
 
 impl fmt::Display for RunEvent {
@@ -57,6 +61,38 @@ impl fmt::Display for RunEvent {
                     },
                     rows as f64 / secs
                 )
+            }
+            RunEvent::BatchCompleted(p) => {
+                let mut parts = Vec::new();
+                for (node, s) in &p.sources {
+                    let mut part = format!("{node}: {} rows", s.input_rows);
+                    if s.rescued_records > 0 {
+                        part.push_str(&format!(", {} rescued", s.rescued_records));
+                    }
+                    if s.quarantined_records > 0 {
+                        part.push_str(&format!(", {} quarantined", s.quarantined_records));
+                    }
+                    if s.backlog > 0 {
+                        part.push_str(&format!(", backlog {}", s.backlog));
+                    }
+                    parts.push(part);
+                }
+                let sinks: Vec<String> =
+                    p.sinks.iter().map(|(n, v)| format!("{n} -> v{v}")).collect();
+                write!(
+                    f,
+                    "[{}] batch {}{}: {} | {} | {:.0} rows/s | {} ms",
+                    p.pipeline,
+                    p.batch_id,
+                    if p.replayed { " (replayed)" } else { "" },
+                    parts.join("; "),
+                    sinks.join(", "),
+                    p.processed_rows_per_second,
+                    p.duration_ms.get("total").copied().unwrap_or_default()
+                )
+            }
+            RunEvent::PipelineFinished { pipeline, rows_written, duration_ms: 0 } => {
+                write!(f, "[{pipeline}] stopped: {rows_written} rows written")
             }
             RunEvent::PipelineFinished { pipeline, rows_written, duration_ms } => write!(
                 f,

@@ -4,6 +4,7 @@
 //! Entry points: [`run_project`], [`preview_node`], [`check_project`].
 
 pub mod batch;
+pub mod checkpoint;
 pub mod delta;
 pub mod demo_data;
 pub mod error;
@@ -13,6 +14,7 @@ pub mod plan;
 pub mod schema;
 pub mod sinks;
 pub mod sources;
+pub mod stream;
 pub mod transforms;
 
 use std::collections::{HashMap, HashSet};
@@ -22,7 +24,9 @@ use arrow::array::RecordBatch;
 use arrow::datatypes::SchemaRef;
 
 use crate::model::node::NodeKind;
-use crate::model::{Diagnostic, NodeId, Pipeline, Project, Severity, validate};
+use crate::model::{
+    Diagnostic, NodeId, Pipeline, PipelineMode, Project, Severity, Trigger, validate,
+};
 
 pub use error::{EngineError, NodeContext, Result};
 pub use events::RunEvent;
@@ -34,6 +38,8 @@ pub struct RunOptions {
     pub pipeline: Option<String>,
     /// Streams: stop once the data present at start has been processed.
     pub available_now: bool,
+    /// Streams: becomes true to stop after the batch in flight (Ctrl-C).
+    pub stop: Option<tokio::sync::watch::Receiver<bool>>,
 }
 
 /// What a whole run did.
@@ -107,7 +113,7 @@ pub async fn run_project(
     project: &Project,
     root: &Path,
     opts: &RunOptions,
-    on_event: &mut (dyn FnMut(RunEvent) + Send),
+    on_event: &(dyn Fn(RunEvent) + Send + Sync),
 ) -> Result<RunSummary> {
     model_errors(project)?;
     let order = pipeline_order(project, root)?;
@@ -130,21 +136,59 @@ pub async fn run_project(
         None => order,
     };
     let mut summary = RunSummary::default();
+    let stream_opts = stream::StreamOptions {
+        available_now: opts.available_now,
+        stop: opts.stop.clone().unwrap_or_else(|| tokio::sync::watch::channel(false).1),
+        crash_at: None,
+    };
+    let fail = |pipeline: &Pipeline, e: &EngineError| {
+        on_event(RunEvent::PipelineFailed {
+            pipeline: pipeline.name.clone(),
+            node: e.node().cloned(),
+            message: e.detail(),
+        })
+    };
+    // Batch pipelines, and streams with availableNow, run one after the other in dependency
+    // order, so a reader starts after its writer has caught up. Continuous streams run side by
+    // side once the batch pipelines are done.
+    let mut continuous = Vec::new();
     for pipeline in selected {
-        match batch::run_pipeline(project, pipeline, root, on_event).await {
-            Ok(s) => {
+        let result = match pipeline.mode {
+            PipelineMode::Batch => {
+                batch::run_pipeline(project, pipeline, root, on_event).await.map(|s| s.rows_written)
+            }
+            PipelineMode::Stream
+                if opts.available_now
+                    || matches!(pipeline.trigger, Some(Trigger::AvailableNow | Trigger::Once)) =>
+            {
+                stream::run_stream(project, pipeline, root, &stream_opts, on_event)
+                    .await
+                    .map(|s| s.rows_written)
+            }
+            PipelineMode::Stream => {
+                continuous.push(pipeline);
+                continue;
+            }
+        };
+        match result {
+            Ok(rows) => {
                 summary.pipelines += 1;
-                summary.rows_written += s.rows_written;
+                summary.rows_written += rows;
             }
             Err(e) => {
-                on_event(RunEvent::PipelineFailed {
-                    pipeline: pipeline.name.clone(),
-                    node: e.node().cloned(),
-                    message: e.detail(),
-                });
+                fail(pipeline, &e);
                 return Err(e);
             }
         }
+    }
+    let runs = continuous.iter().map(|p| async {
+        stream::run_stream(project, p, root, &stream_opts, on_event)
+            .await
+            .inspect_err(|e| fail(p, e))
+    });
+    for s in futures::future::try_join_all(runs).await? {
+        summary.pipelines += 1;
+        summary.rows_written += s.rows_written;
     }
     Ok(summary)
 }

@@ -13,7 +13,9 @@ use datafusion::datasource::MemTable;
 use datafusion::prelude::{DataFrame, Expr, SessionContext, cast, col};
 use deltalake::delta_datafusion::DeltaSessionContext;
 
-use crate::model::node::{Aggregate, NodeKind, Select, Sql};
+use crate::model::node::{
+    Aggregate, FileFormat, NodeKind, ParseMode, RESCUED_DATA_COLUMN, Select, Sql,
+};
 use crate::model::{NodeId, Pipeline, Project, env};
 
 use super::error::NodeContext;
@@ -64,6 +66,11 @@ impl<'a> Planner<'a> {
     pub fn with_pending_tables(mut self, pending: PendingTables) -> Self {
         self.pending = pending;
         self
+    }
+
+    /// Uses `df` as the output of `node` (a stream's micro-batch data for a source).
+    pub fn set_frame(&mut self, node: NodeId, df: DataFrame) {
+        self.frames.insert(node, df);
     }
 
     /// Tables that earlier pipelines would write but cannot plan, with the pipeline's name.
@@ -118,7 +125,24 @@ impl<'a> Planner<'a> {
                         glob: src.glob.clone().unwrap_or_else(|| src.format.default_glob().into()),
                     });
                 }
-                sources::files::read_files(&self.ctx, &files, src).await
+                let df = sources::files::read_files(&self.ctx, &files, src).await?;
+                // the same columns a stream delivers: JSON in permissive mode adds `_rescued_data`
+                if src.format == FileFormat::Json
+                    && src.parse_mode == ParseMode::Permissive
+                    && df.schema().field_with_unqualified_name(RESCUED_DATA_COLUMN).is_err()
+                {
+                    return Ok(df.with_column(
+                        RESCUED_DATA_COLUMN,
+                        cast(datafusion::prelude::lit(datafusion::common::ScalarValue::Utf8(None)), DataType::Utf8),
+                    )?);
+                }
+                Ok(df)
+            }
+            NodeKind::GeneratorSource(g) => {
+                // a sample of what the stream will deliver
+                let batches = sources::generator::generate(g.seed, 0, 100, 100)?;
+                let table = MemTable::try_new(sources::generator::schema(), vec![batches])?;
+                Ok(self.ctx.read_table(Arc::new(table))?)
             }
             NodeKind::DeltaSource(src) => {
                 let path = self.resolve(&src.table)?;

@@ -85,6 +85,71 @@ pub enum PipelineMode {
     Stream,
 }
 
+/// When a stream runs its micro-batches, as Spark's `trigger(...)`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub enum Trigger {
+    /// `processingTime`: start a batch every interval (at once if the last one ran longer).
+    Interval { interval_ms: u64 },
+    /// `availableNow`: everything present at start, in bounded batches, then stop.
+    AvailableNow,
+    /// `once`: everything present at start in one batch, then stop.
+    Once,
+}
+
+impl Default for Trigger {
+    fn default() -> Self {
+        Trigger::Interval { interval_ms: 500 }
+    }
+}
+
+impl TryFrom<String> for Trigger {
+    type Error = String;
+
+    fn try_from(s: String) -> Result<Self, String> {
+        let t = s.trim().to_ascii_lowercase();
+        match t.as_str() {
+            "available_now" | "availablenow" => return Ok(Trigger::AvailableNow),
+            "once" => return Ok(Trigger::Once),
+            _ => {}
+        }
+        parse_duration_ms(&t).map(|interval_ms| Trigger::Interval { interval_ms }).ok_or_else(|| {
+            format!(
+                "trigger `{s}` is not `available_now`, `once` or an interval such as `500ms`, `2s`, `1 minute`"
+            )
+        })
+    }
+}
+
+impl From<Trigger> for String {
+    fn from(t: Trigger) -> String {
+        match t {
+            Trigger::AvailableNow => "available_now".into(),
+            Trigger::Once => "once".into(),
+            Trigger::Interval { interval_ms } if interval_ms % 1000 == 0 => {
+                format!("{}s", interval_ms / 1000)
+            }
+            Trigger::Interval { interval_ms } => format!("{interval_ms}ms"),
+        }
+    }
+}
+
+/// `500ms`, `2s`, `2 seconds`, `1 minute`, `0` → milliseconds.
+pub fn parse_duration_ms(text: &str) -> Option<u64> {
+    let t = text.trim();
+    let split = t.find(|c: char| !c.is_ascii_digit() && c != '.').unwrap_or(t.len());
+    let (num, unit) = t.split_at(split);
+    let n: f64 = num.parse().ok()?;
+    let factor = match unit.trim() {
+        "" | "ms" | "millisecond" | "milliseconds" => 1.0,
+        "s" | "sec" | "second" | "seconds" => 1000.0,
+        "m" | "min" | "minute" | "minutes" => 60_000.0,
+        "h" | "hour" | "hours" => 3_600_000.0,
+        _ => return None,
+    };
+    (n >= 0.0).then(|| (n * factor).round() as u64)
+}
+
 /// One graph of nodes; a project holds several.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -94,6 +159,13 @@ pub struct Pipeline {
     pub description: String,
     #[serde(default)]
     pub mode: PipelineMode,
+    /// Streams: when micro-batches run (`"500ms"`, `"available_now"`, `"once"`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub trigger: Option<Trigger>,
+    /// Streams: `checkpointLocation`, relative to the lakehouse root
+    /// (default `_checkpoints/<pipeline name>`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub checkpoint: Option<String>,
     #[serde(default)]
     pub nodes: Vec<Node>,
     #[serde(default)]

@@ -10,7 +10,7 @@ pub mod node;
 pub mod project;
 pub mod validate;
 
-pub use graph::{Edge, GraphError, NodeId, Pipeline, PipelineMode, Pos};
+pub use graph::{Edge, GraphError, NodeId, Pipeline, PipelineMode, Pos, Trigger};
 pub use node::{Node, NodeKind, NodeRole};
 pub use project::{Project, ProjectError};
 pub use validate::{Diagnostic, Severity};

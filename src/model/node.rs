@@ -42,6 +42,7 @@ impl Node {
 pub enum NodeKind {
     DeltaSource(DeltaSource),
     FileSource(FileSource),
+    GeneratorSource(GeneratorSource),
     Select(Select),
     Flatten(Flatten),
     WithColumns(WithColumns),
@@ -109,6 +110,64 @@ pub struct DeltaSource {
     /// `timestampAsOf`, RFC 3339 (e.g. `2026-11-24T10:00:00Z`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub timestamp: Option<String>,
+    /// Streams: read the whole table (its latest version) in every micro-batch instead of
+    /// tailing new versions, for a stream-static join.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub static_table: bool,
+    /// Streams: `skipChangeCommits`: ignore versions that remove or rewrite data instead of
+    /// stopping the query.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub skip_change_commits: bool,
+    /// Streams: `startingVersion`: the first version to read (default: the whole table).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub starting_version: Option<i64>,
+}
+
+/// What to do with a record that does not parse or does not fit the schema (Spark's `mode`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ParseMode {
+    /// Keep the row; its raw text and the reason go to `_rescued_data`.
+    #[default]
+    Permissive,
+    /// Drop the row; the raw record, where it came from and why go to the quarantine table.
+    DropMalformed,
+    /// Stop the query with the file, line and reason.
+    FailFast,
+}
+
+impl ParseMode {
+    pub const ALL: [ParseMode; 3] =
+        [ParseMode::Permissive, ParseMode::DropMalformed, ParseMode::FailFast];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ParseMode::Permissive => "permissive",
+            ParseMode::DropMalformed => "drop_malformed",
+            ParseMode::FailFast => "fail_fast",
+        }
+    }
+}
+
+/// Column that holds a malformed record in `permissive` mode.
+pub const RESCUED_DATA_COLUMN: &str = "_rescued_data";
+
+/// Synthetic demo users at a steady rate, for demos and benchmarks (like Spark's `rate`).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GeneratorSource {
+    pub rows_per_second: u64,
+    /// Stop after this many rows (never, when absent).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_rows: Option<u64>,
+    #[serde(default)]
+    pub seed: u64,
+}
+
+impl Default for GeneratorSource {
+    fn default() -> Self {
+        Self { rows_per_second: 100, max_rows: None, seed: 0 }
+    }
 }
 
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -159,6 +218,19 @@ pub struct FileSource {
     /// CSV only: first line holds column names.
     #[serde(default = "default_true", skip_serializing_if = "is_true")]
     pub header: bool,
+    /// JSON in streams: what to do with malformed records.
+    #[serde(default, skip_serializing_if = "is_default")]
+    pub parse_mode: ParseMode,
+    /// Streams: at most this many new files per micro-batch (Spark's `maxFilesPerTrigger`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_files_per_trigger: Option<usize>,
+    /// Streams: at most about this many bytes of new files per micro-batch.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_bytes_per_trigger: Option<u64>,
+    /// Streams: find new files from OS file events (Auto Loader's notification mode), with a
+    /// listing at every trigger as a safety net. Listing mode when false.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub use_notifications: bool,
 }
 
 /// `select(expr.alias(..), ...)`: SQL expressions, each optionally `AS alias`.
@@ -330,6 +402,14 @@ impl DeltaSink {
     }
 }
 
+fn is_false(v: &bool) -> bool {
+    !*v
+}
+
+fn is_default<T: Default + PartialEq>(v: &T) -> bool {
+    *v == T::default()
+}
+
 fn default_true() -> bool {
     true
 }
@@ -348,6 +428,7 @@ impl NodeKind {
         vec![
             NodeKind::FileSource(FileSource::default()),
             NodeKind::DeltaSource(DeltaSource::default()),
+            NodeKind::GeneratorSource(GeneratorSource::default()),
             NodeKind::Select(Select::default()),
             NodeKind::Flatten(Flatten::default()),
             NodeKind::WithColumns(WithColumns::default()),
@@ -366,6 +447,7 @@ impl NodeKind {
         match self {
             NodeKind::DeltaSource(_) => "delta_source",
             NodeKind::FileSource(_) => "file_source",
+            NodeKind::GeneratorSource(_) => "generator_source",
             NodeKind::Select(_) => "select",
             NodeKind::Flatten(_) => "flatten",
             NodeKind::WithColumns(_) => "with_columns",
@@ -381,7 +463,9 @@ impl NodeKind {
 
     pub fn role(&self) -> NodeRole {
         match self {
-            NodeKind::DeltaSource(_) | NodeKind::FileSource(_) => NodeRole::Source,
+            NodeKind::DeltaSource(_) | NodeKind::FileSource(_) | NodeKind::GeneratorSource(_) => {
+                NodeRole::Source
+            }
             NodeKind::Select(_)
             | NodeKind::Flatten(_)
             | NodeKind::WithColumns(_)
@@ -398,7 +482,9 @@ impl NodeKind {
     /// Names of the input ports, in order.
     pub fn input_ports(&self) -> Vec<String> {
         match self {
-            NodeKind::DeltaSource(_) | NodeKind::FileSource(_) => Vec::new(),
+            NodeKind::DeltaSource(_) | NodeKind::FileSource(_) | NodeKind::GeneratorSource(_) => {
+                Vec::new()
+            }
             NodeKind::Join(_) => vec!["left".to_owned(), "right".to_owned()],
             NodeKind::Sql(sql) => sql.inputs.clone(),
             NodeKind::Select(_)

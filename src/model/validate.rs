@@ -132,6 +132,16 @@ pub fn validate_pipeline(p: &Pipeline) -> Vec<Diagnostic> {
     if p.topological_order().is_none() {
         out.push(err(None, "the graph has a cycle".into()));
     }
+    if p.mode == super::PipelineMode::Batch {
+        for n in &p.nodes {
+            if matches!(n.kind, NodeKind::GeneratorSource(_)) {
+                out.push(err(Some(&n.id), "a generator only runs in a stream pipeline (mode = \"stream\")".into()));
+            }
+        }
+        if p.trigger.is_some() {
+            out.push(Diagnostic::warning(&p.name, None, "trigger is ignored in a batch pipeline"));
+        }
+    }
     if !p.nodes.is_empty() && p.sinks().next().is_none() {
         out.push(Diagnostic::warning(&p.name, None, "pipeline has no sink; nothing is written"));
     }
@@ -154,7 +164,11 @@ fn settings_problems(kind: &NodeKind) -> Vec<String> {
                 "set either version or timestamp for time travel, not both",
             );
         }
-        NodeKind::FileSource(s) => need(!s.path.trim().is_empty(), "set the folder path"),
+        NodeKind::FileSource(s) => {
+            need(!s.path.trim().is_empty(), "set the folder path");
+            need(s.max_files_per_trigger != Some(0), "max_files_per_trigger must be at least 1");
+        }
+        NodeKind::GeneratorSource(g) => need(g.rows_per_second > 0, "rows_per_second must be > 0"),
         NodeKind::Select(s) => {
             need(!s.columns.is_empty(), "list at least one column");
             need(s.columns.iter().all(|c| !c.trim().is_empty()), "a column expression is empty");

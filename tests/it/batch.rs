@@ -160,10 +160,11 @@ async fn merge_updates_matched_rows_and_inserts_new_ones() {
     write_changes(root, &[(1, "ada"), (2, "grace"), (3, "alan")]).await;
     run(&project, root).await.expect("first merge creates the table");
     write_changes(root, &[(2, "grace hopper"), (4, "edsger")]).await;
-    let mut events = Vec::new();
-    engine::run_project(&project, root, &Default::default(), &mut |e| events.push(e))
+    let events = std::sync::Mutex::new(Vec::new());
+    engine::run_project(&project, root, &Default::default(), &|e| events.lock().unwrap().push(e))
         .await
         .expect("second merge");
+    let events = events.into_inner().unwrap();
 
     let target = root.join("silver/target");
     let rows = pretty(&query(&target, "SELECT id, name FROM t ORDER BY id").await);

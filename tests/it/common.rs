@@ -28,7 +28,7 @@ pub async fn demo_lakehouse() -> (tempfile::TempDir, medallion::engine::demo_dat
 }
 
 pub async fn run(project: &Project, root: &Path) -> engine::Result<RunSummary> {
-    engine::run_project(project, root, &RunOptions::default(), &mut |_| {}).await
+    engine::run_project(project, root, &RunOptions::default(), &|_| {}).await
 }
 
 /// Runs SQL over the Delta table at `path` (registered as `t`), returning all batches.

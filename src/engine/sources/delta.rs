@@ -44,3 +44,69 @@ pub async fn read(ctx: &SessionContext, path: &Path, source: &DeltaSource) -> Re
     let table = open_as_of(path, source).await?;
     Ok(ctx.read_table(table.table_provider().await?)?)
 }
+
+/// The data files that versions `start` (exclusive) to `end` (inclusive) appended, read from
+/// the commit files. A version that removes or rewrites data stops the stream with a clear
+/// message, unless `skip_change_commits` is set (then the version is ignored, as in Spark).
+pub fn appended_files(
+    path: &Path,
+    start: i64,
+    end: i64,
+    skip_change_commits: bool,
+) -> Result<Vec<String>> {
+    let mut files = Vec::new();
+    for v in (start + 1)..=end {
+        let commit = path.join("_delta_log").join(format!("{v:020}.json"));
+        let text = std::fs::read_to_string(&commit).map_err(|e| {
+            EngineError::Config(format!(
+                "cannot read version {v} of {} ({e}); the log may have been cleaned up: restart the stream with a new checkpoint",
+                path.display()
+            ))
+        })?;
+        let mut adds = Vec::new();
+        let mut changes = false;
+        for line in text.lines().filter(|l| !l.trim().is_empty()) {
+            let action: serde_json::Value = serde_json::from_str(line).map_err(|e| {
+                EngineError::Config(format!("{}: bad commit JSON: {e}", commit.display()))
+            })?;
+            let data_change = |a: &serde_json::Value| {
+                a.get("dataChange").and_then(serde_json::Value::as_bool).unwrap_or(true)
+            };
+            if let Some(add) = action.get("add") {
+                if data_change(add)
+                    && let Some(p) = add.get("path").and_then(serde_json::Value::as_str)
+                {
+                    adds.push(p.to_owned());
+                }
+            } else if let Some(remove) = action.get("remove")
+                && data_change(remove)
+            {
+                changes = true;
+            }
+        }
+        if changes {
+            if skip_change_commits {
+                continue;
+            }
+            return Err(EngineError::Config(format!(
+                "version {v} of {} removes or rewrites data (overwrite, merge, delete, update), which a Delta stream cannot follow; set skip_change_commits = true on the source to ignore such versions, or read the table in batch mode",
+                path.display()
+            )));
+        }
+        files.extend(adds);
+    }
+    Ok(files)
+}
+
+/// The data of exactly the given files of the table at `version`.
+pub async fn read_files_at(
+    ctx: &SessionContext,
+    path: &Path,
+    version: i64,
+    files: Vec<String>,
+) -> Result<DataFrame> {
+    let url = delta::table_url(path)?;
+    let table = deltalake::open_table_with_version(url, version as u64).await?;
+    let provider = table.table_provider().with_file_paths(files).await?;
+    Ok(ctx.read_table(provider)?)
+}

@@ -97,3 +97,47 @@ pub async fn infer_schema(ctx: &SessionContext, dir: &Path, source: &FileSource)
     let df = read_files(ctx, &sample, &inferred).await?;
     Ok(df.schema().as_arrow().clone())
 }
+
+/// Whether a file is complete enough to read in a stream. The rule, stated for users:
+/// write files under a hidden name (`.name` or `_name`) and rename them into the folder when
+/// done (atomic on POSIX; hidden files are never listed). As a safety net for writers that do
+/// not, a JSON or CSV file that is empty or does not end with a newline is still being written
+/// and is left for a later trigger.
+pub fn looks_complete(path: &Path, format: FileFormat, size: u64) -> bool {
+    if size == 0 {
+        return false;
+    }
+    match format {
+        FileFormat::Parquet => true,
+        FileFormat::Json | FileFormat::Csv => {
+            use std::io::{Read, Seek, SeekFrom};
+            let Ok(mut f) = std::fs::File::open(path) else { return false };
+            let mut last = [0u8; 1];
+            f.seek(SeekFrom::End(-1)).is_ok() && f.read_exact(&mut last).is_ok() && last[0] == b'\n'
+        }
+    }
+}
+
+/// A file of the listing with its size.
+#[derive(Clone, Debug)]
+pub struct ListedFile {
+    pub path: PathBuf,
+    /// Path relative to the source folder, as stored in the checkpoint.
+    pub name: String,
+    pub size: u64,
+}
+
+/// Lists the source folder with sizes; names are relative to `dir`.
+pub fn list_with_sizes(dir: &Path, source: &FileSource) -> Result<Vec<ListedFile>> {
+    let files = list_files(dir, source)?;
+    let mut out = Vec::with_capacity(files.len());
+    for path in files {
+        let Ok(meta) = std::fs::metadata(&path) else { continue }; // removed since listing
+        let name = path
+            .strip_prefix(dir)
+            .map(|p| p.to_string_lossy().into_owned())
+            .unwrap_or_else(|_| path.to_string_lossy().into_owned());
+        out.push(ListedFile { path, name, size: meta.len() });
+    }
+    Ok(out)
+}

@@ -2,3 +2,5 @@
 
 pub mod delta;
 pub mod files;
+pub mod generator;
+pub mod json_lines;

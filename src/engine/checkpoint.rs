@@ -1,0 +1,280 @@
+//! The checkpoint of a stream: Spark's protocol, so it can be explained in one sentence.
+//!
+//! `metadata` holds the query id and what the query was started with (its sources and their
+//! schemas); `offsets/N` is written atomically BEFORE batch N runs and says exactly which data
+//! batch N reads; `commits/N` is written after every sink has committed. A batch with offsets
+//! but no commit is replayed with the same offsets on restart; Delta sinks skip a replayed
+//! batch they already committed (application transactions). `events.jsonl` is the event log.
+
+use std::collections::BTreeMap;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use super::{EngineError, Result};
+
+/// One file taken by a files source.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FileEntry {
+    pub path: String,
+    pub size: u64,
+}
+
+/// The data one source contributes to one batch.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum SourceOffset {
+    /// The new files of this batch, in read order.
+    Files { files: Vec<FileEntry> },
+    /// Table versions `start_version` (exclusive) to `end_version` (inclusive).
+    Delta { start_version: i64, end_version: i64 },
+    /// Generated rows `start` (inclusive) to `end` (exclusive).
+    Generator { start: u64, end: u64 },
+}
+
+impl SourceOffset {
+    pub fn is_empty(&self) -> bool {
+        match self {
+            SourceOffset::Files { files } => files.is_empty(),
+            SourceOffset::Delta { start_version, end_version } => end_version <= start_version,
+            SourceOffset::Generator { start, end } => end <= start,
+        }
+    }
+}
+
+/// `offsets/N`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct OffsetsEntry {
+    pub batch_id: u64,
+    pub timestamp_ms: i64,
+    pub sources: BTreeMap<String, SourceOffset>,
+}
+
+/// `commits/N`: the Delta version each sink committed (or found committed) for the batch.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct CommitEntry {
+    pub batch_id: u64,
+    pub timestamp_ms: i64,
+    pub sinks: BTreeMap<String, i64>,
+}
+
+/// `metadata`: identity of the query and what it started with.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Metadata {
+    /// The query id, used in Delta application transactions (`appId = <id>/<sink>`).
+    pub id: String,
+    pub pipeline: String,
+    /// Source node id → what it reads (`files:landing/users`, `delta:bronze/users`, ...).
+    pub sources: BTreeMap<String, String>,
+    /// Source node id → output schema (DDL) when the query started.
+    pub schemas: BTreeMap<String, String>,
+    pub created_at: String,
+}
+
+/// A checkpoint directory.
+#[derive(Clone, Debug)]
+pub struct Checkpoint {
+    dir: PathBuf,
+}
+
+/// Writes a file so that a crash leaves either the old content or the new, never half:
+/// temp file, fsync, rename, fsync of the directory.
+pub fn atomic_write(path: &Path, bytes: &[u8]) -> Result<()> {
+    let dir = path.parent().unwrap_or(Path::new("."));
+    std::fs::create_dir_all(dir).map_err(|e| EngineError::io(dir, e))?;
+    let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    let tmp = dir.join(format!(".{name}.tmp"));
+    {
+        let mut f = std::fs::File::create(&tmp).map_err(|e| EngineError::io(&tmp, e))?;
+        f.write_all(bytes).map_err(|e| EngineError::io(&tmp, e))?;
+        f.sync_all().map_err(|e| EngineError::io(&tmp, e))?;
+    }
+    std::fs::rename(&tmp, path).map_err(|e| EngineError::io(path, e))?;
+    if let Ok(d) = std::fs::File::open(dir) {
+        let _ = d.sync_all();
+    }
+    Ok(())
+}
+
+fn read_json<T: for<'de> Deserialize<'de>>(path: &Path) -> Result<T> {
+    let bytes = std::fs::read(path).map_err(|e| EngineError::io(path, e))?;
+    serde_json::from_slice(&bytes).map_err(|e| {
+        EngineError::Config(format!(
+            "checkpoint file {} is corrupt ({e}); delete the checkpoint folder to start over",
+            path.display()
+        ))
+    })
+}
+
+impl Checkpoint {
+    pub fn new(dir: impl Into<PathBuf>) -> Self {
+        Self { dir: dir.into() }
+    }
+
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// Loads the metadata, or writes `fresh` if the checkpoint is new. A checkpoint written
+    /// for other sources or schemas is refused with what changed and how to reset.
+    pub fn open(&self, fresh: Metadata) -> Result<Metadata> {
+        let path = self.dir.join("metadata");
+        if !path.exists() {
+            atomic_write(&path, &serde_json::to_vec_pretty(&fresh).map_err(json_err)?)?;
+            return Ok(fresh);
+        }
+        let stored: Metadata = read_json(&path)?;
+        let mut changes = Vec::new();
+        for (node, what) in &stored.sources {
+            match fresh.sources.get(node) {
+                None => changes.push(format!("source `{node}` ({what}) was removed")),
+                Some(now) if now != what => {
+                    changes.push(format!("source `{node}` changed from {what} to {now}"))
+                }
+                _ => {}
+            }
+        }
+        for (node, what) in &fresh.sources {
+            if !stored.sources.contains_key(node) {
+                changes.push(format!("source `{node}` ({what}) was added"));
+            }
+        }
+        for (node, schema) in &stored.schemas {
+            if let Some(now) = fresh.schemas.get(node)
+                && now != schema
+            {
+                changes.push(format!(
+                    "the schema of source `{node}` changed from `{schema}` to `{now}`"
+                ));
+            }
+        }
+        if !changes.is_empty() {
+            return Err(EngineError::Config(format!(
+                "the checkpoint at {} was written for a different pipeline: {}. \
+                 To reprocess everything with the new pipeline, delete that folder (the sinks' \
+                 tables keep their data; reset them too if they must not hold it twice)",
+                self.dir.display(),
+                changes.join("; ")
+            )));
+        }
+        Ok(stored)
+    }
+
+    fn numbered(&self, sub: &str) -> Result<Vec<u64>> {
+        let dir = self.dir.join(sub);
+        let entries = match std::fs::read_dir(&dir) {
+            Ok(e) => e,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+            Err(e) => return Err(EngineError::io(&dir, e)),
+        };
+        let mut ids: Vec<u64> = entries
+            .filter_map(|e| e.ok()?.file_name().to_str()?.parse().ok())
+            .collect();
+        ids.sort_unstable();
+        Ok(ids)
+    }
+
+    /// The highest batch id with a commit.
+    pub fn last_committed(&self) -> Result<Option<u64>> {
+        Ok(self.numbered("commits")?.last().copied())
+    }
+
+    pub fn offsets(&self, batch_id: u64) -> Result<Option<OffsetsEntry>> {
+        let path = self.dir.join("offsets").join(batch_id.to_string());
+        if path.exists() { Ok(Some(read_json(&path)?)) } else { Ok(None) }
+    }
+
+    /// Every offsets entry, oldest first (files sources rebuild their seen-files set from it).
+    pub fn all_offsets(&self) -> Result<Vec<OffsetsEntry>> {
+        self.numbered("offsets")?
+            .into_iter()
+            .map(|n| read_json(&self.dir.join("offsets").join(n.to_string())))
+            .collect()
+    }
+
+    pub fn commit(&self, batch_id: u64) -> Result<Option<CommitEntry>> {
+        let path = self.dir.join("commits").join(batch_id.to_string());
+        if path.exists() { Ok(Some(read_json(&path)?)) } else { Ok(None) }
+    }
+
+    pub fn write_offsets(&self, entry: &OffsetsEntry) -> Result<()> {
+        let path = self.dir.join("offsets").join(entry.batch_id.to_string());
+        atomic_write(&path, &serde_json::to_vec(entry).map_err(json_err)?)
+    }
+
+    pub fn write_commit(&self, entry: &CommitEntry) -> Result<()> {
+        let path = self.dir.join("commits").join(entry.batch_id.to_string());
+        atomic_write(&path, &serde_json::to_vec(entry).map_err(json_err)?)
+    }
+
+    /// Appends one JSON line to the event log.
+    pub fn append_event(&self, event: &serde_json::Value) -> Result<()> {
+        let path = self.dir.join("events.jsonl");
+        let mut f = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&path)
+            .map_err(|e| EngineError::io(&path, e))?;
+        let mut line = serde_json::to_vec(event).map_err(json_err)?;
+        line.push(b'\n');
+        f.write_all(&line).map_err(|e| EngineError::io(&path, e))
+    }
+}
+
+fn json_err(e: serde_json::Error) -> EngineError {
+    EngineError::Config(format!("cannot serialize checkpoint entry: {e}"))
+}
+
+pub fn now_ms() -> i64 {
+    chrono::Utc::now().timestamp_millis()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn meta(source: &str) -> Metadata {
+        Metadata {
+            id: "q1".into(),
+            pipeline: "p".into(),
+            sources: BTreeMap::from([("raw".into(), source.into())]),
+            schemas: BTreeMap::from([("raw".into(), "id BIGINT".into())]),
+            created_at: "now".into(),
+        }
+    }
+
+    #[test]
+    fn offsets_and_commits_round_trip_and_changes_are_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let cp = Checkpoint::new(dir.path().join("cp"));
+        assert_eq!(cp.open(meta("files:landing")).unwrap().id, "q1");
+        let mut fresh = meta("files:landing");
+        fresh.id = "other".into();
+        assert_eq!(cp.open(fresh).unwrap().id, "q1", "the stored query id is kept");
+        let err = cp.open(meta("files:elsewhere")).unwrap_err().to_string();
+        assert!(err.contains("changed from files:landing to files:elsewhere"), "{err}");
+        assert!(err.contains("delete that folder"), "{err}");
+
+        let entry = OffsetsEntry {
+            batch_id: 0,
+            timestamp_ms: 1,
+            sources: BTreeMap::from([(
+                "raw".into(),
+                SourceOffset::Files { files: vec![FileEntry { path: "a.json".into(), size: 3 }] },
+            )]),
+        };
+        cp.write_offsets(&entry).unwrap();
+        assert_eq!(cp.offsets(0).unwrap(), Some(entry));
+        assert_eq!(cp.last_committed().unwrap(), None);
+        cp.write_commit(&CommitEntry { batch_id: 0, timestamp_ms: 2, sinks: BTreeMap::new() })
+            .unwrap();
+        assert_eq!(cp.last_committed().unwrap(), Some(0));
+        // no temp files are left behind
+        let names: Vec<_> = std::fs::read_dir(dir.path().join("cp/offsets"))
+            .unwrap()
+            .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .collect();
+        assert_eq!(names, ["0"]);
+    }
+}
