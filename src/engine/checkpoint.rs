@@ -168,9 +168,8 @@ impl Checkpoint {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
             Err(e) => return Err(EngineError::io(&dir, e)),
         };
-        let mut ids: Vec<u64> = entries
-            .filter_map(|e| e.ok()?.file_name().to_str()?.parse().ok())
-            .collect();
+        let mut ids: Vec<u64> =
+            entries.filter_map(|e| e.ok()?.file_name().to_str()?.parse().ok()).collect();
         ids.sort_unstable();
         Ok(ids)
     }

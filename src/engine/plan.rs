@@ -133,7 +133,10 @@ impl<'a> Planner<'a> {
                 {
                     return Ok(df.with_column(
                         RESCUED_DATA_COLUMN,
-                        cast(datafusion::prelude::lit(datafusion::common::ScalarValue::Utf8(None)), DataType::Utf8),
+                        cast(
+                            datafusion::prelude::lit(datafusion::common::ScalarValue::Utf8(None)),
+                            DataType::Utf8,
+                        ),
                     )?);
                 }
                 Ok(df)

@@ -124,6 +124,7 @@ enum Source {
         node: NodeId,
         path: PathBuf,
         skip_change_commits: bool,
+        max_files: usize,
         last: i64,
         bound: Option<i64>,
         backlog: u64,
@@ -143,7 +144,9 @@ enum Source {
 impl Source {
     fn node(&self) -> &NodeId {
         match self {
-            Source::Files { node, .. } | Source::Delta { node, .. } | Source::Generator { node, .. } => node,
+            Source::Files { node, .. }
+            | Source::Delta { node, .. }
+            | Source::Generator { node, .. } => node,
         }
     }
 
@@ -227,17 +230,34 @@ impl Source {
                 *backlog = (listed.len() - files.len()) as u64;
                 Ok(SourceOffset::Files { files })
             }
-            Source::Delta { path, last, bound, backlog, .. } => {
+            Source::Delta {
+                path, last, bound, backlog, max_files, skip_change_commits, ..
+            } => {
                 let latest = match delta::try_open(path).await? {
                     Some(t) => t.version().map_or(-1, |v| v as i64),
                     None => -1,
                 };
-                let end = bound.map_or(latest, |b| b.min(latest));
-                *backlog = 0;
-                Ok(SourceOffset::Delta { start_version: *last, end_version: end.max(*last) })
+                let target = bound.map_or(latest, |b| b.min(latest));
+                // whole versions, until about max_files new files
+                let mut end = *last;
+                let mut files = 0;
+                while end < target && (files < *max_files || end == *last) {
+                    files +=
+                        sources::delta::appended_files(path, end, end + 1, *skip_change_commits)?
+                            .len();
+                    end += 1;
+                }
+                *backlog = (target - end).max(0) as u64;
+                Ok(SourceOffset::Delta { start_version: *last, end_version: end })
             }
             Source::Generator {
-                rows_per_second, max_rows, next, run_start, run_start_row, bound, ..
+                rows_per_second,
+                max_rows,
+                next,
+                run_start,
+                run_start_row,
+                bound,
+                ..
             } => {
                 let end = match bound {
                     Some(b) => *b,
@@ -265,8 +285,14 @@ impl Source {
                         let mut batches = Vec::new();
                         let mut bad = Vec::new();
                         for (path, entry) in paths.iter().zip(files_names(&paths)) {
-                            let bytes = std::fs::read(path).map_err(|e| EngineError::io(path, e))?;
-                            let d = json_lines::decode(&entry, &bytes, &strip_rescued(&schema_in), mode)?;
+                            let bytes =
+                                std::fs::read(path).map_err(|e| EngineError::io(path, e))?;
+                            let d = json_lines::decode(
+                                &entry,
+                                &bytes,
+                                &strip_rescued(&schema_in),
+                                mode,
+                            )?;
                             batches.extend(d.batches);
                             bad.extend(d.bad);
                         }
@@ -277,7 +303,8 @@ impl Source {
                     let (batches, bad) = decoded;
                     let out_schema = json_lines::output_schema(&strip_rescued(schema), mode);
                     let rows = batches.iter().map(RecordBatch::num_rows).sum::<usize>() as u64;
-                    let df = ctx.read_table(Arc::new(MemTable::try_new(out_schema, vec![batches])?))?;
+                    let df =
+                        ctx.read_table(Arc::new(MemTable::try_new(out_schema, vec![batches])?))?;
                     Ok(SourceData { df, rows, bad, mode })
                 } else {
                     let df = if paths.is_empty() {
@@ -315,7 +342,12 @@ impl Source {
                     sources::generator::schema(),
                     vec![batches],
                 )?))?;
-                Ok(SourceData { df, rows: end - start, bad: Vec::new(), mode: ParseMode::Permissive })
+                Ok(SourceData {
+                    df,
+                    rows: end - start,
+                    bad: Vec::new(),
+                    mode: ParseMode::Permissive,
+                })
             }
             (s, o) => Err(EngineError::Config(format!(
                 "checkpoint offsets {o:?} do not belong to source {}; the checkpoint was written for another pipeline",
@@ -368,12 +400,13 @@ async fn build_sources(
         let source = match &node.kind {
             NodeKind::FileSource(cfg) => {
                 let dir = planner.resolve(&cfg.path).at_node(&pipeline.name, &node.id)?;
-                let schema = match sources::files::declared_schema(cfg).at_node(&pipeline.name, &node.id)? {
-                    Some(s) => s,
-                    None => sources::files::infer_schema(&planner.ctx, &dir, cfg)
-                        .await
-                        .at_node(&pipeline.name, &node.id)?,
-                };
+                let schema =
+                    match sources::files::declared_schema(cfg).at_node(&pipeline.name, &node.id)? {
+                        Some(s) => s,
+                        None => sources::files::infer_schema(&planner.ctx, &dir, cfg)
+                            .await
+                            .at_node(&pipeline.name, &node.id)?,
+                    };
                 let schema = if cfg.format == FileFormat::Json {
                     json_lines::output_schema(&schema, cfg.parse_mode)
                 } else {
@@ -399,6 +432,7 @@ async fn build_sources(
                 node: node.id.clone(),
                 path: planner.resolve(&cfg.table).at_node(&pipeline.name, &node.id)?,
                 skip_change_commits: cfg.skip_change_commits,
+                max_files: cfg.max_files_per_trigger.unwrap_or(1000).max(1),
                 last: cfg.starting_version.map_or(-1, |v| v - 1),
                 bound: None,
                 backlog: 0,
@@ -534,8 +568,8 @@ pub async fn run_stream(
         if opts.crash_at == Some((CrashPoint::AfterOffsets, batch_id)) {
             return Err(EngineError::InjectedCrash("after offsets"));
         }
-        let progress = run_batch(project, pipeline, root, &meta, &sources, &entry, replayed, opts)
-            .await?;
+        let progress =
+            run_batch(project, pipeline, root, &meta, &sources, &entry, replayed, opts).await?;
         cp.write_commit(&CommitEntry {
             batch_id,
             timestamp_ms: now_ms(),
@@ -658,7 +692,8 @@ async fn run_batch(
         }
         .properties()
         .with_application_transaction(Transaction::new(&app_id, entry.batch_id as i64));
-        let outcome = sinks::delta::write(&path, cfg, df, props).await.at_node(&pipeline.name, &sink.id)?;
+        let outcome =
+            sinks::delta::write(&path, cfg, df, props).await.at_node(&pipeline.name, &sink.id)?;
         sinks_done.insert(sink.id.to_string(), outcome.version);
         rows_per_node.insert(sink.id.to_string(), outcome.rows_added + outcome.rows_updated);
     }
@@ -718,7 +753,11 @@ pub fn quarantine_schema() -> SchemaRef {
         Field::new("raw", DataType::Utf8, true),
         Field::new("reason", DataType::Utf8, false),
         Field::new("batch_id", DataType::Int64, false),
-        Field::new("quarantined_at", DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into())), false),
+        Field::new(
+            "quarantined_at",
+            DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into())),
+            false,
+        ),
     ]))
 }
 
@@ -768,4 +807,3 @@ async fn write_quarantine(
 pub fn generator_sample(seed: u64, rows: u64) -> Result<Vec<RecordBatch>> {
     sources::generator::generate(seed, 0, rows, 8192)
 }
-

@@ -121,6 +121,10 @@ pub struct DeltaSource {
     /// Streams: `startingVersion`: the first version to read (default: the whole table).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub starting_version: Option<i64>,
+    /// Streams: at most about this many new data files per micro-batch (whole versions;
+    /// Spark's `maxFilesPerTrigger`, default 1000).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_files_per_trigger: Option<usize>,
 }
 
 /// What to do with a record that does not parse or does not fit the schema (Spark's `mode`).

@@ -135,7 +135,10 @@ pub fn validate_pipeline(p: &Pipeline) -> Vec<Diagnostic> {
     if p.mode == super::PipelineMode::Batch {
         for n in &p.nodes {
             if matches!(n.kind, NodeKind::GeneratorSource(_)) {
-                out.push(err(Some(&n.id), "a generator only runs in a stream pipeline (mode = \"stream\")".into()));
+                out.push(err(
+                    Some(&n.id),
+                    "a generator only runs in a stream pipeline (mode = \"stream\")".into(),
+                ));
             }
         }
         if p.trigger.is_some() {

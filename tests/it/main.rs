@@ -8,3 +8,4 @@ mod errors;
 mod interop;
 mod kinds;
 mod projects;
+mod stream;

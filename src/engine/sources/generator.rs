@@ -56,8 +56,11 @@ fn generate_batch(seed: u64, start: u64, end: u64) -> Result<RecordBatch> {
     let mut gender = StringBuilder::new();
     let mut email = StringBuilder::new();
     let mut title = StringBuilder::new();
-    let mut skills = ListBuilder::new(StringBuilder::new())
-        .with_field(Arc::new(Field::new("element", DataType::Utf8, true)));
+    let mut skills = ListBuilder::new(StringBuilder::new()).with_field(Arc::new(Field::new(
+        "element",
+        DataType::Utf8,
+        true,
+    )));
     for n in start..end {
         let mut rng = StdRng::seed_from_u64(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ n);
         let u = random_user(&mut rng, n);

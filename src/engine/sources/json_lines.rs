@@ -120,7 +120,9 @@ pub fn decode(file: &str, bytes: &[u8], schema: &Schema, mode: ParseMode) -> Res
                     }
                 }
                 good.extend(decode_all(&schema, &ok_lines).map_err(|e| {
-                    EngineError::Config(format!("{file}: lines that decode alone fail together: {e}"))
+                    EngineError::Config(format!(
+                        "{file}: lines that decode alone fail together: {e}"
+                    ))
                 })?);
             }
         }
