@@ -74,11 +74,31 @@ pub enum Command {
         #[command(flatten)]
         project: ProjectArgs,
     },
+    /// Benchmarks that print figures.
+    #[command(subcommand)]
+    Bench(BenchCommand),
     /// Delta history of one table, newest first.
     History {
         table_path: PathBuf,
         #[arg(long)]
         limit: Option<usize>,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum BenchCommand {
+    /// Notification mode at a steady trickle: delay from a file's arrival to its rows being
+    /// committed to bronze (p50/p99).
+    StreamLatency {
+        /// Scratch directory (a temp dir when absent).
+        #[arg(long)]
+        dir: Option<PathBuf>,
+        #[arg(long, default_value_t = 100)]
+        files: usize,
+        #[arg(long, default_value_t = 100)]
+        interval_ms: u64,
+        #[arg(long, default_value_t = 10)]
+        rows_per_file: usize,
     },
 }
 
@@ -186,6 +206,16 @@ async fn run_async(command: Command) -> anyhow::Result<i32> {
             );
             Ok(0)
         }
+        Command::Bench(BenchCommand::StreamLatency { dir, files, interval_ms, rows_per_file }) => {
+            let scratch = tempfile_dir(dir)?;
+            let r = engine::bench::stream_latency(&scratch, files, interval_ms, rows_per_file)
+                .await?;
+            println!(
+                "stream latency, notification mode: {} files of {rows_per_file} rows, one every {interval_ms} ms, {} batches: p50 {:.0} ms, p99 {:.0} ms, max {:.0} ms",
+                r.files, r.batches, r.p50_ms, r.p99_ms, r.max_ms
+            );
+            Ok(0)
+        }
         Command::Tables { project } => {
             let (_, root) = load(&project)?;
             print_tables(&root).await?;
@@ -212,6 +242,17 @@ async fn run_async(command: Command) -> anyhow::Result<i32> {
             Ok(0)
         }
     }
+}
+
+fn tempfile_dir(dir: Option<PathBuf>) -> anyhow::Result<PathBuf> {
+    let dir = dir.unwrap_or_else(|| {
+        std::env::temp_dir().join(format!("medallion-bench-{}", uuid::Uuid::new_v4()))
+    });
+    if dir.exists() {
+        bail!("{} exists; give a new directory", dir.display());
+    }
+    std::fs::create_dir_all(&dir)?;
+    Ok(dir)
 }
 
 /// Prints the lakehouse's tables; shared by `tables` and `run`.

@@ -4,6 +4,7 @@
 //! Entry points: [`run_project`], [`preview_node`], [`check_project`].
 
 pub mod batch;
+pub mod bench;
 pub mod checkpoint;
 pub mod delta;
 pub mod demo_data;

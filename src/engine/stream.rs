@@ -320,7 +320,7 @@ impl Source {
                 Source::Delta { path, skip_change_commits, .. },
                 SourceOffset::Delta { start_version, end_version },
             ) => {
-                let files = sources::delta::appended_files(
+                let (files, stats_rows) = sources::delta::appended_files_with_rows(
                     path,
                     *start_version,
                     *end_version,
@@ -333,7 +333,11 @@ impl Source {
                 } else {
                     sources::delta::read_files_at(ctx, path, *end_version, files).await?
                 };
-                let rows = df.clone().count().await? as u64;
+                // from the file statistics; only files without statistics are counted by a scan
+                let rows = match stats_rows {
+                    Some(n) => n,
+                    None => df.clone().count().await? as u64,
+                };
                 Ok(SourceData { df, rows, bad: Vec::new(), mode: ParseMode::Permissive })
             }
             (Source::Generator { seed, .. }, SourceOffset::Generator { start, end }) => {

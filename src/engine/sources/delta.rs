@@ -54,7 +54,19 @@ pub fn appended_files(
     end: i64,
     skip_change_commits: bool,
 ) -> Result<Vec<String>> {
+    Ok(appended_files_with_rows(path, start, end, skip_change_commits)?.0)
+}
+
+/// Like [`appended_files`], with the number of rows the files hold according to their
+/// statistics (`None` when a file has no statistics).
+pub fn appended_files_with_rows(
+    path: &Path,
+    start: i64,
+    end: i64,
+    skip_change_commits: bool,
+) -> Result<(Vec<String>, Option<u64>)> {
     let mut files = Vec::new();
+    let mut rows = Some(0u64);
     for v in (start + 1)..=end {
         let commit = path.join("_delta_log").join(format!("{v:020}.json"));
         let text = std::fs::read_to_string(&commit).map_err(|e| {
@@ -64,6 +76,7 @@ pub fn appended_files(
             ))
         })?;
         let mut adds = Vec::new();
+        let mut version_rows = Some(0u64);
         let mut changes = false;
         for line in text.lines().filter(|l| !l.trim().is_empty()) {
             let action: serde_json::Value = serde_json::from_str(line).map_err(|e| {
@@ -77,6 +90,12 @@ pub fn appended_files(
                     && let Some(p) = add.get("path").and_then(serde_json::Value::as_str)
                 {
                     adds.push(p.to_owned());
+                    let n = add
+                        .get("stats")
+                        .and_then(serde_json::Value::as_str)
+                        .and_then(|s| serde_json::from_str::<serde_json::Value>(s).ok())
+                        .and_then(|s| s.get("numRecords").and_then(serde_json::Value::as_u64));
+                    version_rows = version_rows.zip(n).map(|(a, b)| a + b);
                 }
             } else if let Some(remove) = action.get("remove")
                 && data_change(remove)
@@ -94,8 +113,9 @@ pub fn appended_files(
             )));
         }
         files.extend(adds);
+        rows = rows.zip(version_rows).map(|(a, b)| a + b);
     }
-    Ok(files)
+    Ok((files, rows))
 }
 
 /// The data of exactly the given files of the table at `version`.
