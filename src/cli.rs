@@ -68,6 +68,15 @@ pub enum Command {
         files: u32,
         #[arg(long, default_value_t = 42)]
         seed: u64,
+        /// Also produce demo music events to this Kafka cluster (bootstrap servers).
+        #[arg(long)]
+        kafka: Option<String>,
+        /// Topic for the music events.
+        #[arg(long, default_value = "music_data_json")]
+        topic: String,
+        /// Number of music events to produce.
+        #[arg(long, default_value_t = 10_000)]
+        events: u64,
     },
     /// List the lakehouse's Delta tables with layer, version and rows.
     Tables {
@@ -191,7 +200,22 @@ async fn run_async(command: Command) -> anyhow::Result<i32> {
             println!("({} row(s) shown, limit {limit})", preview.rows());
             Ok(0)
         }
-        Command::DemoData { dir, users, files, seed } => {
+        Command::DemoData { dir, users, files, seed, kafka, topic, events } => {
+            if let Some(brokers) = kafka {
+                let opts = engine::demo_data::MusicEventsOptions {
+                    brokers: brokers.clone(),
+                    topic: topic.clone(),
+                    events,
+                    partitions: 3,
+                    seed,
+                };
+                let started = Instant::now();
+                let sent = engine::demo_data::produce_music_events(&opts).await?;
+                println!(
+                    "produced {sent} music events to topic {topic} on {brokers} in {:.2} s",
+                    started.elapsed().as_secs_f64()
+                );
+            }
             let opts = engine::demo_data::DemoDataOptions { users, files, seed };
             let started = Instant::now();
             let s = engine::demo_data::write_demo_data(&dir, &opts).await?;
@@ -208,8 +232,8 @@ async fn run_async(command: Command) -> anyhow::Result<i32> {
         }
         Command::Bench(BenchCommand::StreamLatency { dir, files, interval_ms, rows_per_file }) => {
             let scratch = tempfile_dir(dir)?;
-            let r = engine::bench::stream_latency(&scratch, files, interval_ms, rows_per_file)
-                .await?;
+            let r =
+                engine::bench::stream_latency(&scratch, files, interval_ms, rows_per_file).await?;
             println!(
                 "stream latency, notification mode: {} files of {rows_per_file} rows, one every {interval_ms} ms, {} batches: p50 {:.0} ms, p99 {:.0} ms, max {:.0} ms",
                 r.files, r.batches, r.p50_ms, r.p99_ms, r.max_ms

@@ -31,6 +31,12 @@ pub async fn run_pipeline(
     let mut planner = Planner::new(project, pipeline, root);
     let mut summary = PipelineSummary::default();
     for sink in pipeline.sinks() {
+        if let NodeKind::KafkaSink(cfg) = &sink.kind {
+            let df = planner.node_frame(&sink.id).await?;
+            let sent = sinks::kafka::write(cfg, df).await.at_node(&pipeline.name, &sink.id)?;
+            summary.rows_written += sent;
+            continue;
+        }
         let NodeKind::DeltaSink(cfg) = &sink.kind else {
             continue;
         };

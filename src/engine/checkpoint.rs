@@ -31,6 +31,8 @@ pub enum SourceOffset {
     Delta { start_version: i64, end_version: i64 },
     /// Generated rows `start` (inclusive) to `end` (exclusive).
     Generator { start: u64, end: u64 },
+    /// Kafka: `topic:partition` → `[start, end)` offsets.
+    Kafka { ranges: BTreeMap<String, [i64; 2]> },
 }
 
 impl SourceOffset {
@@ -39,6 +41,7 @@ impl SourceOffset {
             SourceOffset::Files { files } => files.is_empty(),
             SourceOffset::Delta { start_version, end_version } => end_version <= start_version,
             SourceOffset::Generator { start, end } => end <= start,
+            SourceOffset::Kafka { ranges } => ranges.values().all(|[s, e]| e <= s),
         }
     }
 }

@@ -222,3 +222,111 @@ pub(crate) fn random_user(rng: &mut StdRng, n: u64) -> User<'static> {
         employment: Employment { title: pick(rng, TITLES), key_skills },
     }
 }
+
+/// Options of `medallion demo-data DIR --kafka BROKERS --topic T --events N`.
+#[derive(Clone, Debug)]
+pub struct MusicEventsOptions {
+    pub brokers: String,
+    pub topic: String,
+    pub events: u64,
+    pub partitions: i32,
+    pub seed: u64,
+}
+
+const GENRES: &[&str] = &["rock", "jazz", "techno", "classical", "hip-hop", "folk", "ambient"];
+const ARTISTS: &[&str] = &[
+    "The Lakehouse Five",
+    "Delta Blues Trio",
+    "Kafka on the Shore",
+    "Spark Plug",
+    "Parquet Floor",
+    "Medallion Men",
+    "Bronze Age",
+    "Silver Lining",
+    "Gold Standard",
+    "Checkpoint Charlie",
+];
+
+/// One demo music event as JSON text: user_id, track_id, artist, title, genre, duration_ms,
+/// played_at.
+pub fn music_event_json(rng: &mut StdRng, n: u64) -> String {
+    let artist = ARTISTS[rng.random_range(0..ARTISTS.len())];
+    let genre = GENRES[rng.random_range(0..GENRES.len())];
+    let track = rng.random_range(1..5000u32);
+    let played_at = chrono::DateTime::from_timestamp(1_795_000_000 + n as i64 * 3, 0)
+        .unwrap_or_default()
+        .to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
+    serde_json::json!({
+        "user_id": user_id(rng.random_range(0..1000)),
+        "track_id": format!("trk-{track:05}"),
+        "artist": artist,
+        "title": format!("Song {track}"),
+        "genre": genre,
+        "duration_ms": rng.random_range(90_000..420_000),
+        "played_at": played_at,
+    })
+    .to_string()
+}
+
+/// The DDL of the demo music events.
+pub const MUSIC_DDL: &str = "user_id BIGINT, track_id STRING, artist STRING, title STRING, \
+    genre STRING, duration_ms BIGINT, played_at TIMESTAMP";
+
+/// Produces demo music events to a topic (created with `partitions` partitions if missing).
+pub async fn produce_music_events(opts: &MusicEventsOptions) -> Result<u64> {
+    use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+    use rdkafka::client::DefaultClientContext;
+    use rdkafka::producer::{FutureProducer, FutureRecord};
+    let brokers = crate::model::env::expand(&opts.brokers)?;
+    let mut cfg = rdkafka::ClientConfig::new();
+    cfg.set("bootstrap.servers", &brokers).set("log_level", "3");
+    let admin: AdminClient<DefaultClientContext> =
+        cfg.create().map_err(|e| EngineError::Broker(format!("{brokers}: {e}")))?;
+    let topic = NewTopic::new(&opts.topic, opts.partitions, TopicReplication::Fixed(1));
+    let results = admin
+        .create_topics([&topic], &AdminOptions::new())
+        .await
+        .map_err(|e| EngineError::Broker(format!("cannot create topic {}: {e}", opts.topic)))?;
+    for r in results {
+        if let Err((name, code)) = r
+            && code != rdkafka::types::RDKafkaErrorCode::TopicAlreadyExists
+        {
+            return Err(EngineError::Broker(format!("cannot create topic {name}: {code}")));
+        }
+    }
+    let producer: FutureProducer = cfg
+        .clone()
+        .set("enable.idempotence", "true")
+        .set("linger.ms", "20")
+        .create()
+        .map_err(|e| EngineError::Broker(format!("{brokers}: {e}")))?;
+    let mut rng = StdRng::seed_from_u64(opts.seed);
+    let mut sent = 0u64;
+    let mut pending = Vec::new();
+    for n in 0..opts.events {
+        let value = music_event_json(&mut rng, n);
+        let key = n.to_string();
+        let p = producer.clone();
+        let topic = opts.topic.clone();
+        pending.push(async move {
+            p.send(
+                FutureRecord::to(&topic).payload(&value).key(&key),
+                std::time::Duration::from_secs(30),
+            )
+            .await
+            .map(|_| ())
+            .map_err(|(e, _)| EngineError::Broker(format!("produce failed: {e}")))
+        });
+        if pending.len() >= 10_000 {
+            for r in futures::future::join_all(pending.drain(..)).await {
+                r?;
+                sent += 1;
+            }
+        }
+    }
+    for r in futures::future::join_all(pending).await {
+        r?;
+        sent += 1;
+    }
+    Ok(sent)
+}

@@ -36,6 +36,9 @@ pub enum EngineError {
         "reads `{table}`, which pipeline `{pipeline}` writes but cannot run yet; fix that pipeline first"
     )]
     Upstream { table: String, pipeline: String },
+    /// The Kafka brokers cannot be reached or did not answer; retrying can help.
+    #[error("Kafka: {0}")]
+    Broker(String),
     /// Tests only: the runtime stopped as if the process had died here.
     #[error("injected crash {0}")]
     InjectedCrash(&'static str),
@@ -71,6 +74,15 @@ impl EngineError {
         match self {
             EngineError::Node { node, .. } => Some(node),
             _ => None,
+        }
+    }
+
+    /// Whether waiting and trying again can help (an unreachable broker).
+    pub fn is_retryable(&self) -> bool {
+        match self {
+            EngineError::Node { source, .. } => source.is_retryable(),
+            EngineError::Broker(_) => true,
+            _ => false,
         }
     }
 

@@ -34,6 +34,12 @@ pub enum RunEvent {
     },
     /// A stream finished a micro-batch.
     BatchCompleted(Box<StreamProgress>),
+    /// Something the user should know that does not stop the query.
+    Warning {
+        pipeline: String,
+        node: Option<NodeId>,
+        message: String,
+    },
 }
 
 impl fmt::Display for RunEvent {
@@ -77,6 +83,14 @@ impl fmt::Display for RunEvent {
                     }
                     parts.push(part);
                 }
+                for (node, b) in &p.transforms {
+                    if b.rescued_records > 0 {
+                        parts.push(format!("{node}: {} rescued", b.rescued_records));
+                    }
+                    if b.quarantined_records > 0 {
+                        parts.push(format!("{node}: {} quarantined", b.quarantined_records));
+                    }
+                }
                 let sinks: Vec<String> =
                     p.sinks.iter().map(|(n, v)| format!("{n} -> v{v}")).collect();
                 write!(
@@ -90,6 +104,12 @@ impl fmt::Display for RunEvent {
                     p.processed_rows_per_second,
                     p.duration_ms.get("total").copied().unwrap_or_default()
                 )
+            }
+            RunEvent::Warning { pipeline, node: Some(n), message } => {
+                write!(f, "[{pipeline}] warning at node `{n}`: {message}")
+            }
+            RunEvent::Warning { pipeline, node: None, message } => {
+                write!(f, "[{pipeline}] warning: {message}")
             }
             RunEvent::PipelineFinished { pipeline, rows_written, duration_ms: 0 } => {
                 write!(f, "[{pipeline}] stopped: {rows_written} rows written")

@@ -275,7 +275,7 @@ pub async fn preview_node(
     root: &Path,
     limit: usize,
 ) -> Result<Preview> {
-    let mut planner = planner_for(project, pipeline, root).await;
+    let mut planner = planner_for(project, pipeline, root).await.with_live_samples();
     let df = planner.node_frame(node).await?;
     let schema = plan::arrow_schema(&df);
     let batches = match df.limit(0, Some(limit)) {

@@ -19,6 +19,7 @@ use crate::model::node::{
 use crate::model::{NodeId, Pipeline, Project, env};
 
 use super::error::NodeContext;
+use super::sources::json_lines::BadRecord;
 use super::{EngineError, Result, delta, schema, sources, transforms};
 
 /// The session every pipeline runs in: SQL identifiers keep their case (`keySkills`), as
@@ -48,6 +49,11 @@ pub struct Planner<'a> {
     pending: PendingTables,
     /// Tables written by earlier pipelines that cannot be planned: (path, pipeline).
     broken: HashMap<PathBuf, String>,
+    /// Malformed records found by Parse JSON nodes while planning.
+    pub bad_records: Vec<(NodeId, ParseMode, BadRecord)>,
+    /// Whether sources that need a live service (Kafka) read a sample; when false they plan
+    /// with their fixed schema and no rows, so validation works offline.
+    live_samples: bool,
 }
 
 impl<'a> Planner<'a> {
@@ -60,11 +66,19 @@ impl<'a> Planner<'a> {
             frames: HashMap::new(),
             pending: PendingTables::new(),
             broken: HashMap::new(),
+            bad_records: Vec::new(),
+            live_samples: false,
         }
     }
 
     pub fn with_pending_tables(mut self, pending: PendingTables) -> Self {
         self.pending = pending;
+        self
+    }
+
+    /// Lets Kafka sources read a sample of their topics (previews).
+    pub fn with_live_samples(mut self) -> Self {
+        self.live_samples = true;
         self
     }
 
@@ -140,6 +154,41 @@ impl<'a> Planner<'a> {
                     )?);
                 }
                 Ok(df)
+            }
+            NodeKind::KafkaSource(_) if !self.live_samples => {
+                let empty = MemTable::try_new(sources::kafka::schema(), vec![vec![]])?;
+                Ok(self.ctx.read_table(Arc::new(empty))?)
+            }
+            NodeKind::KafkaSource(k) => {
+                // a sample: the first messages of each partition (streams read by offsets)
+                let cfg = k.clone();
+                let batches = tokio::task::spawn_blocking(move || -> Result<_> {
+                    let client = sources::kafka::KafkaClient::new(&cfg, "medallion-preview")?;
+                    let mut ranges = std::collections::BTreeMap::new();
+                    for (t, p) in client.partitions()? {
+                        let (low, high) = client.watermarks(&t, p)?;
+                        ranges.insert(sources::kafka::tp_key(&t, p), [low, high.min(low + 100)]);
+                    }
+                    client.read(&ranges)
+                })
+                .await
+                .map_err(|e| EngineError::Config(format!("Kafka reader failed: {e}")))??;
+                let table = MemTable::try_new(sources::kafka::schema(), vec![batches])?;
+                Ok(self.ctx.read_table(Arc::new(table))?)
+            }
+            NodeKind::ParseJson(cfg) => {
+                let df = in_()?;
+                let input_schema = arrow_schema(&df);
+                let out_schema = transforms::parse_json::output_schema(&input_schema, cfg)?;
+                let mut out = Vec::new();
+                for batch in df.collect().await? {
+                    let (parsed, bad) = transforms::parse_json::parse(&batch, cfg)?;
+                    out.push(parsed);
+                    self.bad_records
+                        .extend(bad.into_iter().map(|b| (id.clone(), cfg.parse_mode, b)));
+                }
+                let table = MemTable::try_new(out_schema, vec![out])?;
+                Ok(self.ctx.read_table(Arc::new(table))?)
             }
             NodeKind::GeneratorSource(g) => {
                 // a sample of what the stream will deliver
@@ -236,6 +285,7 @@ impl<'a> Planner<'a> {
                 .await
             }
             NodeKind::DeltaSink(_) => Ok(conform_for_delta(in_()?)?),
+            NodeKind::KafkaSink(_) => in_(),
         }
     }
 

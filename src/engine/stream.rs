@@ -19,7 +19,7 @@ use deltalake::kernel::Transaction;
 use serde::Serialize;
 use tokio::sync::{mpsc, watch};
 
-use crate::model::node::{FileFormat, FileSource, NodeKind, ParseMode};
+use crate::model::node::{FileFormat, FileSource, KafkaSource, NodeKind, ParseMode};
 use crate::model::{NodeId, Pipeline, Project, Trigger};
 
 use super::checkpoint::{
@@ -78,6 +78,8 @@ pub struct StreamProgress {
     pub sinks: BTreeMap<String, i64>,
     /// Rows written per sink node (0 when the batch was already committed).
     pub rows_per_node: BTreeMap<String, u64>,
+    /// Bad records found by transforms (Parse JSON), per node.
+    pub transforms: BTreeMap<String, BadRecordCounts>,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize)]
@@ -88,8 +90,18 @@ pub struct SourceProgress {
     pub rescued_records: u64,
     /// Malformed records sent to the quarantine table (drop_malformed mode).
     pub quarantined_records: u64,
-    /// Files (or versions, or rows) known but not yet processed.
+    /// Files (or versions, or messages) known but not yet processed.
     pub backlog: u64,
+    /// Kafka: per `topic:partition`, end offset minus processed offset.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub lag: Option<BTreeMap<String, i64>>,
+}
+
+/// Malformed records a transform (Parse JSON) found in a batch.
+#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+pub struct BadRecordCounts {
+    pub rescued_records: u64,
+    pub quarantined_records: u64,
 }
 
 /// What a stream run did.
@@ -106,6 +118,9 @@ fn checkpoint_dir(pipeline: &Pipeline, root: &Path) -> Result<PathBuf> {
     };
     Ok(delta::resolve(root, &rel))
 }
+
+/// Kafka messages fetched while planning a batch: its offset ranges and the data.
+type Prefetched = (BTreeMap<String, [i64; 2]>, Vec<RecordBatch>);
 
 /// A streaming source's state between batches.
 enum Source {
@@ -129,6 +144,21 @@ enum Source {
         bound: Option<i64>,
         backlog: u64,
     },
+    Kafka {
+        node: NodeId,
+        cfg: KafkaSource,
+        client: Arc<sources::kafka::KafkaClient>,
+        /// Next offset to read per `topic:partition`.
+        next: BTreeMap<String, i64>,
+        /// Whether the checkpoint had offsets (then `startingOffsets` no longer applies).
+        started: bool,
+        /// availableNow: only messages stamped before the query started (ms since epoch).
+        bound: Option<i64>,
+        /// Messages fetched while planning, for the batch that reads exactly them.
+        prefetched: std::sync::Mutex<Option<Prefetched>>,
+        lag: BTreeMap<String, i64>,
+        warnings: Vec<String>,
+    },
     Generator {
         node: NodeId,
         seed: u64,
@@ -146,7 +176,8 @@ impl Source {
         match self {
             Source::Files { node, .. }
             | Source::Delta { node, .. }
-            | Source::Generator { node, .. } => node,
+            | Source::Generator { node, .. }
+            | Source::Kafka { node, .. } => node,
         }
     }
 
@@ -155,6 +186,10 @@ impl Source {
             Source::Files { cfg, .. } => format!("files:{}:{}", cfg.format.as_str(), cfg.path),
             Source::Delta { path, .. } => format!("delta:{}", path.display()),
             Source::Generator { seed, .. } => format!("generator:seed={seed}"),
+            Source::Kafka { cfg, .. } => match &cfg.subscribe_pattern {
+                Some(p) => format!("kafka:pattern={p}"),
+                None => format!("kafka:{}", cfg.subscribe.join(",")),
+            },
         }
     }
 
@@ -162,6 +197,7 @@ impl Source {
         match self {
             Source::Files { backlog, .. } | Source::Delta { backlog, .. } => *backlog,
             Source::Generator { .. } => 0,
+            Source::Kafka { lag, .. } => lag.values().map(|l| (*l).max(0) as u64).sum(),
         }
     }
 
@@ -176,6 +212,13 @@ impl Source {
             }
             (Source::Generator { next, .. }, SourceOffset::Generator { end, .. }) => {
                 *next = (*next).max(*end);
+            }
+            (Source::Kafka { next, started, .. }, SourceOffset::Kafka { ranges }) => {
+                *started = true;
+                for (tp, [_, end]) in ranges {
+                    let n = next.entry(tp.clone()).or_insert(*end);
+                    *n = (*n).max(*end);
+                }
             }
             _ => {}
         }
@@ -196,6 +239,12 @@ impl Source {
             }
             Source::Generator { max_rows, rows_per_second, next, bound, .. } => {
                 *bound = Some(max_rows.unwrap_or(*next + *rows_per_second));
+            }
+            Source::Kafka { client, bound, .. } => {
+                // fail early (and wait) if the brokers are away
+                let client = client.clone();
+                blocking(move || client.partitions()).await?;
+                *bound = Some(now_ms());
             }
         }
         Ok(())
@@ -249,6 +298,84 @@ impl Source {
                 }
                 *backlog = (target - end).max(0) as u64;
                 Ok(SourceOffset::Delta { start_version: *last, end_version: end })
+            }
+            Source::Kafka {
+                cfg, client, next, started, bound, lag, warnings, prefetched, ..
+            } => {
+                let meta_client = client.clone();
+                let marks = blocking(move || {
+                    let client = meta_client;
+                    let mut marks = BTreeMap::new();
+                    for (t, p) in client.partitions()? {
+                        marks.insert(sources::kafka::tp_key(&t, p), client.watermarks(&t, p)?);
+                    }
+                    Ok(marks)
+                })
+                .await?;
+                let starting = match cfg.starting_offsets.as_deref().map(str::trim) {
+                    None | Some("earliest") => None,
+                    Some("latest") => Some(BTreeMap::new()),
+                    Some(json) => Some(sources::kafka::parse_starting_offsets(json)?),
+                };
+                let latest = cfg.starting_offsets.as_deref().map(str::trim) == Some("latest");
+                let mut ranges = BTreeMap::new();
+                for (tp, (low, high)) in &marks {
+                    let start = match next.get(tp) {
+                        Some(n) => *n,
+                        // a partition seen for the first time: startingOffsets for a new
+                        // query, earliest for a partition added later (as Spark)
+                        None if !*started && latest => *high,
+                        None if !*started => match starting.as_ref().and_then(|s| s.get(tp)) {
+                            Some(-1) => *high,
+                            Some(o) if *o >= 0 => *o,
+                            _ => *low,
+                        },
+                        None => *low,
+                    };
+                    let start = if start < *low {
+                        if cfg.fail_on_data_loss {
+                            return Err(EngineError::Config(format!(
+                                "offsets {start}..{low} of {tp} were deleted (retention) before they were read; set failOnDataLoss = false to continue from offset {low}"
+                            )));
+                        }
+                        warnings.push(format!(
+                            "offsets {start}..{low} of {tp} were deleted before they were read; continuing from {low} (failOnDataLoss = false)"
+                        ));
+                        *low
+                    } else {
+                        start
+                    };
+                    ranges.insert(tp.clone(), [start, start]);
+                }
+                for tp in next.keys() {
+                    if !marks.contains_key(tp) {
+                        let msg = format!("partition {tp} is gone from the topic");
+                        if cfg.fail_on_data_loss {
+                            return Err(EngineError::Config(format!(
+                                "{msg}; set failOnDataLoss = false to continue without it"
+                            )));
+                        }
+                        warnings.push(msg);
+                    }
+                }
+                let starts: BTreeMap<String, i64> =
+                    ranges.iter().map(|(k, [s, _])| (k.clone(), *s)).collect();
+                let (client, max, until) = (client.clone(), cfg.max_offsets_per_trigger, *bound);
+                let (ranges, batches) = blocking(move || {
+                    client.fetch_new(&starts, max, until, Duration::from_millis(150))
+                })
+                .await?;
+                // lag as far as the broker's end offsets tell (they may lag behind themselves)
+                *lag = ranges
+                    .iter()
+                    .map(|(tp, [_, e])| {
+                        (tp.clone(), marks.get(tp).map_or(0, |(_, h)| (h - e).max(0)))
+                    })
+                    .collect();
+                if let Ok(p) = prefetched.get_mut() {
+                    *p = Some((ranges.clone(), batches));
+                }
+                Ok(SourceOffset::Kafka { ranges })
             }
             Source::Generator {
                 rows_per_second,
@@ -353,12 +480,34 @@ impl Source {
                     mode: ParseMode::Permissive,
                 })
             }
+            (Source::Kafka { client, prefetched, .. }, SourceOffset::Kafka { ranges }) => {
+                let fetched = prefetched.lock().ok().and_then(|mut p| p.take());
+                let batches = match fetched {
+                    Some((r, batches)) if &r == ranges => batches,
+                    // a replay after a restart: read the same offsets again
+                    _ => {
+                        let (client, ranges) = (client.clone(), ranges.clone());
+                        blocking(move || client.read(&ranges)).await?
+                    }
+                };
+                let rows = batches.iter().map(RecordBatch::num_rows).sum::<usize>() as u64;
+                let table = MemTable::try_new(sources::kafka::schema(), vec![batches])?;
+                let df = ctx.read_table(Arc::new(table))?;
+                Ok(SourceData { df, rows, bad: Vec::new(), mode: ParseMode::Permissive })
+            }
             (s, o) => Err(EngineError::Config(format!(
                 "checkpoint offsets {o:?} do not belong to source {}; the checkpoint was written for another pipeline",
                 s.describe()
             ))),
         }
     }
+}
+
+/// Runs blocking client calls (rdkafka) off the async workers.
+async fn blocking<T: Send + 'static>(f: impl FnOnce() -> Result<T> + Send + 'static) -> Result<T> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|e| EngineError::Config(format!("worker task failed: {e}")))?
 }
 
 fn files_names(paths: &[PathBuf]) -> Vec<String> {
@@ -441,6 +590,22 @@ async fn build_sources(
                 bound: None,
                 backlog: 0,
             },
+            NodeKind::KafkaSource(cfg) => {
+                let group = format!("medallion-{}-{}", pipeline.name, node.id);
+                let client = sources::kafka::KafkaClient::new(cfg, &group)
+                    .at_node(&pipeline.name, &node.id)?;
+                Source::Kafka {
+                    node: node.id.clone(),
+                    cfg: cfg.clone(),
+                    client: Arc::new(client),
+                    next: BTreeMap::new(),
+                    started: false,
+                    bound: None,
+                    prefetched: std::sync::Mutex::new(None),
+                    lag: BTreeMap::new(),
+                    warnings: Vec::new(),
+                }
+            }
             NodeKind::GeneratorSource(cfg) => Source::Generator {
                 node: node.id.clone(),
                 seed: cfg.seed,
@@ -535,7 +700,15 @@ pub async fn run_stream(
     }
     if matches!(trigger, Trigger::AvailableNow | Trigger::Once) {
         for s in sources.iter_mut() {
-            s.bind_available_now().await?;
+            loop {
+                match s.bind_available_now().await.at_node(&pipeline.name, s.node()) {
+                    Err(e) if e.is_retryable() && !*opts.stop.borrow() => {
+                        waiting(pipeline, &e, on_event);
+                        tokio::time::sleep(Duration::from_secs(1)).await;
+                    }
+                    other => break other?,
+                }
+            }
         }
     }
     let mut batch_id = last_committed.map_or(0, |c| c + 1);
@@ -551,9 +724,32 @@ pub async fn run_stream(
             Some(entry) => (entry, true),
             None => {
                 let mut offsets = BTreeMap::new();
+                let mut away = None;
                 for s in sources.iter_mut() {
-                    let o = s.plan_next().await.at_node(&pipeline.name, s.node())?;
-                    offsets.insert(s.node().to_string(), o);
+                    match s.plan_next().await.at_node(&pipeline.name, s.node()) {
+                        Ok(o) => {
+                            offsets.insert(s.node().to_string(), o);
+                        }
+                        Err(e) if e.is_retryable() => {
+                            away = Some(e);
+                            break;
+                        }
+                        Err(e) => return Err(e),
+                    }
+                    if let Source::Kafka { warnings, node, .. } = s {
+                        for w in warnings.drain(..) {
+                            on_event(RunEvent::Warning {
+                                pipeline: pipeline.name.clone(),
+                                node: Some(node.clone()),
+                                message: w,
+                            });
+                        }
+                    }
+                }
+                if let Some(e) = away {
+                    waiting(pipeline, &e, on_event);
+                    wait(1000, Instant::now(), &mut stop, &mut wake_rx).await;
+                    continue;
                 }
                 if offsets.values().all(SourceOffset::is_empty) {
                     match trigger {
@@ -573,7 +769,17 @@ pub async fn run_stream(
             return Err(EngineError::InjectedCrash("after offsets"));
         }
         let progress =
-            run_batch(project, pipeline, root, &meta, &sources, &entry, replayed, opts).await?;
+            match run_batch(project, pipeline, root, &meta, &sources, &entry, replayed, opts).await
+            {
+                Ok(p) => p,
+                Err(e) if e.is_retryable() => {
+                    // offsets/N stays: the same batch is replayed when the broker is back
+                    waiting(pipeline, &e, on_event);
+                    wait(1000, Instant::now(), &mut stop, &mut wake_rx).await;
+                    continue;
+                }
+                Err(e) => return Err(e),
+            };
         cp.write_commit(&CommitEntry {
             batch_id,
             timestamp_ms: now_ms(),
@@ -583,11 +789,17 @@ pub async fn run_stream(
             if let Some(o) = entry.sources.get(s.node().as_str()) {
                 s.advance(o);
             }
+            if let Source::Kafka { client, next, .. } = s {
+                client.commit_for_progress(next);
+            }
         }
         let mut progress = progress;
         for (node, sp) in progress.sources.iter_mut() {
             if let Some(s) = sources.iter().find(|s| s.node().as_str() == node) {
                 sp.backlog = s.backlog();
+                if let Source::Kafka { lag, .. } = s {
+                    sp.lag = Some(lag.clone());
+                }
             }
         }
         progress.duration_ms.insert("total".into(), batch_started.elapsed().as_millis() as u64);
@@ -612,6 +824,14 @@ pub async fn run_stream(
         duration_ms: 0,
     });
     Ok(summary)
+}
+
+fn waiting(pipeline: &Pipeline, e: &EngineError, on_event: &(dyn Fn(RunEvent) + Send + Sync)) {
+    on_event(RunEvent::Warning {
+        pipeline: pipeline.name.clone(),
+        node: e.node().cloned(),
+        message: format!("waiting for the broker: {}", e.detail()),
+    });
 }
 
 /// Sleeps until the next trigger time, a file event, or a stop request.
@@ -665,6 +885,7 @@ async fn run_batch(
                 rescued_records: if data.mode == ParseMode::Permissive { bad } else { 0 },
                 quarantined_records: if data.mode == ParseMode::DropMalformed { bad } else { 0 },
                 backlog: 0,
+                lag: None,
             },
         );
         if data.mode == ParseMode::DropMalformed {
@@ -679,6 +900,13 @@ async fn run_batch(
     let mut rows_per_node = BTreeMap::new();
     let mut first_sink_table = None;
     for sink in pipeline.sinks() {
+        if let NodeKind::KafkaSink(cfg) = &sink.kind {
+            // at-least-once: every message acknowledged before commits/N
+            let df = planner.node_frame(&sink.id).await?;
+            let sent = sinks::kafka::write(cfg, df).await.at_node(&pipeline.name, &sink.id)?;
+            rows_per_node.insert(sink.id.to_string(), sent);
+            continue;
+        }
         let NodeKind::DeltaSink(cfg) = &sink.kind else { continue };
         let path = planner.resolve(&cfg.table).at_node(&pipeline.name, &sink.id)?;
         first_sink_table.get_or_insert_with(|| path.clone());
@@ -700,6 +928,18 @@ async fn run_batch(
             sinks::delta::write(&path, cfg, df, props).await.at_node(&pipeline.name, &sink.id)?;
         sinks_done.insert(sink.id.to_string(), outcome.version);
         rows_per_node.insert(sink.id.to_string(), outcome.rows_added + outcome.rows_updated);
+    }
+    let mut transforms: BTreeMap<String, BadRecordCounts> = BTreeMap::new();
+    for (node, mode, record) in std::mem::take(&mut planner.bad_records) {
+        let counts = transforms.entry(node.to_string()).or_default();
+        match mode {
+            ParseMode::Permissive => counts.rescued_records += 1,
+            ParseMode::DropMalformed => {
+                counts.quarantined_records += 1;
+                quarantine.push((node, record));
+            }
+            ParseMode::FailFast => {}
+        }
     }
     if !quarantine.is_empty() {
         let table = quarantine_path(first_sink_table.as_deref(), root, pipeline);
@@ -724,6 +964,7 @@ async fn run_batch(
         sources: source_progress,
         sinks: sinks_done,
         rows_per_node,
+        transforms,
     })
 }
 

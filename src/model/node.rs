@@ -43,7 +43,9 @@ pub enum NodeKind {
     DeltaSource(DeltaSource),
     FileSource(FileSource),
     GeneratorSource(GeneratorSource),
+    KafkaSource(KafkaSource),
     Select(Select),
+    ParseJson(ParseJson),
     Flatten(Flatten),
     WithColumns(WithColumns),
     Filter(Filter),
@@ -53,6 +55,7 @@ pub enum NodeKind {
     Deduplicate(Deduplicate),
     Aggregate(Aggregate),
     DeltaSink(DeltaSink),
+    KafkaSink(KafkaSink),
 }
 
 /// Whether a node produces data, changes it, or writes it.
@@ -155,6 +158,77 @@ impl ParseMode {
 
 /// Column that holds a malformed record in `permissive` mode.
 pub const RESCUED_DATA_COLUMN: &str = "_rescued_data";
+
+/// `readStream.format("kafka")`, with Spark's option names. Offsets live in the checkpoint.
+/// Columns: `key, value` (binary), `topic, partition, offset, timestamp, timestampType, headers`.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct KafkaSource {
+    /// `kafka.bootstrap.servers`; `${KAFKA_BOOTSTRAP_SERVERS:-localhost:9092}` keeps it out of
+    /// the file.
+    #[serde(rename = "kafka.bootstrap.servers")]
+    pub bootstrap_servers: String,
+    /// `subscribe`: topics to read.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub subscribe: Vec<String>,
+    /// `subscribePattern`: a regex over topic names (instead of `subscribe`).
+    #[serde(default, rename = "subscribePattern", skip_serializing_if = "Option::is_none")]
+    pub subscribe_pattern: Option<String>,
+    /// `startingOffsets`: `earliest` (default), `latest`, or JSON such as
+    /// `{"topic": {"0": 23, "1": -2}}` (-2 = earliest, -1 = latest). Only for a new checkpoint.
+    #[serde(default, rename = "startingOffsets", skip_serializing_if = "Option::is_none")]
+    pub starting_offsets: Option<String>,
+    /// `maxOffsetsPerTrigger`: at most this many messages per micro-batch.
+    #[serde(default, rename = "maxOffsetsPerTrigger", skip_serializing_if = "Option::is_none")]
+    pub max_offsets_per_trigger: Option<u64>,
+    /// `failOnDataLoss`: stop when offsets to read were deleted (retention) or a partition
+    /// vanished; when false, continue from the earliest available offset with a warning.
+    #[serde(default = "default_true", rename = "failOnDataLoss", skip_serializing_if = "is_true")]
+    pub fail_on_data_loss: bool,
+    /// Any other `kafka.*` option, passed to librdkafka without the prefix
+    /// (`"kafka.security.protocol" = "SASL_SSL"`, `"kafka.sasl.password" = "${KAFKA_PASSWORD}"`).
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub options: std::collections::BTreeMap<String, String>,
+}
+
+/// `from_json(col(column).cast("string"), schema)` then `select("data.*")`: the JSON in a
+/// column becomes typed columns, with Spark's parse modes.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ParseJson {
+    /// The column holding JSON text or bytes (`value` for Kafka).
+    #[serde(default = "default_value_column")]
+    pub column: String,
+    /// Spark DDL of the JSON documents.
+    pub schema: String,
+    #[serde(default, skip_serializing_if = "is_default")]
+    pub parse_mode: ParseMode,
+    /// Input columns to keep next to the parsed ones (e.g. `topic`, `partition`, `offset`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub keep: Vec<String>,
+}
+
+fn default_value_column() -> String {
+    "value".to_owned()
+}
+
+/// Rows to a Kafka topic: idempotent producer, at-least-once (a replayed batch is sent again).
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct KafkaSink {
+    #[serde(rename = "kafka.bootstrap.servers")]
+    pub bootstrap_servers: String,
+    pub topic: String,
+    /// Column sent as the message value; the whole row as JSON when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub value_column: Option<String>,
+    /// Column sent as the message key.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key_column: Option<String>,
+    /// Other `kafka.*` options for the producer, as for the source.
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub options: std::collections::BTreeMap<String, String>,
+}
 
 /// Synthetic demo users at a steady rate, for demos and benchmarks (like Spark's `rate`).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -433,6 +507,14 @@ impl NodeKind {
             NodeKind::FileSource(FileSource::default()),
             NodeKind::DeltaSource(DeltaSource::default()),
             NodeKind::GeneratorSource(GeneratorSource::default()),
+            NodeKind::KafkaSource(KafkaSource {
+                bootstrap_servers: "${KAFKA_BOOTSTRAP_SERVERS:-localhost:9092}".into(),
+                ..KafkaSource::default()
+            }),
+            NodeKind::ParseJson(ParseJson {
+                column: default_value_column(),
+                ..ParseJson::default()
+            }),
             NodeKind::Select(Select::default()),
             NodeKind::Flatten(Flatten::default()),
             NodeKind::WithColumns(WithColumns::default()),
@@ -443,6 +525,10 @@ impl NodeKind {
             NodeKind::Deduplicate(Deduplicate::default()),
             NodeKind::Aggregate(Aggregate::default()),
             NodeKind::DeltaSink(DeltaSink::default()),
+            NodeKind::KafkaSink(KafkaSink {
+                bootstrap_servers: "${KAFKA_BOOTSTRAP_SERVERS:-localhost:9092}".into(),
+                ..KafkaSink::default()
+            }),
         ]
     }
 
@@ -452,6 +538,9 @@ impl NodeKind {
             NodeKind::DeltaSource(_) => "delta_source",
             NodeKind::FileSource(_) => "file_source",
             NodeKind::GeneratorSource(_) => "generator_source",
+            NodeKind::KafkaSource(_) => "kafka_source",
+            NodeKind::ParseJson(_) => "parse_json",
+            NodeKind::KafkaSink(_) => "kafka_sink",
             NodeKind::Select(_) => "select",
             NodeKind::Flatten(_) => "flatten",
             NodeKind::WithColumns(_) => "with_columns",
@@ -467,9 +556,12 @@ impl NodeKind {
 
     pub fn role(&self) -> NodeRole {
         match self {
-            NodeKind::DeltaSource(_) | NodeKind::FileSource(_) | NodeKind::GeneratorSource(_) => {
-                NodeRole::Source
-            }
+            NodeKind::DeltaSource(_)
+            | NodeKind::FileSource(_)
+            | NodeKind::GeneratorSource(_)
+            | NodeKind::KafkaSource(_) => NodeRole::Source,
+            NodeKind::ParseJson(_) => NodeRole::Transform,
+            NodeKind::KafkaSink(_) => NodeRole::Sink,
             NodeKind::Select(_)
             | NodeKind::Flatten(_)
             | NodeKind::WithColumns(_)
@@ -486,9 +578,11 @@ impl NodeKind {
     /// Names of the input ports, in order.
     pub fn input_ports(&self) -> Vec<String> {
         match self {
-            NodeKind::DeltaSource(_) | NodeKind::FileSource(_) | NodeKind::GeneratorSource(_) => {
-                Vec::new()
-            }
+            NodeKind::DeltaSource(_)
+            | NodeKind::FileSource(_)
+            | NodeKind::GeneratorSource(_)
+            | NodeKind::KafkaSource(_) => Vec::new(),
+            NodeKind::ParseJson(_) | NodeKind::KafkaSink(_) => vec![DEFAULT_PORT.to_owned()],
             NodeKind::Join(_) => vec!["left".to_owned(), "right".to_owned()],
             NodeKind::Sql(sql) => sql.inputs.clone(),
             NodeKind::Select(_)

@@ -134,10 +134,10 @@ pub fn validate_pipeline(p: &Pipeline) -> Vec<Diagnostic> {
     }
     if p.mode == super::PipelineMode::Batch {
         for n in &p.nodes {
-            if matches!(n.kind, NodeKind::GeneratorSource(_)) {
+            if matches!(n.kind, NodeKind::GeneratorSource(_) | NodeKind::KafkaSource(_)) {
                 out.push(err(
                     Some(&n.id),
-                    "a generator only runs in a stream pipeline (mode = \"stream\")".into(),
+                    "this source only runs in a stream pipeline (mode = \"stream\")".into(),
                 ));
             }
         }
@@ -172,6 +172,30 @@ fn settings_problems(kind: &NodeKind) -> Vec<String> {
             need(s.max_files_per_trigger != Some(0), "max_files_per_trigger must be at least 1");
         }
         NodeKind::GeneratorSource(g) => need(g.rows_per_second > 0, "rows_per_second must be > 0"),
+        NodeKind::KafkaSource(k) => {
+            need(!k.bootstrap_servers.trim().is_empty(), "set kafka.bootstrap.servers");
+            need(
+                k.subscribe.is_empty() != k.subscribe_pattern.is_none(),
+                "set either subscribe (topics) or subscribePattern, not both",
+            );
+            need(
+                k.options.keys().all(|key| key.starts_with("kafka.")),
+                "options are Kafka client settings and start with `kafka.` (e.g. kafka.security.protocol)",
+            );
+            need(k.max_offsets_per_trigger != Some(0), "maxOffsetsPerTrigger must be at least 1");
+        }
+        NodeKind::ParseJson(p) => {
+            need(!p.column.trim().is_empty(), "set the column that holds JSON");
+            need(!p.schema.trim().is_empty(), "set the schema of the JSON documents (DDL)");
+        }
+        NodeKind::KafkaSink(k) => {
+            need(!k.bootstrap_servers.trim().is_empty(), "set kafka.bootstrap.servers");
+            need(!k.topic.trim().is_empty(), "set the topic");
+            need(
+                k.options.keys().all(|key| key.starts_with("kafka.")),
+                "options are Kafka client settings and start with `kafka.`",
+            );
+        }
         NodeKind::Select(s) => {
             need(!s.columns.is_empty(), "list at least one column");
             need(s.columns.iter().all(|c| !c.trim().is_empty()), "a column expression is empty");

@@ -6,6 +6,7 @@ mod cli;
 mod common;
 mod errors;
 mod interop;
+mod kafka;
 mod kinds;
 mod projects;
 mod stream;

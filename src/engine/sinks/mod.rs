@@ -1,3 +1,4 @@
 //! Sinks: where a pipeline's data goes. One file per kind.
 
 pub mod delta;
+pub mod kafka;

@@ -4,3 +4,4 @@ pub mod delta;
 pub mod files;
 pub mod generator;
 pub mod json_lines;
+pub mod kafka;

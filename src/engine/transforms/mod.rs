@@ -2,3 +2,4 @@
 
 pub mod flatten;
 pub mod join;
+pub mod parse_json;

