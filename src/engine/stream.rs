@@ -720,6 +720,7 @@ pub async fn run_stream(
             break;
         }
         let batch_started = Instant::now();
+        let planned = Instant::now();
         let (entry, replayed) = match cp.offsets(batch_id)? {
             Some(entry) => (entry, true),
             None => {
@@ -765,6 +766,7 @@ pub async fn run_stream(
                 (entry, false)
             }
         };
+        let plan_ms = planned.elapsed().as_millis() as u64;
         if opts.crash_at == Some((CrashPoint::AfterOffsets, batch_id)) {
             return Err(EngineError::InjectedCrash("after offsets"));
         }
@@ -803,6 +805,7 @@ pub async fn run_stream(
             }
         }
         progress.duration_ms.insert("total".into(), batch_started.elapsed().as_millis() as u64);
+        progress.duration_ms.insert("plan".into(), plan_ms);
         summary.batches += 1;
         summary.rows_written += progress.rows_per_node.values().sum::<u64>();
         if let Ok(json) = serde_json::to_value(&progress) {

@@ -408,3 +408,82 @@ fn sigkill_crash_loop_is_exactly_once() {
         }
     });
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn notification_mode_picks_up_a_new_file_before_the_next_interval() {
+    let lake = tempfile::tempdir().unwrap();
+    let root = lake.path();
+    with_ssn(root).await;
+    add_users_file(root, "a.json", 0..5);
+    // a 60 s trigger: only a file event can start the second batch in time
+    let project = stream_project(|t| {
+        t.replace("use_notifications = false", "use_notifications = true").replacen(
+            "trigger = \"500ms\"",
+            "trigger = \"60s\"",
+            1,
+        )
+    });
+    let bronze_only =
+        engine::RunOptions { pipeline: Some("bronze_users_stream".into()), ..Default::default() };
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let opts = engine::RunOptions { stop: Some(stop_rx), ..bronze_only };
+    let run = engine::run_project(&project, root, &opts, &|_| {});
+    let driver = async {
+        let bronze = root.join("bronze/users");
+        let wait_for = |n: usize| {
+            let bronze = bronze.clone();
+            async move {
+                for _ in 0..200 {
+                    if ids(&bronze).await.len() >= n {
+                        return true;
+                    }
+                    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                }
+                false
+            }
+        };
+        assert!(wait_for(5).await, "first batch");
+        add_users_file(root, "b.json", 5..9);
+        let seen = wait_for(9).await;
+        stop_tx.send(true).unwrap();
+        seen
+    };
+    let (result, seen) = tokio::join!(run, driver);
+    result.unwrap();
+    assert!(seen, "the new file was not picked up from its file event");
+    assert_eq!(ids(&root.join("bronze/users")).await, (0..9).collect::<Vec<i64>>());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn merge_sink_in_a_stream_is_idempotent_on_replay() {
+    let lake = tempfile::tempdir().unwrap();
+    let root = lake.path();
+    with_ssn(root).await;
+    let project = stream_project(|t| {
+        t.replace("max_files_per_trigger = 10", "max_files_per_trigger = 1").replace(
+            "table = \"bronze/users\"\nmode = \"append\"",
+            "table = \"bronze/users\"\nmode = \"merge\"\nmerge_keys = [\"id\"]",
+        )
+    });
+    add_users_file(root, "a.json", 0..10);
+    // the same ids again with other names: updates, not new rows
+    let dir = root.join("landing/users");
+    let text = std::fs::read_to_string(dir.join("a.json")).unwrap().replace("\"F", "\"G");
+    std::fs::write(dir.join("b.json"), text).unwrap();
+    let err = run_with_crash(
+        &project,
+        "bronze_users_stream",
+        root,
+        Some((CrashPoint::AfterSinkCommit, 1)),
+    )
+    .await
+    .unwrap_err();
+    assert!(matches!(err, EngineError::InjectedCrash(_)));
+    run_with_crash(&project, "bronze_users_stream", root, None).await.unwrap();
+    let bronze = root.join("bronze/users");
+    assert_eq!(ids(&bronze).await, (0..10).collect::<Vec<i64>>());
+    assert_eq!(scalar_i64(&bronze, "SELECT count(*) FROM t WHERE first_name LIKE 'G%'").await, 10);
+    let hist = engine::lakehouse::history(&bronze, None).await.unwrap();
+    assert_eq!(hist.len(), 2, "the replayed merge was skipped, not applied twice");
+    assert_eq!(hist[0].operation, "MERGE");
+}
