@@ -10,6 +10,7 @@ pub mod delta;
 pub mod demo_data;
 pub mod error;
 pub mod events;
+pub mod handle;
 pub mod lakehouse;
 pub mod plan;
 pub mod schema;

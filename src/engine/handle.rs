@@ -1,0 +1,221 @@
+//! `EngineHandle`: how the UI talks to the engine. Commands go in over a bounded channel, events
+//! come back over another; the engine's tokio runtime lives here, so the UI thread never
+//! blocks. The UI drains events each frame and repaints when some arrived.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use arrow::datatypes::SchemaRef;
+use tokio::sync::mpsc;
+
+use crate::model::{Diagnostic, NodeId, Project};
+
+use super::{Preview, RunEvent, RunOptions, RunSummary};
+
+/// What the UI asks of the engine. Each carries the project as it is now (a snapshot).
+#[derive(Debug)]
+pub enum Command {
+    /// Plan every node of a pipeline: output schemas and diagnostics.
+    Plan { request: u64, project: Arc<Project>, pipeline: String, root: PathBuf },
+    /// Sample rows of a node's output (and, for a transform, of its first input).
+    Preview {
+        request: u64,
+        project: Arc<Project>,
+        pipeline: String,
+        node: NodeId,
+        root: PathBuf,
+        limit: usize,
+    },
+    /// Run pipelines (batch ones once; streams with availableNow).
+    Run { request: u64, project: Arc<Project>, pipeline: Option<String>, root: PathBuf },
+    /// Cancels a preview or a run still in flight.
+    Cancel { request: u64 },
+    /// Infers a files source's schema from a sample of its files, as DDL.
+    InferSchema { request: u64, project: Arc<Project>, pipeline: String, node: NodeId, root: PathBuf },
+}
+
+/// What the engine reports back.
+#[derive(Debug)]
+pub enum Event {
+    Planned {
+        request: u64,
+        pipeline: String,
+        schemas: HashMap<NodeId, SchemaRef>,
+        diagnostics: Vec<Diagnostic>,
+    },
+    Previewed {
+        request: u64,
+        node: NodeId,
+        output: Result<Preview, String>,
+        input: Option<Result<Preview, String>>,
+    },
+    Run(RunEvent),
+    RunFinished { request: u64, result: Result<RunSummary, String>, failed_node: Option<NodeId> },
+    Cancelled { request: u64 },
+    Inferred { request: u64, node: NodeId, result: Result<String, String> },
+}
+
+async fn infer(project: &Project, pipeline: &str, node: &NodeId, root: &std::path::Path) -> Result<String, String> {
+    let p = project.pipeline(pipeline).ok_or("no such pipeline")?;
+    let n = p.node(node).ok_or("no such node")?;
+    let crate::model::node::NodeKind::FileSource(src) = &n.kind else {
+        return Err("only a files source infers its schema".into());
+    };
+    let dir = super::delta::resolve(root, &crate::model::env::expand(&src.path).map_err(|e| e.to_string())?);
+    let ctx = super::plan::session_context();
+    let schema = super::sources::files::infer_schema(&ctx, &dir, src).await.map_err(|e| e.to_string())?;
+    Ok(super::schema::schema_to_ddl(&schema))
+}
+
+/// The engine, from the UI's side.
+pub struct EngineHandle {
+    commands: mpsc::Sender<Command>,
+    events: mpsc::Receiver<Event>,
+    next_request: AtomicU64,
+    _runtime: Arc<tokio::runtime::Runtime>,
+}
+
+const CHANNEL_CAPACITY: usize = 256;
+
+impl EngineHandle {
+    /// Starts the engine runtime; `wake` is called whenever an event is ready (the UI passes
+    /// `ctx.request_repaint`).
+    pub fn start(wake: impl Fn() + Send + Sync + 'static) -> std::io::Result<Self> {
+        let runtime = Arc::new(
+            tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(2)
+                .thread_name("medallion-engine")
+                .enable_all()
+                .build()?,
+        );
+        let (cmd_tx, mut cmd_rx) = mpsc::channel::<Command>(CHANNEL_CAPACITY);
+        let (ev_tx, ev_rx) = mpsc::channel::<Event>(CHANNEL_CAPACITY);
+        let wake = Arc::new(wake);
+        let rt = runtime.clone();
+        runtime.spawn(async move {
+            let mut tasks: HashMap<u64, tokio::task::AbortHandle> = HashMap::new();
+            while let Some(cmd) = cmd_rx.recv().await {
+                tasks.retain(|_, t| !t.is_finished());
+                let (tx, wake) = (ev_tx.clone(), wake.clone());
+                let send = move |e: Event| {
+                    let (tx, wake) = (tx.clone(), wake.clone());
+                    async move {
+                        let _ = tx.send(e).await;
+                        wake();
+                    }
+                };
+                match cmd {
+                    Command::Cancel { request } => {
+                        if let Some(t) = tasks.remove(&request) {
+                            t.abort();
+                            send(Event::Cancelled { request }).await;
+                        }
+                    }
+                    Command::Plan { request, project, pipeline, root } => {
+                        let task = rt.spawn(async move {
+                            let Some(p) = project.pipeline(&pipeline) else { return };
+                            let (schemas, mut diagnostics) =
+                                super::plan_schemas(&project, p, &root).await;
+                            let mut model = crate::model::validate::validate_pipeline(p);
+                            model.append(&mut diagnostics);
+                            send(Event::Planned { request, pipeline, schemas, diagnostics: model })
+                                .await;
+                        });
+                        tasks.insert(request, task.abort_handle());
+                    }
+                    Command::Preview { request, project, pipeline, node, root, limit } => {
+                        let task = rt.spawn(async move {
+                            let Some(p) = project.pipeline(&pipeline) else { return };
+                            let output = super::preview_node(&project, p, &node, &root, limit)
+                                .await
+                                .map_err(|e| e.detail());
+                            let first_input = p
+                                .node(&node)
+                                .and_then(|n| n.kind.input_ports().into_iter().next())
+                                .and_then(|port| p.input_of(&node, &port).cloned());
+                            let input = match first_input {
+                                Some(from) => Some(
+                                    super::preview_node(&project, p, &from, &root, limit)
+                                        .await
+                                        .map_err(|e| e.detail()),
+                                ),
+                                None => None,
+                            };
+                            send(Event::Previewed { request, node, output, input }).await;
+                        });
+                        tasks.insert(request, task.abort_handle());
+                    }
+                    Command::InferSchema { request, project, pipeline, node, root } => {
+                        let task = rt.spawn(async move {
+                            let result = infer(&project, &pipeline, &node, &root).await;
+                            send(Event::Inferred { request, node, result }).await;
+                        });
+                        tasks.insert(request, task.abort_handle());
+                    }
+                    Command::Run { request, project, pipeline, root } => {
+                        let task = rt.spawn(async move {
+                            let opts =
+                                RunOptions { pipeline, available_now: true, ..Default::default() };
+                            let (etx, mut erx) = mpsc::channel::<RunEvent>(CHANNEL_CAPACITY);
+                            let forward = {
+                                let send = send.clone();
+                                tokio::spawn(async move {
+                                    while let Some(e) = erx.recv().await {
+                                        send(Event::Run(e)).await;
+                                    }
+                                })
+                            };
+                            let result = super::run_project(&project, &root, &opts, &|e| {
+                                // progress events are advisory: never block the engine on the UI
+                                let _ = etx.try_send(e);
+                            })
+                            .await;
+                            drop(etx);
+                            let _ = forward.await;
+                            let failed_node = result.as_ref().err().and_then(|e| e.node().cloned());
+                            send(Event::RunFinished {
+                                request,
+                                result: result.map_err(|e| e.detail()),
+                                failed_node,
+                            })
+                            .await;
+                        });
+                        tasks.insert(request, task.abort_handle());
+                    }
+                }
+            }
+        });
+        Ok(Self {
+            commands: cmd_tx,
+            events: ev_rx,
+            next_request: AtomicU64::new(1),
+            _runtime: runtime,
+        })
+    }
+
+    /// A fresh request id.
+    pub fn request_id(&self) -> u64 {
+        self.next_request.fetch_add(1, Ordering::Relaxed)
+    }
+
+    /// Sends a command without blocking; returns false if the engine is busy (queue full).
+    pub fn send(&self, cmd: Command) -> bool {
+        self.commands.try_send(cmd).is_ok()
+    }
+
+    /// Every event that arrived since the last call.
+    pub fn drain(&mut self) -> Vec<Event> {
+        let mut out = Vec::new();
+        while let Ok(e) = self.events.try_recv() {
+            out.push(e);
+        }
+        out
+    }
+
+    /// Runs a future on the engine's runtime (file dialogs, saves), off the UI thread.
+    pub fn spawn<F: std::future::Future<Output = ()> + Send + 'static>(&self, f: F) {
+        self._runtime.spawn(f);
+    }
+}

@@ -1,0 +1,985 @@
+//! The Medallion desktop app: canvas in the middle, palette on the left, inspector on the
+//! right, preview / problems / run log at the bottom. All engine work goes through
+//! `EngineHandle`; file dialogs run on the engine's runtime, never on the UI thread.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use arrow::datatypes::SchemaRef;
+use eframe::egui::{self, RichText, Ui};
+use serde::{Deserialize, Serialize};
+
+use crate::engine::handle::{Command, EngineHandle, Event};
+use crate::engine::{Preview, RunEvent};
+use crate::model::node::NodeKind;
+use crate::model::{Diagnostic, Edge, Node, NodeId, Pipeline, Pos, Project, Severity};
+
+use super::canvas::{self, Canvas, CanvasAction, Overlay};
+use super::inspector::{self, InspectorAction};
+use super::preview::preview_table_ui;
+use super::state::{Document, History, push_recent};
+use super::theme;
+
+/// How Open / Save As find their file: the native dialog, or a fixed path (tests, scripts).
+#[derive(Clone, Debug)]
+pub enum Picker {
+    Native,
+    Fixed(PathBuf),
+}
+
+#[derive(Debug)]
+enum FileOp {
+    Open(PathBuf),
+    SaveAs(PathBuf),
+}
+
+/// What to do once unsaved changes are dealt with.
+#[derive(Clone, Debug, PartialEq)]
+enum Pending {
+    New,
+    Open,
+    OpenPath(PathBuf),
+    Quit,
+}
+
+#[derive(Default)]
+struct PreviewState {
+    request: Option<u64>,
+    node: Option<NodeId>,
+    output: Option<Result<Preview, String>>,
+    input: Option<Result<Preview, String>>,
+}
+
+#[derive(Default)]
+struct RunState {
+    request: Option<u64>,
+    log: Vec<String>,
+    rows: HashMap<NodeId, u64>,
+    errors: HashMap<NodeId, String>,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, Default)]
+enum BottomTab {
+    #[default]
+    Preview,
+    Problems,
+    Run,
+}
+
+/// Nodes on the clipboard, as TOML (so they paste into another window too).
+#[derive(Serialize, Deserialize)]
+struct Clip {
+    #[serde(default)]
+    nodes: Vec<Node>,
+    #[serde(default)]
+    edges: Vec<Edge>,
+}
+
+pub struct MedallionApp {
+    pub doc: Document,
+    pub history: History,
+    engine: EngineHandle,
+    pub tab: usize,
+    canvases: Vec<Canvas>,
+    pub selected: Option<NodeId>,
+    pub schemas: HashMap<(String, NodeId), SchemaRef>,
+    pub diagnostics: Vec<Diagnostic>,
+    plan_due: Option<Instant>,
+    plan_request: Option<u64>,
+    preview: PreviewState,
+    run: RunState,
+    bottom: BottomTab,
+    palette_filter: String,
+    graph_menu_filter: String,
+    pub recent: Vec<PathBuf>,
+    pub picker: Picker,
+    file_ops: Arc<Mutex<Vec<FileOp>>>,
+    confirm: Option<Pending>,
+    allow_close: bool,
+    pub status: String,
+    last_edit_was_move: bool,
+    ctx: egui::Context,
+}
+
+const RECENT_KEY: &str = "medallion.recent";
+
+impl MedallionApp {
+    pub fn new(cc: &eframe::CreationContext<'_>, path: Option<PathBuf>) -> anyhow::Result<Self> {
+        cc.egui_ctx.all_styles_mut(|s| s.interaction.selectable_labels = false);
+        let ctx = cc.egui_ctx.clone();
+        let wake_ctx = ctx.clone();
+        let engine = EngineHandle::start(move || wake_ctx.request_repaint())?;
+        let recent = cc
+            .storage
+            .and_then(|s| eframe::get_value::<Vec<PathBuf>>(s, RECENT_KEY))
+            .unwrap_or_default();
+        let mut app = Self {
+            doc: Document::new(Project::new("untitled"), None),
+            history: History::default(),
+            engine,
+            tab: 0,
+            canvases: Vec::new(),
+            selected: None,
+            schemas: HashMap::new(),
+            diagnostics: Vec::new(),
+            plan_due: None,
+            plan_request: None,
+            preview: PreviewState::default(),
+            run: RunState::default(),
+            bottom: BottomTab::default(),
+            palette_filter: String::new(),
+            graph_menu_filter: String::new(),
+            recent,
+            picker: Picker::Native,
+            file_ops: Arc::new(Mutex::new(Vec::new())),
+            confirm: None,
+            allow_close: false,
+            status: String::new(),
+            last_edit_was_move: false,
+            ctx,
+        };
+        match path {
+            Some(p) => app.open_path(p),
+            None => app.new_project(),
+        }
+        Ok(app)
+    }
+
+    // ---- documents -------------------------------------------------------------------------
+
+    fn reset_views(&mut self) {
+        self.canvases = self.doc.project.pipelines.iter().map(|_| Canvas::default()).collect();
+        self.tab = self.tab.min(self.doc.project.pipelines.len().saturating_sub(1));
+        self.selected = None;
+        self.schemas.clear();
+        self.diagnostics.clear();
+        self.preview = PreviewState::default();
+        self.run = RunState::default();
+        self.schedule_plan(Duration::ZERO);
+    }
+
+    pub fn new_project(&mut self) {
+        let mut project = Project::new("untitled");
+        project.pipelines.push(Pipeline::new("pipeline_1"));
+        self.doc = Document::new(project, None);
+        self.history.clear();
+        self.reset_views();
+        self.status = "new project".into();
+    }
+
+    /// Opens a project file (errors go to the status line; the current project stays).
+    pub fn open_path(&mut self, path: PathBuf) {
+        match Project::load(&path) {
+            Ok(project) => {
+                let lakehouse = self.doc.lakehouse_override.take();
+                self.doc = Document::new(project, Some(path.clone()));
+                self.doc.lakehouse_override = lakehouse;
+                self.history.clear();
+                self.tab = 0;
+                self.reset_views();
+                push_recent(&mut self.recent, path.clone());
+                self.status = format!("opened {}", path.display());
+            }
+            Err(e) => self.status = format!("cannot open: {e}"),
+        }
+    }
+
+    /// Saves to `path` (atomically); the project file is the same TOML the CLI runs.
+    pub fn save_to(&mut self, path: PathBuf) {
+        let path = if path.extension().is_none() { path.with_extension("toml") } else { path };
+        match self.doc.project.save(&path) {
+            Ok(()) => {
+                self.doc.mark_saved(path.clone());
+                push_recent(&mut self.recent, path.clone());
+                self.status = format!("saved {}", path.display());
+            }
+            Err(e) => self.status = format!("cannot save: {e}"),
+        }
+    }
+
+    pub fn save(&mut self) {
+        match self.doc.path.clone() {
+            Some(p) => self.save_to(p),
+            None => self.save_as(),
+        }
+    }
+
+    fn pick(&mut self, save: bool) {
+        match self.picker.clone() {
+            Picker::Fixed(path) => {
+                if save {
+                    self.save_to(path);
+                } else {
+                    self.open_path(path);
+                }
+            }
+            Picker::Native => {
+                let ops = self.file_ops.clone();
+                let ctx = self.ctx.clone();
+                let name = self.doc.path.as_ref().and_then(|p| p.file_name()).map(|n| n.to_string_lossy().into_owned());
+                self.engine.spawn(async move {
+                    let dialog = rfd::AsyncFileDialog::new().add_filter("Medallion project", &["toml"]);
+                    let picked = if save {
+                        dialog.set_file_name(name.unwrap_or_else(|| "project.toml".into())).save_file().await
+                    } else {
+                        dialog.pick_file().await
+                    };
+                    if let Some(h) = picked
+                        && let Ok(mut ops) = ops.lock()
+                    {
+                        let path = h.path().to_path_buf();
+                        ops.push(if save { FileOp::SaveAs(path) } else { FileOp::Open(path) });
+                    }
+                    ctx.request_repaint();
+                });
+            }
+        }
+    }
+
+    pub fn save_as(&mut self) {
+        self.pick(true);
+    }
+
+    /// Runs `action` now, or asks first when there are unsaved changes.
+    fn guarded(&mut self, action: Pending) {
+        if self.doc.dirty() {
+            self.confirm = Some(action);
+        } else {
+            self.perform(action);
+        }
+    }
+
+    fn perform(&mut self, action: Pending) {
+        match action {
+            Pending::New => self.new_project(),
+            Pending::Open => self.pick(false),
+            Pending::OpenPath(p) => self.open_path(p),
+            Pending::Quit => {
+                self.allow_close = true;
+                self.ctx.send_viewport_cmd(egui::ViewportCommand::Close);
+            }
+        }
+    }
+
+    // ---- editing ---------------------------------------------------------------------------
+
+    pub fn pipeline(&self) -> Option<&Pipeline> {
+        self.doc.project.pipelines.get(self.tab)
+    }
+
+    fn pipeline_mut(&mut self) -> Option<&mut Pipeline> {
+        self.doc.project.pipelines.get_mut(self.tab)
+    }
+
+    /// Remembers the project for undo before an edit.
+    fn before_edit(&mut self) {
+        self.history.record(&self.doc.project);
+        self.last_edit_was_move = false;
+        self.schedule_plan(Duration::from_millis(250));
+    }
+
+    /// Adds a node of `kind` to the current pipeline; returns its id.
+    pub fn add_node(&mut self, kind: NodeKind, pos: Option<Pos>) -> Option<NodeId> {
+        self.pipeline()?;
+        self.before_edit();
+        let pipeline = self.pipeline_mut()?;
+        let n = pipeline.nodes.len() as f32;
+        let pos = pos.unwrap_or(Pos { x: 80.0 + 40.0 * (n % 8.0), y: 80.0 + 60.0 * (n % 6.0) });
+        let id = canvas::add_node(pipeline, kind, pos);
+        self.selected = Some(id.clone());
+        Some(id)
+    }
+
+    /// Connects two nodes of the current pipeline by the model's rules.
+    pub fn connect(&mut self, from: &NodeId, to: &NodeId, port: &str) -> Result<(), String> {
+        let p = self.pipeline().ok_or("no pipeline")?;
+        p.can_connect(from, to, port).map_err(|e| e.to_string())?;
+        self.before_edit();
+        let p = self.pipeline_mut().ok_or("no pipeline")?;
+        p.connect(from, to, port).map_err(|e| e.to_string())
+    }
+
+    pub fn delete_nodes(&mut self, ids: &[NodeId]) {
+        if ids.is_empty() {
+            return;
+        }
+        self.before_edit();
+        if let Some(p) = self.pipeline_mut() {
+            for id in ids {
+                p.remove_node(id);
+            }
+        }
+        if self.selected.as_ref().is_some_and(|s| ids.contains(s)) {
+            self.selected = None;
+        }
+    }
+
+    pub fn undo(&mut self) {
+        if self.history.undo(&mut self.doc.project) {
+            self.after_history();
+            self.status = "undo".into();
+        }
+    }
+
+    pub fn redo(&mut self) {
+        if self.history.redo(&mut self.doc.project) {
+            self.after_history();
+            self.status = "redo".into();
+        }
+    }
+
+    fn after_history(&mut self) {
+        let n = self.doc.project.pipelines.len();
+        self.canvases.resize_with(n, Canvas::default);
+        self.tab = self.tab.min(n.saturating_sub(1));
+        if let Some(sel) = &self.selected
+            && self.pipeline().is_none_or(|p| p.node(sel).is_none())
+        {
+            self.selected = None;
+        }
+        self.schedule_plan(Duration::ZERO);
+    }
+
+    fn copy_nodes(&mut self, ids: &[NodeId]) {
+        let Some(p) = self.pipeline() else { return };
+        let nodes: Vec<Node> = p.nodes.iter().filter(|n| ids.contains(&n.id)).cloned().collect();
+        let edges = p.edges.iter().filter(|e| ids.contains(&e.from) && ids.contains(&e.to)).cloned().collect();
+        if let Ok(text) = toml::to_string(&Clip { nodes, edges }) {
+            self.ctx.copy_text(text);
+            self.status = format!("copied {} node(s)", ids.len());
+        }
+    }
+
+    /// Pastes nodes copied as TOML: fresh ids, shifted positions, inner edges kept.
+    pub fn paste(&mut self, text: &str) {
+        let Ok(clip) = toml::from_str::<Clip>(text) else { return };
+        if clip.nodes.is_empty() || self.pipeline().is_none() {
+            return;
+        }
+        self.before_edit();
+        let Some(p) = self.pipeline_mut() else { return };
+        let mut renamed = HashMap::new();
+        for mut n in clip.nodes {
+            let id = p.fresh_id(&n.kind);
+            renamed.insert(n.id.clone(), id.clone());
+            n.id = id;
+            n.pos = Pos { x: n.pos.x + 40.0, y: n.pos.y + 40.0 };
+            let _ = p.add_node(n);
+        }
+        for e in clip.edges {
+            if let (Some(f), Some(t)) = (renamed.get(&e.from), renamed.get(&e.to)) {
+                let _ = p.connect(f, t, &e.port);
+            }
+        }
+        self.status = format!("pasted {} node(s)", renamed.len());
+    }
+
+    // ---- engine ----------------------------------------------------------------------------
+
+    fn schedule_plan(&mut self, after: Duration) {
+        self.plan_due = Some(Instant::now() + after);
+        self.ctx.request_repaint_after(after);
+    }
+
+    fn send_plan(&mut self) {
+        let Some(p) = self.pipeline() else { return };
+        let name = p.name.clone();
+        let request = self.engine.request_id();
+        let cmd = Command::Plan {
+            request,
+            project: Arc::new(self.doc.project.clone()),
+            pipeline: name,
+            root: self.doc.lakehouse_root(),
+        };
+        if self.engine.send(cmd) {
+            self.plan_request = Some(request);
+        }
+    }
+
+    /// Previews `node` of the current pipeline (never writes).
+    pub fn request_preview(&mut self, node: NodeId) {
+        let Some(pipeline) = self.pipeline().map(|p| p.name.clone()) else { return };
+        if let Some(old) = self.preview.request.take() {
+            self.engine.send(Command::Cancel { request: old });
+        }
+        let request = self.engine.request_id();
+        let cmd = Command::Preview {
+            request,
+            project: Arc::new(self.doc.project.clone()),
+            pipeline,
+            node: node.clone(),
+            root: self.doc.lakehouse_root(),
+            limit: 100,
+        };
+        if self.engine.send(cmd) {
+            self.preview = PreviewState { request: Some(request), node: Some(node), output: None, input: None };
+            self.bottom = BottomTab::Preview;
+        }
+    }
+
+    pub fn cancel_preview(&mut self) {
+        if let Some(r) = self.preview.request.take() {
+            self.engine.send(Command::Cancel { request: r });
+            self.status = "preview cancelled".into();
+        }
+    }
+
+    /// Runs the current pipeline (or all) on the engine.
+    pub fn request_run(&mut self, all: bool) {
+        let pipeline = if all { None } else { self.pipeline().map(|p| p.name.clone()) };
+        let request = self.engine.request_id();
+        let cmd = Command::Run {
+            request,
+            project: Arc::new(self.doc.project.clone()),
+            pipeline,
+            root: self.doc.lakehouse_root(),
+        };
+        if self.engine.send(cmd) {
+            self.run = RunState { request: Some(request), ..RunState::default() };
+            self.bottom = BottomTab::Run;
+            self.status = "running…".into();
+        }
+    }
+
+    pub fn is_busy(&self) -> bool {
+        self.preview.request.is_some() || self.run.request.is_some() || self.plan_request.is_some()
+    }
+
+    pub fn preview_rows(&self) -> Option<usize> {
+        self.preview.output.as_ref().and_then(|o| o.as_ref().ok()).map(Preview::rows)
+    }
+
+    pub fn preview_error(&self) -> Option<&str> {
+        self.preview.output.as_ref().and_then(|o| o.as_ref().err()).map(String::as_str)
+    }
+
+    pub fn run_rows(&self) -> &HashMap<NodeId, u64> {
+        &self.run.rows
+    }
+
+    fn handle(&mut self, event: Event) {
+        match event {
+            Event::Planned { request, pipeline, schemas, diagnostics } => {
+                if self.plan_request == Some(request) {
+                    self.plan_request = None;
+                }
+                self.schemas.retain(|(p, _), _| p != &pipeline);
+                self.schemas.extend(schemas.into_iter().map(|(n, s)| ((pipeline.clone(), n), s)));
+                self.diagnostics.retain(|d| d.pipeline != pipeline);
+                self.diagnostics.extend(diagnostics);
+            }
+            Event::Previewed { request, node, output, input } => {
+                if self.preview.request == Some(request) {
+                    if let Err(e) = &output {
+                        self.run.errors.insert(node.clone(), e.clone());
+                    } else {
+                        self.run.errors.remove(&node);
+                    }
+                    self.preview.request = None;
+                    self.preview.output = Some(output);
+                    self.preview.input = input;
+                }
+            }
+            Event::Run(e) => {
+                if let RunEvent::SinkCommitted { node, rows_added, rows_updated, .. } = &e {
+                    *self.run.rows.entry(node.clone()).or_default() += rows_added + rows_updated;
+                }
+                if let RunEvent::BatchCompleted(p) = &e {
+                    for (n, r) in &p.rows_per_node {
+                        *self.run.rows.entry(NodeId::new(n.clone())).or_default() += r;
+                    }
+                    for (n, s) in &p.sources {
+                        *self.run.rows.entry(NodeId::new(n.clone())).or_default() += s.input_rows;
+                    }
+                }
+                self.run.log.push(e.to_string());
+            }
+            Event::RunFinished { request, result, failed_node } => {
+                if self.run.request == Some(request) {
+                    self.run.request = None;
+                    match result {
+                        Ok(s) => {
+                            self.status = format!("run finished: {} rows written", s.rows_written);
+                            self.run.log.push(self.status.clone());
+                        }
+                        Err(e) => {
+                            self.status = "run failed".into();
+                            self.run.log.push(format!("FAILED: {e}"));
+                            if let Some(n) = failed_node {
+                                self.run.errors.insert(n, e);
+                            }
+                        }
+                    }
+                    // tables changed: schemas downstream may too
+                    self.schedule_plan(Duration::ZERO);
+                }
+            }
+            Event::Cancelled { request } => {
+                if self.run.request == Some(request) {
+                    self.run.request = None;
+                }
+            }
+            Event::Inferred { node, result, .. } => match result {
+                Ok(ddl) => {
+                    self.before_edit();
+                    if let Some(p) = self.pipeline_mut()
+                        && let Some(n) = p.node_mut(&node)
+                        && let NodeKind::FileSource(s) = &mut n.kind
+                    {
+                        s.schema = Some(ddl);
+                    }
+                    self.status = format!("schema of `{node}` inferred from a sample");
+                }
+                Err(e) => self.status = format!("cannot infer the schema of `{node}`: {e}"),
+            },
+        }
+    }
+
+    /// Engine events and due work; called every frame (and by tests between steps).
+    pub fn poll(&mut self) {
+        for e in self.engine.drain() {
+            self.handle(e);
+        }
+        let ops: Vec<FileOp> = match self.file_ops.lock() {
+            Ok(mut ops) => ops.drain(..).collect(),
+            Err(_) => Vec::new(),
+        };
+        for op in ops {
+            match op {
+                FileOp::Open(p) => self.open_path(p),
+                FileOp::SaveAs(p) => self.save_to(p),
+            }
+        }
+        if let Some(due) = self.plan_due
+            && Instant::now() >= due
+        {
+            self.plan_due = None;
+            self.send_plan();
+        }
+        if self.is_busy() {
+            self.ctx.request_repaint_after(Duration::from_millis(50));
+        }
+    }
+
+    // ---- drawing ---------------------------------------------------------------------------
+
+    fn shortcuts(&mut self, ui: &Ui) {
+        let typing = ui.ctx().memory(|m| m.focused().is_some());
+        let (undo, redo, save, delete, copy, paste) = ui.input(|i| {
+            let cmd = i.modifiers.command;
+            (
+                cmd && !i.modifiers.shift && i.key_pressed(egui::Key::Z),
+                cmd && i.modifiers.shift && i.key_pressed(egui::Key::Z),
+                cmd && i.key_pressed(egui::Key::S),
+                i.key_pressed(egui::Key::Delete),
+                i.events.iter().any(|e| matches!(e, egui::Event::Copy)),
+                i.events.iter().find_map(|e| match e {
+                    egui::Event::Paste(t) => Some(t.clone()),
+                    _ => None,
+                }),
+            )
+        });
+        if typing {
+            return;
+        }
+        if redo {
+            self.redo();
+        } else if undo {
+            self.undo();
+        }
+        if save {
+            self.save();
+        }
+        let selection = self.canvas_selection(ui);
+        if delete {
+            self.delete_nodes(&selection);
+        }
+        if copy {
+            self.copy_nodes(&selection);
+        }
+        if let Some(text) = paste {
+            self.paste(&text);
+        }
+    }
+
+    fn widget_id(&self) -> egui::Id {
+        let generation = self.canvases.get(self.tab).map_or(0, |c| c.generation);
+        egui::Id::new(("medallion_canvas", self.tab, generation))
+    }
+
+    /// Nodes selected on the canvas, or the inspected node.
+    fn canvas_selection(&self, ui: &Ui) -> Vec<NodeId> {
+        let mut ids = self.canvases.get(self.tab).map(|c| c.selected(ui, self.widget_id())).unwrap_or_default();
+        if ids.is_empty()
+            && let Some(s) = &self.selected
+        {
+            ids.push(s.clone());
+        }
+        ids
+    }
+
+    fn menu_ui(&mut self, ui: &mut Ui) {
+        egui::MenuBar::new().ui(ui, |ui| {
+            ui.menu_button("File", |ui| {
+                if ui.button("New").clicked() {
+                    self.guarded(Pending::New);
+                }
+                if ui.button("Open…").clicked() {
+                    self.guarded(Pending::Open);
+                }
+                if ui.button("Save").clicked() {
+                    self.save();
+                }
+                if ui.button("Save As…").clicked() {
+                    self.save_as();
+                }
+                ui.menu_button("Open Recent", |ui| {
+                    for p in self.recent.clone() {
+                        if ui.button(p.display().to_string()).clicked() {
+                            self.guarded(Pending::OpenPath(p));
+                        }
+                    }
+                });
+                ui.separator();
+                if ui.button("Quit").clicked() {
+                    self.guarded(Pending::Quit);
+                }
+            });
+            ui.menu_button("Edit", |ui| {
+                if ui.add_enabled(self.history.can_undo(), egui::Button::new("Undo")).clicked() {
+                    self.undo();
+                }
+                if ui.add_enabled(self.history.can_redo(), egui::Button::new("Redo")).clicked() {
+                    self.redo();
+                }
+                if ui.button("Delete selected").clicked() {
+                    let sel = self.canvas_selection(ui);
+                    self.delete_nodes(&sel);
+                }
+            });
+            ui.menu_button("Run", |ui| {
+                if ui.button("Run pipeline").clicked() {
+                    self.request_run(false);
+                }
+                if ui.button("Run all pipelines").clicked() {
+                    self.request_run(true);
+                }
+            });
+            ui.menu_button("View", |ui| {
+                if ui.button("Fit to view").clicked()
+                    && let Some(c) = self.canvases.get_mut(self.tab)
+                {
+                    c.generation += 1;
+                }
+            });
+            ui.separator();
+            if ui.button("▶ Run").on_hover_text("Run the pipeline in this tab").clicked() {
+                self.request_run(false);
+            }
+            if ui.button("Fit").clicked()
+                && let Some(c) = self.canvases.get_mut(self.tab)
+            {
+                c.generation += 1;
+            }
+            ui.label(RichText::new(&self.status).weak());
+        });
+    }
+
+    fn tabs_ui(&mut self, ui: &mut Ui) {
+        ui.horizontal(|ui| {
+            let names: Vec<String> = self.doc.project.pipelines.iter().map(|p| p.name.clone()).collect();
+            for (i, name) in names.iter().enumerate() {
+                let errors = self
+                    .diagnostics
+                    .iter()
+                    .filter(|d| &d.pipeline == name && d.severity == Severity::Error)
+                    .count();
+                let label = if errors > 0 { format!("{name} ({errors})") } else { name.clone() };
+                if ui.selectable_label(self.tab == i, label).clicked() && self.tab != i {
+                    self.tab = i;
+                    self.selected = None;
+                    self.schedule_plan(Duration::ZERO);
+                }
+            }
+            if ui.button("+ pipeline").clicked() {
+                self.before_edit();
+                let n = self.doc.project.pipelines.len() + 1;
+                self.doc.project.pipelines.push(Pipeline::new(format!("pipeline_{n}")));
+                self.canvases.push(Canvas::default());
+                self.tab = n - 1;
+            }
+        });
+    }
+
+    fn palette_panel_ui(&mut self, ui: &mut Ui) {
+        ui.heading("Nodes");
+        egui::ScrollArea::vertical().show(ui, |ui| {
+            if let Some(kind) = canvas::palette_ui(ui, &mut self.palette_filter) {
+                self.add_node(kind, None);
+            }
+        });
+    }
+
+    fn inspector_panel_ui(&mut self, ui: &mut Ui) {
+        let Some(sel) = self.selected.clone() else {
+            ui.heading("Inspector");
+            ui.label("Select a node (click it) to edit its settings.");
+            if let Some(p) = self.pipeline() {
+                ui.separator();
+                ui.label(format!("pipeline `{}`: {:?}, {} nodes", p.name, p.mode, p.nodes.len()));
+            }
+            return;
+        };
+        let pipeline_name = self.pipeline().map(|p| p.name.clone()).unwrap_or_default();
+        let schema = self.schemas.get(&(pipeline_name.clone(), sel.clone())).cloned();
+        let diags: Vec<Diagnostic> = self
+            .diagnostics
+            .iter()
+            .filter(|d| d.pipeline == pipeline_name && d.node.as_ref() == Some(&sel))
+            .cloned()
+            .collect();
+        let before = self.doc.project.clone();
+        let Some(node) = self.pipeline_mut().and_then(|p| p.node_mut(&sel)) else {
+            self.selected = None;
+            return;
+        };
+        let (changed, actions) = egui::ScrollArea::vertical()
+            .show(ui, |ui| inspector::inspector_ui(ui, node, schema.as_ref(), &diags))
+            .inner;
+        if changed {
+            // the edit already happened: remember the state before it
+            self.history.record(&before);
+            self.last_edit_was_move = false;
+            self.schedule_plan(Duration::from_millis(300));
+        }
+        for a in actions {
+            match a {
+                InspectorAction::Preview => self.request_preview(sel.clone()),
+                InspectorAction::InferSchema => {
+                    let request = self.engine.request_id();
+                    self.engine.send(Command::InferSchema {
+                        request,
+                        project: Arc::new(self.doc.project.clone()),
+                        pipeline: pipeline_name.clone(),
+                        node: sel.clone(),
+                        root: self.doc.lakehouse_root(),
+                    });
+                }
+            }
+        }
+    }
+
+    fn bottom_panel_ui(&mut self, ui: &mut Ui) {
+        ui.horizontal(|ui| {
+            ui.selectable_value(&mut self.bottom, BottomTab::Preview, "Preview");
+            let problems = self.diagnostics.len();
+            ui.selectable_value(&mut self.bottom, BottomTab::Problems, format!("Problems ({problems})"));
+            ui.selectable_value(&mut self.bottom, BottomTab::Run, "Run");
+        });
+        ui.separator();
+        match self.bottom {
+            BottomTab::Preview => {
+                let Some(node) = self.preview.node.clone() else {
+                    ui.label("Right-click a node and choose Preview, or use the inspector's Preview button.");
+                    return;
+                };
+                ui.horizontal(|ui| {
+                    ui.strong(format!("preview of `{node}`"));
+                    if self.preview.request.is_some() {
+                        ui.spinner();
+                        if ui.button("Cancel").clicked() {
+                            self.cancel_preview();
+                        }
+                    }
+                });
+                match (&self.preview.input, &self.preview.output) {
+                    (Some(input), Some(output)) => {
+                        ui.columns(2, |cols| {
+                            cols[0].label(RichText::new("input").weak());
+                            preview_table_ui(&mut cols[0], "input", input);
+                            cols[1].label(RichText::new("output").weak());
+                            preview_table_ui(&mut cols[1], "output", output);
+                        });
+                    }
+                    (None, Some(output)) => preview_table_ui(ui, "output", output),
+                    _ => {}
+                }
+            }
+            BottomTab::Problems => {
+                egui::ScrollArea::vertical().show(ui, |ui| {
+                    let diags = self.diagnostics.clone();
+                    if diags.is_empty() {
+                        ui.label(RichText::new("No problems.").color(theme::OK));
+                    }
+                    for d in diags {
+                        let color = if d.severity == Severity::Error { theme::ERROR } else { theme::WARNING };
+                        if ui.link(RichText::new(d.to_string()).color(color)).clicked() {
+                            if let Some(i) = self.doc.project.pipelines.iter().position(|p| p.name == d.pipeline) {
+                                self.tab = i;
+                            }
+                            self.selected = d.node.clone();
+                        }
+                    }
+                });
+            }
+            BottomTab::Run => {
+                egui::ScrollArea::vertical().stick_to_bottom(true).show(ui, |ui| {
+                    for line in &self.run.log {
+                        ui.monospace(line);
+                    }
+                    if self.run.request.is_some() {
+                        ui.spinner();
+                    }
+                });
+            }
+        }
+    }
+
+    fn confirm_ui(&mut self, ui: &Ui) {
+        let Some(pending) = self.confirm.clone() else { return };
+        let mut choice = None;
+        let modal = egui::Modal::new(egui::Id::new("unsaved")).show(ui.ctx(), |ui| {
+            ui.heading("Unsaved changes");
+            ui.label("The project has changes that are not saved.");
+            ui.horizontal(|ui| {
+                if ui.button("Save").clicked() {
+                    choice = Some(0);
+                }
+                if ui.button("Discard").clicked() {
+                    choice = Some(1);
+                }
+                if ui.button("Cancel").clicked() {
+                    choice = Some(2);
+                }
+            });
+        });
+        if modal.should_close() && choice.is_none() {
+            choice = Some(2);
+        }
+        match choice {
+            Some(0) => {
+                self.save();
+                self.confirm = None;
+                if !self.doc.dirty() {
+                    self.perform(pending);
+                }
+            }
+            Some(1) => {
+                self.confirm = None;
+                self.doc.saved = self.doc.project.clone();
+                self.perform(pending);
+            }
+            Some(_) => self.confirm = None,
+            None => {}
+        }
+    }
+
+    /// The whole window; shared by `App::ui` and the benchmarks.
+    pub fn frame_ui(&mut self, ui: &mut Ui) {
+        self.poll();
+        self.shortcuts(ui);
+        if ui.input(|i| i.viewport().close_requested()) && self.doc.dirty() && !self.allow_close {
+            ui.send_viewport_cmd(egui::ViewportCommand::CancelClose);
+            self.confirm = Some(Pending::Quit);
+        }
+        ui.send_viewport_cmd(egui::ViewportCommand::Title(self.doc.title()));
+        egui::Panel::top("menu").show(ui, |ui| {
+            self.menu_ui(ui);
+            self.tabs_ui(ui);
+        });
+        egui::Panel::left("palette").resizable(true).default_size(190.0).show(ui, |ui| self.palette_panel_ui(ui));
+        egui::Panel::right("inspector")
+            .resizable(true)
+            .default_size(360.0)
+            .min_size(240.0)
+            .show(ui, |ui| self.inspector_panel_ui(ui));
+        egui::Panel::bottom("bottom").resizable(true).default_size(260.0).show(ui, |ui| self.bottom_panel_ui(ui));
+        egui::CentralPanel::default().show(ui, |ui| self.canvas_panel_ui(ui));
+        self.confirm_ui(ui);
+    }
+
+    fn canvas_panel_ui(&mut self, ui: &mut Ui) {
+        if self.canvases.len() != self.doc.project.pipelines.len() {
+            self.canvases.resize_with(self.doc.project.pipelines.len(), Canvas::default);
+        }
+        let widget_id = self.widget_id();
+        let before = self.doc.project.clone();
+        let tab = self.tab;
+        let Some(pipeline) = self.doc.project.pipelines.get_mut(tab) else {
+            ui.label("No pipeline: add one with “+ pipeline”.");
+            return;
+        };
+        let name = pipeline.name.clone();
+        let schemas: HashMap<NodeId, SchemaRef> = self
+            .schemas
+            .iter()
+            .filter(|((p, _), _)| p == &name)
+            .map(|((_, n), s)| (n.clone(), s.clone()))
+            .collect();
+        let diags: Vec<Diagnostic> = self.diagnostics.iter().filter(|d| d.pipeline == name).cloned().collect();
+        let overlay = Overlay {
+            schemas: Some(&schemas),
+            diagnostics: &diags,
+            rows: Some(&self.run.rows),
+            errors: Some(&self.run.errors),
+            selected: self.selected.as_ref(),
+        };
+        let actions = canvas::canvas_ui(
+            ui,
+            &mut self.canvases[tab],
+            pipeline,
+            overlay,
+            &mut self.graph_menu_filter,
+            widget_id,
+        );
+        if self.doc.project != before {
+            let structural = {
+                let (a, b) = (&before.pipelines[tab], &self.doc.project.pipelines[tab]);
+                a.edges != b.edges || a.nodes.len() != b.nodes.len()
+            };
+            // a drag is one undo step, not one per frame
+            if structural || !self.last_edit_was_move {
+                self.history.record(&before);
+            }
+            self.last_edit_was_move = !structural;
+            if structural {
+                self.schedule_plan(Duration::from_millis(100));
+            }
+        }
+        for a in actions {
+            match a {
+                CanvasAction::Select(id) => self.selected = Some(id),
+                CanvasAction::Preview(id) => {
+                    self.selected = Some(id.clone());
+                    self.request_preview(id);
+                }
+                CanvasAction::Delete(id) => self.delete_nodes(&[id]),
+                CanvasAction::Duplicate(id) => {
+                    self.copy_nodes(std::slice::from_ref(&id));
+                    if let Some(p) = self.pipeline() {
+                        let nodes: Vec<Node> = p.nodes.iter().filter(|n| n.id == id).cloned().collect();
+                        if let Ok(t) = toml::to_string(&Clip { nodes, edges: Vec::new() }) {
+                            self.paste(&t);
+                        }
+                    }
+                }
+                CanvasAction::Add(kind, pos) => {
+                    self.add_node(kind, Some(pos));
+                }
+                CanvasAction::Refused(msg) => self.status = msg,
+            }
+        }
+    }
+}
+
+impl eframe::App for MedallionApp {
+    fn ui(&mut self, ui: &mut Ui, _frame: &mut eframe::Frame) {
+        self.frame_ui(ui);
+    }
+
+    fn save(&mut self, storage: &mut dyn eframe::Storage) {
+        eframe::set_value(storage, RECENT_KEY, &self.recent);
+    }
+}

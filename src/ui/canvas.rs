@@ -1,0 +1,403 @@
+//! The node-graph canvas (egui-snarl). The model's `Pipeline` is the truth; the snarl mirrors
+//! it and is rebuilt when the model changes behind its back (load, undo). Every edit on the
+//! canvas goes through `model::graph`'s rules, so the canvas and the CLI agree.
+
+use std::collections::HashMap;
+
+use arrow::datatypes::SchemaRef;
+use eframe::egui::{self, Color32, RichText, Ui};
+use egui_snarl::ui::{BackgroundPattern, PinInfo, SnarlPin, SnarlStyle, SnarlViewer, SnarlWidget};
+use egui_snarl::{InPin, InPinId, NodeId as SnarlId, OutPin, OutPinId, Snarl};
+
+use crate::model::node::NodeKind;
+use crate::model::{Diagnostic, Node, NodeId, Pipeline, Pos, Severity};
+
+use super::theme;
+
+/// The snarl of one pipeline, and the structure it was built from.
+#[derive(Default)]
+pub struct Canvas {
+    pub snarl: Snarl<NodeId>,
+    built_from: Option<(Vec<NodeId>, Vec<crate::model::Edge>, Vec<usize>)>,
+    /// Bumped to reset pan/zoom (a fresh widget state fits all nodes).
+    pub generation: u64,
+}
+
+fn structure(p: &Pipeline) -> (Vec<NodeId>, Vec<crate::model::Edge>, Vec<usize>) {
+    (
+        p.nodes.iter().map(|n| n.id.clone()).collect(),
+        p.edges.clone(),
+        p.nodes.iter().map(|n| n.kind.input_ports().len()).collect(),
+    )
+}
+
+impl Canvas {
+    /// Rebuilds the snarl if the pipeline's nodes, edges or ports changed outside the canvas.
+    pub fn sync_from(&mut self, p: &Pipeline) {
+        let s = structure(p);
+        let positions_differ = self.snarl.nodes_info().any(|n| {
+            p.node(&n.value).is_some_and(|m| (m.pos.x, m.pos.y) != (n.pos.x, n.pos.y))
+        });
+        if self.built_from.as_ref() == Some(&s) && !positions_differ {
+            return;
+        }
+        let mut snarl = Snarl::new();
+        let mut ids = HashMap::new();
+        for n in &p.nodes {
+            let id = snarl.insert_node(egui::pos2(n.pos.x, n.pos.y), n.id.clone());
+            ids.insert(n.id.clone(), id);
+        }
+        for e in &p.edges {
+            let (Some(&from), Some(&to), Some(dst)) = (ids.get(&e.from), ids.get(&e.to), p.node(&e.to))
+            else {
+                continue;
+            };
+            if let Some(input) = dst.kind.input_ports().iter().position(|port| port == &e.port) {
+                snarl.connect(OutPinId { node: from, output: 0 }, InPinId { node: to, input });
+            }
+        }
+        self.snarl = snarl;
+        self.built_from = Some(s);
+    }
+
+    /// Marks the snarl as matching the pipeline (after edits made through the viewer).
+    pub fn mark_synced(&mut self, p: &Pipeline) {
+        self.built_from = Some(structure(p));
+    }
+
+    /// Copies node positions from the snarl to the model; true if any moved.
+    pub fn positions_to(&self, p: &mut Pipeline) -> bool {
+        let mut moved = false;
+        for n in self.snarl.nodes_info() {
+            if let Some(m) = p.node_mut(&n.value) {
+                let pos = Pos { x: n.pos.x, y: n.pos.y };
+                if m.pos != pos {
+                    m.pos = pos;
+                    moved = true;
+                }
+            }
+        }
+        moved
+    }
+
+    pub fn snarl_id(&self, node: &NodeId) -> Option<SnarlId> {
+        self.snarl.node_ids().find(|(_, n)| *n == node).map(|(id, _)| id)
+    }
+
+    /// Model ids of the nodes selected on the canvas (shift-click, rectangle).
+    pub fn selected(&self, ui: &Ui, widget_id: egui::Id) -> Vec<NodeId> {
+        egui_snarl::ui::get_selected_nodes(widget_id, ui.ctx())
+            .into_iter()
+            .filter_map(|id| self.snarl.get_node(id).cloned())
+            .collect()
+    }
+}
+
+/// What the canvas shows besides the graph: schemas, problems, run counts.
+#[derive(Default)]
+pub struct Overlay<'a> {
+    pub schemas: Option<&'a HashMap<NodeId, SchemaRef>>,
+    pub diagnostics: &'a [Diagnostic],
+    pub rows: Option<&'a HashMap<NodeId, u64>>,
+    pub errors: Option<&'a HashMap<NodeId, String>>,
+    pub selected: Option<&'a NodeId>,
+}
+
+/// Something the user asked for on the canvas that the app must do.
+#[derive(Debug, Clone, PartialEq)]
+pub enum CanvasAction {
+    Select(NodeId),
+    Preview(NodeId),
+    Delete(NodeId),
+    Duplicate(NodeId),
+    Add(NodeKind, Pos),
+    Refused(String),
+}
+
+pub struct Viewer<'a> {
+    pub pipeline: &'a mut Pipeline,
+    pub overlay: Overlay<'a>,
+    pub actions: Vec<CanvasAction>,
+    pub palette_filter: &'a mut String,
+}
+
+impl Viewer<'_> {
+    fn model_id(&self, snarl: &Snarl<NodeId>, id: SnarlId) -> Option<NodeId> {
+        snarl.get_node(id).cloned()
+    }
+
+    fn port_name(&self, node: &NodeId, input: usize) -> Option<String> {
+        self.pipeline.node(node)?.kind.input_ports().get(input).cloned()
+    }
+}
+
+/// The palette: every node kind, searchable. Returns the chosen kind.
+pub fn palette_ui(ui: &mut Ui, filter: &mut String) -> Option<NodeKind> {
+    ui.add(egui::TextEdit::singleline(filter).hint_text("search nodes…").desired_width(180.0));
+    let needle = filter.to_lowercase();
+    let mut chosen = None;
+    for kind in NodeKind::palette() {
+        let label = kind.tag().replace('_', " ");
+        if !needle.is_empty() && !label.contains(&needle) {
+            continue;
+        }
+        let text = RichText::new(format!("{}  ·  {}", label, theme::role_label(kind.role())))
+            .color(theme::role_color(kind.role()).gamma_multiply(1.8));
+        if ui.button(text).clicked() {
+            chosen = Some(kind);
+        }
+    }
+    chosen
+}
+
+impl SnarlViewer<NodeId> for Viewer<'_> {
+    fn title(&mut self, node: &NodeId) -> String {
+        self.pipeline.node(node).map(|n| n.title().to_owned()).unwrap_or_default()
+    }
+
+    fn inputs(&mut self, node: &NodeId) -> usize {
+        self.pipeline.node(node).map_or(0, |n| n.kind.input_ports().len())
+    }
+
+    fn outputs(&mut self, node: &NodeId) -> usize {
+        self.pipeline.node(node).map_or(0, |n| usize::from(n.kind.has_output()))
+    }
+
+    fn show_input(&mut self, pin: &InPin, ui: &mut Ui, snarl: &mut Snarl<NodeId>) -> impl SnarlPin + 'static {
+        let name = snarl
+            .get_node(pin.id.node)
+            .and_then(|n| self.port_name(n, pin.id.input))
+            .unwrap_or_default();
+        if name != crate::model::node::DEFAULT_PORT {
+            ui.small(name);
+        }
+        PinInfo::circle().with_fill(Color32::from_rgb(120, 160, 230))
+    }
+
+    fn show_output(&mut self, pin: &OutPin, ui: &mut Ui, snarl: &mut Snarl<NodeId>) -> impl SnarlPin + 'static {
+        let rows = snarl
+            .get_node(pin.id.node)
+            .and_then(|n| self.overlay.rows.and_then(|r| r.get(n)));
+        if let Some(r) = rows {
+            ui.small(format!("{r} rows"));
+        }
+        PinInfo::circle().with_fill(Color32::from_rgb(120, 210, 140))
+    }
+
+    fn has_body(&mut self, _node: &NodeId) -> bool {
+        true
+    }
+
+    fn show_body(
+        &mut self,
+        node: SnarlId,
+        _inputs: &[InPin],
+        _outputs: &[OutPin],
+        ui: &mut Ui,
+        snarl: &mut Snarl<NodeId>,
+    ) {
+        let Some(id) = self.model_id(snarl, node) else { return };
+        let Some(n) = self.pipeline.node(&id) else { return };
+        ui.vertical(|ui| {
+            ui.horizontal(|ui| {
+                ui.small(RichText::new(n.kind.tag().replace('_', " ")).italics());
+                if let Some(layer) = n.kind.layer() {
+                    ui.label(RichText::new(layer.as_str()).small().strong().color(theme::layer_color(layer)));
+                }
+            });
+            match self.overlay.schemas.and_then(|s| s.get(&id)) {
+                Some(schema) => {
+                    ui.small(format!("{} columns", schema.fields().len()));
+                }
+                None => {
+                    ui.small("…");
+                }
+            }
+            for d in self.overlay.diagnostics.iter().filter(|d| d.node.as_ref() == Some(&id)) {
+                let color = if d.severity == Severity::Error { theme::ERROR } else { theme::WARNING };
+                let mut text = d.message.clone();
+                if text.len() > 80 {
+                    text.truncate(80);
+                    text.push('…');
+                }
+                ui.label(RichText::new(text).small().color(color));
+            }
+            if let Some(e) = self.overlay.errors.and_then(|e| e.get(&id)) {
+                let mut text = e.clone();
+                text.truncate(80);
+                ui.label(RichText::new(text).small().color(theme::ERROR));
+            }
+        });
+    }
+
+    fn header_frame(
+        &mut self,
+        default: egui::Frame,
+        node: SnarlId,
+        _inputs: &[InPin],
+        _outputs: &[OutPin],
+        snarl: &Snarl<NodeId>,
+    ) -> egui::Frame {
+        let role = snarl.get_node(node).and_then(|id| self.pipeline.node(id)).map(|n| n.kind.role());
+        match role {
+            Some(r) => default.fill(theme::role_color(r)),
+            None => default,
+        }
+    }
+
+    fn node_frame(
+        &mut self,
+        default: egui::Frame,
+        node: SnarlId,
+        _inputs: &[InPin],
+        _outputs: &[OutPin],
+        snarl: &Snarl<NodeId>,
+    ) -> egui::Frame {
+        let id = snarl.get_node(node);
+        let has_error = id.is_some_and(|id| {
+            self.overlay.diagnostics.iter().any(|d| d.node.as_ref() == Some(id) && d.severity == Severity::Error)
+                || self.overlay.errors.is_some_and(|e| e.contains_key(id))
+        });
+        let selected = id.is_some() && id == self.overlay.selected;
+        let layer = id.and_then(|id| self.pipeline.node(id)).and_then(|n| n.kind.layer());
+        let stroke = if has_error {
+            egui::Stroke::new(2.0, theme::ERROR)
+        } else if selected {
+            egui::Stroke::new(2.0, Color32::WHITE)
+        } else if let Some(l) = layer {
+            egui::Stroke::new(1.5, theme::layer_color(l))
+        } else {
+            default.stroke
+        };
+        default.stroke(stroke)
+    }
+
+    fn connect(&mut self, from: &OutPin, to: &InPin, snarl: &mut Snarl<NodeId>) {
+        let (Some(src), Some(dst)) = (self.model_id(snarl, from.id.node), self.model_id(snarl, to.id.node))
+        else {
+            return;
+        };
+        let Some(port) = self.port_name(&dst, to.id.input) else { return };
+        // a new wire into a taken input replaces the old one
+        if !to.remotes.is_empty() {
+            self.pipeline.disconnect(&dst, &port);
+            for &r in &to.remotes {
+                snarl.disconnect(r, to.id);
+            }
+        }
+        match self.pipeline.connect(&src, &dst, &port) {
+            Ok(()) => {
+                snarl.connect(from.id, to.id);
+            }
+            Err(e) => self.actions.push(CanvasAction::Refused(e.to_string())),
+        }
+    }
+
+    fn disconnect(&mut self, from: &OutPin, to: &InPin, snarl: &mut Snarl<NodeId>) {
+        if let Some(dst) = self.model_id(snarl, to.id.node)
+            && let Some(port) = self.port_name(&dst, to.id.input)
+        {
+            self.pipeline.disconnect(&dst, &port);
+        }
+        snarl.disconnect(from.id, to.id);
+    }
+
+    fn drop_inputs(&mut self, pin: &InPin, snarl: &mut Snarl<NodeId>) {
+        if let Some(dst) = self.model_id(snarl, pin.id.node)
+            && let Some(port) = self.port_name(&dst, pin.id.input)
+        {
+            self.pipeline.disconnect(&dst, &port);
+        }
+        snarl.drop_inputs(pin.id);
+    }
+
+    fn drop_outputs(&mut self, pin: &OutPin, snarl: &mut Snarl<NodeId>) {
+        if let Some(src) = self.model_id(snarl, pin.id.node) {
+            self.pipeline.edges.retain(|e| e.from != src);
+        }
+        snarl.drop_outputs(pin.id);
+    }
+
+    fn has_graph_menu(&mut self, _pos: egui::Pos2, _snarl: &mut Snarl<NodeId>) -> bool {
+        true
+    }
+
+    fn show_graph_menu(&mut self, pos: egui::Pos2, ui: &mut Ui, _snarl: &mut Snarl<NodeId>) {
+        ui.label("Add node");
+        if let Some(kind) = palette_ui(ui, self.palette_filter) {
+            self.actions.push(CanvasAction::Add(kind, Pos { x: pos.x, y: pos.y }));
+            ui.close();
+        }
+    }
+
+    fn has_node_menu(&mut self, _node: &NodeId) -> bool {
+        true
+    }
+
+    fn show_node_menu(
+        &mut self,
+        node: SnarlId,
+        _inputs: &[InPin],
+        _outputs: &[OutPin],
+        ui: &mut Ui,
+        snarl: &mut Snarl<NodeId>,
+    ) {
+        let Some(id) = self.model_id(snarl, node) else { return };
+        if ui.button("Preview").clicked() {
+            self.actions.push(CanvasAction::Preview(id.clone()));
+            ui.close();
+        }
+        if ui.button("Duplicate").clicked() {
+            self.actions.push(CanvasAction::Duplicate(id.clone()));
+            ui.close();
+        }
+        if ui.button("Delete").clicked() {
+            self.actions.push(CanvasAction::Delete(id));
+            ui.close();
+        }
+    }
+
+    fn final_node_rect(&mut self, node: SnarlId, rect: egui::Rect, ui: &mut Ui, snarl: &mut Snarl<NodeId>) {
+        if ui.rect_contains_pointer(rect)
+            && ui.input(|i| i.pointer.primary_clicked())
+            && let Some(id) = self.model_id(snarl, node)
+        {
+            self.actions.push(CanvasAction::Select(id));
+        }
+    }
+}
+
+pub fn style() -> SnarlStyle {
+    SnarlStyle {
+        bg_pattern: Some(BackgroundPattern::new()),
+        collapsible: Some(false),
+        ..SnarlStyle::new()
+    }
+}
+
+/// Draws the canvas for `pipeline`; returns what the user asked for.
+pub fn canvas_ui(
+    ui: &mut Ui,
+    canvas: &mut Canvas,
+    pipeline: &mut Pipeline,
+    overlay: Overlay<'_>,
+    palette_filter: &mut String,
+    widget_id: egui::Id,
+) -> Vec<CanvasAction> {
+    canvas.sync_from(pipeline);
+    let mut viewer = Viewer { pipeline, overlay, actions: Vec::new(), palette_filter };
+    SnarlWidget::new().id(widget_id).style(style()).show(&mut canvas.snarl, &mut viewer, ui);
+    let actions = std::mem::take(&mut viewer.actions);
+    canvas.positions_to(viewer.pipeline);
+    canvas.mark_synced(viewer.pipeline);
+    actions
+}
+
+/// Adds a node of `kind` at `pos` with a fresh id; returns the id.
+pub fn add_node(pipeline: &mut Pipeline, kind: NodeKind, pos: Pos) -> NodeId {
+    let id = pipeline.fresh_id(&kind);
+    let mut node = Node::new(id.as_str(), kind);
+    node.pos = pos;
+    let _ = pipeline.add_node(node);
+    id
+}
