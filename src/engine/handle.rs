@@ -33,7 +33,13 @@ pub enum Command {
     /// Cancels a preview or a run still in flight.
     Cancel { request: u64 },
     /// Infers a files source's schema from a sample of its files, as DDL.
-    InferSchema { request: u64, project: Arc<Project>, pipeline: String, node: NodeId, root: PathBuf },
+    InferSchema {
+        request: u64,
+        project: Arc<Project>,
+        pipeline: String,
+        node: NodeId,
+        root: PathBuf,
+    },
 }
 
 /// What the engine reports back.
@@ -52,20 +58,39 @@ pub enum Event {
         input: Option<Result<Preview, String>>,
     },
     Run(RunEvent),
-    RunFinished { request: u64, result: Result<RunSummary, String>, failed_node: Option<NodeId> },
-    Cancelled { request: u64 },
-    Inferred { request: u64, node: NodeId, result: Result<String, String> },
+    RunFinished {
+        request: u64,
+        result: Result<RunSummary, String>,
+        failed_node: Option<NodeId>,
+    },
+    Cancelled {
+        request: u64,
+    },
+    Inferred {
+        request: u64,
+        node: NodeId,
+        result: Result<String, String>,
+    },
 }
 
-async fn infer(project: &Project, pipeline: &str, node: &NodeId, root: &std::path::Path) -> Result<String, String> {
+async fn infer(
+    project: &Project,
+    pipeline: &str,
+    node: &NodeId,
+    root: &std::path::Path,
+) -> Result<String, String> {
     let p = project.pipeline(pipeline).ok_or("no such pipeline")?;
     let n = p.node(node).ok_or("no such node")?;
     let crate::model::node::NodeKind::FileSource(src) = &n.kind else {
         return Err("only a files source infers its schema".into());
     };
-    let dir = super::delta::resolve(root, &crate::model::env::expand(&src.path).map_err(|e| e.to_string())?);
+    let dir = super::delta::resolve(
+        root,
+        &crate::model::env::expand(&src.path).map_err(|e| e.to_string())?,
+    );
     let ctx = super::plan::session_context();
-    let schema = super::sources::files::infer_schema(&ctx, &dir, src).await.map_err(|e| e.to_string())?;
+    let schema =
+        super::sources::files::infer_schema(&ctx, &dir, src).await.map_err(|e| e.to_string())?;
     Ok(super::schema::schema_to_ddl(&schema))
 }
 
@@ -93,7 +118,8 @@ impl EngineHandle {
         let (cmd_tx, mut cmd_rx) = mpsc::channel::<Command>(CHANNEL_CAPACITY);
         let (ev_tx, ev_rx) = mpsc::channel::<Event>(CHANNEL_CAPACITY);
         let wake = Arc::new(wake);
-        let rt = runtime.clone();
+        // a Handle, not the Runtime: the runtime must never be dropped from its own task
+        let rt = runtime.handle().clone();
         runtime.spawn(async move {
             let mut tasks: HashMap<u64, tokio::task::AbortHandle> = HashMap::new();
             while let Some(cmd) = cmd_rx.recv().await {

@@ -218,11 +218,20 @@ impl MedallionApp {
             Picker::Native => {
                 let ops = self.file_ops.clone();
                 let ctx = self.ctx.clone();
-                let name = self.doc.path.as_ref().and_then(|p| p.file_name()).map(|n| n.to_string_lossy().into_owned());
+                let name = self
+                    .doc
+                    .path
+                    .as_ref()
+                    .and_then(|p| p.file_name())
+                    .map(|n| n.to_string_lossy().into_owned());
                 self.engine.spawn(async move {
-                    let dialog = rfd::AsyncFileDialog::new().add_filter("Medallion project", &["toml"]);
+                    let dialog =
+                        rfd::AsyncFileDialog::new().add_filter("Medallion project", &["toml"]);
                     let picked = if save {
-                        dialog.set_file_name(name.unwrap_or_else(|| "project.toml".into())).save_file().await
+                        dialog
+                            .set_file_name(name.unwrap_or_else(|| "project.toml".into()))
+                            .save_file()
+                            .await
                     } else {
                         dialog.pick_file().await
                     };
@@ -345,7 +354,12 @@ impl MedallionApp {
     fn copy_nodes(&mut self, ids: &[NodeId]) {
         let Some(p) = self.pipeline() else { return };
         let nodes: Vec<Node> = p.nodes.iter().filter(|n| ids.contains(&n.id)).cloned().collect();
-        let edges = p.edges.iter().filter(|e| ids.contains(&e.from) && ids.contains(&e.to)).cloned().collect();
+        let edges = p
+            .edges
+            .iter()
+            .filter(|e| ids.contains(&e.from) && ids.contains(&e.to))
+            .cloned()
+            .collect();
         if let Ok(text) = toml::to_string(&Clip { nodes, edges }) {
             self.ctx.copy_text(text);
             self.status = format!("copied {} node(s)", ids.len());
@@ -414,7 +428,12 @@ impl MedallionApp {
             limit: 100,
         };
         if self.engine.send(cmd) {
-            self.preview = PreviewState { request: Some(request), node: Some(node), output: None, input: None };
+            self.preview = PreviewState {
+                request: Some(request),
+                node: Some(node),
+                output: None,
+                input: None,
+            };
             self.bottom = BottomTab::Preview;
         }
     }
@@ -611,7 +630,11 @@ impl MedallionApp {
 
     /// Nodes selected on the canvas, or the inspected node.
     fn canvas_selection(&self, ui: &Ui) -> Vec<NodeId> {
-        let mut ids = self.canvases.get(self.tab).map(|c| c.selected(ui, self.widget_id())).unwrap_or_default();
+        let mut ids = self
+            .canvases
+            .get(self.tab)
+            .map(|c| c.selected(ui, self.widget_id()))
+            .unwrap_or_default();
         if ids.is_empty()
             && let Some(s) = &self.selected
         {
@@ -689,7 +712,8 @@ impl MedallionApp {
 
     fn tabs_ui(&mut self, ui: &mut Ui) {
         ui.horizontal(|ui| {
-            let names: Vec<String> = self.doc.project.pipelines.iter().map(|p| p.name.clone()).collect();
+            let names: Vec<String> =
+                self.doc.project.pipelines.iter().map(|p| p.name.clone()).collect();
             for (i, name) in names.iter().enumerate() {
                 let errors = self
                     .diagnostics
@@ -775,7 +799,11 @@ impl MedallionApp {
         ui.horizontal(|ui| {
             ui.selectable_value(&mut self.bottom, BottomTab::Preview, "Preview");
             let problems = self.diagnostics.len();
-            ui.selectable_value(&mut self.bottom, BottomTab::Problems, format!("Problems ({problems})"));
+            ui.selectable_value(
+                &mut self.bottom,
+                BottomTab::Problems,
+                format!("Problems ({problems})"),
+            );
             ui.selectable_value(&mut self.bottom, BottomTab::Run, "Run");
         });
         ui.separator();
@@ -814,9 +842,15 @@ impl MedallionApp {
                         ui.label(RichText::new("No problems.").color(theme::OK));
                     }
                     for d in diags {
-                        let color = if d.severity == Severity::Error { theme::ERROR } else { theme::WARNING };
+                        let color = if d.severity == Severity::Error {
+                            theme::ERROR
+                        } else {
+                            theme::WARNING
+                        };
                         if ui.link(RichText::new(d.to_string()).color(color)).clicked() {
-                            if let Some(i) = self.doc.project.pipelines.iter().position(|p| p.name == d.pipeline) {
+                            if let Some(i) =
+                                self.doc.project.pipelines.iter().position(|p| p.name == d.pipeline)
+                            {
                                 self.tab = i;
                             }
                             self.selected = d.node.clone();
@@ -889,13 +923,19 @@ impl MedallionApp {
             self.menu_ui(ui);
             self.tabs_ui(ui);
         });
-        egui::Panel::left("palette").resizable(true).default_size(190.0).show(ui, |ui| self.palette_panel_ui(ui));
+        egui::Panel::left("palette")
+            .resizable(true)
+            .default_size(190.0)
+            .show(ui, |ui| self.palette_panel_ui(ui));
         egui::Panel::right("inspector")
             .resizable(true)
             .default_size(360.0)
             .min_size(240.0)
             .show(ui, |ui| self.inspector_panel_ui(ui));
-        egui::Panel::bottom("bottom").resizable(true).default_size(260.0).show(ui, |ui| self.bottom_panel_ui(ui));
+        egui::Panel::bottom("bottom")
+            .resizable(true)
+            .default_size(260.0)
+            .show(ui, |ui| self.bottom_panel_ui(ui));
         egui::CentralPanel::default().show(ui, |ui| self.canvas_panel_ui(ui));
         self.confirm_ui(ui);
     }
@@ -918,7 +958,8 @@ impl MedallionApp {
             .filter(|((p, _), _)| p == &name)
             .map(|((_, n), s)| (n.clone(), s.clone()))
             .collect();
-        let diags: Vec<Diagnostic> = self.diagnostics.iter().filter(|d| d.pipeline == name).cloned().collect();
+        let diags: Vec<Diagnostic> =
+            self.diagnostics.iter().filter(|d| d.pipeline == name).cloned().collect();
         let overlay = Overlay {
             schemas: Some(&schemas),
             diagnostics: &diags,
@@ -959,7 +1000,8 @@ impl MedallionApp {
                 CanvasAction::Duplicate(id) => {
                     self.copy_nodes(std::slice::from_ref(&id));
                     if let Some(p) = self.pipeline() {
-                        let nodes: Vec<Node> = p.nodes.iter().filter(|n| n.id == id).cloned().collect();
+                        let nodes: Vec<Node> =
+                            p.nodes.iter().filter(|n| n.id == id).cloned().collect();
                         if let Ok(t) = toml::to_string(&Clip { nodes, edges: Vec::new() }) {
                             self.paste(&t);
                         }

@@ -35,9 +35,10 @@ impl Canvas {
     /// Rebuilds the snarl if the pipeline's nodes, edges or ports changed outside the canvas.
     pub fn sync_from(&mut self, p: &Pipeline) {
         let s = structure(p);
-        let positions_differ = self.snarl.nodes_info().any(|n| {
-            p.node(&n.value).is_some_and(|m| (m.pos.x, m.pos.y) != (n.pos.x, n.pos.y))
-        });
+        let positions_differ = self
+            .snarl
+            .nodes_info()
+            .any(|n| p.node(&n.value).is_some_and(|m| (m.pos.x, m.pos.y) != (n.pos.x, n.pos.y)));
         if self.built_from.as_ref() == Some(&s) && !positions_differ {
             return;
         }
@@ -48,7 +49,8 @@ impl Canvas {
             ids.insert(n.id.clone(), id);
         }
         for e in &p.edges {
-            let (Some(&from), Some(&to), Some(dst)) = (ids.get(&e.from), ids.get(&e.to), p.node(&e.to))
+            let (Some(&from), Some(&to), Some(dst)) =
+                (ids.get(&e.from), ids.get(&e.to), p.node(&e.to))
             else {
                 continue;
             };
@@ -163,7 +165,12 @@ impl SnarlViewer<NodeId> for Viewer<'_> {
         self.pipeline.node(node).map_or(0, |n| usize::from(n.kind.has_output()))
     }
 
-    fn show_input(&mut self, pin: &InPin, ui: &mut Ui, snarl: &mut Snarl<NodeId>) -> impl SnarlPin + 'static {
+    fn show_input(
+        &mut self,
+        pin: &InPin,
+        ui: &mut Ui,
+        snarl: &mut Snarl<NodeId>,
+    ) -> impl SnarlPin + 'static {
         let name = snarl
             .get_node(pin.id.node)
             .and_then(|n| self.port_name(n, pin.id.input))
@@ -174,10 +181,14 @@ impl SnarlViewer<NodeId> for Viewer<'_> {
         PinInfo::circle().with_fill(Color32::from_rgb(120, 160, 230))
     }
 
-    fn show_output(&mut self, pin: &OutPin, ui: &mut Ui, snarl: &mut Snarl<NodeId>) -> impl SnarlPin + 'static {
-        let rows = snarl
-            .get_node(pin.id.node)
-            .and_then(|n| self.overlay.rows.and_then(|r| r.get(n)));
+    fn show_output(
+        &mut self,
+        pin: &OutPin,
+        ui: &mut Ui,
+        snarl: &mut Snarl<NodeId>,
+    ) -> impl SnarlPin + 'static {
+        let rows =
+            snarl.get_node(pin.id.node).and_then(|n| self.overlay.rows.and_then(|r| r.get(n)));
         if let Some(r) = rows {
             ui.small(format!("{r} rows"));
         }
@@ -202,7 +213,12 @@ impl SnarlViewer<NodeId> for Viewer<'_> {
             ui.horizontal(|ui| {
                 ui.small(RichText::new(n.kind.tag().replace('_', " ")).italics());
                 if let Some(layer) = n.kind.layer() {
-                    ui.label(RichText::new(layer.as_str()).small().strong().color(theme::layer_color(layer)));
+                    ui.label(
+                        RichText::new(layer.as_str())
+                            .small()
+                            .strong()
+                            .color(theme::layer_color(layer)),
+                    );
                 }
             });
             match self.overlay.schemas.and_then(|s| s.get(&id)) {
@@ -214,7 +230,8 @@ impl SnarlViewer<NodeId> for Viewer<'_> {
                 }
             }
             for d in self.overlay.diagnostics.iter().filter(|d| d.node.as_ref() == Some(&id)) {
-                let color = if d.severity == Severity::Error { theme::ERROR } else { theme::WARNING };
+                let color =
+                    if d.severity == Severity::Error { theme::ERROR } else { theme::WARNING };
                 let mut text = d.message.clone();
                 if text.len() > 80 {
                     text.truncate(80);
@@ -238,7 +255,8 @@ impl SnarlViewer<NodeId> for Viewer<'_> {
         _outputs: &[OutPin],
         snarl: &Snarl<NodeId>,
     ) -> egui::Frame {
-        let role = snarl.get_node(node).and_then(|id| self.pipeline.node(id)).map(|n| n.kind.role());
+        let role =
+            snarl.get_node(node).and_then(|id| self.pipeline.node(id)).map(|n| n.kind.role());
         match role {
             Some(r) => default.fill(theme::role_color(r)),
             None => default,
@@ -255,7 +273,10 @@ impl SnarlViewer<NodeId> for Viewer<'_> {
     ) -> egui::Frame {
         let id = snarl.get_node(node);
         let has_error = id.is_some_and(|id| {
-            self.overlay.diagnostics.iter().any(|d| d.node.as_ref() == Some(id) && d.severity == Severity::Error)
+            self.overlay
+                .diagnostics
+                .iter()
+                .any(|d| d.node.as_ref() == Some(id) && d.severity == Severity::Error)
                 || self.overlay.errors.is_some_and(|e| e.contains_key(id))
         });
         let selected = id.is_some() && id == self.overlay.selected;
@@ -273,7 +294,8 @@ impl SnarlViewer<NodeId> for Viewer<'_> {
     }
 
     fn connect(&mut self, from: &OutPin, to: &InPin, snarl: &mut Snarl<NodeId>) {
-        let (Some(src), Some(dst)) = (self.model_id(snarl, from.id.node), self.model_id(snarl, to.id.node))
+        let (Some(src), Some(dst)) =
+            (self.model_id(snarl, from.id.node), self.model_id(snarl, to.id.node))
         else {
             return;
         };
@@ -357,7 +379,13 @@ impl SnarlViewer<NodeId> for Viewer<'_> {
         }
     }
 
-    fn final_node_rect(&mut self, node: SnarlId, rect: egui::Rect, ui: &mut Ui, snarl: &mut Snarl<NodeId>) {
+    fn final_node_rect(
+        &mut self,
+        node: SnarlId,
+        rect: egui::Rect,
+        ui: &mut Ui,
+        snarl: &mut Snarl<NodeId>,
+    ) {
         if ui.rect_contains_pointer(rect)
             && ui.input(|i| i.pointer.primary_clicked())
             && let Some(id) = self.model_id(snarl, node)
@@ -369,8 +397,13 @@ impl SnarlViewer<NodeId> for Viewer<'_> {
 
 pub fn style() -> SnarlStyle {
     SnarlStyle {
-        bg_pattern: Some(BackgroundPattern::new()),
+        bg_pattern: Some(BackgroundPattern::Grid(egui_snarl::ui::Grid::new(
+            egui::vec2(40.0, 40.0),
+            0.0,
+        ))),
         collapsible: Some(false),
+        // fitting a small graph should not blow it up
+        max_scale: Some(1.25),
         ..SnarlStyle::new()
     }
 }

@@ -5,9 +5,7 @@ use arrow::datatypes::SchemaRef;
 use eframe::egui::{self, RichText, Ui};
 
 use crate::engine::schema::type_ddl;
-use crate::model::node::{
-    ColumnExpr, FileFormat, JoinHow, Layer, NodeKind, ParseMode, WriteMode,
-};
+use crate::model::node::{ColumnExpr, FileFormat, JoinHow, Layer, NodeKind, ParseMode, WriteMode};
 use crate::model::{Diagnostic, Node, Severity};
 
 use super::theme;
@@ -20,11 +18,57 @@ pub enum InspectorAction {
 }
 
 const SQL_KEYWORDS: &[&str] = &[
-    "SELECT", "FROM", "WHERE", "GROUP", "BY", "ORDER", "JOIN", "LEFT", "RIGHT", "FULL", "INNER",
-    "OUTER", "ON", "AS", "AND", "OR", "NOT", "LIMIT", "HAVING", "UNION", "ALL", "DISTINCT", "CASE",
-    "WHEN", "THEN", "ELSE", "END", "WITH", "IN", "IS", "NULL", "CAST", "TRUE", "FALSE", "STRING",
-    "BIGINT", "INT", "DOUBLE", "BOOLEAN", "TIMESTAMP", "DATE", "STRUCT", "ARRAY", "MAP", "COUNT",
-    "SUM", "MIN", "MAX", "AVG", "OVER", "PARTITION",
+    "SELECT",
+    "FROM",
+    "WHERE",
+    "GROUP",
+    "BY",
+    "ORDER",
+    "JOIN",
+    "LEFT",
+    "RIGHT",
+    "FULL",
+    "INNER",
+    "OUTER",
+    "ON",
+    "AS",
+    "AND",
+    "OR",
+    "NOT",
+    "LIMIT",
+    "HAVING",
+    "UNION",
+    "ALL",
+    "DISTINCT",
+    "CASE",
+    "WHEN",
+    "THEN",
+    "ELSE",
+    "END",
+    "WITH",
+    "IN",
+    "IS",
+    "NULL",
+    "CAST",
+    "TRUE",
+    "FALSE",
+    "STRING",
+    "BIGINT",
+    "INT",
+    "DOUBLE",
+    "BOOLEAN",
+    "TIMESTAMP",
+    "DATE",
+    "STRUCT",
+    "ARRAY",
+    "MAP",
+    "COUNT",
+    "SUM",
+    "MIN",
+    "MAX",
+    "AVG",
+    "OVER",
+    "PARTITION",
 ];
 
 /// Colours SQL keywords, strings and numbers.
@@ -46,7 +90,14 @@ fn sql_job(ui: &Ui, code: &str) -> egui::text::LayoutJob {
         } else if c.is_alphanumeric() || c == '_' {
             let end = rest.find(|c: char| !(c.is_alphanumeric() || c == '_')).unwrap_or(rest.len());
             let word = &rest[..end];
-            (end, if SQL_KEYWORDS.contains(&word.to_ascii_uppercase().as_str()) { keyword } else { text })
+            (
+                end,
+                if SQL_KEYWORDS.contains(&word.to_ascii_uppercase().as_str()) {
+                    keyword
+                } else {
+                    text
+                },
+            )
         } else {
             (c.len_utf8(), text)
         };
@@ -78,7 +129,9 @@ pub fn sql_editor_ui(ui: &mut Ui, label: &str, text: &mut String, rows: usize) -
 fn text_ui(ui: &mut Ui, label: &str, text: &mut String) -> bool {
     ui.horizontal(|ui| {
         let l = ui.label(label);
-        ui.add(egui::TextEdit::singleline(text).desired_width(f32::INFINITY)).labelled_by(l.id).changed()
+        ui.add(egui::TextEdit::singleline(text).desired_width(f32::INFINITY))
+            .labelled_by(l.id)
+            .changed()
     })
     .inner
 }
@@ -99,9 +152,14 @@ fn lines_ui(ui: &mut Ui, label: &str, items: &mut Vec<String>, sql: bool) -> boo
         sql_editor_ui(ui, label, &mut text, items.len().clamp(2, 10))
     } else {
         let l = ui.label(label);
-        ui.add(egui::TextEdit::multiline(&mut text).code_editor().desired_rows(2).desired_width(f32::INFINITY))
-            .labelled_by(l.id)
-            .changed()
+        ui.add(
+            egui::TextEdit::multiline(&mut text)
+                .code_editor()
+                .desired_rows(2)
+                .desired_width(f32::INFINITY),
+        )
+        .labelled_by(l.id)
+        .changed()
     };
     if changed {
         *items = text.lines().map(str::trim).filter(|l| !l.is_empty()).map(str::to_owned).collect();
@@ -128,7 +186,12 @@ fn combo_ui<T: PartialEq + Copy>(
     before != *value
 }
 
-fn opt_number_ui<T: egui::emath::Numeric>(ui: &mut Ui, label: &str, value: &mut Option<T>, default: T) -> bool {
+fn opt_number_ui<T: egui::emath::Numeric>(
+    ui: &mut Ui,
+    label: &str,
+    value: &mut Option<T>,
+    default: T,
+) -> bool {
     ui.horizontal(|ui| {
         let mut on = value.is_some();
         let mut changed = ui.checkbox(&mut on, label).changed();
@@ -175,21 +238,27 @@ pub fn inspector_ui(
             if ui.button("Infer from sample").clicked() {
                 actions.push(InspectorAction::InferSchema);
             }
-            changed |= combo_ui(ui, "Parse mode", &mut s.parse_mode, &ParseMode::ALL, ParseMode::as_str);
-            changed |= opt_number_ui(ui, "Max files per trigger", &mut s.max_files_per_trigger, 1000);
-            changed |= ui.checkbox(&mut s.use_notifications, "Notification mode (file events)").changed();
+            changed |=
+                combo_ui(ui, "Parse mode", &mut s.parse_mode, &ParseMode::ALL, ParseMode::as_str);
+            changed |=
+                opt_number_ui(ui, "Max files per trigger", &mut s.max_files_per_trigger, 1000);
+            changed |=
+                ui.checkbox(&mut s.use_notifications, "Notification mode (file events)").changed();
         }
         NodeKind::DeltaSource(s) => {
             changed |= text_ui(ui, "Table", &mut s.table);
             changed |= opt_number_ui(ui, "Version as of", &mut s.version, 0);
             changed |= opt_text_ui(ui, "Timestamp as of", &mut s.timestamp);
-            changed |= ui.checkbox(&mut s.static_table, "Static table (stream-static join)").changed();
+            changed |=
+                ui.checkbox(&mut s.static_table, "Static table (stream-static join)").changed();
             changed |= ui.checkbox(&mut s.skip_change_commits, "Skip change commits").changed();
         }
         NodeKind::GeneratorSource(g) => {
             ui.horizontal(|ui| {
                 ui.label("Rows per second");
-                changed |= ui.add(egui::DragValue::new(&mut g.rows_per_second).range(1..=10_000_000)).changed();
+                changed |= ui
+                    .add(egui::DragValue::new(&mut g.rows_per_second).range(1..=10_000_000))
+                    .changed();
             });
             changed |= opt_number_ui(ui, "Max rows", &mut g.max_rows, 10_000);
         }
@@ -198,16 +267,20 @@ pub fn inspector_ui(
             changed |= lines_ui(ui, "subscribe (one topic per line)", &mut k.subscribe, false);
             changed |= opt_text_ui(ui, "subscribePattern", &mut k.subscribe_pattern);
             changed |= opt_text_ui(ui, "startingOffsets", &mut k.starting_offsets);
-            changed |= opt_number_ui(ui, "maxOffsetsPerTrigger", &mut k.max_offsets_per_trigger, 100_000);
+            changed |=
+                opt_number_ui(ui, "maxOffsetsPerTrigger", &mut k.max_offsets_per_trigger, 100_000);
             changed |= ui.checkbox(&mut k.fail_on_data_loss, "failOnDataLoss").changed();
         }
         NodeKind::ParseJson(p) => {
             changed |= text_ui(ui, "Column", &mut p.column);
             changed |= sql_editor_ui(ui, "Schema (DDL)", &mut p.schema, 3);
-            changed |= combo_ui(ui, "Parse mode", &mut p.parse_mode, &ParseMode::ALL, ParseMode::as_str);
+            changed |=
+                combo_ui(ui, "Parse mode", &mut p.parse_mode, &ParseMode::ALL, ParseMode::as_str);
             changed |= lines_ui(ui, "Keep columns (one per line)", &mut p.keep, false);
         }
-        NodeKind::Select(s) => changed |= lines_ui(ui, "Columns (one expression per line)", &mut s.columns, true),
+        NodeKind::Select(s) => {
+            changed |= lines_ui(ui, "Columns (one expression per line)", &mut s.columns, true)
+        }
         NodeKind::Flatten(f) => {
             changed |= text_ui(ui, "Separator", &mut f.separator);
             changed |= lines_ui(ui, "Only these struct columns", &mut f.columns, false);
@@ -217,10 +290,16 @@ pub fn inspector_ui(
             let mut remove = None;
             for (i, c) in w.columns.iter_mut().enumerate() {
                 ui.horizontal(|ui| {
-                    changed |= ui.add(egui::TextEdit::singleline(&mut c.name).desired_width(110.0)).changed();
+                    changed |= ui
+                        .add(egui::TextEdit::singleline(&mut c.name).desired_width(110.0))
+                        .changed();
                     ui.label("=");
                     changed |= ui
-                        .add(egui::TextEdit::singleline(&mut c.expr).code_editor().desired_width(f32::INFINITY))
+                        .add(
+                            egui::TextEdit::singleline(&mut c.expr)
+                                .code_editor()
+                                .desired_width(f32::INFINITY),
+                        )
                         .changed();
                     if ui.small_button("✕").clicked() {
                         remove = Some(i);
@@ -232,13 +311,17 @@ pub fn inspector_ui(
                 changed = true;
             }
             if ui.button("Add column").clicked() {
-                w.columns.push(ColumnExpr { name: format!("col{}", w.columns.len() + 1), expr: "NULL".into() });
+                w.columns.push(ColumnExpr {
+                    name: format!("col{}", w.columns.len() + 1),
+                    expr: "NULL".into(),
+                });
                 changed = true;
             }
         }
         NodeKind::Filter(f) => changed |= sql_editor_ui(ui, "Condition", &mut f.condition, 2),
         NodeKind::Sql(s) => {
-            changed |= lines_ui(ui, "Input views (one per line; each is a port)", &mut s.inputs, false);
+            changed |=
+                lines_ui(ui, "Input views (one per line; each is a port)", &mut s.inputs, false);
             changed |= sql_editor_ui(ui, "Query", &mut s.query, 10);
         }
         NodeKind::Join(j) => {
@@ -247,7 +330,9 @@ pub fn inspector_ui(
             if lines_ui(ui, "Keys (left = right, one pair per line)", &mut keys, false) {
                 j.on = keys
                     .iter()
-                    .filter_map(|k| k.split_once('=').map(|(l, r)| [l.trim().to_owned(), r.trim().to_owned()]))
+                    .filter_map(|k| {
+                        k.split_once('=').map(|(l, r)| [l.trim().to_owned(), r.trim().to_owned()])
+                    })
                     .collect();
                 changed = true;
             }
@@ -255,7 +340,9 @@ pub fn inspector_ui(
         NodeKind::Distinct(_) => {
             ui.label("Keeps one of each identical row.");
         }
-        NodeKind::Deduplicate(d) => changed |= lines_ui(ui, "Key columns (one per line)", &mut d.keys, false),
+        NodeKind::Deduplicate(d) => {
+            changed |= lines_ui(ui, "Key columns (one per line)", &mut d.keys, false)
+        }
         NodeKind::Aggregate(a) => {
             changed |= lines_ui(ui, "Group by (one per line)", &mut a.group_by, true);
             changed |= lines_ui(ui, "Aggregates (one per line, with AS)", &mut a.aggregates, true);
@@ -288,7 +375,8 @@ pub fn inspector_ui(
         NodeKind::KafkaSink(k) => {
             changed |= text_ui(ui, "kafka.bootstrap.servers", &mut k.bootstrap_servers);
             changed |= text_ui(ui, "Topic", &mut k.topic);
-            changed |= opt_text_ui(ui, "Value column (row as JSON when empty)", &mut k.value_column);
+            changed |=
+                opt_text_ui(ui, "Value column (row as JSON when empty)", &mut k.value_column);
             changed |= opt_text_ui(ui, "Key column", &mut k.key_column);
         }
     }
@@ -297,7 +385,7 @@ pub fn inspector_ui(
         let color = if d.severity == Severity::Error { theme::ERROR } else { theme::WARNING };
         ui.label(RichText::new(&d.message).color(color));
     }
-    if ui.button("Preview").clicked() {
+    if ui.button("Preview rows").clicked() {
         actions.push(InspectorAction::Preview);
     }
     ui.separator();

@@ -10,3 +10,4 @@ mod kafka;
 mod kinds;
 mod projects;
 mod stream;
+mod ui;
