@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# The main job on a fresh machine: set up, build, write the demo data set into the user's data
-# directory (never the source tree), run the users bronze -> silver -> gold pipeline, and print
-# the tables it wrote. Extra arguments go to `medallion run`.
+# The main job on a fresh machine: set up, build, and open the desktop app on the demo project.
+# On first launch the app writes the demo data set and project into the user's data directory
+# (~/.local/share/medallion/demo; never the source tree). With --headless it runs the users
+# bronze -> silver -> gold pipeline from the command line instead and prints the tables.
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/env.sh"
 cd "$MEDALLION_ROOT"
@@ -9,6 +10,14 @@ bash scripts/setup.sh
 cargo build --locked --bin medallion
 bin="$CARGO_TARGET_DIR/debug/medallion"
 lake="${MEDALLION_DEMO_DIR:-${XDG_DATA_HOME:-$HOME/.local/share}/medallion/demo}"
+if [ "${1:-}" != "--headless" ]; then
+    if [ -z "${DISPLAY:-}${WAYLAND_DISPLAY:-}" ]; then
+        echo "demo: no display (DISPLAY/WAYLAND_DISPLAY unset); run under a desktop, xvfb-run, or use --headless" >&2
+        exit 1
+    fi
+    exec "$bin" "$@"
+fi
+shift
 if [ ! -d "$lake/landing/users" ]; then
     "$bin" demo-data "$lake" --users 10000 --files 4 --seed 42
 fi

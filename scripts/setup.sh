@@ -6,7 +6,9 @@ set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/env.sh"
 
 need_apt=()
-for pkg in build-essential pkg-config cmake libssl-dev zlib1g-dev python3-venv; do
+# build tools; X11/GL runtime libraries for the desktop app (glow on Mesa; no -dev packages)
+for pkg in build-essential pkg-config cmake libssl-dev zlib1g-dev python3-venv \
+    libgl1 libegl1 libgl1-mesa-dri libxkbcommon-x11-0 libxcursor1 libxrandr2 libxi6; do
     dpkg -s "$pkg" >/dev/null 2>&1 || need_apt+=("$pkg")
 done
 if [ "${#need_apt[@]}" -gt 0 ]; then

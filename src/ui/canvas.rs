@@ -195,6 +195,26 @@ impl SnarlViewer<NodeId> for Viewer<'_> {
         PinInfo::circle().with_fill(Color32::from_rgb(120, 210, 140))
     }
 
+    fn show_header(
+        &mut self,
+        node: SnarlId,
+        _inputs: &[InPin],
+        _outputs: &[OutPin],
+        ui: &mut Ui,
+        snarl: &mut Snarl<NodeId>,
+    ) {
+        let Some(id) = self.model_id(snarl, node) else { return };
+        let title = self.pipeline.node(&id).map(|n| n.title().to_owned()).unwrap_or_default();
+        // click the title to select (a click-only widget leaves drags to the canvas)
+        let response = ui.add(egui::Label::new(RichText::new(title).strong()).sense(egui::Sense::click()));
+        if response.clicked() {
+            self.actions.push(CanvasAction::Select(id.clone()));
+        }
+        if response.double_clicked() {
+            self.actions.push(CanvasAction::Preview(id));
+        }
+    }
+
     fn has_body(&mut self, _node: &NodeId) -> bool {
         true
     }
