@@ -438,6 +438,13 @@ impl MedallionApp {
         }
     }
 
+    /// Shows `output` as the preview of `node` (benchmarks and tests).
+    pub fn show_preview(&mut self, node: NodeId, output: Preview) {
+        self.preview =
+            PreviewState { request: None, node: Some(node), output: Some(Ok(output)), input: None };
+        self.bottom = BottomTab::Preview;
+    }
+
     pub fn cancel_preview(&mut self) {
         if let Some(r) = self.preview.request.take() {
             self.engine.send(Command::Cancel { request: r });

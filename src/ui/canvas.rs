@@ -206,7 +206,8 @@ impl SnarlViewer<NodeId> for Viewer<'_> {
         let Some(id) = self.model_id(snarl, node) else { return };
         let title = self.pipeline.node(&id).map(|n| n.title().to_owned()).unwrap_or_default();
         // click the title to select (a click-only widget leaves drags to the canvas)
-        let response = ui.add(egui::Label::new(RichText::new(title).strong()).sense(egui::Sense::click()));
+        let response =
+            ui.add(egui::Label::new(RichText::new(title).strong()).sense(egui::Sense::click()));
         if response.clicked() {
             self.actions.push(CanvasAction::Select(id.clone()));
         }

@@ -184,3 +184,111 @@ fn demo_lives_in_the_data_dir_not_the_source_tree() {
     assert_eq!(p.lakehouse_root(&project, None), dir.path().join("."));
     assert!(Path::new(&dir.path().join("landing/users")).is_dir());
 }
+
+/// Figure for the notes, not a test: UI time per frame (egui layout on the CPU; drawing on the
+/// GPU is not included) while panning a 200-node pipeline and while scrolling a 100,000-row
+/// preview. Run with `cargo test --release --test it ui::frame_time -- --ignored --nocapture`.
+#[test]
+#[ignore]
+fn frame_time_200_nodes_and_100k_rows() {
+    use medallion::model::node::{FileSource, Filter};
+    use medallion::model::{Node, Pipeline, Pos};
+    let dir = tempfile::tempdir().unwrap();
+    let mut p = Pipeline::new("big");
+    p.add_node(Node::new(
+        "n0",
+        NodeKind::FileSource(FileSource { path: "x".into(), ..Default::default() }),
+    ))
+    .unwrap();
+    for i in 1..200 {
+        let mut n =
+            Node::new(format!("n{i}"), NodeKind::Filter(Filter { condition: "true".into() }));
+        n.pos = Pos { x: (i % 20) as f32 * 220.0, y: (i / 20) as f32 * 140.0 };
+        p.add_node(n).unwrap();
+        p.connect(&NodeId::new(format!("n{}", i - 1)), &NodeId::new(format!("n{i}")), "in")
+            .unwrap();
+    }
+    let mut project = Project::new("big");
+    project.pipelines.push(p);
+    let file = dir.path().join("big.toml");
+    project.save(&file).unwrap();
+    let mut h = harness(Some(file));
+    h.run_steps(5);
+    let stats = |mut v: Vec<f64>| {
+        v.sort_by(f64::total_cmp);
+        (v[v.len() / 2], v[v.len() * 99 / 100], v[v.len() - 1])
+    };
+    // pan: drag the canvas background
+    let center = egui::pos2(600.0, 300.0);
+    h.event(egui::Event::PointerMoved(center));
+    h.event(egui::Event::PointerButton {
+        pos: center,
+        button: egui::PointerButton::Primary,
+        pressed: true,
+        modifiers: Default::default(),
+    });
+    h.step();
+    let mut frames = Vec::new();
+    for i in 0..200 {
+        let pos = center + egui::vec2((i % 50) as f32 * 4.0, (i % 30) as f32 * 2.0);
+        h.event(egui::Event::PointerMoved(pos));
+        let t = Instant::now();
+        h.step();
+        frames.push(t.elapsed().as_secs_f64() * 1000.0);
+    }
+    let (p50, p99, max) = stats(frames);
+    println!(
+        "frame time, 200-node pipeline while panning: p50 {p50:.1} ms, p99 {p99:.1} ms, max {max:.1} ms"
+    );
+
+    // a 100,000-row preview while scrolling
+    use arrow::array::{Int64Array, RecordBatch, StringArray};
+    use arrow::datatypes::{DataType, Field, Schema};
+    use std::sync::Arc;
+    let schema = Arc::new(Schema::new(vec![
+        Field::new("id", DataType::Int64, false),
+        Field::new("name", DataType::Utf8, false),
+        Field::new("email", DataType::Utf8, false),
+    ]));
+    let batches: Vec<RecordBatch> = (0..13)
+        .map(|b| {
+            let ids: Vec<i64> = (b * 8192..((b + 1) * 8192).min(100_000)).collect();
+            RecordBatch::try_new(
+                schema.clone(),
+                vec![
+                    Arc::new(Int64Array::from(ids.clone())),
+                    Arc::new(StringArray::from_iter_values(
+                        ids.iter().map(|i| format!("user {i}")),
+                    )),
+                    Arc::new(StringArray::from_iter_values(
+                        ids.iter().map(|i| format!("u{i}@example.com")),
+                    )),
+                ],
+            )
+            .unwrap()
+        })
+        .filter(|b: &RecordBatch| b.num_rows() > 0)
+        .collect();
+    let preview = medallion::engine::Preview { schema, batches };
+    assert_eq!(preview.rows(), 100_000);
+    h.state_mut().show_preview(NodeId::new("n0"), preview);
+    h.run_steps(3);
+    let over_table = egui::pos2(500.0, 800.0);
+    h.event(egui::Event::PointerMoved(over_table));
+    let mut frames = Vec::new();
+    for _ in 0..200 {
+        h.event(egui::Event::MouseWheel {
+            unit: egui::MouseWheelUnit::Point,
+            delta: egui::vec2(0.0, -400.0),
+            phase: egui::TouchPhase::Move,
+            modifiers: Default::default(),
+        });
+        let t = Instant::now();
+        h.step();
+        frames.push(t.elapsed().as_secs_f64() * 1000.0);
+    }
+    let (p50, p99, max) = stats(frames);
+    println!(
+        "frame time, 100,000-row preview while scrolling: p50 {p50:.1} ms, p99 {p99:.1} ms, max {max:.1} ms"
+    );
+}
