@@ -71,6 +71,30 @@ pub enum Event {
         node: NodeId,
         result: Result<String, String>,
     },
+    /// Rows each node of a batch pipeline outputs, counted after a run.
+    NodeCounts {
+        request: u64,
+        pipeline: String,
+        counts: HashMap<NodeId, u64>,
+    },
+}
+
+/// Rows each node outputs now (sinks: what they would write).
+async fn count_rows(
+    project: &Project,
+    p: &crate::model::Pipeline,
+    root: &std::path::Path,
+) -> HashMap<NodeId, u64> {
+    let mut planner = super::plan::Planner::new(project, p, root);
+    let mut out = HashMap::new();
+    for n in &p.nodes {
+        if let Ok(df) = planner.node_frame(&n.id).await
+            && let Ok(c) = df.count().await
+        {
+            out.insert(n.id.clone(), c as u64);
+        }
+    }
+    out
 }
 
 async fn infer(
@@ -182,8 +206,11 @@ impl EngineHandle {
                     }
                     Command::Run { request, project, pipeline, root } => {
                         let task = rt.spawn(async move {
-                            let opts =
-                                RunOptions { pipeline, available_now: true, ..Default::default() };
+                            let opts = RunOptions {
+                                pipeline: pipeline.clone(),
+                                available_now: true,
+                                ..Default::default()
+                            };
                             let (etx, mut erx) = mpsc::channel::<RunEvent>(CHANNEL_CAPACITY);
                             let forward = {
                                 let send = send.clone();
@@ -200,6 +227,20 @@ impl EngineHandle {
                             .await;
                             drop(etx);
                             let _ = forward.await;
+                            if result.is_ok() {
+                                for p in project.pipelines.iter().filter(|p| {
+                                    p.mode == crate::model::PipelineMode::Batch
+                                        && pipeline.as_ref().is_none_or(|n| n == &p.name)
+                                }) {
+                                    let counts = count_rows(&project, p, &root).await;
+                                    send(Event::NodeCounts {
+                                        request,
+                                        pipeline: p.name.clone(),
+                                        counts,
+                                    })
+                                    .await;
+                                }
+                            }
                             let failed_node = result.as_ref().err().and_then(|e| e.node().cloned());
                             send(Event::RunFinished {
                                 request,

@@ -542,6 +542,11 @@ impl MedallionApp {
                     self.schedule_plan(Duration::ZERO);
                 }
             }
+            Event::NodeCounts { request: _, pipeline, counts } => {
+                if self.pipeline().is_some_and(|p| p.name == pipeline) {
+                    self.run.rows.extend(counts);
+                }
+            }
             Event::Cancelled { request } => {
                 if self.run.request == Some(request) {
                     self.run.request = None;

@@ -143,6 +143,12 @@ fn broken_setting_shows_a_diagnostic_on_the_node_and_run_shows_counts() {
     h.run_steps(2);
     wait_until(&mut h, "the run", |a| a.run_rows().contains_key(&NodeId::new("bronze_users")));
     assert_eq!(h.state().run_rows()[&NodeId::new("bronze_users")], 5000);
+    wait_until(&mut h, "per-node counts", |a| a.run_rows().contains_key(&NodeId::new("raw_users")));
+    assert_eq!(
+        h.state().run_rows()[&NodeId::new("raw_users")],
+        5000,
+        "every node gets its row count"
+    );
     assert!(dir.path().join("bronze/users/_delta_log").exists());
     // switch to silver and break a column reference
     h.get_by_label("silver_users").click();
