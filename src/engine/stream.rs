@@ -362,7 +362,9 @@ impl Source {
                     ranges.iter().map(|(k, [s, _])| (k.clone(), *s)).collect();
                 let (client, max, until) = (client.clone(), cfg.max_offsets_per_trigger, *bound);
                 let (ranges, batches) = blocking(move || {
-                    client.fetch_new(&starts, max, until, Duration::from_millis(150))
+                    // availableNow drains in big batches; a live stream keeps batches short
+                    let max_fetch = Duration::from_millis(if until.is_some() { 2000 } else { 200 });
+                    client.fetch_new(&starts, max, until, Duration::from_millis(150), max_fetch)
                 })
                 .await?;
                 // lag as far as the broker's end offsets tell (they may lag behind themselves)

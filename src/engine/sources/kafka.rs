@@ -210,7 +210,8 @@ impl KafkaClient {
     }
 
     /// Fetches the messages after `starts` (per `topic:partition`) that are there now: until no
-    /// message came for `idle`, at most `max_total` messages, and with `until_ms` only messages
+    /// message came for `idle` or `max_fetch` has passed, at most `max_total` messages, and with
+    /// `until_ms` only messages
     /// stamped no later than it. Planning from what was fetched, not from ListOffsets, keeps
     /// batches right on brokers whose end offsets lag behind (seen with tansu).
     #[allow(clippy::type_complexity)]
@@ -220,7 +221,9 @@ impl KafkaClient {
         max_total: Option<u64>,
         until_ms: Option<i64>,
         idle: Duration,
+        max_fetch: Duration,
     ) -> Result<(BTreeMap<String, [i64; 2]>, Vec<RecordBatch>)> {
+        let fetch_started = Instant::now();
         let mut ranges: BTreeMap<String, [i64; 2]> =
             starts.iter().map(|(k, s)| (k.clone(), [*s, *s])).collect();
         if starts.is_empty() {
@@ -243,6 +246,10 @@ impl KafkaClient {
         let first_wait = idle.max(Duration::from_millis(500));
         loop {
             if max_total.is_some_and(|m| total >= m) || done.len() == ranges.len() {
+                break;
+            }
+            // a steady stream never goes idle: a batch also ends when its time is up
+            if total > 0 && fetch_started.elapsed() > max_fetch {
                 break;
             }
             let waited = last.elapsed();
