@@ -1051,9 +1051,3 @@ async fn write_quarantine(
         .await?;
     Ok(())
 }
-
-/// Plans a pipeline's stream sources for previews and validation: a sample of what the
-/// source would deliver.
-pub fn generator_sample(seed: u64, rows: u64) -> Result<Vec<RecordBatch>> {
-    sources::generator::generate(seed, 0, rows, 8192)
-}

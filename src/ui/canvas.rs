@@ -399,21 +399,6 @@ impl SnarlViewer<NodeId> for Viewer<'_> {
             ui.close();
         }
     }
-
-    fn final_node_rect(
-        &mut self,
-        node: SnarlId,
-        rect: egui::Rect,
-        ui: &mut Ui,
-        snarl: &mut Snarl<NodeId>,
-    ) {
-        if ui.rect_contains_pointer(rect)
-            && ui.input(|i| i.pointer.primary_clicked())
-            && let Some(id) = self.model_id(snarl, node)
-        {
-            self.actions.push(CanvasAction::Select(id));
-        }
-    }
 }
 
 pub fn style() -> SnarlStyle {

@@ -12,7 +12,7 @@ use arrow::array::{Array, ArrayRef, RecordBatch, UInt32Array, new_null_array};
 use arrow::compute::{concat_batches, take};
 use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 
-use crate::model::node::{ParseJson, ParseMode, RESCUED_DATA_COLUMN};
+use crate::model::node::{ParseJson, ParseMode};
 
 use super::super::sources::json_lines::{self, BadRecord};
 use super::super::{EngineError, Result, schema};
@@ -151,12 +151,10 @@ pub fn parse(input: &RecordBatch, cfg: &ParseJson) -> Result<(RecordBatch, Vec<B
     Ok((concat_batches(&out_schema, &[good, bad_batch])?, bad))
 }
 
-/// The column name `_rescued_data` is reserved for permissive mode.
-pub const RESCUED: &str = RESCUED_DATA_COLUMN;
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::model::node::RESCUED_DATA_COLUMN;
     use arrow::array::{Int64Array, StringArray};
 
     #[test]
@@ -189,7 +187,7 @@ mod tests {
         let permissive = ParseJson { parse_mode: ParseMode::Permissive, ..cfg.clone() };
         let (out, _) = parse(&input, &permissive).unwrap();
         assert_eq!(out.num_rows(), 3);
-        assert_eq!(out.schema().field(2).name(), RESCUED);
+        assert_eq!(out.schema().field(2).name(), RESCUED_DATA_COLUMN);
         let fail = ParseJson { parse_mode: ParseMode::FailFast, ..cfg };
         assert!(parse(&input, &fail).unwrap_err().to_string().contains("row 2"));
     }
