@@ -166,7 +166,8 @@ async fn run_async(command: Command) -> anyhow::Result<i32> {
                     }
                 }
             });
-            let opts = RunOptions { pipeline, available_now, stop: Some(stop_rx) };
+            let opts =
+                RunOptions { pipeline, available_now, stop: Some(stop_rx), ..Default::default() };
             let started = Instant::now();
             let summary = engine::run_project(&project, &root, &opts, &|event| {
                 println!("{}", event.line());

@@ -4,7 +4,8 @@
 //! schemas); `offsets/N` is written atomically BEFORE batch N runs and says exactly which data
 //! batch N reads; `commits/N` is written after every sink has committed. A batch with offsets
 //! but no commit is replayed with the same offsets on restart; Delta sinks skip a replayed
-//! batch they already committed (application transactions). `events.jsonl` is the event log.
+//! batch they already committed (application transactions). The event log lives apart, in
+//! `<lakehouse>/_events` (see `eventlog`), so a reset keeps the history.
 
 use std::collections::BTreeMap;
 use std::io::Write;
@@ -209,18 +210,135 @@ impl Checkpoint {
         let path = self.dir.join("commits").join(entry.batch_id.to_string());
         atomic_write(&path, &serde_json::to_vec(entry).map_err(json_err)?)
     }
+}
 
-    /// Appends one JSON line to the event log.
-    pub fn append_event(&self, event: &serde_json::Value) -> Result<()> {
-        let path = self.dir.join("events.jsonl");
-        let mut f = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&path)
-            .map_err(|e| EngineError::io(&path, e))?;
-        let mut line = serde_json::to_vec(event).map_err(json_err)?;
-        line.push(b'\n');
-        f.write_all(&line).map_err(|e| EngineError::io(&path, e))
+/// What a checkpoint holds, for the monitor's checkpoint view.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct CheckpointView {
+    pub dir: PathBuf,
+    pub metadata: Option<Metadata>,
+    /// The newest `offsets/N` (planned, maybe not yet committed).
+    pub last_planned: Option<u64>,
+    pub last_committed: Option<u64>,
+    /// The newest commit: the Delta version each sink holds for it.
+    pub last_commit: Option<CommitEntry>,
+    /// Per source node, everything the committed batches consumed.
+    pub consumed: BTreeMap<String, Consumed>,
+}
+
+impl CheckpointView {
+    /// A batch was planned but not committed: the next start replays it with the same offsets.
+    pub fn pending_replay(&self) -> Option<u64> {
+        match (self.last_planned, self.last_committed) {
+            (Some(p), Some(c)) if p > c => Some(p),
+            (Some(p), None) => Some(p),
+            _ => None,
+        }
+    }
+}
+
+/// What one source consumed over all committed batches.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Consumed {
+    Files {
+        files: u64,
+        bytes: u64,
+        last_file: Option<String>,
+    },
+    /// The last table version read (inclusive).
+    Delta {
+        version: i64,
+    },
+    Generator {
+        rows: u64,
+    },
+    /// Next offset to read per `topic:partition`.
+    Kafka {
+        next: BTreeMap<String, i64>,
+    },
+}
+
+impl Consumed {
+    fn add(&mut self, offset: &SourceOffset) {
+        match (self, offset) {
+            (Consumed::Files { files, bytes, last_file }, SourceOffset::Files { files: f }) => {
+                *files += f.len() as u64;
+                *bytes += f.iter().map(|e| e.size).sum::<u64>();
+                if let Some(last) = f.last() {
+                    *last_file = Some(last.path.clone());
+                }
+            }
+            (Consumed::Delta { version }, SourceOffset::Delta { end_version, .. }) => {
+                *version = (*version).max(*end_version);
+            }
+            (Consumed::Generator { rows }, SourceOffset::Generator { end, .. }) => {
+                *rows = (*rows).max(*end);
+            }
+            (Consumed::Kafka { next }, SourceOffset::Kafka { ranges }) => {
+                for (tp, [_, end]) in ranges {
+                    let e = next.entry(tp.clone()).or_insert(*end);
+                    *e = (*e).max(*end);
+                }
+            }
+            _ => {}
+        }
+    }
+
+    fn new(offset: &SourceOffset) -> Self {
+        let mut c = match offset {
+            SourceOffset::Files { .. } => Consumed::Files { files: 0, bytes: 0, last_file: None },
+            SourceOffset::Delta { .. } => Consumed::Delta { version: -1 },
+            SourceOffset::Generator { .. } => Consumed::Generator { rows: 0 },
+            SourceOffset::Kafka { .. } => Consumed::Kafka { next: BTreeMap::new() },
+        };
+        c.add(offset);
+        c
+    }
+}
+
+impl Checkpoint {
+    /// Reads the whole checkpoint (without changing it).
+    pub fn view(&self) -> Result<CheckpointView> {
+        let meta_path = self.dir.join("metadata");
+        let metadata = if meta_path.exists() { Some(read_json(&meta_path)?) } else { None };
+        let last_committed = self.last_committed()?;
+        let mut consumed: BTreeMap<String, Consumed> = BTreeMap::new();
+        let mut last_planned = None;
+        for entry in self.all_offsets()? {
+            last_planned = Some(entry.batch_id);
+            if last_committed.is_none_or(|c| entry.batch_id > c) {
+                continue;
+            }
+            for (node, offset) in &entry.sources {
+                match consumed.get_mut(node) {
+                    Some(c) => c.add(offset),
+                    None => {
+                        consumed.insert(node.clone(), Consumed::new(offset));
+                    }
+                }
+            }
+        }
+        let last_commit = match last_committed {
+            Some(n) => self.commit(n)?,
+            None => None,
+        };
+        Ok(CheckpointView {
+            dir: self.dir.clone(),
+            metadata,
+            last_planned,
+            last_committed,
+            last_commit,
+            consumed,
+        })
+    }
+
+    /// Deletes the checkpoint: the next start begins from the sources' starting positions.
+    pub fn reset(&self) -> Result<()> {
+        match std::fs::remove_dir_all(&self.dir) {
+            Ok(()) => Ok(()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+            Err(e) => Err(EngineError::io(&self.dir, e)),
+        }
     }
 }
 
@@ -278,5 +396,35 @@ mod tests {
             .map(|e| e.unwrap().file_name().into_string().unwrap())
             .collect();
         assert_eq!(names, ["0"]);
+
+        // the view sums what committed batches consumed; an uncommitted batch is a replay
+        let second = OffsetsEntry {
+            batch_id: 1,
+            timestamp_ms: 3,
+            sources: BTreeMap::from([(
+                "raw".into(),
+                SourceOffset::Files { files: vec![FileEntry { path: "b.json".into(), size: 5 }] },
+            )]),
+        };
+        cp.write_offsets(&second).unwrap();
+        let view = cp.view().unwrap();
+        assert_eq!(view.last_planned, Some(1));
+        assert_eq!(view.last_committed, Some(0));
+        assert_eq!(view.pending_replay(), Some(1));
+        assert_eq!(
+            view.consumed["raw"],
+            Consumed::Files { files: 1, bytes: 3, last_file: Some("a.json".into()) }
+        );
+        cp.write_commit(&CommitEntry { batch_id: 1, timestamp_ms: 4, sinks: BTreeMap::new() })
+            .unwrap();
+        let view = cp.view().unwrap();
+        assert_eq!(view.pending_replay(), None);
+        assert_eq!(
+            view.consumed["raw"],
+            Consumed::Files { files: 2, bytes: 8, last_file: Some("b.json".into()) }
+        );
+        cp.reset().unwrap();
+        assert!(!dir.path().join("cp").exists());
+        assert_eq!(cp.view().unwrap().last_committed, None);
     }
 }

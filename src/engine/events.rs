@@ -2,12 +2,15 @@
 
 use std::fmt;
 
+use serde::{Deserialize, Serialize};
+
 use crate::model::NodeId;
 
 use super::stream::StreamProgress;
 
 /// One thing that happened during a run.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
 pub enum RunEvent {
     PipelineStarted {
         pipeline: String,
@@ -40,6 +43,37 @@ pub enum RunEvent {
         node: Option<NodeId>,
         message: String,
     },
+    /// A stream's trigger found no new data: it waits for its sources (sent once per idle
+    /// spell, not at every trigger).
+    Idle {
+        pipeline: String,
+    },
+}
+
+impl RunEvent {
+    /// The pipeline the event is about.
+    pub fn pipeline(&self) -> &str {
+        match self {
+            RunEvent::PipelineStarted { pipeline }
+            | RunEvent::SinkCommitted { pipeline, .. }
+            | RunEvent::PipelineFinished { pipeline, .. }
+            | RunEvent::PipelineFailed { pipeline, .. }
+            | RunEvent::Warning { pipeline, .. }
+            | RunEvent::Idle { pipeline } => pipeline,
+            RunEvent::BatchCompleted(p) => &p.pipeline,
+        }
+    }
+
+    /// The node the event is pinned on, if any.
+    pub fn node(&self) -> Option<&str> {
+        match self {
+            RunEvent::SinkCommitted { node, .. } => Some(node.as_str()),
+            RunEvent::PipelineFailed { node, .. } | RunEvent::Warning { node, .. } => {
+                node.as_ref().map(NodeId::as_str)
+            }
+            _ => None,
+        }
+    }
 }
 
 impl fmt::Display for RunEvent {
@@ -119,6 +153,9 @@ impl fmt::Display for RunEvent {
                 "[{pipeline}] finished: {rows_written} rows written in {:.2} s",
                 *duration_ms as f64 / 1000.0
             ),
+            RunEvent::Idle { pipeline } => {
+                write!(f, "[{pipeline}] waiting for new data in its sources")
+            }
             RunEvent::PipelineFailed { pipeline, node, message } => match node {
                 Some(n) => write!(f, "[{pipeline}] FAILED at node `{n}`: {message}"),
                 None => write!(f, "[{pipeline}] FAILED: {message}"),

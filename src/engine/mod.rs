@@ -9,9 +9,11 @@ pub mod checkpoint;
 pub mod delta;
 pub mod demo_data;
 pub mod error;
+pub mod eventlog;
 pub mod events;
 pub mod handle;
 pub mod lakehouse;
+pub mod meter;
 pub mod plan;
 pub mod schema;
 pub mod sinks;
@@ -42,6 +44,9 @@ pub struct RunOptions {
     pub available_now: bool,
     /// Streams: becomes true to stop after the batch in flight (Ctrl-C).
     pub stop: Option<tokio::sync::watch::Receiver<bool>>,
+    /// Streams: a stop switch per pipeline (the app's Stop buttons); it replaces `stop` for
+    /// the pipelines it names.
+    pub pipeline_stops: HashMap<String, tokio::sync::watch::Receiver<bool>>,
 }
 
 /// What a whole run did.
@@ -117,6 +122,22 @@ pub async fn run_project(
     opts: &RunOptions,
     on_event: &(dyn Fn(RunEvent) + Send + Sync),
 ) -> Result<RunSummary> {
+    // every event is persisted, so the monitor shows the history of CLI runs and past sessions
+    let log = eventlog::EventLog::new(root);
+    let log_warned = std::sync::atomic::AtomicBool::new(false);
+    let on_event = &|e: RunEvent| {
+        if let Err(err) = log.append(&eventlog::LoggedEvent::now(e.clone()))
+            && !log_warned.swap(true, std::sync::atomic::Ordering::Relaxed)
+        {
+            // the run goes on: losing the log must not lose data
+            on_event(RunEvent::Warning {
+                pipeline: e.pipeline().to_owned(),
+                node: None,
+                message: format!("cannot write the event log: {err}"),
+            });
+        }
+        on_event(e)
+    };
     model_errors(project)?;
     let order = pipeline_order(project, root)?;
     let selected: Vec<&Pipeline> = match &opts.pipeline {
@@ -138,9 +159,10 @@ pub async fn run_project(
         None => order,
     };
     let mut summary = RunSummary::default();
-    let stream_opts = stream::StreamOptions {
+    let global_stop = opts.stop.clone().unwrap_or_else(|| tokio::sync::watch::channel(false).1);
+    let stream_opts = |p: &Pipeline| stream::StreamOptions {
         available_now: opts.available_now,
-        stop: opts.stop.clone().unwrap_or_else(|| tokio::sync::watch::channel(false).1),
+        stop: opts.pipeline_stops.get(&p.name).cloned().unwrap_or_else(|| global_stop.clone()),
         crash_at: None,
     };
     let fail = |pipeline: &Pipeline, e: &EngineError| {
@@ -163,7 +185,7 @@ pub async fn run_project(
                 if opts.available_now
                     || matches!(pipeline.trigger, Some(Trigger::AvailableNow | Trigger::Once)) =>
             {
-                stream::run_stream(project, pipeline, root, &stream_opts, on_event)
+                stream::run_stream(project, pipeline, root, &stream_opts(pipeline), on_event)
                     .await
                     .map(|s| s.rows_written)
             }
@@ -184,7 +206,7 @@ pub async fn run_project(
         }
     }
     let runs = continuous.iter().map(|p| async {
-        stream::run_stream(project, p, root, &stream_opts, on_event)
+        stream::run_stream(project, p, root, &stream_opts(p), on_event)
             .await
             .inspect_err(|e| fail(p, e))
     });

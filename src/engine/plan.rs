@@ -19,6 +19,7 @@ use crate::model::node::{
 use crate::model::{NodeId, Pipeline, Project, env};
 
 use super::error::NodeContext;
+use super::meter::{EdgeKey, EdgeMeter};
 use super::sources::json_lines::BadRecord;
 use super::{EngineError, Result, delta, schema, sources, transforms};
 
@@ -54,6 +55,8 @@ pub struct Planner<'a> {
     /// Whether sources that need a live service (Kafka) read a sample; when false they plan
     /// with their fixed schema and no rows, so validation works offline.
     live_samples: bool,
+    /// Counts the rows and time along each edge (streams' micro-batches).
+    meter: Option<Arc<EdgeMeter>>,
 }
 
 impl<'a> Planner<'a> {
@@ -68,6 +71,7 @@ impl<'a> Planner<'a> {
             broken: HashMap::new(),
             bad_records: Vec::new(),
             live_samples: false,
+            meter: None,
         }
     }
 
@@ -79,6 +83,12 @@ impl<'a> Planner<'a> {
     /// Lets Kafka sources read a sample of their topics (previews).
     pub fn with_live_samples(mut self) -> Self {
         self.live_samples = true;
+        self
+    }
+
+    /// Meters every edge: each node reads its inputs through `meter`.
+    pub fn with_meter(mut self, meter: Arc<EdgeMeter>) -> Self {
+        self.meter = Some(meter);
         self
     }
 
@@ -115,14 +125,23 @@ impl<'a> Planner<'a> {
         self.frames.get(id).cloned().ok_or_else(|| EngineError::Config(format!("no node `{id}`")))
     }
 
+    /// The frame on input `port` of `id`: the upstream node's output, metered along the edge
+    /// when a meter is set.
     fn input(&self, id: &NodeId, port: &str) -> Result<DataFrame> {
         let from = self
             .pipeline
             .input_of(id, port)
             .ok_or_else(|| EngineError::Config(format!("input `{port}` is not connected")))?;
-        self.frames.get(from).cloned().ok_or_else(|| {
+        let df = self.frames.get(from).cloned().ok_or_else(|| {
             EngineError::Config(format!("input `{port}` (from `{from}`) could not be planned"))
-        })
+        })?;
+        match &self.meter {
+            Some(meter) => {
+                let key = EdgeKey { from: from.clone(), to: id.clone(), port: port.to_owned() };
+                meter.wrap(&self.ctx, key, df)
+            }
+            None => Ok(df),
+        }
     }
 
     async fn plan_one(&mut self, id: &NodeId) -> Result<DataFrame> {

@@ -16,7 +16,7 @@ use arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
 use datafusion::datasource::MemTable;
 use datafusion::prelude::{DataFrame, SessionContext};
 use deltalake::kernel::Transaction;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use tokio::sync::{mpsc, watch};
 
 use crate::model::node::{FileFormat, FileSource, KafkaSource, NodeKind, ParseMode};
@@ -28,6 +28,7 @@ use super::checkpoint::{
 use super::delta::{self, CommitMeta};
 use super::error::NodeContext;
 use super::events::RunEvent;
+use super::meter::{EdgeMeter, EdgeStats, node_self_ms};
 use super::plan::Planner;
 use super::sources::json_lines::{self, BadRecord};
 use super::sources::{self, files::ListedFile};
@@ -61,7 +62,7 @@ impl StreamOptions {
 }
 
 /// Per-batch progress, like Spark's `StreamingQueryProgress`.
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct StreamProgress {
     pub pipeline: String,
     pub query_id: String,
@@ -80,9 +81,15 @@ pub struct StreamProgress {
     pub rows_per_node: BTreeMap<String, u64>,
     /// Bad records found by transforms (Parse JSON), per node.
     pub transforms: BTreeMap<String, BadRecordCounts>,
+    /// Rows (and time to produce them) along each edge of the graph in this batch.
+    #[serde(default)]
+    pub edges: Vec<EdgeStats>,
+    /// Each node's own time in this batch, in milliseconds (see `meter::node_self_ms`).
+    #[serde(default)]
+    pub node_ms: BTreeMap<String, f64>,
 }
 
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct SourceProgress {
     pub offset: SourceOffset,
     pub input_rows: u64,
@@ -98,7 +105,7 @@ pub struct SourceProgress {
 }
 
 /// Malformed records a transform (Parse JSON) found in a batch.
-#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct BadRecordCounts {
     pub rescued_records: u64,
     pub quarantined_records: u64,
@@ -111,7 +118,7 @@ pub struct StreamSummary {
     pub rows_written: u64,
 }
 
-fn checkpoint_dir(pipeline: &Pipeline, root: &Path) -> Result<PathBuf> {
+pub fn checkpoint_dir(pipeline: &Pipeline, root: &Path) -> Result<PathBuf> {
     let rel = match &pipeline.checkpoint {
         Some(c) => crate::model::env::expand(c)?,
         None => format!("_checkpoints/{}", pipeline.name),
@@ -717,6 +724,7 @@ pub async fn run_stream(
     let mut summary = StreamSummary::default();
     let mut stop = opts.stop.clone();
     on_event(RunEvent::PipelineStarted { pipeline: pipeline.name.clone() });
+    let mut idle = false;
     loop {
         if *stop.borrow() {
             break;
@@ -758,6 +766,10 @@ pub async fn run_stream(
                     match trigger {
                         Trigger::AvailableNow | Trigger::Once => break,
                         Trigger::Interval { interval_ms } => {
+                            if !idle {
+                                idle = true;
+                                on_event(RunEvent::Idle { pipeline: pipeline.name.clone() });
+                            }
                             wait(interval_ms, batch_started, &mut stop, &mut wake_rx).await;
                             continue;
                         }
@@ -810,10 +822,8 @@ pub async fn run_stream(
         progress.duration_ms.insert("plan".into(), plan_ms);
         summary.batches += 1;
         summary.rows_written += progress.rows_per_node.values().sum::<u64>();
-        if let Ok(json) = serde_json::to_value(&progress) {
-            cp.append_event(&serde_json::json!({"event": "progress", "progress": json}))?;
-        }
         on_event(RunEvent::BatchCompleted(Box::new(progress)));
+        idle = false;
         batch_id += 1;
         match trigger {
             Trigger::Once => break,
@@ -867,7 +877,9 @@ async fn run_batch(
 ) -> Result<StreamProgress> {
     let mut durations = BTreeMap::new();
     let t_read = Instant::now();
-    let mut planner = Planner::new(project, pipeline, root);
+    let meter = Arc::new(EdgeMeter::new());
+    let mut planner = Planner::new(project, pipeline, root).with_meter(meter.clone());
+    let mut sink_write_ms = BTreeMap::new();
     let mut source_progress = BTreeMap::new();
     let mut quarantine: Vec<(NodeId, BadRecord)> = Vec::new();
     let mut input_rows = 0;
@@ -905,11 +917,13 @@ async fn run_batch(
     let mut rows_per_node = BTreeMap::new();
     let mut first_sink_table = None;
     for sink in pipeline.sinks() {
+        let t_sink = Instant::now();
         if let NodeKind::KafkaSink(cfg) = &sink.kind {
             // at-least-once: every message acknowledged before commits/N
             let df = planner.node_frame(&sink.id).await?;
             let sent = sinks::kafka::write(cfg, df).await.at_node(&pipeline.name, &sink.id)?;
             rows_per_node.insert(sink.id.to_string(), sent);
+            sink_write_ms.insert(sink.id.to_string(), t_sink.elapsed().as_millis() as u64);
             continue;
         }
         let NodeKind::DeltaSink(cfg) = &sink.kind else { continue };
@@ -933,6 +947,7 @@ async fn run_batch(
             sinks::delta::write(&path, cfg, df, props).await.at_node(&pipeline.name, &sink.id)?;
         sinks_done.insert(sink.id.to_string(), outcome.version);
         rows_per_node.insert(sink.id.to_string(), outcome.rows_added + outcome.rows_updated);
+        sink_write_ms.insert(sink.id.to_string(), t_sink.elapsed().as_millis() as u64);
     }
     let mut transforms: BTreeMap<String, BadRecordCounts> = BTreeMap::new();
     for (node, mode, record) in std::mem::take(&mut planner.bad_records) {
@@ -954,6 +969,11 @@ async fn run_batch(
     if opts.crash_at == Some((CrashPoint::AfterSinkCommit, entry.batch_id)) {
         return Err(EngineError::InjectedCrash("after the Delta commit, before commits/N"));
     }
+    let edges = meter.snapshot();
+    let node_ms = node_self_ms(&edges, pipeline, &sink_write_ms)
+        .into_iter()
+        .map(|(n, ms)| (n.to_string(), ms))
+        .collect();
     let total_secs = (t_read.elapsed().as_secs_f64()).max(1e-3);
     let since_planned = ((now_ms() - entry.timestamp_ms).max(1) as f64) / 1000.0;
     Ok(StreamProgress {
@@ -970,6 +990,8 @@ async fn run_batch(
         sinks: sinks_done,
         rows_per_node,
         transforms,
+        edges,
+        node_ms,
     })
 }
 

@@ -111,16 +111,20 @@ async fn add_data_process_check_answer_stop_and_start() {
         );
     }
     assert!(!cp.join("offsets/2").exists(), "runs without new data plan no batch");
-    let events = std::fs::read_to_string(cp.join("events.jsonl")).unwrap();
-    assert_eq!(events.lines().count(), 2);
-    let last: serde_json::Value = serde_json::from_str(events.lines().last().unwrap()).unwrap();
-    assert_eq!(last["progress"]["batch_id"], 1);
-    assert_eq!(last["progress"]["num_input_rows"], 5);
-    assert_eq!(last["progress"]["sinks"]["bronze_users"], 1);
-    assert_eq!(
-        last["progress"]["sources"]["landing_users"]["offset"]["files"][0]["path"],
-        "c.json"
-    );
+    // the event log (outside the checkpoint): one progress event per batch, Spark's fields
+    let log = std::fs::read_to_string(root.join("_events/bronze_users_stream.jsonl")).unwrap();
+    let progress: Vec<serde_json::Value> = log
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+        .filter(|e| e["event"]["type"] == "batch_completed")
+        .map(|e| e["event"].clone())
+        .collect();
+    assert_eq!(progress.len(), 2);
+    let last = progress.last().unwrap();
+    assert_eq!(last["batch_id"], 1);
+    assert_eq!(last["num_input_rows"], 5);
+    assert_eq!(last["sinks"]["bronze_users"], 1);
+    assert_eq!(last["sources"]["landing_users"]["offset"]["files"][0]["path"], "c.json");
 }
 
 async fn run_with_crash(
