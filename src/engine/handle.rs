@@ -3,15 +3,19 @@
 //! blocks. The UI drains events each frame and repaints when some arrived.
 
 use std::collections::HashMap;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use arrow::datatypes::SchemaRef;
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, watch};
 
-use crate::model::{Diagnostic, NodeId, Project};
+use crate::model::{Diagnostic, NodeId, PipelineMode, Project};
 
+use super::checkpoint::{Checkpoint, CheckpointView};
+use super::eventlog::LoggedEvent;
+use super::lakehouse::{HistoryEntry, TableInfo, VersionDiff, VersionPreview};
+use super::stream::StreamProgress;
 use super::{Preview, RunEvent, RunOptions, RunSummary};
 
 /// What the UI asks of the engine. Each carries the project as it is now (a snapshot).
@@ -28,10 +32,33 @@ pub enum Command {
         root: PathBuf,
         limit: usize,
     },
-    /// Run pipelines (batch ones once; streams with availableNow).
-    Run { request: u64, project: Arc<Project>, pipeline: Option<String>, root: PathBuf },
+    /// Run pipelines: batch ones once; streams with availableNow, or, when `continuous`,
+    /// until stopped.
+    Run {
+        request: u64,
+        project: Arc<Project>,
+        pipeline: Option<String>,
+        root: PathBuf,
+        continuous: bool,
+    },
+    /// Asks running streams to stop after the batch in flight (all of them when `None`).
+    Stop { pipeline: Option<String> },
     /// Cancels a preview or a run still in flight.
     Cancel { request: u64 },
+    /// Every Delta table under the lakehouse root.
+    Tables { request: u64, root: PathBuf },
+    /// The versions of one table, newest first.
+    History { request: u64, path: PathBuf },
+    /// Time travel: rows of a table as of a version.
+    TableAt { request: u64, path: PathBuf, version: i64 },
+    /// Rows added and removed between two versions of a table.
+    Compare { request: u64, path: PathBuf, from: i64, to: i64 },
+    /// The persisted event log of the lakehouse.
+    LoadEvents { request: u64, root: PathBuf },
+    /// What a stream pipeline's checkpoint holds.
+    Checkpoint { request: u64, project: Arc<Project>, pipeline: String, root: PathBuf },
+    /// Deletes a stopped stream pipeline's checkpoint.
+    ResetCheckpoint { request: u64, project: Arc<Project>, pipeline: String, root: PathBuf },
     /// Infers a files source's schema from a sample of its files, as DDL.
     InferSchema {
         request: u64,
@@ -77,6 +104,74 @@ pub enum Event {
         pipeline: String,
         counts: HashMap<NodeId, u64>,
     },
+    Tables {
+        request: u64,
+        result: Result<Vec<TableInfo>, String>,
+    },
+    History {
+        request: u64,
+        path: PathBuf,
+        result: Result<Vec<HistoryEntry>, String>,
+    },
+    TableAt {
+        request: u64,
+        path: PathBuf,
+        version: i64,
+        result: Result<VersionPreview, String>,
+    },
+    Compared {
+        request: u64,
+        path: PathBuf,
+        result: Result<Box<VersionDiff>, String>,
+    },
+    EventLog {
+        request: u64,
+        result: Result<Vec<LoggedEvent>, String>,
+    },
+    Checkpoint {
+        request: u64,
+        pipeline: String,
+        result: Result<Box<CheckpointInfo>, String>,
+    },
+    CheckpointReset {
+        request: u64,
+        pipeline: String,
+        result: Result<(), String>,
+    },
+}
+
+/// A checkpoint and the newest progress of its stream (for Kafka end offsets and backlog).
+#[derive(Clone, Debug)]
+pub struct CheckpointInfo {
+    pub view: CheckpointView,
+    pub last_progress: Option<StreamProgress>,
+}
+
+/// Rows a table preview or comparison shows at most.
+pub const TABLE_PREVIEW_ROWS: usize = 100;
+
+async fn checkpoint_info(
+    project: &Project,
+    pipeline: &str,
+    root: &Path,
+) -> Result<CheckpointInfo, String> {
+    let p = project.pipeline(pipeline).ok_or_else(|| format!("no pipeline `{pipeline}`"))?;
+    let dir = super::stream::checkpoint_dir(p, root).map_err(|e| e.detail())?;
+    let view = Checkpoint::new(dir).view().map_err(|e| e.detail())?;
+    let root = root.to_owned();
+    let name = pipeline.to_owned();
+    // the log is read off the runtime's worker threads: it is file IO
+    let last_progress = tokio::task::spawn_blocking(move || {
+        let (events, _) = super::eventlog::read_recent(&root, 5000).ok()?;
+        events.into_iter().rev().find_map(|e| match e.event {
+            RunEvent::BatchCompleted(p) if p.pipeline == name => Some(*p),
+            _ => None,
+        })
+    })
+    .await
+    .ok()
+    .flatten();
+    Ok(CheckpointInfo { view, last_progress })
 }
 
 /// Rows each node outputs now (sinks: what they would write).
@@ -146,8 +241,11 @@ impl EngineHandle {
         let rt = runtime.handle().clone();
         runtime.spawn(async move {
             let mut tasks: HashMap<u64, tokio::task::AbortHandle> = HashMap::new();
+            // stop switch per running pipeline; closed once its run has ended
+            let mut running: HashMap<String, watch::Sender<bool>> = HashMap::new();
             while let Some(cmd) = cmd_rx.recv().await {
                 tasks.retain(|_, t| !t.is_finished());
+                running.retain(|_, s| !s.is_closed());
                 let (tx, wake) = (ev_tx.clone(), wake.clone());
                 let send = move |e: Event| {
                     let (tx, wake) = (tx.clone(), wake.clone());
@@ -204,12 +302,118 @@ impl EngineHandle {
                         });
                         tasks.insert(request, task.abort_handle());
                     }
-                    Command::Run { request, project, pipeline, root } => {
+                    Command::Stop { pipeline } => {
+                        for (name, stop) in &running {
+                            if pipeline.as_ref().is_none_or(|p| p == name) {
+                                let _ = stop.send(true);
+                            }
+                        }
+                    }
+                    Command::Tables { request, root } => {
+                        rt.spawn(async move {
+                            let result =
+                                super::lakehouse::list_tables(&root).await.map_err(|e| e.detail());
+                            send(Event::Tables { request, result }).await;
+                        });
+                    }
+                    Command::History { request, path } => {
+                        rt.spawn(async move {
+                            let result =
+                                super::lakehouse::history(&path, None).await.map_err(|e| e.detail());
+                            send(Event::History { request, path, result }).await;
+                        });
+                    }
+                    Command::TableAt { request, path, version } => {
+                        let task = rt.spawn(async move {
+                            let result = super::lakehouse::table_at_version(
+                                &path,
+                                version,
+                                TABLE_PREVIEW_ROWS,
+                            )
+                            .await
+                            .map_err(|e| e.detail());
+                            send(Event::TableAt { request, path, version, result }).await;
+                        });
+                        tasks.insert(request, task.abort_handle());
+                    }
+                    Command::Compare { request, path, from, to } => {
+                        let task = rt.spawn(async move {
+                            let result = super::lakehouse::compare_versions(
+                                &path,
+                                from,
+                                to,
+                                TABLE_PREVIEW_ROWS,
+                            )
+                            .await
+                            .map(Box::new)
+                            .map_err(|e| e.detail());
+                            send(Event::Compared { request, path, result }).await;
+                        });
+                        tasks.insert(request, task.abort_handle());
+                    }
+                    Command::LoadEvents { request, root } => {
+                        rt.spawn(async move {
+                            let result = tokio::task::spawn_blocking(move || {
+                                super::eventlog::read_recent(&root, 5000)
+                                    .map(|(events, _)| events)
+                                    .map_err(|e| e.detail())
+                            })
+                            .await
+                            .unwrap_or_else(|e| Err(e.to_string()));
+                            send(Event::EventLog { request, result }).await;
+                        });
+                    }
+                    Command::Checkpoint { request, project, pipeline, root } => {
+                        rt.spawn(async move {
+                            let result =
+                                checkpoint_info(&project, &pipeline, &root).await.map(Box::new);
+                            send(Event::Checkpoint { request, pipeline, result }).await;
+                        });
+                    }
+                    Command::ResetCheckpoint { request, project, pipeline, root } => {
+                        if running.contains_key(&pipeline) {
+                            let result = Err(format!(
+                                "pipeline `{pipeline}` is running; stop it before resetting its checkpoint"
+                            ));
+                            send(Event::CheckpointReset { request, pipeline, result }).await;
+                            continue;
+                        }
+                        rt.spawn(async move {
+                            let result = match project.pipeline(&pipeline) {
+                                None => Err(format!("no pipeline `{pipeline}`")),
+                                Some(p) => super::stream::checkpoint_dir(p, &root)
+                                    .and_then(|dir| Checkpoint::new(dir).reset())
+                                    .map_err(|e| e.detail()),
+                            };
+                            send(Event::CheckpointReset { request, pipeline, result }).await;
+                        });
+                    }
+                    Command::Run { request, project, pipeline, root, continuous } => {
+                        let names: Vec<String> = project
+                            .pipelines
+                            .iter()
+                            .filter(|p| pipeline.as_ref().is_none_or(|n| n == &p.name))
+                            .map(|p| p.name.clone())
+                            .collect();
+                        if let Some(busy) = names.iter().find(|n| running.contains_key(*n)) {
+                            let result = Err(format!(
+                                "pipeline `{busy}` is already running; stop it first"
+                            ));
+                            send(Event::RunFinished { request, result, failed_node: None }).await;
+                            continue;
+                        }
+                        let mut pipeline_stops = HashMap::new();
+                        for name in names {
+                            let (tx, rx) = watch::channel(false);
+                            running.insert(name.clone(), tx);
+                            pipeline_stops.insert(name, rx);
+                        }
                         let task = rt.spawn(async move {
                             let opts = RunOptions {
                                 pipeline: pipeline.clone(),
-                                available_now: true,
-                                ..Default::default()
+                                available_now: !continuous,
+                                stop: None,
+                                pipeline_stops,
                             };
                             let (etx, mut erx) = mpsc::channel::<RunEvent>(CHANNEL_CAPACITY);
                             let forward = {
@@ -229,7 +433,7 @@ impl EngineHandle {
                             let _ = forward.await;
                             if result.is_ok() {
                                 for p in project.pipelines.iter().filter(|p| {
-                                    p.mode == crate::model::PipelineMode::Batch
+                                    p.mode == PipelineMode::Batch
                                         && pipeline.as_ref().is_none_or(|n| n == &p.name)
                                 }) {
                                     let counts = count_rows(&project, p, &root).await;

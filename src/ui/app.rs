@@ -11,15 +11,20 @@ use arrow::datatypes::SchemaRef;
 use eframe::egui::{self, RichText, Ui};
 use serde::{Deserialize, Serialize};
 
-use crate::engine::handle::{Command, EngineHandle, Event};
+use crate::engine::eventlog::LoggedEvent;
+use crate::engine::handle::{CheckpointInfo, Command, EngineHandle, Event};
 use crate::engine::{Preview, RunEvent};
 use crate::model::node::NodeKind;
-use crate::model::{Diagnostic, Edge, Node, NodeId, Pipeline, Pos, Project, Severity};
+use crate::model::{
+    Diagnostic, Edge, Node, NodeId, Pipeline, PipelineMode, Pos, Project, Severity,
+};
 
 use super::canvas::{self, Canvas, CanvasAction, Overlay};
 use super::inspector::{self, InspectorAction};
+use super::monitor::{self, EventFilter, Monitor, RunStatus};
 use super::preview::preview_table_ui;
 use super::state::{Document, History, push_recent};
+use super::tables::{self, TablesAction, TablesState};
 use super::theme;
 
 /// How Open / Save As find their file: the native dialog, or a fixed path (tests, scripts).
@@ -60,12 +65,35 @@ struct RunState {
     errors: HashMap<NodeId, String>,
 }
 
-#[derive(Clone, Copy, PartialEq, Eq, Default)]
-enum BottomTab {
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum BottomTab {
     #[default]
     Preview,
     Problems,
     Run,
+    Monitor,
+    Lakehouse,
+    Events,
+    Checkpoint,
+}
+
+/// The monitor's panels: what they show and the requests in flight.
+#[derive(Default)]
+struct MonitorPanels {
+    /// Continuous runs started from the app: request → pipelines.
+    streams: HashMap<u64, Option<String>>,
+    tables_request: Option<u64>,
+    history_request: Option<u64>,
+    version_request: Option<u64>,
+    compare_request: Option<u64>,
+    events: Vec<LoggedEvent>,
+    events_request: Option<u64>,
+    event_filter: EventFilter,
+    checkpoint: Option<(String, Result<Box<CheckpointInfo>, String>)>,
+    checkpoint_request: Option<u64>,
+    /// Pipeline whose checkpoint reset waits for confirmation, with what it would redo.
+    confirm_reset: Option<(String, Vec<String>)>,
+    last_refresh: Option<Instant>,
 }
 
 /// Nodes on the clipboard, as TOML (so they paste into another window too).
@@ -101,6 +129,9 @@ pub struct MedallionApp {
     pub status: String,
     last_edit_was_move: bool,
     ctx: egui::Context,
+    pub monitor: Monitor,
+    pub tables: TablesState,
+    panels: MonitorPanels,
 }
 
 const RECENT_KEY: &str = "medallion.recent";
@@ -139,6 +170,9 @@ impl MedallionApp {
             status: String::new(),
             last_edit_was_move: false,
             ctx,
+            monitor: Monitor::default(),
+            tables: TablesState::default(),
+            panels: MonitorPanels::default(),
         };
         match path {
             Some(p) => app.open_path(p),
@@ -461,12 +495,182 @@ impl MedallionApp {
             project: Arc::new(self.doc.project.clone()),
             pipeline,
             root: self.doc.lakehouse_root(),
+            continuous: false,
         };
         if self.engine.send(cmd) {
             self.run = RunState { request: Some(request), ..RunState::default() };
             self.bottom = BottomTab::Run;
             self.status = "running…".into();
         }
+    }
+
+    /// Starts a stream pipeline until stopped (a batch pipeline runs once).
+    pub fn start_pipeline(&mut self, name: &str) {
+        if self.monitor.status(name).is_active() {
+            return;
+        }
+        let request = self.engine.request_id();
+        let cmd = Command::Run {
+            request,
+            project: Arc::new(self.doc.project.clone()),
+            pipeline: Some(name.to_owned()),
+            root: self.doc.lakehouse_root(),
+            continuous: true,
+        };
+        if self.engine.send(cmd) {
+            self.panels.streams.insert(request, Some(name.to_owned()));
+            self.run.errors.clear();
+            self.status = format!("started {name}");
+        }
+    }
+
+    /// Starts every stream pipeline of the project, side by side.
+    pub fn start_all_streams(&mut self) {
+        let names: Vec<String> = self
+            .doc
+            .project
+            .pipelines
+            .iter()
+            .filter(|p| p.mode == PipelineMode::Stream)
+            .map(|p| p.name.clone())
+            .collect();
+        for n in names {
+            self.start_pipeline(&n);
+        }
+        self.bottom = BottomTab::Monitor;
+    }
+
+    /// Stops a running stream after its batch in flight (all of them when `None`).
+    pub fn stop_pipeline(&mut self, name: Option<&str>) {
+        self.engine.send(Command::Stop { pipeline: name.map(str::to_owned) });
+        self.status = match name {
+            Some(n) => format!("stopping {n}…"),
+            None => "stopping all streams…".into(),
+        };
+    }
+
+    /// Shows a bottom tab (and loads what it shows).
+    pub fn show_tab(&mut self, tab: BottomTab) {
+        self.bottom = tab;
+        self.refresh_panels(true);
+    }
+
+    pub fn bottom_tab(&self) -> BottomTab {
+        self.bottom
+    }
+
+    /// Asks the engine for a Delta table's rows as of `version` (time travel).
+    pub fn show_version(&mut self, path: PathBuf, version: i64) {
+        let request = self.engine.request_id();
+        if self.engine.send(Command::TableAt { request, path, version }) {
+            self.panels.version_request = Some(request);
+            self.tables.loading_version = Some(version);
+            self.tables.diff = None;
+        }
+    }
+
+    /// Selects a table in the lakehouse panel and loads its versions.
+    pub fn select_table(&mut self, path: PathBuf) {
+        self.tables.selected = Some(path.clone());
+        self.tables.history.clear();
+        self.tables.history_error = None;
+        self.tables.shown = None;
+        self.tables.diff = None;
+        self.tables.compare_from = None;
+        self.tables.compare_to = None;
+        self.request_history(path);
+    }
+
+    fn request_history(&mut self, path: PathBuf) {
+        let request = self.engine.request_id();
+        if self.engine.send(Command::History { request, path }) {
+            self.panels.history_request = Some(request);
+        }
+    }
+
+    pub fn compare_versions(&mut self, path: PathBuf, from: i64, to: i64) {
+        let request = self.engine.request_id();
+        if self.engine.send(Command::Compare { request, path, from, to }) {
+            self.panels.compare_request = Some(request);
+            self.tables.comparing = true;
+        }
+    }
+
+    /// Events loaded from the persisted log.
+    pub fn logged_events(&self) -> &[LoggedEvent] {
+        &self.panels.events
+    }
+
+    /// The checkpoint shown in the checkpoint view.
+    pub fn checkpoint_info(&self) -> Option<&CheckpointInfo> {
+        self.panels.checkpoint.as_ref().and_then(|(_, r)| r.as_deref().ok())
+    }
+
+    /// Reloads what the visible monitor tab shows: at once when `now`, else at most every 2 s
+    /// while streams run.
+    fn refresh_panels(&mut self, now: bool) {
+        let due = self.panels.last_refresh.is_none_or(|t| t.elapsed() >= Duration::from_secs(2));
+        let streaming_refresh = due && self.monitor.any_active();
+        if !(now || streaming_refresh) {
+            return;
+        }
+        self.panels.last_refresh = Some(Instant::now());
+        let root = self.doc.lakehouse_root();
+        match self.bottom {
+            BottomTab::Lakehouse if self.panels.tables_request.is_none() => {
+                let request = self.engine.request_id();
+                if self.engine.send(Command::Tables { request, root }) {
+                    self.panels.tables_request = Some(request);
+                }
+            }
+            BottomTab::Events if self.panels.events_request.is_none() => {
+                let request = self.engine.request_id();
+                if self.engine.send(Command::LoadEvents { request, root }) {
+                    self.panels.events_request = Some(request);
+                }
+            }
+            BottomTab::Checkpoint if self.panels.checkpoint_request.is_none() => {
+                let Some(p) = self.pipeline().filter(|p| p.mode == PipelineMode::Stream) else {
+                    self.panels.checkpoint = None;
+                    return;
+                };
+                let request = self.engine.request_id();
+                let cmd = Command::Checkpoint {
+                    request,
+                    project: Arc::new(self.doc.project.clone()),
+                    pipeline: p.name.clone(),
+                    root,
+                };
+                if self.engine.send(cmd) {
+                    self.panels.checkpoint_request = Some(request);
+                }
+            }
+            _ => {}
+        }
+    }
+
+    /// Asks to reset a stopped stream's checkpoint; a modal says what will be reprocessed.
+    pub fn ask_reset_checkpoint(&mut self) {
+        let Some((name, Ok(info))) = &self.panels.checkpoint else { return };
+        let Some(p) = self.doc.project.pipeline(name) else { return };
+        let lines = monitor::reset_consequences(info, p);
+        self.panels.confirm_reset = Some((name.clone(), lines));
+    }
+
+    /// Resets the checkpoint the confirmation was about.
+    pub fn confirm_reset_checkpoint(&mut self) {
+        let Some((pipeline, _)) = self.panels.confirm_reset.take() else { return };
+        let request = self.engine.request_id();
+        self.engine.send(Command::ResetCheckpoint {
+            request,
+            project: Arc::new(self.doc.project.clone()),
+            pipeline,
+            root: self.doc.lakehouse_root(),
+        });
+    }
+
+    pub fn reset_pending(&self) -> Option<&[String]> {
+        self.panels.confirm_reset.as_ref().map(|(_, l)| l.as_slice())
     }
 
     pub fn is_busy(&self) -> bool {
@@ -509,6 +713,10 @@ impl MedallionApp {
                 }
             }
             Event::Run(e) => {
+                self.monitor.on_event(&e);
+                if let RunEvent::PipelineFailed { node: Some(n), message, .. } = &e {
+                    self.run.errors.insert(n.clone(), message.clone());
+                }
                 if let RunEvent::SinkCommitted { node, rows_added, rows_updated, .. } = &e {
                     *self.run.rows.entry(node.clone()).or_default() += rows_added + rows_updated;
                 }
@@ -521,6 +729,28 @@ impl MedallionApp {
                     }
                 }
                 self.run.log.push(e.to_string());
+                if self.run.log.len() > 2000 {
+                    self.run.log.drain(..1000);
+                }
+            }
+            Event::RunFinished { request, result, failed_node }
+                if self.panels.streams.contains_key(&request) =>
+            {
+                let pipeline = self.panels.streams.remove(&request).flatten();
+                match result {
+                    Ok(_) => {
+                        self.status =
+                            format!("{} stopped", pipeline.as_deref().unwrap_or("streams"));
+                    }
+                    Err(e) => {
+                        self.status = format!("{}: {e}", pipeline.as_deref().unwrap_or("run"));
+                        self.run.log.push(format!("FAILED: {e}"));
+                        if let Some(n) = failed_node {
+                            self.run.errors.insert(n, e);
+                        }
+                    }
+                }
+                self.schedule_plan(Duration::ZERO);
             }
             Event::RunFinished { request, result, failed_node } => {
                 if self.run.request == Some(request) {
@@ -551,6 +781,78 @@ impl MedallionApp {
                 if self.run.request == Some(request) {
                     self.run.request = None;
                 }
+            }
+            Event::Tables { request, result } => {
+                if self.panels.tables_request == Some(request) {
+                    self.panels.tables_request = None;
+                    match result {
+                        Ok(t) => {
+                            // a new version of the selected table: reload its timeline
+                            let changed = self.tables.selected_table().map(|t| t.version)
+                                != self.tables.selected.as_ref().and_then(|sel| {
+                                    t.iter().find(|x| &x.path == sel).map(|x| x.version)
+                                });
+                            self.tables.tables = t;
+                            self.tables.error = None;
+                            if changed && let Some(sel) = self.tables.selected.clone() {
+                                self.request_history(sel);
+                            }
+                        }
+                        Err(e) => self.tables.error = Some(e),
+                    }
+                }
+            }
+            Event::History { request, path, result } => {
+                if self.panels.history_request == Some(request)
+                    && self.tables.selected.as_ref() == Some(&path)
+                {
+                    self.panels.history_request = None;
+                    match result {
+                        Ok(h) => {
+                            self.tables.history = h;
+                            self.tables.history_error = None;
+                        }
+                        Err(e) => self.tables.history_error = Some(e),
+                    }
+                }
+            }
+            Event::TableAt { request, path, version, result } => {
+                if self.panels.version_request == Some(request)
+                    && self.tables.selected.as_ref() == Some(&path)
+                {
+                    self.panels.version_request = None;
+                    self.tables.loading_version = None;
+                    self.tables.shown = Some((version, result));
+                }
+            }
+            Event::Compared { request, path: _, result } => {
+                if self.panels.compare_request == Some(request) {
+                    self.panels.compare_request = None;
+                    self.tables.comparing = false;
+                    self.tables.diff = Some(result.map(|d| *d));
+                }
+            }
+            Event::EventLog { request, result } => {
+                if self.panels.events_request == Some(request) {
+                    self.panels.events_request = None;
+                    match result {
+                        Ok(events) => self.panels.events = events,
+                        Err(e) => self.status = format!("cannot read the event log: {e}"),
+                    }
+                }
+            }
+            Event::Checkpoint { request, pipeline, result } => {
+                if self.panels.checkpoint_request == Some(request) {
+                    self.panels.checkpoint_request = None;
+                    self.panels.checkpoint = Some((pipeline, result));
+                }
+            }
+            Event::CheckpointReset { pipeline, result, .. } => {
+                self.status = match result {
+                    Ok(()) => format!("checkpoint of {pipeline} reset: the next start reprocesses"),
+                    Err(e) => format!("cannot reset the checkpoint of {pipeline}: {e}"),
+                };
+                self.refresh_panels(true);
             }
             Event::Inferred { node, result, .. } => match result {
                 Ok(ddl) => {
@@ -589,8 +891,12 @@ impl MedallionApp {
             self.plan_due = None;
             self.send_plan();
         }
+        self.refresh_panels(false);
         if self.is_busy() {
             self.ctx.request_repaint_after(Duration::from_millis(50));
+        } else if self.monitor.any_active() {
+            // edge rates decay and panels refresh even between batches
+            self.ctx.request_repaint_after(Duration::from_millis(500));
         }
     }
 
@@ -701,6 +1007,13 @@ impl MedallionApp {
                 if ui.button("Run all pipelines").clicked() {
                     self.request_run(true);
                 }
+                ui.separator();
+                if ui.button("Start all streams").clicked() {
+                    self.start_all_streams();
+                }
+                if ui.button("Stop all streams").clicked() {
+                    self.stop_pipeline(None);
+                }
             });
             ui.menu_button("View", |ui| {
                 if ui.button("Fit to view").clicked()
@@ -710,8 +1023,47 @@ impl MedallionApp {
                 }
             });
             ui.separator();
-            if ui.button("▶ Run").on_hover_text("Run the pipeline in this tab").clicked() {
-                self.request_run(false);
+            let current = self.pipeline().map(|p| (p.name.clone(), p.mode));
+            match current {
+                Some((name, PipelineMode::Stream)) => {
+                    let status = self.monitor.status(&name);
+                    if status.is_active() {
+                        if ui
+                            .button("■ Stop")
+                            .on_hover_text("Stop after the batch in flight")
+                            .clicked()
+                        {
+                            self.stop_pipeline(Some(&name));
+                        }
+                    } else if ui
+                        .button("▶ Start")
+                        .on_hover_text("Run this stream until stopped")
+                        .clicked()
+                    {
+                        self.start_pipeline(&name);
+                        self.bottom = BottomTab::Monitor;
+                    }
+                    if ui
+                        .button("▶ Run")
+                        .on_hover_text("Process what is available now, then stop (availableNow)")
+                        .clicked()
+                    {
+                        self.request_run(false);
+                    }
+                }
+                _ => {
+                    if ui.button("▶ Run").on_hover_text("Run the pipeline in this tab").clicked()
+                    {
+                        self.request_run(false);
+                    }
+                }
+            }
+            if self.monitor.any_active() {
+                if ui.button("■ Stop all").clicked() {
+                    self.stop_pipeline(None);
+                }
+            } else if ui.button("▶ Start all streams").clicked() {
+                self.start_all_streams();
             }
             if ui.button("Fit").clicked()
                 && let Some(c) = self.canvases.get_mut(self.tab)
@@ -733,6 +1085,12 @@ impl MedallionApp {
                     .filter(|d| &d.pipeline == name && d.severity == Severity::Error)
                     .count();
                 let label = if errors > 0 { format!("{name} ({errors})") } else { name.clone() };
+                let status = self.monitor.status(name);
+                let label = if status == RunStatus::Idle {
+                    RichText::new(label)
+                } else {
+                    RichText::new(format!("● {label}")).color(status.color())
+                };
                 if ui.selectable_label(self.tab == i, label).clicked() && self.tab != i {
                     self.tab = i;
                     self.selected = None;
@@ -817,6 +1175,16 @@ impl MedallionApp {
                 format!("Problems ({problems})"),
             );
             ui.selectable_value(&mut self.bottom, BottomTab::Run, "Run");
+            for (tab, label) in [
+                (BottomTab::Monitor, "Monitor"),
+                (BottomTab::Lakehouse, "Lakehouse"),
+                (BottomTab::Events, "Event log"),
+                (BottomTab::Checkpoint, "Checkpoint"),
+            ] {
+                if ui.selectable_label(self.bottom == tab, label).clicked() && self.bottom != tab {
+                    self.show_tab(tab);
+                }
+            }
         });
         ui.separator();
         match self.bottom {
@@ -870,6 +1238,68 @@ impl MedallionApp {
                     }
                 });
             }
+            BottomTab::Monitor => self.monitor_tab_ui(ui),
+            BottomTab::Lakehouse => {
+                for a in tables::tables_ui(ui, &mut self.tables) {
+                    match a {
+                        TablesAction::Refresh => self.refresh_panels(true),
+                        TablesAction::Select(p) => self.select_table(p),
+                        TablesAction::ShowVersion(p, v) => self.show_version(p, v),
+                        TablesAction::Compare(p, a, b) => self.compare_versions(p, a, b),
+                    }
+                }
+            }
+            BottomTab::Events => {
+                let names: Vec<String> =
+                    self.doc.project.pipelines.iter().map(|p| p.name.clone()).collect();
+                ui.horizontal(|ui| {
+                    if ui.small_button("⟳ reload").clicked() {
+                        self.refresh_panels(true);
+                    }
+                    ui.label(
+                        RichText::new(format!(
+                            "from {}",
+                            crate::engine::eventlog::log_dir(&self.doc.lakehouse_root()).display()
+                        ))
+                        .weak(),
+                    );
+                });
+                monitor::event_log_ui(
+                    ui,
+                    &self.panels.events,
+                    &names,
+                    &mut self.panels.event_filter,
+                );
+            }
+            BottomTab::Checkpoint => {
+                let current = self.pipeline().map(|p| (p.name.clone(), p.mode));
+                let mut ask_reset = false;
+                let mut reload = false;
+                match (&self.panels.checkpoint, current) {
+                    (_, Some((_, PipelineMode::Batch))) | (_, None) => {
+                        ui.label(
+                            "Batch pipelines have no checkpoint; pick a stream pipeline's tab.",
+                        );
+                    }
+                    (Some((name, Ok(info))), Some((tab_name, _))) if *name == tab_name => {
+                        let running = self.monitor.status(name).is_active();
+                        ask_reset = monitor::checkpoint_ui(ui, info, running);
+                    }
+                    (Some((name, Err(e))), Some((tab_name, _))) if *name == tab_name => {
+                        ui.label(RichText::new(e).color(theme::ERROR));
+                    }
+                    _ => {
+                        ui.spinner();
+                        reload = true;
+                    }
+                }
+                if ask_reset {
+                    self.ask_reset_checkpoint();
+                }
+                if reload {
+                    self.refresh_panels(true);
+                }
+            }
             BottomTab::Run => {
                 egui::ScrollArea::vertical().stick_to_bottom(true).show(ui, |ui| {
                     for line in &self.run.log {
@@ -880,6 +1310,78 @@ impl MedallionApp {
                     }
                 });
             }
+        }
+    }
+
+    fn monitor_tab_ui(&mut self, ui: &mut Ui) {
+        let names: Vec<(String, PipelineMode)> =
+            self.doc.project.pipelines.iter().map(|p| (p.name.clone(), p.mode)).collect();
+        let streams: Vec<&String> =
+            names.iter().filter(|(_, m)| *m == PipelineMode::Stream).map(|(n, _)| n).collect();
+        if streams.is_empty() {
+            ui.label("No stream pipelines in this project: the monitor plots streams.");
+            return;
+        }
+        // the pipeline in the tab first when it is a stream, else the first that reported
+        let current = self.pipeline().map(|p| p.name.clone());
+        let shown = streams
+            .iter()
+            .find(|n| Some(**n) == current.as_ref())
+            .or_else(|| streams.iter().find(|n| self.monitor.pipelines.contains_key(n.as_str())))
+            .or(streams.first())
+            .map(|n| (*n).clone());
+        ui.horizontal(|ui| {
+            for (name, mode) in &names {
+                if *mode != PipelineMode::Stream {
+                    continue;
+                }
+                let status = self.monitor.status(name);
+                ui.label(RichText::new(name).strong());
+                monitor::status_chip_ui(ui, status);
+                if status.is_active() {
+                    if ui.small_button(format!("■ Stop {name}")).clicked() {
+                        self.stop_pipeline(Some(name));
+                    }
+                } else if ui.small_button(format!("▶ Start {name}")).clicked() {
+                    self.start_pipeline(name);
+                }
+                ui.separator();
+            }
+        });
+        let Some(name) = shown else { return };
+        match self.monitor.pipelines.get(&name) {
+            Some(pm) => monitor::plots_ui(ui, &name, pm),
+            None => {
+                ui.label(format!("`{name}` has not run since the app started: ▶ Start it."));
+            }
+        }
+    }
+
+    fn confirm_reset_ui(&mut self, ui: &Ui) {
+        let Some((name, lines)) = self.panels.confirm_reset.clone() else { return };
+        let mut choice = None;
+        let modal = egui::Modal::new(egui::Id::new("reset_checkpoint")).show(ui.ctx(), |ui| {
+            ui.heading(format!("Reset the checkpoint of {name}?"));
+            ui.label("The next start begins as a new query. It will:");
+            for l in &lines {
+                ui.label(format!("• {l}"));
+            }
+            ui.horizontal(|ui| {
+                if ui.button(RichText::new("Reset checkpoint").color(theme::ERROR)).clicked() {
+                    choice = Some(true);
+                }
+                if ui.button("Cancel").clicked() {
+                    choice = Some(false);
+                }
+            });
+        });
+        if modal.should_close() && choice.is_none() {
+            choice = Some(false);
+        }
+        match choice {
+            Some(true) => self.confirm_reset_checkpoint(),
+            Some(false) => self.panels.confirm_reset = None,
+            None => {}
         }
     }
 
@@ -951,6 +1453,7 @@ impl MedallionApp {
             .show(ui, |ui| self.bottom_panel_ui(ui));
         egui::CentralPanel::default().show(ui, |ui| self.canvas_panel_ui(ui));
         self.confirm_ui(ui);
+        self.confirm_reset_ui(ui);
     }
 
     fn canvas_panel_ui(&mut self, ui: &mut Ui) {
@@ -973,12 +1476,18 @@ impl MedallionApp {
             .collect();
         let diags: Vec<Diagnostic> =
             self.diagnostics.iter().filter(|d| d.pipeline == name).cloned().collect();
+        let edge_rates = self.monitor.edge_rates(&name);
+        let node_status = self.monitor.node_status(pipeline);
+        let slowest = self.monitor.slowest(&name);
         let overlay = Overlay {
             schemas: Some(&schemas),
             diagnostics: &diags,
             rows: Some(&self.run.rows),
             errors: Some(&self.run.errors),
             selected: self.selected.as_ref(),
+            edge_rates: Some(&edge_rates),
+            status: Some(&node_status),
+            slowest: slowest.as_ref(),
         };
         let actions = canvas::canvas_ui(
             ui,

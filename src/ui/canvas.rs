@@ -12,6 +12,7 @@ use egui_snarl::{InPin, InPinId, NodeId as SnarlId, OutPin, OutPinId, Snarl};
 use crate::model::node::NodeKind;
 use crate::model::{Diagnostic, Node, NodeId, Pipeline, Pos, Severity};
 
+use super::monitor::{RunStatus, compact};
 use super::theme;
 
 /// The snarl of one pipeline, and the structure it was built from.
@@ -103,6 +104,12 @@ pub struct Overlay<'a> {
     pub rows: Option<&'a HashMap<NodeId, u64>>,
     pub errors: Option<&'a HashMap<NodeId, String>>,
     pub selected: Option<&'a NodeId>,
+    /// Rows per second along each edge of a running stream, by target node and port.
+    pub edge_rates: Option<&'a HashMap<(NodeId, String), f64>>,
+    /// What each node is doing while its pipeline runs.
+    pub status: Option<&'a HashMap<NodeId, RunStatus>>,
+    /// The node with the most time of its own per batch, and that time in ms.
+    pub slowest: Option<&'a (NodeId, f64)>,
 }
 
 /// Something the user asked for on the canvas that the app must do.
@@ -176,7 +183,13 @@ impl SnarlViewer<NodeId> for Viewer<'_> {
             .and_then(|n| self.port_name(n, pin.id.input))
             .unwrap_or_default();
         if name != crate::model::node::DEFAULT_PORT {
-            ui.small(name);
+            ui.small(&name);
+        }
+        let rate = snarl
+            .get_node(pin.id.node)
+            .and_then(|n| self.overlay.edge_rates.and_then(|r| r.get(&(n.clone(), name.clone()))));
+        if let Some(r) = rate {
+            ui.label(RichText::new(format!("{} rows/s", compact(*r))).small().color(theme::OK));
         }
         PinInfo::circle().with_fill(Color32::from_rgb(120, 160, 230))
     }
@@ -242,6 +255,20 @@ impl SnarlViewer<NodeId> for Viewer<'_> {
                     );
                 }
             });
+            if let Some(status) = self.overlay.status.and_then(|s| s.get(&id)) {
+                ui.label(
+                    RichText::new(format!("● {}", status.label())).small().color(status.color()),
+                );
+            }
+            if let Some((slow, ms)) = self.overlay.slowest.filter(|(n, _)| n == &id) {
+                let _ = slow;
+                ui.label(
+                    RichText::new(format!("slowest: {ms:.0} ms/batch"))
+                        .small()
+                        .strong()
+                        .color(theme::SLOWEST),
+                );
+            }
             match self.overlay.schemas.and_then(|s| s.get(&id)) {
                 Some(schema) => {
                     ui.small(format!("{} columns", schema.fields().len()));
@@ -302,8 +329,11 @@ impl SnarlViewer<NodeId> for Viewer<'_> {
         });
         let selected = id.is_some() && id == self.overlay.selected;
         let layer = id.and_then(|id| self.pipeline.node(id)).and_then(|n| n.kind.layer());
+        let slowest = id.is_some_and(|id| self.overlay.slowest.is_some_and(|(n, _)| n == id));
         let stroke = if has_error {
             egui::Stroke::new(2.0, theme::ERROR)
+        } else if slowest {
+            egui::Stroke::new(3.0, theme::SLOWEST)
         } else if selected {
             egui::Stroke::new(2.0, Color32::WHITE)
         } else if let Some(l) = layer {

@@ -4,8 +4,10 @@
 pub mod app;
 pub mod canvas;
 pub mod inspector;
+pub mod monitor;
 pub mod preview;
 pub mod state;
+pub mod tables;
 pub mod theme;
 
 use std::path::{Path, PathBuf};
@@ -15,8 +17,11 @@ use anyhow::Context as _;
 use crate::engine::demo_data::{DemoDataOptions, write_demo_data};
 use crate::model::Project;
 
-/// The demo project, as shipped in `projects/`.
-const DEMO_PROJECT: &str = include_str!("../../projects/users_batch.toml");
+/// The demo project, as shipped in `projects/`: a generator streaming into bronze and silver.
+const DEMO_PROJECT: &str = include_str!("../../projects/demo.toml");
+
+/// The demo project's file name in the demo directory.
+pub const DEMO_FILE: &str = "demo.toml";
 
 /// `~/.local/share/medallion/demo` on Linux (the platform's data directory elsewhere).
 pub fn demo_dir() -> PathBuf {
@@ -28,25 +33,29 @@ pub fn demo_dir() -> PathBuf {
         .unwrap_or_else(|| std::env::temp_dir().join("medallion-demo"))
 }
 
-/// Writes the demo data set and project into `dir` on first use; returns the project file.
+/// Writes the demo data set (the `bronze/ssn` table the stream joins with, and landing files)
+/// and the demo project into `dir` on first use; returns the project file.
 pub fn ensure_demo(dir: &Path) -> anyhow::Result<PathBuf> {
-    let project_file = dir.join("users_batch.toml");
+    let project_file = dir.join(DEMO_FILE);
     if !dir.join("landing/users").is_dir() || !dir.join("bronze/ssn/_delta_log").is_dir() {
         let runtime = tokio::runtime::Runtime::new()?;
+        // ssn for the first 20,000 generated users: 100 s of the demo stream
         runtime
-            .block_on(write_demo_data(dir, &DemoDataOptions { users: 5000, files: 4, seed: 42 }))
+            .block_on(write_demo_data(dir, &DemoDataOptions { users: 20_000, files: 4, seed: 42 }))
             .context("writing the demo data set")?;
     }
     if !project_file.exists() {
-        let mut project = Project::from_toml(DEMO_PROJECT, Path::new("users_batch.toml"))?;
+        let mut project = Project::from_toml(DEMO_PROJECT, Path::new(DEMO_FILE))?;
         project.lakehouse = ".".into();
         project.save(&project_file)?;
     }
     Ok(project_file)
 }
 
-/// Opens the desktop app on `project` (the demo project when `None`).
+/// Opens the desktop app on `project`; without one, on the demo project with its streams
+/// already running, so rows move within seconds of the first launch.
 pub fn run(project: Option<PathBuf>) -> anyhow::Result<()> {
+    let demo = project.is_none();
     let path = match project {
         Some(p) => p,
         None => ensure_demo(&demo_dir())?,
@@ -63,7 +72,13 @@ pub fn run(project: Option<PathBuf>) -> anyhow::Result<()> {
     eframe::run_native(
         "medallion",
         options,
-        Box::new(move |cc| Ok(Box::new(app::MedallionApp::new(cc, Some(path))?))),
+        Box::new(move |cc| {
+            let mut app = app::MedallionApp::new(cc, Some(path))?;
+            if demo {
+                app.start_all_streams();
+            }
+            Ok(Box::new(app))
+        }),
     )
     .map_err(|e| anyhow::anyhow!("the desktop app failed: {e}"))
 }

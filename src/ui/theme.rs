@@ -32,3 +32,5 @@ pub fn layer_color(layer: Layer) -> Color32 {
 pub const ERROR: Color32 = Color32::from_rgb(235, 90, 80);
 pub const WARNING: Color32 = Color32::from_rgb(230, 180, 60);
 pub const OK: Color32 = Color32::from_rgb(110, 200, 120);
+/// Outline of the node that takes the most time per batch.
+pub const SLOWEST: Color32 = Color32::from_rgb(255, 140, 30);
