@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # The main job on a fresh machine: set up, build, and open the desktop app on the demo project.
 # On first launch the app writes the demo data set and project into the user's data directory
-# (~/.local/share/medallion/demo; never the source tree). With --headless it runs the users
-# bronze -> silver -> gold pipeline from the command line instead and prints the tables.
+# (~/.local/share/medallion/demo; never the source tree) and starts its streams. With --headless
+# it runs the demo's bronze -> silver -> gold pipelines once (availableNow) from the command line
+# instead and prints the tables.
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/env.sh"
 cd "$MEDALLION_ROOT"
@@ -19,12 +20,12 @@ if [ "${1:-}" != "--headless" ]; then
 fi
 shift
 if [ ! -d "$lake/landing/users" ]; then
-    "$bin" demo-data "$lake" --users 10000 --files 4 --seed 42
+    "$bin" demo-data "$lake" --users 20000 --files 4 --seed 42
 fi
-"$bin" run projects/users_batch.toml --lakehouse "$lake" "$@"
+"$bin" run projects/demo.toml --lakehouse "$lake" --available-now "$@"
 echo
-"$bin" tables projects/users_batch.toml --lakehouse "$lake"
+"$bin" tables projects/demo.toml --lakehouse "$lake"
 echo
 echo "Lakehouse: $lake"
-echo "Try: $bin preview projects/users_batch.toml --lakehouse $lake --node join_ssn --limit 5"
+echo "Try: $bin preview projects/demo.toml --lakehouse $lake --node join_ssn --limit 5"
 echo "     $bin history $lake/silver/users"

@@ -8,6 +8,7 @@ mod errors;
 mod interop;
 mod kafka;
 mod kinds;
+mod monitor;
 mod projects;
 mod stream;
 mod ui;

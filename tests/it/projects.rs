@@ -46,3 +46,24 @@ async fn every_batch_example_project_runs() {
         assert!(summary.rows_written > 0, "{}", path.display());
     }
 }
+
+/// The demo the app opens: with availableNow, the generator lands one second of users in
+/// bronze, silver picks them up (joined with ssn), and gold aggregates them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn demo_project_runs_bronze_silver_gold_available_now() {
+    let project = load_project("projects/demo.toml");
+    let (lake, _) = demo_lakehouse().await;
+    let root = lake.path();
+    let opts = medallion::engine::RunOptions { available_now: true, ..Default::default() };
+    let summary = medallion::engine::run_project(&project, root, &opts, &|_| {}).await.unwrap();
+    assert_eq!(summary.pipelines, 3);
+    // rows_per_second = 200: availableNow takes one second's worth
+    assert_eq!(scalar_i64(&root.join("bronze/users"), "SELECT count(*) FROM t").await, 200);
+    let silver = root.join("silver/users");
+    assert_eq!(scalar_i64(&silver, "SELECT count(DISTINCT user_id) FROM t").await, 200);
+    // the generator's first USERS ids are the demo data's, so most of them have an ssn
+    let with_ssn = scalar_i64(&silver, "SELECT count(ssn) FROM t").await;
+    assert!(with_ssn > 150 && with_ssn < 200, "{with_ssn}");
+    let gold = root.join("gold/users_by_title");
+    assert_eq!(scalar_i64(&gold, "SELECT sum(users) FROM t").await, 200);
+}

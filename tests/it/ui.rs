@@ -37,11 +37,17 @@ fn wait_until(
     h.run_steps(2);
 }
 
-/// The demo project in a temp dir: data and project file, as first launch writes them.
+/// The batch example (`projects/users_batch.toml`) on the demo data in a temp dir.
 fn demo() -> (tempfile::TempDir, PathBuf) {
     let dir = tempfile::tempdir().unwrap();
-    let project = medallion::ui::ensure_demo(dir.path()).unwrap();
-    (dir, project)
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let opts = medallion::engine::demo_data::DemoDataOptions { users: 5000, files: 4, seed: 42 };
+    rt.block_on(medallion::engine::demo_data::write_demo_data(dir.path(), &opts)).unwrap();
+    let mut project = crate::common::load_project("projects/users_batch.toml");
+    project.lakehouse = ".".into();
+    let path = dir.path().join("users_batch.toml");
+    project.save(&path).unwrap();
+    (dir, path)
 }
 
 #[test]
@@ -183,12 +189,31 @@ fn broken_setting_shows_a_diagnostic_on_the_node_and_run_shows_counts() {
 
 #[test]
 fn demo_lives_in_the_data_dir_not_the_source_tree() {
-    let (dir, project) = demo();
+    let dir = tempfile::tempdir().unwrap();
+    let project = medallion::ui::ensure_demo(dir.path()).unwrap();
     assert!(project.starts_with(dir.path()));
     let p = Project::load(&project).unwrap();
     assert_eq!(p.lakehouse, ".");
     assert_eq!(p.lakehouse_root(&project, None), dir.path().join("."));
     assert!(Path::new(&dir.path().join("landing/users")).is_dir());
+    // the demo streams, and its tables keep their layer in their path
+    let streams: Vec<&str> = p
+        .pipelines
+        .iter()
+        .filter(|p| p.mode == medallion::model::PipelineMode::Stream)
+        .map(|p| p.name.as_str())
+        .collect();
+    assert_eq!(streams, ["bronze_users", "silver_users"]);
+    let tables: Vec<String> = p
+        .pipelines
+        .iter()
+        .flat_map(|p| p.sinks())
+        .filter_map(|s| match &s.kind {
+            NodeKind::DeltaSink(d) => Some(d.table.clone()),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(tables, ["bronze/users", "silver/users", "gold/users_by_title"]);
 }
 
 /// Figure for the notes, not a test: UI time per frame (egui layout on the CPU; drawing on the
