@@ -2,6 +2,9 @@
 # Takes docs/monitor.png: the real window (glow on Mesa) under Xvfb, on a fresh demo directory,
 # with the demo's streams running as on first launch. Installs Xvfb and ImageMagick if missing.
 #   bash scripts/screenshot.sh [SECONDS_BEFORE_THE_SHOT] [OUTPUT.png]
+# docs/monitor.png was taken with the silver tab open and the graph fitted (double-click):
+#   MEDALLION_SHOT_XDOTOOL="mousemove 170 32 click 1;mousemove 620 560 click --repeat 2 1" \
+#       bash scripts/screenshot.sh 15
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/env.sh"
 cd "$MEDALLION_ROOT"
@@ -16,17 +19,19 @@ wait_s="${1:-20}"
 out="${2:-docs/monitor.png}"
 tmp="$(mktemp -d)"
 export MEDALLION_DEMO_DIR="$tmp/demo"
-Xvfb :97 -screen 0 1600x1000x24 >/dev/null 2>&1 &
+Xvfb :97 -screen 0 1400x860x24 >/dev/null 2>&1 &
 xvfb=$!
 trap 'kill $app $xvfb 2>/dev/null || true; rm -rf "$tmp"' EXIT
 sleep 1
 DISPLAY=:97 "$CARGO_TARGET_DIR/debug/medallion" >"$tmp/app.log" 2>&1 &
 app=$!
 sleep "$wait_s"
-# show the silver stream's tab: its graph has the most edges to show rates on
-if [ -n "${MEDALLION_SHOT_CLICK:-}" ]; then
-    DISPLAY=:97 xdotool mousemove ${MEDALLION_SHOT_CLICK} click 1
+# MEDALLION_SHOT_XDOTOOL="mousemove 170 32 click 1;...": xdotool steps before the shot
+IFS=';' read -ra steps <<<"${MEDALLION_SHOT_XDOTOOL:-}"
+for step in "${steps[@]}"; do
+    # shellcheck disable=SC2086
+    DISPLAY=:97 xdotool $step
     sleep 3
-fi
+done
 DISPLAY=:97 import -window root "$out"
 echo "screenshot: $out"

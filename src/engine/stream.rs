@@ -725,6 +725,8 @@ pub async fn run_stream(
     let mut stop = opts.stop.clone();
     on_event(RunEvent::PipelineStarted { pipeline: pipeline.name.clone() });
     let mut idle = false;
+    // Spark's inputRowsPerSecond: rows over the time since the previous batch started
+    let mut previous_batch_started: Option<Instant> = None;
     loop {
         if *stop.borrow() {
             break;
@@ -819,6 +821,10 @@ pub async fn run_stream(
             }
         }
         progress.duration_ms.insert("total".into(), batch_started.elapsed().as_millis() as u64);
+        if let Some(prev) = previous_batch_started.replace(batch_started) {
+            let secs = batch_started.duration_since(prev).as_secs_f64().max(1e-3);
+            progress.input_rows_per_second = progress.num_input_rows as f64 / secs;
+        }
         progress.duration_ms.insert("plan".into(), plan_ms);
         summary.batches += 1;
         summary.rows_written += progress.rows_per_node.values().sum::<u64>();

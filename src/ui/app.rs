@@ -1089,7 +1089,7 @@ impl MedallionApp {
                 let label = if status == RunStatus::Idle {
                     RichText::new(label)
                 } else {
-                    RichText::new(format!("● {label}")).color(status.color())
+                    RichText::new(format!("⏺ {label}")).color(status.color())
                 };
                 if ui.selectable_label(self.tab == i, label).clicked() && self.tab != i {
                     self.tab = i;

@@ -257,13 +257,13 @@ impl SnarlViewer<NodeId> for Viewer<'_> {
             });
             if let Some(status) = self.overlay.status.and_then(|s| s.get(&id)) {
                 ui.label(
-                    RichText::new(format!("● {}", status.label())).small().color(status.color()),
+                    RichText::new(format!("⏺ {}", status.label())).small().color(status.color()),
                 );
             }
             if let Some((slow, ms)) = self.overlay.slowest.filter(|(n, _)| n == &id) {
                 let _ = slow;
                 ui.label(
-                    RichText::new(format!("slowest: {ms:.0} ms/batch"))
+                    RichText::new(format!("slowest · {ms:.0} ms"))
                         .small()
                         .strong()
                         .color(theme::SLOWEST),
@@ -440,6 +440,9 @@ pub fn style() -> SnarlStyle {
         collapsible: Some(false),
         // fitting a small graph should not blow it up
         max_scale: Some(1.25),
+        // double-click the background: fit the nodes as drawn (the initial fit only knows
+        // their top-left corners)
+        centering: Some(true),
         ..SnarlStyle::new()
     }
 }

@@ -256,7 +256,7 @@ pub fn compact(n: f64) -> String {
 
 /// A coloured status chip.
 pub fn status_chip_ui(ui: &mut Ui, status: RunStatus) {
-    ui.label(RichText::new(format!("● {}", status.label())).color(status.color()));
+    ui.label(RichText::new(format!("⏺ {}", status.label())).color(status.color()));
 }
 
 /// The live plots of one pipeline: rows/s, batch duration by phase, backlog.
@@ -267,7 +267,7 @@ pub fn plots_ui(ui: &mut Ui, name: &str, pm: &PipelineMonitor) {
         ui.label(format!("{} batches, {} rows", pm.batches, pm.rows));
         if let Some(p) = &pm.last {
             let sinks: Vec<String> =
-                p.sinks.iter().map(|(n, v)| format!("{n} → Delta v{v}")).collect();
+                p.sinks.iter().map(|(n, v)| format!("{n}: Delta v{v}")).collect();
             ui.label(RichText::new(sinks.join(", ")).weak());
         }
     });
@@ -519,7 +519,7 @@ pub fn checkpoint_ui(ui: &mut Ui, info: &CheckpointInfo, running: bool) -> bool 
         ui.end_row();
         if let Some(c) = &v.last_commit {
             ui.label("sinks at last commit");
-            let s: Vec<String> = c.sinks.iter().map(|(n, v)| format!("{n} → v{v}")).collect();
+            let s: Vec<String> = c.sinks.iter().map(|(n, v)| format!("{n}: v{v}")).collect();
             ui.label(s.join(", "));
             ui.end_row();
         }

@@ -203,7 +203,7 @@ fn version_ui(ui: &mut Ui, st: &mut TablesState) {
             Ok(d) => {
                 ui.horizontal(|ui| {
                     ui.strong(format!(
-                        "v{} → v{}: {} rows added, {} removed",
+                        "v{} to v{}: {} rows added, {} removed",
                         d.from, d.to, d.rows_added, d.rows_removed
                     ));
                     close = ui.small_button("close comparison").clicked();

@@ -184,7 +184,7 @@ fn monitor_streams_the_demo_then_time_travels_and_stops() {
     assert_eq!(Some(batches - 1), commits, "one progress event per committed batch");
 
     // ---- checkpoint view and reset ---------------------------------------------------------
-    h.get_by_label("● bronze_users").click(); // the pipeline's tab, with its status dot
+    h.get_by_label("⏺ bronze_users").click(); // the pipeline's tab, with its status dot
     h.run_steps(2);
     h.get_by_label("Checkpoint").click();
     wait_until(&mut h, "the checkpoint", |a| a.checkpoint_info().is_some());
