@@ -147,6 +147,9 @@ pub struct CheckpointInfo {
     pub last_progress: Option<StreamProgress>,
 }
 
+/// Versions a table's timeline shows at most (the newest): a stream commits often.
+pub const TIMELINE_VERSIONS: usize = 1000;
+
 /// Rows a table preview or comparison shows at most.
 pub const TABLE_PREVIEW_ROWS: usize = 100;
 
@@ -319,7 +322,9 @@ impl EngineHandle {
                     Command::History { request, path } => {
                         rt.spawn(async move {
                             let result =
-                                super::lakehouse::history(&path, None).await.map_err(|e| e.detail());
+                                super::lakehouse::history(&path, Some(TIMELINE_VERSIONS))
+                                    .await
+                                    .map_err(|e| e.detail());
                             send(Event::History { request, path, result }).await;
                         });
                     }

@@ -14,30 +14,13 @@ use medallion::model::{NodeId, Project, Trigger};
 use medallion::ui::app::{BottomTab, MedallionApp};
 use medallion::ui::monitor::RunStatus;
 
+use crate::ui::wait_until;
+
 fn harness(path: PathBuf) -> Harness<'static, MedallionApp> {
     Harness::builder()
         .with_size([1500.0, 1000.0])
         .with_max_steps(50)
         .build_eframe(move |cc| MedallionApp::new(cc, Some(path)).expect("app starts"))
-}
-
-/// Steps the app until `done` holds, at most 60 s.
-fn wait_until(
-    h: &mut Harness<'static, MedallionApp>,
-    what: &str,
-    done: impl Fn(&MedallionApp) -> bool,
-) {
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while !done(h.state()) {
-        assert!(
-            Instant::now() < deadline,
-            "timed out waiting for {what}; status: {}",
-            h.state().status
-        );
-        std::thread::sleep(Duration::from_millis(20));
-        h.step();
-    }
-    h.run_steps(2);
 }
 
 /// Keeps the app running for `d` (frames keep coming, as in a real window).

@@ -18,13 +18,13 @@ fn harness(path: Option<PathBuf>) -> Harness<'static, MedallionApp> {
         .build_eframe(move |cc| MedallionApp::new(cc, path).expect("app starts"))
 }
 
-/// Steps the app until `done` holds (engine work is asynchronous), at most 30 s.
-fn wait_until(
+/// Steps the app until `done` holds (engine work is asynchronous), at most 60 s.
+pub(crate) fn wait_until(
     h: &mut Harness<'static, MedallionApp>,
     what: &str,
     done: impl Fn(&MedallionApp) -> bool,
 ) {
-    let deadline = Instant::now() + Duration::from_secs(30);
+    let deadline = Instant::now() + Duration::from_secs(60);
     while !done(h.state()) {
         assert!(
             Instant::now() < deadline,
