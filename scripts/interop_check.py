@@ -3,6 +3,7 @@ prints what it sees as JSON: version, row count, columns with Delta types, and a
 that the Rust interop test compares with Medallion's own figures."""
 
 import json
+import os
 import sys
 
 import pyarrow.compute as pc
@@ -34,3 +35,7 @@ def main(path: str) -> None:
 
 if __name__ == "__main__":
     main(sys.argv[1])
+    sys.stdout.flush()
+    # deltalake 1.6 aborts in interpreter teardown about one run in three ("terminate called
+    # without an active exception", exit 134) after its work is done; skip the teardown
+    os._exit(0)
