@@ -67,6 +67,7 @@ pub async fn run_pipeline(
         pipeline: pipeline.name.clone(),
         rows_written: summary.rows_written,
         duration_ms: started.elapsed().as_millis() as u64,
+        stopped: false,
     });
     Ok(summary)
 }

@@ -29,6 +29,9 @@ pub enum RunEvent {
         pipeline: String,
         rows_written: u64,
         duration_ms: u64,
+        /// A stream ended by a stop request (Stop, Ctrl-C), not by running out of work.
+        #[serde(default)]
+        stopped: bool,
     },
     PipelineFailed {
         pipeline: String,
@@ -145,10 +148,10 @@ impl fmt::Display for RunEvent {
             RunEvent::Warning { pipeline, node: None, message } => {
                 write!(f, "[{pipeline}] warning: {message}")
             }
-            RunEvent::PipelineFinished { pipeline, rows_written, duration_ms: 0 } => {
+            RunEvent::PipelineFinished { pipeline, rows_written, stopped: true, .. } => {
                 write!(f, "[{pipeline}] stopped: {rows_written} rows written")
             }
-            RunEvent::PipelineFinished { pipeline, rows_written, duration_ms } => write!(
+            RunEvent::PipelineFinished { pipeline, rows_written, duration_ms, .. } => write!(
                 f,
                 "[{pipeline}] finished: {rows_written} rows written in {:.2} s",
                 *duration_ms as f64 / 1000.0

@@ -724,6 +724,7 @@ pub async fn run_stream(
     let mut summary = StreamSummary::default();
     let mut stop = opts.stop.clone();
     on_event(RunEvent::PipelineStarted { pipeline: pipeline.name.clone() });
+    let run_started = Instant::now();
     let mut idle = false;
     // Spark's inputRowsPerSecond: rows over the time since the previous batch started
     let mut previous_batch_started: Option<Instant> = None;
@@ -842,7 +843,8 @@ pub async fn run_stream(
     on_event(RunEvent::PipelineFinished {
         pipeline: pipeline.name.clone(),
         rows_written: summary.rows_written,
-        duration_ms: 0,
+        duration_ms: run_started.elapsed().as_millis() as u64,
+        stopped: *stop.borrow(),
     });
     Ok(summary)
 }

@@ -196,15 +196,10 @@ impl SnarlViewer<NodeId> for Viewer<'_> {
 
     fn show_output(
         &mut self,
-        pin: &OutPin,
-        ui: &mut Ui,
-        snarl: &mut Snarl<NodeId>,
+        _pin: &OutPin,
+        _ui: &mut Ui,
+        _snarl: &mut Snarl<NodeId>,
     ) -> impl SnarlPin + 'static {
-        let rows =
-            snarl.get_node(pin.id.node).and_then(|n| self.overlay.rows.and_then(|r| r.get(n)));
-        if let Some(r) = rows {
-            ui.small(format!("{r} rows"));
-        }
         PinInfo::circle().with_fill(Color32::from_rgb(120, 210, 140))
     }
 
@@ -268,6 +263,10 @@ impl SnarlViewer<NodeId> for Viewer<'_> {
                         .strong()
                         .color(theme::SLOWEST),
                 );
+            }
+            if let Some(r) = self.overlay.rows.and_then(|r| r.get(&id)) {
+                ui.small(format!("{} rows", compact(*r as f64)))
+                    .on_hover_text(format!("{r} rows out of this node in the last run"));
             }
             match self.overlay.schemas.and_then(|s| s.get(&id)) {
                 Some(schema) => {

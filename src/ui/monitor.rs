@@ -160,11 +160,10 @@ impl Monitor {
                 pm.status = RunStatus::Failed;
                 pm.error = Some((node.clone(), message.clone()));
             }
-            // a stream reports a stop with no duration; a batch run with its duration
-            RunEvent::PipelineFinished { duration_ms, .. } => {
+            // stopped by the user, or done (a batch run, an availableNow stream)
+            RunEvent::PipelineFinished { stopped, .. } => {
                 if pm.status != RunStatus::Failed {
-                    pm.status =
-                        if *duration_ms == 0 { RunStatus::Stopped } else { RunStatus::Idle };
+                    pm.status = if *stopped { RunStatus::Stopped } else { RunStatus::Idle };
                 }
             }
             RunEvent::SinkCommitted { .. } => {}
@@ -607,6 +606,7 @@ mod tests {
             pipeline: "bronze".into(),
             rows_written: 0,
             duration_ms: 0,
+            stopped: true,
         });
         assert_eq!(m.status("bronze"), RunStatus::Failed, "a failure is not hidden by a stop");
         assert!(m.edge_rates("bronze").is_empty(), "no rates when not running");
@@ -614,9 +614,18 @@ mod tests {
         m.on_event(&RunEvent::PipelineFinished {
             pipeline: "bronze".into(),
             rows_written: 0,
-            duration_ms: 0,
+            duration_ms: 5,
+            stopped: true,
         });
         assert_eq!(m.status("bronze"), RunStatus::Stopped);
+        m.on_event(&RunEvent::PipelineStarted { pipeline: "bronze".into() });
+        m.on_event(&RunEvent::PipelineFinished {
+            pipeline: "bronze".into(),
+            rows_written: 10,
+            duration_ms: 5,
+            stopped: false,
+        });
+        assert_eq!(m.status("bronze"), RunStatus::Idle, "availableNow ran out of work");
         assert_eq!(compact(12_345.0), "12k");
         assert_eq!(compact(1_500.0), "1.5k");
     }

@@ -95,15 +95,16 @@ fn list_ui(ui: &mut Ui, st: &mut TablesState, actions: &mut Vec<TablesAction>) {
                 last_layer = Some(layer);
             }
             let rows = t.rows.map_or("? rows".into(), |r| format!("{} rows", compact(r as f64)));
-            let text = format!(
-                "{}   v{} · {rows} · {} files · {}",
-                t.name,
-                t.version,
-                t.files,
-                human_bytes(t.size_bytes)
-            );
+            let files = if t.files == 1 { "1 file".into() } else { format!("{} files", t.files) };
             let selected = st.selected.as_ref() == Some(&t.path);
-            if ui.selectable_label(selected, text).clicked() && !selected {
+            let clicked =
+                ui.selectable_label(selected, format!("{} · v{}", t.name, t.version)).clicked();
+            ui.label(
+                RichText::new(format!("    {rows} · {files} · {}", human_bytes(t.size_bytes)))
+                    .small()
+                    .weak(),
+            );
+            if clicked && !selected {
                 actions.push(TablesAction::Select(t.path.clone()));
             }
         }
@@ -136,11 +137,11 @@ fn timeline_ui(ui: &mut Ui, st: &mut TablesState, actions: &mut Vec<TablesAction
         .show(ui, |plot| {
             plot.points(Points::new("versions", PlotPoints::from(rel)).radius(3.0));
         });
-    ui.horizontal(|ui| {
+    ui.horizontal_wrapped(|ui| {
         let versions: Vec<i64> = st.history.iter().map(|h| h.version).collect();
         let pick = |ui: &mut Ui, id: &str, v: &mut Option<i64>| {
             egui::ComboBox::from_id_salt(id)
-                .width(70.0)
+                .width(56.0)
                 .selected_text(v.map_or("—".into(), |v| format!("v{v}")))
                 .show_ui(ui, |ui| {
                     for x in &versions {
@@ -165,26 +166,28 @@ fn timeline_ui(ui: &mut Ui, st: &mut TablesState, actions: &mut Vec<TablesAction
         row_height,
         st.history.len(),
         |ui, range| {
+            // one line per version, whatever the width: the rest is in the hover text
+            ui.style_mut().wrap_mode = Some(egui::TextWrapMode::Truncate);
             for h in &st.history[range] {
-                let time = h
-                    .timestamp
-                    .map(|t| t.with_timezone(&chrono::Local).format("%m-%d %H:%M:%S").to_string())
-                    .unwrap_or_else(|| "?".into());
+                let local = h.timestamp.map(|t| t.with_timezone(&chrono::Local));
+                let time = local.map_or("?".into(), |t| t.format("%H:%M:%S").to_string());
                 let added = h.rows_added.map_or("?".into(), |r| format!("+{r}"));
                 let removed = h.rows_removed.map_or(String::new(), |r| format!(" −{r}"));
                 let text = format!(
                     "v{}  {time}  {}  {added}{removed}  {}",
                     h.version,
                     h.operation,
-                    h.written_by()
+                    h.pipeline.as_deref().unwrap_or("-")
+                );
+                let hover = format!(
+                    "{}\nwritten by {}\n{}\nclick: the table as of this version",
+                    local.map_or("?".into(), |t| t.format("%Y-%m-%d %H:%M:%S").to_string()),
+                    h.written_by(),
+                    h.metrics_summary()
                 );
                 let shown = st.shown.as_ref().is_some_and(|(v, _)| *v == h.version)
                     || st.loading_version == Some(h.version);
-                if ui
-                    .selectable_label(shown, text)
-                    .on_hover_text("preview the table as of this version")
-                    .clicked()
-                {
+                if ui.selectable_label(shown, text).on_hover_text(hover).clicked() {
                     actions.push(TablesAction::ShowVersion(path.clone(), h.version));
                 }
             }

@@ -129,7 +129,7 @@ fn monitor_streams_the_demo_then_time_travels_and_stops() {
     assert_eq!(bronze_info.rows, Some(bronze_rows_at(root, version)));
     assert!(h.query_by_label_contains("BRONZE").is_some());
     assert!(h.query_by_label_contains("SILVER").is_some());
-    h.get_by_label_contains(&format!("bronze/users   v{version} ·")).click();
+    h.get_by_label(&format!("bronze/users · v{version}")).click();
     wait_until(&mut h, "the timeline", |a| a.tables.history.len() as i64 == version + 1);
     let h0 = h.state().tables.history.last().unwrap().clone();
     assert_eq!(h0.version, 0);
