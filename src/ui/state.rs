@@ -93,11 +93,13 @@ impl Document {
 
     /// The lakehouse root that relative table paths resolve against.
     pub fn lakehouse_root(&self) -> PathBuf {
-        match (&self.lakehouse_override, &self.path) {
+        let root = match (&self.lakehouse_override, &self.path) {
             (Some(dir), _) => dir.clone(),
             (None, Some(path)) => self.project.lakehouse_root(path, None),
             (None, None) => PathBuf::from(&self.project.lakehouse),
-        }
+        };
+        // `demo/./_events` reads badly in the panels: drop the `.` components
+        root.components().collect()
     }
 
     pub fn mark_saved(&mut self, path: PathBuf) {
