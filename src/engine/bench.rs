@@ -92,7 +92,8 @@ pub async fn stream_latency(
         }
     };
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
-    let opts = StreamOptions { available_now: false, stop: stop_rx, crash_at: None };
+    let opts =
+        StreamOptions { available_now: false, stop: stop_rx, crash_at: None, meter_edges: false };
     let pipeline = &project.pipelines[0];
     let run = run_stream(&project, pipeline, dir, &opts, &on_event);
     let mut written: HashMap<String, Instant> = HashMap::new();

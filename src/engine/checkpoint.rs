@@ -333,12 +333,30 @@ impl Checkpoint {
     }
 
     /// Deletes the checkpoint: the next start begins from the sources' starting positions.
+    ///
+    /// The folder is first renamed away (atomic), so a crash leaves either the whole old
+    /// checkpoint or none of it, never offsets without their metadata. A folder that holds a
+    /// table, an event log or other checkpoints is refused: only a checkpoint is deleted.
     pub fn reset(&self) -> Result<()> {
-        match std::fs::remove_dir_all(&self.dir) {
-            Ok(()) => Ok(()),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
-            Err(e) => Err(EngineError::io(&self.dir, e)),
+        if !self.dir.exists() {
+            return Ok(());
         }
+        for not_ours in ["_delta_log", "_events", "_checkpoints"] {
+            if self.dir.join(not_ours).exists() {
+                return Err(EngineError::Config(format!(
+                    "{} holds {not_ours}, not only a checkpoint; refusing to delete it",
+                    self.dir.display()
+                )));
+            }
+        }
+        let name = self.dir.file_name().map(|n| n.to_string_lossy().into_owned());
+        let trash = self.dir.with_file_name(format!(
+            ".{}.reset-{}",
+            name.unwrap_or_else(|| "checkpoint".into()),
+            now_ms()
+        ));
+        std::fs::rename(&self.dir, &trash).map_err(|e| EngineError::io(&self.dir, e))?;
+        std::fs::remove_dir_all(&trash).map_err(|e| EngineError::io(&trash, e))
     }
 }
 
@@ -426,5 +444,11 @@ mod tests {
         cp.reset().unwrap();
         assert!(!dir.path().join("cp").exists());
         assert_eq!(cp.view().unwrap().last_committed, None);
+        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0, "no trash left behind");
+        // a folder that is not only a checkpoint is never deleted
+        std::fs::create_dir_all(dir.path().join("lake/_delta_log")).unwrap();
+        let err = Checkpoint::new(dir.path().join("lake")).reset().unwrap_err().to_string();
+        assert!(err.contains("refusing"), "{err}");
+        assert!(dir.path().join("lake/_delta_log").exists());
     }
 }

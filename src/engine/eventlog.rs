@@ -100,11 +100,64 @@ impl EventLog {
         line.push(b'\n');
         let mut f = std::fs::OpenOptions::new()
             .create(true)
+            .read(true)
             .append(true)
             .open(&path)
             .map_err(|e| EngineError::io(&path, e))?;
+        // a crash can leave a torn last line: start on a fresh line, or this event is lost too
+        let len = f.metadata().map_err(|e| EngineError::io(&path, e))?.len();
+        if len > 0 {
+            let mut last = [0u8; 1];
+            f.seek(SeekFrom::Start(len - 1)).map_err(|e| EngineError::io(&path, e))?;
+            f.read_exact(&mut last).map_err(|e| EngineError::io(&path, e))?;
+            if last[0] != b'\n' {
+                line.insert(0, b'\n');
+            }
+        }
         f.write_all(&line).map_err(|e| EngineError::io(&path, e))
     }
+}
+
+/// The last `limit` events of one pipeline, oldest first (see [`read_recent`]).
+pub fn read_recent_of(
+    root: &Path,
+    pipeline: &str,
+    limit: usize,
+) -> Result<(Vec<LoggedEvent>, usize)> {
+    let path = EventLog::new(root).file(pipeline);
+    if !path.exists() {
+        return Ok((Vec::new(), 0));
+    }
+    let mut events = Vec::new();
+    let skipped = read_log_file(&path, &mut events)?;
+    let excess = events.len().saturating_sub(limit);
+    events.drain(..excess);
+    Ok((events, skipped))
+}
+
+/// Parses the tail of a log file (and, when that is short, of its rotated generation) into
+/// `out`; returns the lines that did not parse.
+fn read_log_file(path: &Path, out: &mut Vec<LoggedEvent>) -> Result<usize> {
+    let mut skipped = 0;
+    let mut texts = Vec::new();
+    let rotated = path.with_extension("jsonl.1");
+    let current = read_tail(path)?;
+    if (current.len() as u64) < TAIL_BYTES && rotated.exists() {
+        // just after a rotation the current file holds little: the history is in `.1`
+        texts.push(read_tail(&rotated)?);
+    }
+    texts.push(current);
+    let start = out.len();
+    for text in &texts {
+        for line in text.lines().filter(|l| !l.trim().is_empty()) {
+            match serde_json::from_str::<LoggedEvent>(line) {
+                Ok(e) => out.push(e),
+                Err(_) => skipped += 1,
+            }
+        }
+    }
+    out[start..].sort_by_key(|e| e.ts_ms);
+    Ok(skipped)
 }
 
 /// The last `limit` events of every pipeline under `root`, oldest first. Lines that do not
@@ -123,13 +176,7 @@ pub fn read_recent(root: &Path, limit: usize) -> Result<(Vec<LoggedEvent>, usize
         if path.extension().is_none_or(|e| e != "jsonl") {
             continue;
         }
-        let text = read_tail(&path)?;
-        for line in text.lines().filter(|l| !l.trim().is_empty()) {
-            match serde_json::from_str::<LoggedEvent>(line) {
-                Ok(e) => events.push(e),
-                Err(_) => skipped += 1,
-            }
-        }
+        skipped += read_log_file(&path, &mut events)?;
     }
     events.sort_by_key(|e| e.ts_ms);
     let excess = events.len().saturating_sub(limit);
@@ -181,6 +228,13 @@ mod tests {
         let (events, skipped) = read_recent(dir.path(), 10).unwrap();
         assert_eq!(skipped, 1);
         assert_eq!(events.len(), 2);
+        // the next event after the torn line is not glued onto it
+        let restarted = RunEvent::PipelineStarted { pipeline: "silver".into() };
+        log.append(&LoggedEvent { ts_ms: 4, level: Level::Info, event: restarted.clone() })
+            .unwrap();
+        let (silver, _) = read_recent_of(dir.path(), "silver", 10).unwrap();
+        assert_eq!(silver.len(), 2, "the failure and the restart, not the torn line");
+        assert_eq!(silver.last().map(|e| &e.event), Some(&restarted));
         assert_eq!(events[0].event, started);
         assert_eq!(events[1].event, failed);
         assert_eq!(events[1].level, Level::Error);
@@ -193,6 +247,6 @@ mod tests {
         assert!(matches!(e.event, RunEvent::BatchCompleted(p) if p.num_input_rows == 200));
         let (last, _) = read_recent(dir.path(), 1).unwrap();
         assert_eq!(last.len(), 1);
-        assert_eq!(last[0].ts_ms, 2, "the newest events are kept");
+        assert_eq!(last[0].ts_ms, 4, "the newest events are kept");
     }
 }

@@ -160,21 +160,25 @@ async fn checkpoint_info(
 ) -> Result<CheckpointInfo, String> {
     let p = project.pipeline(pipeline).ok_or_else(|| format!("no pipeline `{pipeline}`"))?;
     let dir = super::stream::checkpoint_dir(p, root).map_err(|e| e.detail())?;
-    let view = Checkpoint::new(dir).view().map_err(|e| e.detail())?;
-    let root = root.to_owned();
-    let name = pipeline.to_owned();
-    // the log is read off the runtime's worker threads: it is file IO
-    let last_progress = tokio::task::spawn_blocking(move || {
-        let (events, _) = super::eventlog::read_recent(&root, 5000).ok()?;
-        events.into_iter().rev().find_map(|e| match e.event {
-            RunEvent::BatchCompleted(p) if p.pipeline == name => Some(*p),
-            _ => None,
-        })
+    let (root, name) = (root.to_owned(), pipeline.to_owned());
+    // file IO (every offsets file, the log's tail): off the runtime's workers
+    tokio::task::spawn_blocking(move || {
+        let view = Checkpoint::new(dir).view().map_err(|e| e.detail())?;
+        let query_id = view.metadata.as_ref().map(|m| m.id.clone());
+        let last_progress =
+            super::eventlog::read_recent_of(&root, &name, 5000).ok().and_then(|(events, _)| {
+                events.into_iter().rev().find_map(|e| match e.event {
+                    // this query's progress only: a reset starts a new query
+                    RunEvent::BatchCompleted(p) if Some(&p.query_id) == query_id.as_ref() => {
+                        Some(*p)
+                    }
+                    _ => None,
+                })
+            });
+        Ok(CheckpointInfo { view, last_progress })
     })
     .await
-    .ok()
-    .flatten();
-    Ok(CheckpointInfo { view, last_progress })
+    .unwrap_or_else(|e| Err(format!("reading the checkpoint failed: {e}")))
 }
 
 /// Rows each node outputs now (sinks: what they would write).
@@ -214,6 +218,23 @@ async fn infer(
     let schema =
         super::sources::files::infer_schema(&ctx, &dir, src).await.map_err(|e| e.to_string())?;
     Ok(super::schema::schema_to_ddl(&schema))
+}
+
+/// Aborts a task when dropped (a cancelled run takes its inner task with it).
+struct AbortOnDrop(tokio::task::AbortHandle);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+/// Runs `f` in a task of its own so that a panic becomes an error reply instead of a request
+/// that never gets one.
+async fn guarded<T: Send + 'static>(
+    f: impl std::future::Future<Output = Result<T, String>> + Send + 'static,
+) -> Result<T, String> {
+    tokio::spawn(f).await.unwrap_or_else(|e| Err(format!("the engine task failed: {e}")))
 }
 
 /// The engine, from the UI's side.
@@ -314,17 +335,22 @@ impl EngineHandle {
                     }
                     Command::Tables { request, root } => {
                         rt.spawn(async move {
-                            let result =
-                                super::lakehouse::list_tables(&root).await.map_err(|e| e.detail());
+                            let result = guarded(async move {
+                                super::lakehouse::list_tables(&root).await.map_err(|e| e.detail())
+                            })
+                            .await;
                             send(Event::Tables { request, result }).await;
                         });
                     }
                     Command::History { request, path } => {
                         rt.spawn(async move {
-                            let result =
-                                super::lakehouse::history(&path, Some(TIMELINE_VERSIONS))
+                            let p = path.clone();
+                            let result = guarded(async move {
+                                super::lakehouse::history(&p, Some(TIMELINE_VERSIONS))
                                     .await
-                                    .map_err(|e| e.detail());
+                                    .map_err(|e| e.detail())
+                            })
+                            .await;
                             send(Event::History { request, path, result }).await;
                         });
                     }
@@ -370,8 +396,11 @@ impl EngineHandle {
                     }
                     Command::Checkpoint { request, project, pipeline, root } => {
                         rt.spawn(async move {
-                            let result =
-                                checkpoint_info(&project, &pipeline, &root).await.map(Box::new);
+                            let name = pipeline.clone();
+                            let result = guarded(async move {
+                                checkpoint_info(&project, &name, &root).await.map(Box::new)
+                            })
+                            .await;
                             send(Event::Checkpoint { request, pipeline, result }).await;
                         });
                     }
@@ -383,13 +412,29 @@ impl EngineHandle {
                             send(Event::CheckpointReset { request, pipeline, result }).await;
                             continue;
                         }
+                        // the pipeline counts as busy until the reset is done: no start races it
+                        let (busy, busy_rx) = watch::channel(false);
+                        running.insert(pipeline.clone(), busy);
                         rt.spawn(async move {
-                            let result = match project.pipeline(&pipeline) {
-                                None => Err(format!("no pipeline `{pipeline}`")),
-                                Some(p) => super::stream::checkpoint_dir(p, &root)
-                                    .and_then(|dir| Checkpoint::new(dir).reset())
-                                    .map_err(|e| e.detail()),
+                            let dir = project
+                                .pipeline(&pipeline)
+                                .ok_or_else(|| format!("no pipeline `{pipeline}`"))
+                                .and_then(|p| {
+                                    super::stream::checkpoint_dir(p, &root).map_err(|e| e.detail())
+                                });
+                            let result = match dir {
+                                Err(e) => Err(e),
+                                Ok(dir) if root.starts_with(&dir) => Err(format!(
+                                    "the checkpoint folder {} holds the lakehouse; refusing to reset it",
+                                    dir.display()
+                                )),
+                                Ok(dir) => tokio::task::spawn_blocking(move || {
+                                    Checkpoint::new(dir).reset().map_err(|e| e.detail())
+                                })
+                                .await
+                                .unwrap_or_else(|e| Err(format!("the reset failed: {e}"))),
                             };
+                            drop(busy_rx);
                             send(Event::CheckpointReset { request, pipeline, result }).await;
                         });
                     }
@@ -419,6 +464,7 @@ impl EngineHandle {
                                 available_now: !continuous,
                                 stop: None,
                                 pipeline_stops,
+                                meter_edges: true,
                             };
                             let (etx, mut erx) = mpsc::channel::<RunEvent>(CHANNEL_CAPACITY);
                             let forward = {
@@ -429,12 +475,24 @@ impl EngineHandle {
                                     }
                                 })
                             };
-                            let result = super::run_project(&project, &root, &opts, &|e| {
-                                // progress events are advisory: never block the engine on the UI
-                                let _ = etx.try_send(e);
-                            })
-                            .await;
-                            drop(etx);
+                            // the run in a task of its own: a panic still ends in RunFinished, and
+                            // its stop switches close as soon as it returns
+                            let run = {
+                                let (project, root) = (project.clone(), root.clone());
+                                tokio::spawn(async move {
+                                    super::run_project(&project, &root, &opts, &|e| {
+                                        // progress is advisory: never block the engine on the UI
+                                        let _ = etx.try_send(e);
+                                    })
+                                    .await
+                                })
+                            };
+                            let _abort_run_with_this_task = AbortOnDrop(run.abort_handle());
+                            let result = run.await.unwrap_or_else(|e| {
+                                Err(super::EngineError::Config(format!(
+                                    "the run stopped unexpectedly: {e}"
+                                )))
+                            });
                             let _ = forward.await;
                             if result.is_ok() {
                                 for p in project.pipelines.iter().filter(|p| {

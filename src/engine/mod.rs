@@ -47,6 +47,9 @@ pub struct RunOptions {
     /// Streams: a stop switch per pipeline (the app's Stop buttons); it replaces `stop` for
     /// the pipelines it names.
     pub pipeline_stops: HashMap<String, tokio::sync::watch::Receiver<bool>>,
+    /// Streams: count rows and time along every edge (the monitor's edge rates). Off for
+    /// headless runs: the meter stops filter pushdown across node boundaries.
+    pub meter_edges: bool,
 }
 
 /// What a whole run did.
@@ -164,6 +167,7 @@ pub async fn run_project(
         available_now: opts.available_now,
         stop: opts.pipeline_stops.get(&p.name).cloned().unwrap_or_else(|| global_stop.clone()),
         crash_at: None,
+        meter_edges: opts.meter_edges,
     };
     let fail = |pipeline: &Pipeline, e: &EngineError| {
         on_event(RunEvent::PipelineFailed {

@@ -52,12 +52,14 @@ pub struct StreamOptions {
     pub stop: watch::Receiver<bool>,
     /// Tests: fail with [`EngineError::InjectedCrash`] at this point of this batch.
     pub crash_at: Option<(CrashPoint, u64)>,
+    /// Count rows and time along every edge (see `meter`).
+    pub meter_edges: bool,
 }
 
 impl StreamOptions {
     pub fn new(available_now: bool) -> Self {
         let (_tx, rx) = watch::channel(false);
-        Self { available_now, stop: rx, crash_at: None }
+        Self { available_now, stop: rx, crash_at: None, meter_edges: false }
     }
 }
 
@@ -886,7 +888,10 @@ async fn run_batch(
     let mut durations = BTreeMap::new();
     let t_read = Instant::now();
     let meter = Arc::new(EdgeMeter::new());
-    let mut planner = Planner::new(project, pipeline, root).with_meter(meter.clone());
+    let mut planner = Planner::new(project, pipeline, root);
+    if opts.meter_edges {
+        planner = planner.with_meter(meter.clone());
+    }
     let mut sink_write_ms = BTreeMap::new();
     let mut source_progress = BTreeMap::new();
     let mut quarantine: Vec<(NodeId, BadRecord)> = Vec::new();

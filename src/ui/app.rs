@@ -542,7 +542,10 @@ impl MedallionApp {
 
     /// Stops a running stream after its batch in flight (all of them when `None`).
     pub fn stop_pipeline(&mut self, name: Option<&str>) {
-        self.engine.send(Command::Stop { pipeline: name.map(str::to_owned) });
+        if !self.engine.send(Command::Stop { pipeline: name.map(str::to_owned) }) {
+            self.status = "the engine is busy: Stop was not sent, try again".into();
+            return;
+        }
         self.status = match name {
             Some(n) => format!("stopping {n}…"),
             None => "stopping all streams…".into(),
@@ -561,6 +564,9 @@ impl MedallionApp {
 
     /// Asks the engine for a Delta table's rows as of `version` (time travel).
     pub fn show_version(&mut self, path: PathBuf, version: i64) {
+        if let Some(old) = self.panels.version_request.take() {
+            self.engine.send(Command::Cancel { request: old });
+        }
         let request = self.engine.request_id();
         if self.engine.send(Command::TableAt { request, path, version }) {
             self.panels.version_request = Some(request);
@@ -571,6 +577,12 @@ impl MedallionApp {
 
     /// Selects a table in the lakehouse panel and loads its versions.
     pub fn select_table(&mut self, path: PathBuf) {
+        let in_flight = [self.panels.version_request.take(), self.panels.compare_request.take()];
+        for request in in_flight.into_iter().flatten() {
+            self.engine.send(Command::Cancel { request });
+        }
+        self.tables.loading_version = None;
+        self.tables.comparing = false;
         self.tables.selected = Some(path.clone());
         self.tables.history.clear();
         self.tables.history_error = None;
@@ -589,6 +601,9 @@ impl MedallionApp {
     }
 
     pub fn compare_versions(&mut self, path: PathBuf, from: i64, to: i64) {
+        if let Some(old) = self.panels.compare_request.take() {
+            self.engine.send(Command::Cancel { request: old });
+        }
         let request = self.engine.request_id();
         if self.engine.send(Command::Compare { request, path, from, to }) {
             self.panels.compare_request = Some(request);
@@ -661,12 +676,15 @@ impl MedallionApp {
     pub fn confirm_reset_checkpoint(&mut self) {
         let Some((pipeline, _)) = self.panels.confirm_reset.take() else { return };
         let request = self.engine.request_id();
-        self.engine.send(Command::ResetCheckpoint {
+        let sent = self.engine.send(Command::ResetCheckpoint {
             request,
             project: Arc::new(self.doc.project.clone()),
             pipeline,
             root: self.doc.lakehouse_root(),
         });
+        if !sent {
+            self.status = "the engine is busy: the reset was not sent, try again".into();
+        }
     }
 
     pub fn reset_pending(&self) -> Option<&[String]> {
@@ -737,6 +755,11 @@ impl MedallionApp {
                 if self.panels.streams.contains_key(&request) =>
             {
                 let pipeline = self.panels.streams.remove(&request).flatten();
+                // the run is over whatever events got lost on the way
+                if let Some(p) = &pipeline {
+                    let error = result.as_ref().err().map(|e| (failed_node.clone(), e.clone()));
+                    self.monitor.run_ended(p, error);
+                }
                 match result {
                     Ok(_) => {
                         self.status =
@@ -794,7 +817,10 @@ impl MedallionApp {
                                 });
                             self.tables.tables = t;
                             self.tables.error = None;
-                            if changed && let Some(sel) = self.tables.selected.clone() {
+                            if changed
+                                && self.panels.history_request.is_none()
+                                && let Some(sel) = self.tables.selected.clone()
+                            {
                                 self.request_history(sel);
                             }
                         }
@@ -817,16 +843,18 @@ impl MedallionApp {
                 }
             }
             Event::TableAt { request, path, version, result } => {
-                if self.panels.version_request == Some(request)
-                    && self.tables.selected.as_ref() == Some(&path)
-                {
+                if self.panels.version_request == Some(request) {
                     self.panels.version_request = None;
                     self.tables.loading_version = None;
-                    self.tables.shown = Some((version, result));
+                    if self.tables.selected.as_ref() == Some(&path) {
+                        self.tables.shown = Some((version, result));
+                    }
                 }
             }
-            Event::Compared { request, path: _, result } => {
-                if self.panels.compare_request == Some(request) {
+            Event::Compared { request, path, result } => {
+                if self.panels.compare_request == Some(request)
+                    && self.tables.selected.as_ref() == Some(&path)
+                {
                     self.panels.compare_request = None;
                     self.tables.comparing = false;
                     self.tables.diff = Some(result.map(|d| *d));
@@ -852,6 +880,9 @@ impl MedallionApp {
                     Ok(()) => format!("checkpoint of {pipeline} reset: the next start reprocesses"),
                     Err(e) => format!("cannot reset the checkpoint of {pipeline}: {e}"),
                 };
+                // a view read before the reset must not be shown after it
+                self.panels.checkpoint = None;
+                self.panels.checkpoint_request = None;
                 self.refresh_panels(true);
             }
             Event::Inferred { node, result, .. } => match result {

@@ -36,7 +36,13 @@ pub fn demo_dir() -> PathBuf {
 /// Writes the demo data set (the `bronze/ssn` table the stream joins with, and landing files)
 /// and the demo project into `dir` on first use; returns the project file.
 pub fn ensure_demo(dir: &Path) -> anyhow::Result<PathBuf> {
+    Ok(ensure_demo_first(dir)?.0)
+}
+
+/// [`ensure_demo`], and whether this was the first time (the demo was written just now).
+pub fn ensure_demo_first(dir: &Path) -> anyhow::Result<(PathBuf, bool)> {
     let project_file = dir.join(DEMO_FILE);
+    let first = !project_file.exists();
     if !dir.join("landing/users").is_dir() || !dir.join("bronze/ssn/_delta_log").is_dir() {
         let runtime = tokio::runtime::Runtime::new()?;
         // ssn for the first 20,000 generated users: 100 s of the demo stream
@@ -49,16 +55,16 @@ pub fn ensure_demo(dir: &Path) -> anyhow::Result<PathBuf> {
         project.lakehouse = ".".into();
         project.save(&project_file)?;
     }
-    Ok(project_file)
+    Ok((project_file, first))
 }
 
-/// Opens the desktop app on `project`; without one, on the demo project with its streams
-/// already running, so rows move within seconds of the first launch.
+/// Opens the desktop app on `project`; without one, on the demo project. On the first launch
+/// its streams are already running, so rows move within seconds; later launches open it
+/// stopped (a demo left streaming forever would grow without bound), one click from running.
 pub fn run(project: Option<PathBuf>) -> anyhow::Result<()> {
-    let demo = project.is_none();
-    let path = match project {
-        Some(p) => p,
-        None => ensure_demo(&demo_dir())?,
+    let (path, demo) = match project {
+        Some(p) => (p, false),
+        None => ensure_demo_first(&demo_dir())?,
     };
     let options = eframe::NativeOptions {
         viewport: eframe::egui::ViewportBuilder::default()

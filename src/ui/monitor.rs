@@ -122,6 +122,8 @@ impl Monitor {
                 pm.error = None;
                 pm.warning = None;
                 pm.started_at = now;
+                // rates and the slowest node are about this run only
+                pm.edges.clear();
             }
             RunEvent::BatchCompleted(p) => {
                 pm.status = RunStatus::Running;
@@ -170,6 +172,20 @@ impl Monitor {
         }
     }
 
+    /// A run of `pipeline` ended (the engine said so): if its last events were lost, the
+    /// status must not stay "running".
+    pub fn run_ended(&mut self, pipeline: &str, error: Option<(Option<NodeId>, String)>) {
+        let pm = self.pipelines.entry(pipeline.to_owned()).or_default();
+        match error {
+            Some(e) => {
+                pm.status = RunStatus::Failed;
+                pm.error = Some(e);
+            }
+            None if pm.status.is_active() => pm.status = RunStatus::Stopped,
+            None => {}
+        }
+    }
+
     pub fn status(&self, pipeline: &str) -> RunStatus {
         self.pipelines.get(pipeline).map(|p| p.status).unwrap_or_default()
     }
@@ -205,13 +221,15 @@ impl Monitor {
     /// with its average milliseconds per batch.
     pub fn slowest(&self, pipeline: &str) -> Option<(NodeId, f64)> {
         let pm = self.pipelines.get(pipeline).filter(|p| p.status.is_active())?;
+        let since = self.now() - EDGE_WINDOW_SECS;
+        let recent: Vec<_> = pm.edges.iter().filter(|(t, _, _)| *t >= since).collect();
         let mut total: BTreeMap<&str, f64> = BTreeMap::new();
-        for (_, _, nodes) in &pm.edges {
+        for (_, _, nodes) in &recent {
             for (n, ms) in nodes {
                 *total.entry(n).or_default() += ms;
             }
         }
-        let batches = pm.edges.len().max(1) as f64;
+        let batches = recent.len().max(1) as f64;
         total
             .into_iter()
             .filter(|(_, ms)| *ms > 0.0)
@@ -592,8 +610,9 @@ mod tests {
         assert_eq!(pm.rows, 150);
         assert_eq!(pm.points[1].write_ms, 7.0);
         let rates = m.edge_rates("bronze");
-        // 150 rows within the first second of the run: the window is one second
-        assert_eq!(rates[&(NodeId::new("sink"), "in".to_owned())], 150.0);
+        // 150 rows over a window of one to ten seconds (however slow this machine is)
+        let rate = rates[&(NodeId::new("sink"), "in".to_owned())];
+        assert!((15.0..=150.0).contains(&rate), "{rate}");
         assert_eq!(m.slowest("bronze"), Some((NodeId::new("sink"), 6.0)));
         m.on_event(&RunEvent::Idle { pipeline: "bronze".into() });
         assert_eq!(m.status("bronze"), RunStatus::Waiting);
@@ -626,6 +645,12 @@ mod tests {
             stopped: false,
         });
         assert_eq!(m.status("bronze"), RunStatus::Idle, "availableNow ran out of work");
+        // a run whose last events were lost still ends
+        m.on_event(&RunEvent::PipelineStarted { pipeline: "bronze".into() });
+        m.run_ended("bronze", None);
+        assert_eq!(m.status("bronze"), RunStatus::Stopped);
+        m.run_ended("bronze", Some((None, "broker gone".into())));
+        assert_eq!(m.status("bronze"), RunStatus::Failed);
         assert_eq!(compact(12_345.0), "12k");
         assert_eq!(compact(1_500.0), "1.5k");
     }
