@@ -272,6 +272,20 @@ fn monitor_cost_figure() {
         p.save(&path).unwrap();
         path
     }
+    // CPU time of the whole process (all threads, finished ones too), from /proc
+    let ticks: f64 = std::process::Command::new("getconf")
+        .arg("CLK_TCK")
+        .output()
+        .ok()
+        .and_then(|o| String::from_utf8_lossy(&o.stdout).trim().parse().ok())
+        .unwrap_or(100.0);
+    let cpu_secs = || -> f64 {
+        let stat = std::fs::read_to_string("/proc/self/stat").unwrap();
+        let after_name = &stat[stat.rfind(')').unwrap() + 2..];
+        let f: Vec<&str> = after_name.split(' ').collect();
+        // utime and stime are fields 14 and 15 of the line, 12 and 13 after the name
+        (f[11].parse::<f64>().unwrap() + f[12].parse::<f64>().unwrap()) / ticks
+    };
     let mut report = Vec::new();
     for (round, hz) in [(1, 20), (1, 60), (2, 20), (2, 60)] {
         // headless, as `medallion run --available-now` does it
@@ -284,10 +298,12 @@ fn monitor_cost_figure() {
             .unwrap();
         let opts = medallion::engine::RunOptions { available_now: true, ..Default::default() };
         let started = Instant::now();
+        let cpu_before = cpu_secs();
         let summary = rt
             .block_on(medallion::engine::run_project(&project, dir.path(), &opts, &|_| {}))
             .unwrap();
         let headless = started.elapsed().as_secs_f64();
+        let headless_cpu = cpu_secs() - cpu_before;
         assert_eq!(summary.rows_written, ROWS);
         drop(rt);
 
@@ -296,6 +312,7 @@ fn monitor_cost_figure() {
         let mut h = harness(project_in(dir.path()));
         h.run_steps(3);
         let started = Instant::now();
+        let cpu_before = cpu_secs();
         h.state_mut().request_run(false);
         h.state_mut().show_tab(BottomTab::Monitor);
         let mut frames = Vec::new();
@@ -307,16 +324,21 @@ fn monitor_cost_figure() {
             std::thread::sleep(Duration::from_micros(1_000_000 / hz).saturating_sub(t.elapsed()));
         }
         let with_app = started.elapsed().as_secs_f64();
+        let app_cpu = cpu_secs() - cpu_before;
+        let ui_cpu = frames.iter().sum::<f64>() / 1000.0;
         let points = h.state().monitor.pipelines["bronze_users"].points.len();
         frames.sort_by(f64::total_cmp);
         let pct = |q: f64| frames[((frames.len() - 1) as f64 * q) as usize];
         report.push(format!(
-            "round {round}, {hz} Hz: headless {headless:.2} s ({:.0} rows/s); with the app {with_app:.2} s \
-             ({:.0} rows/s, {:+.1}%); {} frames: p50 {:.2} ms, p99 {:.2} ms, max {:.2} ms; \
-             {points} batches plotted",
+            "round {round}, {hz} Hz: headless {headless:.2} s ({:.0} rows/s, {headless_cpu:.2} CPU-s); \
+             with the app {with_app:.2} s ({:.0} rows/s, {:+.1}%; {app_cpu:.2} CPU-s of which \
+             UI frames {ui_cpu:.2}: engine {:.2} CPU-s, {:+.1}% vs headless); {} frames: p50 {:.2} ms, \
+             p99 {:.2} ms, max {:.2} ms; {points} batches plotted",
             ROWS as f64 / headless,
             ROWS as f64 / with_app,
             (headless / with_app - 1.0) * 100.0,
+            app_cpu - ui_cpu,
+            ((app_cpu - ui_cpu) / headless_cpu - 1.0) * 100.0,
             frames.len(),
             pct(0.5),
             pct(0.99),
