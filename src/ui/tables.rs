@@ -139,8 +139,9 @@ fn timeline_ui(ui: &mut Ui, st: &mut TablesState, actions: &mut Vec<TablesAction
         });
     ui.horizontal_wrapped(|ui| {
         let versions: Vec<i64> = st.history.iter().map(|h| h.version).collect();
-        let pick = |ui: &mut Ui, id: &str, v: &mut Option<i64>| {
-            egui::ComboBox::from_id_salt(id)
+        // labelled pickers: "[v3] older [v9] newer [Compare]"
+        let pick = |ui: &mut Ui, label: &str, v: &mut Option<i64>| {
+            egui::ComboBox::new(("compare", label), label)
                 .width(56.0)
                 .selected_text(v.map_or("—".into(), |v| format!("v{v}")))
                 .show_ui(ui, |ui| {
@@ -149,10 +150,8 @@ fn timeline_ui(ui: &mut Ui, st: &mut TablesState, actions: &mut Vec<TablesAction
                     }
                 });
         };
-        ui.label("compare");
-        pick(ui, "compare_from", &mut st.compare_from);
-        ui.label("with");
-        pick(ui, "compare_to", &mut st.compare_to);
+        pick(ui, "older", &mut st.compare_from);
+        pick(ui, "newer", &mut st.compare_to);
         let ready = matches!((st.compare_from, st.compare_to), (Some(a), Some(b)) if a != b);
         if ui.add_enabled(ready, egui::Button::new("Compare")).clicked()
             && let (Some(a), Some(b)) = (st.compare_from, st.compare_to)
