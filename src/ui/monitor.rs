@@ -276,6 +276,16 @@ pub fn status_chip_ui(ui: &mut Ui, status: RunStatus) {
     ui.label(RichText::new(format!("⏺ {}", status.label())).color(status.color()));
 }
 
+/// One of the live plots: fixed height, a legend, y from 0, no scroll-zoom (the panel scrolls).
+fn live_plot<'a>(what: &str, pipeline: &str, height: f32, x_label: &str) -> Plot<'a> {
+    Plot::new((what, pipeline))
+        .height(height)
+        .legend(Legend::default())
+        .include_y(0.0)
+        .x_axis_label(x_label)
+        .allow_scroll(false)
+}
+
 /// The live plots of one pipeline: rows/s, batch duration by phase, backlog.
 pub fn plots_ui(ui: &mut Ui, name: &str, pm: &PipelineMonitor) {
     ui.horizontal(|ui| {
@@ -299,22 +309,16 @@ pub fn plots_ui(ui: &mut Ui, name: &str, pm: &PipelineMonitor) {
         let series = |f: fn(&Point) -> f64| -> Vec<[f64; 2]> {
             pm.points.iter().map(|p| [p.t, f(p)]).collect()
         };
-        Plot::new(("rows_per_sec", name))
-            .height(height)
-            .legend(Legend::default())
-            .include_y(0.0)
-            .x_axis_label("s")
-            .allow_scroll(false)
-            .show(&mut cols[0], |plot| {
-                plot.line(Line::new(
-                    "input rows/s",
-                    PlotPoints::from(series(|p| p.input_rows_per_sec)),
-                ));
-                plot.line(Line::new(
-                    "processed rows/s",
-                    PlotPoints::from(series(|p| p.processed_rows_per_sec)),
-                ));
-            });
+        live_plot("rows_per_sec", name, height, "s").show(&mut cols[0], |plot| {
+            plot.line(Line::new(
+                "input rows/s",
+                PlotPoints::from(series(|p| p.input_rows_per_sec)),
+            ));
+            plot.line(Line::new(
+                "processed rows/s",
+                PlotPoints::from(series(|p| p.processed_rows_per_sec)),
+            ));
+        });
         let bars = |label: &str, f: fn(&Point) -> f64, color: Color32| {
             BarChart::new(
                 label,
@@ -332,32 +336,20 @@ pub fn plots_ui(ui: &mut Ui, name: &str, pm: &PipelineMonitor) {
             bars("read ms", |p| p.read_ms, Color32::from_rgb(120, 200, 140)).stack_on(&[&plan]);
         let write = bars("write ms", |p| p.write_ms, Color32::from_rgb(230, 160, 70))
             .stack_on(&[&plan, &read]);
-        Plot::new(("batch_ms", name))
-            .height(height)
-            .legend(Legend::default())
-            .include_y(0.0)
-            .x_axis_label("batch")
-            .allow_scroll(false)
-            .show(&mut cols[1], |plot| {
-                plot.bar_chart(plan);
-                plot.bar_chart(read);
-                plot.bar_chart(write);
-            });
-        Plot::new(("backlog", name))
-            .height(height)
-            .legend(Legend::default())
-            .include_y(0.0)
-            .x_axis_label("s")
-            .allow_scroll(false)
-            .show(&mut cols[2], |plot| {
-                plot.line(
-                    Line::new(
-                        "backlog (files / versions / Kafka lag)",
-                        PlotPoints::from(series(|p| p.backlog)),
-                    )
-                    .color(theme::WARNING),
-                );
-            });
+        live_plot("batch_ms", name, height, "batch").show(&mut cols[1], |plot| {
+            plot.bar_chart(plan);
+            plot.bar_chart(read);
+            plot.bar_chart(write);
+        });
+        live_plot("backlog", name, height, "s").show(&mut cols[2], |plot| {
+            plot.line(
+                Line::new(
+                    "backlog (files / versions / Kafka lag)",
+                    PlotPoints::from(series(|p| p.backlog)),
+                )
+                .color(theme::WARNING),
+            );
+        });
     });
 }
 
