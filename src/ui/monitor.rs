@@ -608,6 +608,14 @@ mod tests {
         assert_eq!(m.slowest("bronze"), Some((NodeId::new("sink"), 6.0)));
         m.on_event(&RunEvent::Idle { pipeline: "bronze".into() });
         assert_eq!(m.status("bronze"), RunStatus::Waiting);
+        m.on_event(&progress(2, 10));
+        m.on_event(&RunEvent::Warning {
+            pipeline: "bronze".into(),
+            node: Some(NodeId::new("src")),
+            message: "waiting for the broker: connection refused".into(),
+        });
+        assert_eq!(m.status("bronze"), RunStatus::Waiting, "a broker outage waits, not fails");
+        assert!(m.pipelines["bronze"].warning.as_deref().is_some_and(|w| w.contains("refused")));
         m.on_event(&RunEvent::PipelineFailed {
             pipeline: "bronze".into(),
             node: Some(NodeId::new("sink")),

@@ -180,6 +180,16 @@ async fn available_now_lands_good_messages_and_quarantines_bad_ones() {
     assert_eq!(quarantined, 2);
     let first = &progress[0].sources["music_topic"];
     assert!(first.lag.is_some(), "lag per partition is reported");
+    // the checkpoint view: the next offset per partition covers every message, bad ones too
+    let cp = engine::checkpoint::Checkpoint::new(root.join("_checkpoints/bronze_music"));
+    let view = cp.view().unwrap();
+    let engine::checkpoint::Consumed::Kafka { next } = &view.consumed["music_topic"] else {
+        panic!("not a Kafka source: {:?}", view.consumed)
+    };
+    let partitions: Vec<&str> = next.keys().map(String::as_str).collect();
+    assert_eq!(partitions, ["music_data_json:0", "music_data_json:1", "music_data_json:2"]);
+    assert_eq!(next.values().sum::<i64>(), 3000);
+    assert_eq!(view.pending_replay(), None);
 
     // a second run with nothing new writes nothing; new messages are picked up once
     engine::run_project(&project, root, &opts, &|_| {}).await.unwrap();
