@@ -190,7 +190,10 @@ fn broken_setting_shows_a_diagnostic_on_the_node_and_run_shows_counts() {
 #[test]
 fn demo_lives_in_the_data_dir_not_the_source_tree() {
     let dir = tempfile::tempdir().unwrap();
-    let project = medallion::ui::ensure_demo(dir.path()).unwrap();
+    // the first launch writes the demo (and starts its streams); later ones only open it
+    let (project, first) = medallion::ui::ensure_demo_first(dir.path()).unwrap();
+    assert!(first);
+    assert_eq!(medallion::ui::ensure_demo_first(dir.path()).unwrap(), (project.clone(), false));
     assert!(project.starts_with(dir.path()));
     let p = Project::load(&project).unwrap();
     assert_eq!(p.lakehouse, ".");
