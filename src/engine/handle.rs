@@ -356,28 +356,27 @@ impl EngineHandle {
                     }
                     Command::TableAt { request, path, version } => {
                         let task = rt.spawn(async move {
-                            let result = super::lakehouse::table_at_version(
-                                &path,
-                                version,
-                                TABLE_PREVIEW_ROWS,
-                            )
-                            .await
-                            .map_err(|e| e.detail());
+                            let p = path.clone();
+                            let result = guarded(async move {
+                                super::lakehouse::table_at_version(&p, version, TABLE_PREVIEW_ROWS)
+                                    .await
+                                    .map_err(|e| e.detail())
+                            })
+                            .await;
                             send(Event::TableAt { request, path, version, result }).await;
                         });
                         tasks.insert(request, task.abort_handle());
                     }
                     Command::Compare { request, path, from, to } => {
                         let task = rt.spawn(async move {
-                            let result = super::lakehouse::compare_versions(
-                                &path,
-                                from,
-                                to,
-                                TABLE_PREVIEW_ROWS,
-                            )
-                            .await
-                            .map(Box::new)
-                            .map_err(|e| e.detail());
+                            let p = path.clone();
+                            let result = guarded(async move {
+                                super::lakehouse::compare_versions(&p, from, to, TABLE_PREVIEW_ROWS)
+                                    .await
+                                    .map(Box::new)
+                                    .map_err(|e| e.detail())
+                            })
+                            .await;
                             send(Event::Compared { request, path, result }).await;
                         });
                         tasks.insert(request, task.abort_handle());

@@ -497,7 +497,7 @@ fn stats_rows(files: &[SnapshotFile]) -> Option<u64> {
 
 /// Opens the table at `path` as it was at `version`, with a message naming the table and the
 /// version when that version does not exist or can no longer be read.
-async fn open_version(path: &Path, version: i64) -> Result<DeltaTable> {
+pub(crate) async fn open_version(path: &Path, version: i64) -> Result<DeltaTable> {
     if !path.join("_delta_log").is_dir() {
         return Err(EngineError::TableNotFound { path: path.to_owned() });
     }

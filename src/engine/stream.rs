@@ -887,10 +887,10 @@ async fn run_batch(
 ) -> Result<StreamProgress> {
     let mut durations = BTreeMap::new();
     let t_read = Instant::now();
-    let meter = Arc::new(EdgeMeter::new());
+    let meter = opts.meter_edges.then(|| Arc::new(EdgeMeter::new()));
     let mut planner = Planner::new(project, pipeline, root);
-    if opts.meter_edges {
-        planner = planner.with_meter(meter.clone());
+    if let Some(m) = &meter {
+        planner = planner.with_meter(m.clone());
     }
     let mut sink_write_ms = BTreeMap::new();
     let mut source_progress = BTreeMap::new();
@@ -982,11 +982,17 @@ async fn run_batch(
     if opts.crash_at == Some((CrashPoint::AfterSinkCommit, entry.batch_id)) {
         return Err(EngineError::InjectedCrash("after the Delta commit, before commits/N"));
     }
-    let edges = meter.snapshot();
-    let node_ms = node_self_ms(&edges, pipeline, &sink_write_ms)
-        .into_iter()
-        .map(|(n, ms)| (n.to_string(), ms))
-        .collect();
+    let (edges, node_ms) = match &meter {
+        Some(m) => {
+            let edges = m.snapshot();
+            let node_ms = node_self_ms(&edges, pipeline, &sink_write_ms)
+                .into_iter()
+                .map(|(n, ms)| (n.to_string(), ms))
+                .collect();
+            (edges, node_ms)
+        }
+        None => (Vec::new(), BTreeMap::new()),
+    };
     let total_secs = (t_read.elapsed().as_secs_f64()).max(1e-3);
     let since_planned = ((now_ms() - entry.timestamp_ms).max(1) as f64) / 1000.0;
     Ok(StreamProgress {

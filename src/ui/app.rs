@@ -80,12 +80,10 @@ pub enum BottomTab {
 /// The monitor's panels: what they show and the requests in flight.
 #[derive(Default)]
 struct MonitorPanels {
-    /// Continuous runs started from the app: request → pipelines.
-    streams: HashMap<u64, Option<String>>,
+    /// Continuous runs started from the app: request → pipeline.
+    streams: HashMap<u64, String>,
     tables_request: Option<u64>,
     history_request: Option<u64>,
-    version_request: Option<u64>,
-    compare_request: Option<u64>,
     events: Vec<LoggedEvent>,
     events_request: Option<u64>,
     event_filter: EventFilter,
@@ -518,7 +516,7 @@ impl MedallionApp {
             continuous: true,
         };
         if self.engine.send(cmd) {
-            self.panels.streams.insert(request, Some(name.to_owned()));
+            self.panels.streams.insert(request, name.to_owned());
             self.run.errors.clear();
             self.status = format!("started {name}");
         }
@@ -564,32 +562,30 @@ impl MedallionApp {
 
     /// Asks the engine for a Delta table's rows as of `version` (time travel).
     pub fn show_version(&mut self, path: PathBuf, version: i64) {
-        if let Some(old) = self.panels.version_request.take() {
+        if let Some((old, _)) = self.tables.loading.take() {
             self.engine.send(Command::Cancel { request: old });
         }
         let request = self.engine.request_id();
         if self.engine.send(Command::TableAt { request, path, version }) {
-            self.panels.version_request = Some(request);
-            self.tables.loading_version = Some(version);
+            self.tables.loading = Some((request, version));
             self.tables.diff = None;
         }
     }
 
     /// Selects a table in the lakehouse panel and loads its versions.
     pub fn select_table(&mut self, path: PathBuf) {
-        let in_flight = [self.panels.version_request.take(), self.panels.compare_request.take()];
+        let old = std::mem::take(&mut self.tables);
+        let in_flight = [old.loading.map(|(r, _)| r), old.comparing];
         for request in in_flight.into_iter().flatten() {
             self.engine.send(Command::Cancel { request });
         }
-        self.tables.loading_version = None;
-        self.tables.comparing = false;
-        self.tables.selected = Some(path.clone());
-        self.tables.history.clear();
-        self.tables.history_error = None;
-        self.tables.shown = None;
-        self.tables.diff = None;
-        self.tables.compare_from = None;
-        self.tables.compare_to = None;
+        // everything about the previous table goes; the list stays
+        self.tables = TablesState {
+            tables: old.tables,
+            error: old.error,
+            selected: Some(path.clone()),
+            ..TablesState::default()
+        };
         self.request_history(path);
     }
 
@@ -601,13 +597,12 @@ impl MedallionApp {
     }
 
     pub fn compare_versions(&mut self, path: PathBuf, from: i64, to: i64) {
-        if let Some(old) = self.panels.compare_request.take() {
+        if let Some(old) = self.tables.comparing.take() {
             self.engine.send(Command::Cancel { request: old });
         }
         let request = self.engine.request_id();
         if self.engine.send(Command::Compare { request, path, from, to }) {
-            self.panels.compare_request = Some(request);
-            self.tables.comparing = true;
+            self.tables.comparing = Some(request);
         }
     }
 
@@ -754,19 +749,14 @@ impl MedallionApp {
             Event::RunFinished { request, result, failed_node }
                 if self.panels.streams.contains_key(&request) =>
             {
-                let pipeline = self.panels.streams.remove(&request).flatten();
+                let pipeline = self.panels.streams.remove(&request).unwrap_or_default();
                 // the run is over whatever events got lost on the way
-                if let Some(p) = &pipeline {
-                    let error = result.as_ref().err().map(|e| (failed_node.clone(), e.clone()));
-                    self.monitor.run_ended(p, error);
-                }
+                let error = result.as_ref().err().map(|e| (failed_node.clone(), e.clone()));
+                self.monitor.run_ended(&pipeline, error);
                 match result {
-                    Ok(_) => {
-                        self.status =
-                            format!("{} stopped", pipeline.as_deref().unwrap_or("streams"));
-                    }
+                    Ok(_) => self.status = format!("{pipeline} stopped"),
                     Err(e) => {
-                        self.status = format!("{}: {e}", pipeline.as_deref().unwrap_or("run"));
+                        self.status = format!("{pipeline}: {e}");
                         self.run.log.push(format!("FAILED: {e}"));
                         if let Some(n) = failed_node {
                             self.run.errors.insert(n, e);
@@ -843,20 +833,18 @@ impl MedallionApp {
                 }
             }
             Event::TableAt { request, path, version, result } => {
-                if self.panels.version_request == Some(request) {
-                    self.panels.version_request = None;
-                    self.tables.loading_version = None;
+                if self.tables.loading.is_some_and(|(r, _)| r == request) {
+                    self.tables.loading = None;
                     if self.tables.selected.as_ref() == Some(&path) {
                         self.tables.shown = Some((version, result));
                     }
                 }
             }
             Event::Compared { request, path, result } => {
-                if self.panels.compare_request == Some(request)
+                if self.tables.comparing == Some(request)
                     && self.tables.selected.as_ref() == Some(&path)
                 {
-                    self.panels.compare_request = None;
-                    self.tables.comparing = false;
+                    self.tables.comparing = None;
                     self.tables.diff = Some(result.map(|d| *d));
                 }
             }

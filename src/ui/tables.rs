@@ -35,11 +35,13 @@ pub struct TablesState {
     pub history_error: Option<String>,
     /// The version shown (time travel) and its rows.
     pub shown: Option<(i64, Result<VersionPreview, String>)>,
-    pub loading_version: Option<i64>,
+    /// The time-travel request in flight: (request, version).
+    pub loading: Option<(u64, i64)>,
     pub compare_from: Option<i64>,
     pub compare_to: Option<i64>,
     pub diff: Option<Result<VersionDiff, String>>,
-    pub comparing: bool,
+    /// The comparison request in flight.
+    pub comparing: Option<u64>,
 }
 
 impl TablesState {
@@ -185,7 +187,7 @@ fn timeline_ui(ui: &mut Ui, st: &mut TablesState, actions: &mut Vec<TablesAction
                     h.metrics_summary()
                 );
                 let shown = st.shown.as_ref().is_some_and(|(v, _)| *v == h.version)
-                    || st.loading_version == Some(h.version);
+                    || st.loading.is_some_and(|(_, v)| v == h.version);
                 if ui.selectable_label(shown, text).on_hover_text(hover).clicked() {
                     actions.push(TablesAction::ShowVersion(path.clone(), h.version));
                 }
@@ -195,7 +197,7 @@ fn timeline_ui(ui: &mut Ui, st: &mut TablesState, actions: &mut Vec<TablesAction
 }
 
 fn version_ui(ui: &mut Ui, st: &mut TablesState) {
-    if st.comparing {
+    if st.comparing.is_some() {
         ui.spinner();
     }
     // the tables fill the height left: nothing may come after them, or the panel grows
@@ -229,7 +231,7 @@ fn version_ui(ui: &mut Ui, st: &mut TablesState) {
     if st.diff.is_some() {
         return;
     }
-    if let Some(v) = st.loading_version {
+    if let Some((_, v)) = st.loading {
         ui.horizontal(|ui| {
             ui.spinner();
             ui.label(format!("reading version {v}…"));
