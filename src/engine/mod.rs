@@ -5,7 +5,6 @@
 
 pub mod batch;
 pub mod bench;
-pub mod checkpoint;
 pub mod delta;
 pub mod demo_data;
 pub mod error;
@@ -20,6 +19,9 @@ pub mod sinks;
 pub mod sources;
 pub mod stream;
 pub mod transforms;
+
+/// The checkpoint lives with the stream runtime; this keeps `engine::checkpoint` paths.
+pub use stream::checkpoint;
 
 use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};

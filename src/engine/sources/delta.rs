@@ -1,13 +1,18 @@
 //! Delta source in batch mode: `spark.read.format("delta").load(path)`, with time travel.
+//! As a stream ([`DeltaStream`]), each micro-batch reads the data files that new versions
+//! appended.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use datafusion::prelude::{DataFrame, SessionContext};
 use deltalake::DeltaTableBuilder;
 
-use crate::model::node::DeltaSource;
+use crate::model::NodeId;
+use crate::model::node::{DeltaSource, ParseMode};
 
+use super::super::checkpoint::SourceOffset;
 use super::super::{EngineError, Result, delta};
+use super::stream_source::{SourceData, empty, offset_mismatch};
 
 /// Opens the table at `path` as of the source's version or timestamp (latest if neither).
 pub async fn open_as_of(path: &Path, source: &DeltaSource) -> Result<deltalake::DeltaTable> {
@@ -123,4 +128,100 @@ pub async fn read_files_at(
     let table = deltalake::open_table_with_version(url, version as u64).await?;
     let provider = table.table_provider().with_file_paths(files).await?;
     Ok(ctx.read_table(provider)?)
+}
+
+/// A streaming Delta source's state between batches.
+pub(crate) struct DeltaStream {
+    node: NodeId,
+    path: PathBuf,
+    skip_change_commits: bool,
+    max_files: usize,
+    last: i64,
+    bound: Option<i64>,
+    backlog: u64,
+}
+
+impl DeltaStream {
+    /// Tails the table at `path` from the source's `startingVersion`.
+    pub fn new(node: NodeId, path: PathBuf, cfg: &DeltaSource) -> Self {
+        Self {
+            node,
+            path,
+            skip_change_commits: cfg.skip_change_commits,
+            max_files: cfg.max_files_per_trigger.unwrap_or(1000).max(1),
+            last: cfg.starting_version.map_or(-1, |v| v - 1),
+            bound: None,
+            backlog: 0,
+        }
+    }
+
+    pub fn node(&self) -> &NodeId {
+        &self.node
+    }
+
+    pub fn describe(&self) -> String {
+        format!("delta:{}", self.path.display())
+    }
+
+    pub fn backlog(&self) -> u64 {
+        self.backlog
+    }
+
+    /// Marks a batch's versions as processed.
+    pub fn advance(&mut self, offset: &SourceOffset) {
+        if let SourceOffset::Delta { end_version, .. } = offset {
+            self.last = self.last.max(*end_version);
+        }
+    }
+
+    /// availableNow: only the versions committed now.
+    pub async fn bind_available_now(&mut self) -> Result<()> {
+        self.bound = Some(match delta::try_open(&self.path).await? {
+            Some(t) => t.version().map_or(-1, |v| v as i64),
+            None => -1,
+        });
+        Ok(())
+    }
+
+    /// The next whole versions, up to about `maxFilesPerTrigger` new files.
+    pub async fn plan_next(&mut self) -> Result<SourceOffset> {
+        let latest = match delta::try_open(&self.path).await? {
+            Some(t) => t.version().map_or(-1, |v| v as i64),
+            None => -1,
+        };
+        let target = self.bound.map_or(latest, |b| b.min(latest));
+        // whole versions, until about max_files new files
+        let last = self.last;
+        let mut end = last;
+        let mut files = 0;
+        while end < target && (files < self.max_files || end == last) {
+            files += appended_files(&self.path, end, end + 1, self.skip_change_commits)?.len();
+            end += 1;
+        }
+        self.backlog = (target - end).max(0) as u64;
+        Ok(SourceOffset::Delta { start_version: last, end_version: end })
+    }
+
+    /// Reads exactly the files that the versions of `offset` appended.
+    pub async fn read(&self, ctx: &SessionContext, offset: &SourceOffset) -> Result<SourceData> {
+        let SourceOffset::Delta { start_version, end_version } = offset else {
+            return Err(offset_mismatch(offset, &self.describe()));
+        };
+        let path = &self.path;
+        let (files, stats_rows) =
+            appended_files_with_rows(path, *start_version, *end_version, self.skip_change_commits)?;
+        let df = if files.is_empty() {
+            let t = delta::open(path).await?;
+            let s = t.snapshot()?.snapshot().arrow_schema();
+            empty(ctx, s)?
+        } else {
+            read_files_at(ctx, path, *end_version, files).await?
+        };
+        // from the file statistics; only files without statistics are counted by a scan
+        let rows = match stats_rows {
+            Some(n) => n,
+            None => df.clone().count().await? as u64,
+        };
+        Ok(SourceData { df, rows, bad: Vec::new(), mode: ParseMode::Permissive })
+    }
 }

@@ -1,15 +1,25 @@
 //! Files source: JSON lines, CSV or Parquet files in a folder, like `spark.read.json(dir)`.
+//! As a stream ([`FileStream`]), each micro-batch reads the complete files not read before.
 
+use std::collections::HashSet;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
-use arrow::datatypes::Schema;
+use arrow::array::RecordBatch;
+use arrow::datatypes::{Schema, SchemaRef};
+use datafusion::datasource::MemTable;
 use datafusion::prelude::{
     CsvReadOptions, DataFrame, JsonReadOptions, ParquetReadOptions, SessionContext,
 };
+use tokio::sync::mpsc;
 
+use crate::model::NodeId;
 use crate::model::node::{FileFormat, FileSource};
 
+use super::super::checkpoint::{FileEntry, SourceOffset};
 use super::super::{EngineError, Result, schema};
+use super::json_lines;
+use super::stream_source::{SourceData, empty, offset_mismatch};
 
 /// Files under `dir` matching the source's glob, sorted by name (the order they are read).
 pub fn list_files(dir: &Path, source: &FileSource) -> Result<Vec<PathBuf>> {
@@ -140,4 +150,183 @@ pub fn list_with_sizes(dir: &Path, source: &FileSource) -> Result<Vec<ListedFile
         out.push(ListedFile { path, name, size: meta.len() });
     }
     Ok(out)
+}
+
+/// A files source's state between batches.
+pub(crate) struct FileStream {
+    node: NodeId,
+    cfg: FileSource,
+    dir: PathBuf,
+    schema: SchemaRef,
+    seen: HashSet<String>,
+    /// availableNow: only the files present at start.
+    bound: Option<HashSet<String>>,
+    backlog: u64,
+    _watcher: Option<notify::RecommendedWatcher>,
+}
+
+impl FileStream {
+    /// The source reading `dir`, with the declared (or inferred) schema; in notification mode
+    /// file events in `dir` wake the loop through `wake`.
+    pub async fn try_new(
+        ctx: &SessionContext,
+        node: NodeId,
+        cfg: &FileSource,
+        dir: PathBuf,
+        wake: &mpsc::Sender<()>,
+    ) -> Result<Self> {
+        let schema = match declared_schema(cfg)? {
+            Some(s) => s,
+            None => infer_schema(ctx, &dir, cfg).await?,
+        };
+        let schema = if cfg.format == FileFormat::Json {
+            json_lines::output_schema(&schema, cfg.parse_mode)
+        } else {
+            Arc::new(schema)
+        };
+        let watcher =
+            if cfg.use_notifications { Some(watch_folder(&dir, wake.clone())?) } else { None };
+        Ok(Self {
+            node,
+            cfg: cfg.clone(),
+            dir,
+            schema,
+            seen: HashSet::new(),
+            bound: None,
+            backlog: 0,
+            _watcher: watcher,
+        })
+    }
+
+    pub fn node(&self) -> &NodeId {
+        &self.node
+    }
+
+    pub fn describe(&self) -> String {
+        format!("files:{}:{}", self.cfg.format.as_str(), self.cfg.path)
+    }
+
+    pub fn schema_ddl(&self) -> String {
+        schema::schema_to_ddl(&self.schema)
+    }
+
+    pub fn backlog(&self) -> u64 {
+        self.backlog
+    }
+
+    /// Marks a batch's files as processed.
+    pub fn advance(&mut self, offset: &SourceOffset) {
+        if let SourceOffset::Files { files } = offset {
+            self.seen.extend(files.iter().map(|f| f.path.clone()));
+        }
+    }
+
+    /// availableNow: only the files listed now.
+    pub fn bind_available_now(&mut self) -> Result<()> {
+        let listed = list_with_sizes(&self.dir, &self.cfg)?;
+        self.bound = Some(listed.into_iter().map(|f| f.name).collect());
+        Ok(())
+    }
+
+    /// The complete files not read yet, up to `maxFilesPerTrigger` / `maxBytesPerTrigger`.
+    pub fn plan_next(&mut self) -> Result<SourceOffset> {
+        let cfg = &self.cfg;
+        let listed: Vec<ListedFile> = list_with_sizes(&self.dir, cfg)?
+            .into_iter()
+            .filter(|f| !self.seen.contains(&f.name))
+            .filter(|f| self.bound.as_ref().is_none_or(|b| b.contains(&f.name)))
+            .filter(|f| looks_complete(&f.path, cfg.format, f.size))
+            .collect();
+        let max_files = cfg.max_files_per_trigger.unwrap_or(1000);
+        let mut files = Vec::new();
+        let mut bytes = 0u64;
+        for f in &listed {
+            if files.len() >= max_files {
+                break;
+            }
+            if let Some(max) = cfg.max_bytes_per_trigger
+                && !files.is_empty()
+                && bytes + f.size > max
+            {
+                break;
+            }
+            bytes += f.size;
+            files.push(FileEntry { path: f.name.clone(), size: f.size });
+        }
+        self.backlog = (listed.len() - files.len()) as u64;
+        Ok(SourceOffset::Files { files })
+    }
+
+    /// Reads exactly the files of `offset`.
+    pub async fn read(&self, ctx: &SessionContext, offset: &SourceOffset) -> Result<SourceData> {
+        let SourceOffset::Files { files } = offset else {
+            return Err(offset_mismatch(offset, &self.describe()));
+        };
+        let (cfg, schema) = (&self.cfg, &self.schema);
+        let paths: Vec<PathBuf> = files.iter().map(|f| self.dir.join(&f.path)).collect();
+        if cfg.format == FileFormat::Json {
+            let (schema_in, mode) = (schema.clone(), cfg.parse_mode);
+            let decoded = tokio::task::spawn_blocking(move || -> Result<_> {
+                let mut batches = Vec::new();
+                let mut bad = Vec::new();
+                for (path, entry) in paths.iter().zip(files_names(&paths)) {
+                    let bytes = std::fs::read(path).map_err(|e| EngineError::io(path, e))?;
+                    let d = json_lines::decode(&entry, &bytes, &strip_rescued(&schema_in), mode)?;
+                    batches.extend(d.batches);
+                    bad.extend(d.bad);
+                }
+                Ok((batches, bad))
+            })
+            .await
+            .map_err(|e| EngineError::Config(format!("reader task failed: {e}")))??;
+            let (batches, bad) = decoded;
+            let out_schema = json_lines::output_schema(&strip_rescued(schema), mode);
+            let rows = batches.iter().map(RecordBatch::num_rows).sum::<usize>() as u64;
+            let df = ctx.read_table(Arc::new(MemTable::try_new(out_schema, vec![batches])?))?;
+            Ok(SourceData { df, rows, bad, mode })
+        } else {
+            let df = if paths.is_empty() {
+                empty(ctx, schema.clone())?
+            } else {
+                read_files(ctx, &paths, &with_schema(cfg, schema)).await?
+            };
+            let rows = df.clone().count().await? as u64;
+            Ok(SourceData { df, rows, bad: Vec::new(), mode: cfg.parse_mode })
+        }
+    }
+}
+
+/// Wakes the loop on file events in `dir` (notification mode).
+fn watch_folder(dir: &Path, wake: mpsc::Sender<()>) -> Result<notify::RecommendedWatcher> {
+    use notify::Watcher;
+    std::fs::create_dir_all(dir).map_err(|e| EngineError::io(dir, e))?;
+    let mut watcher = notify::recommended_watcher(move |event: notify::Result<notify::Event>| {
+        if event.is_ok() {
+            let _ = wake.try_send(()); // a full channel already holds a wake-up
+        }
+    })
+    .map_err(|e| EngineError::Config(format!("cannot watch {}: {e}", dir.display())))?;
+    watcher
+        .watch(dir, notify::RecursiveMode::NonRecursive)
+        .map_err(|e| EngineError::Config(format!("cannot watch {}: {e}", dir.display())))?;
+    Ok(watcher)
+}
+
+fn files_names(paths: &[PathBuf]) -> Vec<String> {
+    paths.iter().map(|p| p.to_string_lossy().into_owned()).collect()
+}
+
+fn strip_rescued(schema: &Schema) -> Schema {
+    Schema::new(
+        schema
+            .fields()
+            .iter()
+            .filter(|f| f.name() != crate::model::node::RESCUED_DATA_COLUMN)
+            .cloned()
+            .collect::<Vec<_>>(),
+    )
+}
+
+fn with_schema(cfg: &FileSource, schema: &SchemaRef) -> FileSource {
+    FileSource { schema: Some(schema::schema_to_ddl(schema)), ..cfg.clone() }
 }

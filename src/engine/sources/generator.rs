@@ -4,14 +4,22 @@
 //! source is replayable, as exactly-once needs. Columns are built as Arrow arrays directly.
 
 use std::sync::Arc;
+use std::time::Instant;
 
 use arrow::array::{ArrayRef, Int64Array, ListBuilder, RecordBatch, StringBuilder, StructArray};
 use arrow::datatypes::{DataType, Field, Fields, Schema, SchemaRef};
+use datafusion::datasource::MemTable;
+use datafusion::prelude::SessionContext;
 use rand::SeedableRng;
 use rand::rngs::StdRng;
 
+use crate::model::NodeId;
+use crate::model::node::{GeneratorSource, ParseMode};
+
 use super::super::Result;
+use super::super::checkpoint::SourceOffset;
 use super::super::demo_data::{random_user, user_id};
+use super::stream_source::{SourceData, offset_mismatch};
 
 pub fn schema() -> SchemaRef {
     let skills = DataType::List(Arc::new(Field::new("element", DataType::Utf8, true)));
@@ -100,6 +108,89 @@ fn generate_batch(seed: u64, start: u64, end: u64) -> Result<RecordBatch> {
             Arc::new(employment),
         ],
     )?)
+}
+
+/// A generator source's state between batches.
+pub(crate) struct GeneratorStream {
+    node: NodeId,
+    seed: u64,
+    rows_per_second: u64,
+    max_rows: Option<u64>,
+    next: u64,
+    run_start: Instant,
+    run_start_row: u64,
+    bound: Option<u64>,
+}
+
+impl GeneratorStream {
+    pub fn new(node: NodeId, cfg: &GeneratorSource) -> Self {
+        Self {
+            node,
+            seed: cfg.seed,
+            rows_per_second: cfg.rows_per_second,
+            max_rows: cfg.max_rows,
+            next: 0,
+            run_start: Instant::now(),
+            run_start_row: 0,
+            bound: None,
+        }
+    }
+
+    pub fn node(&self) -> &NodeId {
+        &self.node
+    }
+
+    pub fn describe(&self) -> String {
+        format!("generator:seed={}", self.seed)
+    }
+
+    pub fn backlog(&self) -> u64 {
+        0
+    }
+
+    /// Marks a batch's rows as generated.
+    pub fn advance(&mut self, offset: &SourceOffset) {
+        if let SourceOffset::Generator { end, .. } = offset {
+            self.next = self.next.max(*end);
+        }
+    }
+
+    /// The rate counts from now, from the next row to generate.
+    pub fn restart_clock(&mut self) {
+        self.run_start = Instant::now();
+        self.run_start_row = self.next;
+    }
+
+    /// availableNow: up to `max_rows`, or one second's worth of rows.
+    pub fn bind_available_now(&mut self) -> Result<()> {
+        self.bound = Some(self.max_rows.unwrap_or(self.next + self.rows_per_second));
+        Ok(())
+    }
+
+    /// The rows due since the run started, at most ten seconds' worth.
+    pub fn plan_next(&mut self) -> Result<SourceOffset> {
+        let end = match self.bound {
+            Some(b) => b,
+            None => {
+                let due = self.run_start_row
+                    + (self.run_start.elapsed().as_secs_f64() * self.rows_per_second as f64) as u64;
+                self.max_rows.map_or(due, |m| due.min(m))
+            }
+        };
+        // bounded batches: at most ten seconds' worth of rows at a time
+        let end = end.min(self.next + (self.rows_per_second * 10).max(1));
+        Ok(SourceOffset::Generator { start: self.next, end: end.max(self.next) })
+    }
+
+    /// Generates exactly the rows of `offset`.
+    pub fn read(&self, ctx: &SessionContext, offset: &SourceOffset) -> Result<SourceData> {
+        let SourceOffset::Generator { start, end } = offset else {
+            return Err(offset_mismatch(offset, &self.describe()));
+        };
+        let batches = generate(self.seed, *start, *end, 8192)?;
+        let df = ctx.read_table(Arc::new(MemTable::try_new(schema(), vec![batches])?))?;
+        Ok(SourceData { df, rows: end - start, bad: Vec::new(), mode: ParseMode::Permissive })
+    }
 }
 
 #[cfg(test)]

@@ -4,7 +4,7 @@
 //! the lag display) see progress.
 
 use std::collections::{BTreeMap, HashMap};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use arrow::array::{
@@ -12,15 +12,21 @@ use arrow::array::{
     StructBuilder, TimestampMicrosecondBuilder,
 };
 use arrow::datatypes::{DataType, Field, Fields, Schema, SchemaRef, TimeUnit};
+use datafusion::datasource::MemTable;
+use datafusion::prelude::SessionContext;
 use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer};
 use rdkafka::message::{Headers, Message};
 use rdkafka::{Offset, TopicPartitionList};
 
+use crate::model::NodeId;
 use crate::model::env;
-use crate::model::node::KafkaSource;
+use crate::model::node::{KafkaSource, ParseMode};
 
+use super::super::checkpoint::{SourceOffset, now_ms};
 use super::super::{EngineError, Result};
+use super::blocking;
+use super::stream_source::{SourceData, offset_mismatch};
 
 /// How long one metadata or watermark request may take before the broker counts as away.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(5);
@@ -389,6 +395,193 @@ impl BatchBuilder {
             Arc::new(self.headers.finish()),
         ];
         Ok(RecordBatch::try_new(schema(), cols)?)
+    }
+}
+
+/// Kafka messages fetched while planning a batch: its offset ranges and the data.
+type Prefetched = (BTreeMap<String, [i64; 2]>, Vec<RecordBatch>);
+
+/// A Kafka source's state between batches.
+pub(crate) struct KafkaStream {
+    node: NodeId,
+    cfg: KafkaSource,
+    client: Arc<KafkaClient>,
+    /// Next offset to read per `topic:partition`.
+    next: BTreeMap<String, i64>,
+    /// Whether the checkpoint had offsets (then `startingOffsets` no longer applies).
+    started: bool,
+    /// availableNow: only messages stamped before the query started (ms since epoch).
+    bound: Option<i64>,
+    /// Messages fetched while planning, for the batch that reads exactly them.
+    prefetched: Mutex<Option<Prefetched>>,
+    lag: BTreeMap<String, i64>,
+    warnings: Vec<String>,
+}
+
+impl KafkaStream {
+    /// The source with its client in consumer group `group` (used for progress only).
+    pub fn try_new(node: NodeId, cfg: &KafkaSource, group: &str) -> Result<Self> {
+        let client = KafkaClient::new(cfg, group)?;
+        Ok(Self {
+            node,
+            cfg: cfg.clone(),
+            client: Arc::new(client),
+            next: BTreeMap::new(),
+            started: false,
+            bound: None,
+            prefetched: Mutex::new(None),
+            lag: BTreeMap::new(),
+            warnings: Vec::new(),
+        })
+    }
+
+    pub fn node(&self) -> &NodeId {
+        &self.node
+    }
+
+    pub fn describe(&self) -> String {
+        match &self.cfg.subscribe_pattern {
+            Some(p) => format!("kafka:pattern={p}"),
+            None => format!("kafka:{}", self.cfg.subscribe.join(",")),
+        }
+    }
+
+    pub fn backlog(&self) -> u64 {
+        self.lag.values().map(|l| (*l).max(0) as u64).sum()
+    }
+
+    /// Per `topic:partition`, end offset minus processed offset.
+    pub fn lag(&self) -> BTreeMap<String, i64> {
+        self.lag.clone()
+    }
+
+    /// Data-loss warnings of the last planning, drained.
+    pub fn take_warnings(&mut self) -> Vec<String> {
+        std::mem::take(&mut self.warnings)
+    }
+
+    /// Marks a batch's offset ranges as processed.
+    pub fn advance(&mut self, offset: &SourceOffset) {
+        if let SourceOffset::Kafka { ranges } = offset {
+            self.started = true;
+            for (tp, [_, end]) in ranges {
+                let n = self.next.entry(tp.clone()).or_insert(*end);
+                *n = (*n).max(*end);
+            }
+        }
+    }
+
+    /// Commits the processed offsets to the consumer group (for progress tracking only).
+    pub fn commit_for_progress(&self) {
+        self.client.commit_for_progress(&self.next);
+    }
+
+    /// availableNow: only messages stamped before now.
+    pub async fn bind_available_now(&mut self) -> Result<()> {
+        // fail early (and wait) if the brokers are away
+        let client = self.client.clone();
+        blocking(move || client.partitions()).await?;
+        self.bound = Some(now_ms());
+        Ok(())
+    }
+
+    /// The next offset ranges per partition; fetches their messages for [`Self::read`].
+    pub async fn plan_next(&mut self) -> Result<SourceOffset> {
+        let cfg = &self.cfg;
+        let meta_client = self.client.clone();
+        let marks = blocking(move || {
+            let client = meta_client;
+            let mut marks = BTreeMap::new();
+            for (t, p) in client.partitions()? {
+                marks.insert(tp_key(&t, p), client.watermarks(&t, p)?);
+            }
+            Ok(marks)
+        })
+        .await?;
+        let starting = match cfg.starting_offsets.as_deref().map(str::trim) {
+            None | Some("earliest") => None,
+            Some("latest") => Some(BTreeMap::new()),
+            Some(json) => Some(parse_starting_offsets(json)?),
+        };
+        let latest = cfg.starting_offsets.as_deref().map(str::trim) == Some("latest");
+        let mut ranges = BTreeMap::new();
+        for (tp, (low, high)) in &marks {
+            let start = match self.next.get(tp) {
+                Some(n) => *n,
+                // a partition seen for the first time: startingOffsets for a new
+                // query, earliest for a partition added later (as Spark)
+                None if !self.started && latest => *high,
+                None if !self.started => match starting.as_ref().and_then(|s| s.get(tp)) {
+                    Some(-1) => *high,
+                    Some(o) if *o >= 0 => *o,
+                    _ => *low,
+                },
+                None => *low,
+            };
+            let start = if start < *low {
+                if cfg.fail_on_data_loss {
+                    return Err(EngineError::Config(format!(
+                        "offsets {start}..{low} of {tp} were deleted (retention) before they were read; set failOnDataLoss = false to continue from offset {low}"
+                    )));
+                }
+                self.warnings.push(format!(
+                    "offsets {start}..{low} of {tp} were deleted before they were read; continuing from {low} (failOnDataLoss = false)"
+                ));
+                *low
+            } else {
+                start
+            };
+            ranges.insert(tp.clone(), [start, start]);
+        }
+        for tp in self.next.keys() {
+            if !marks.contains_key(tp) {
+                let msg = format!("partition {tp} is gone from the topic");
+                if cfg.fail_on_data_loss {
+                    return Err(EngineError::Config(format!(
+                        "{msg}; set failOnDataLoss = false to continue without it"
+                    )));
+                }
+                self.warnings.push(msg);
+            }
+        }
+        let starts: BTreeMap<String, i64> =
+            ranges.iter().map(|(k, [s, _])| (k.clone(), *s)).collect();
+        let (client, max, until) = (self.client.clone(), cfg.max_offsets_per_trigger, self.bound);
+        let (ranges, batches) = blocking(move || {
+            // availableNow drains in big batches; a live stream keeps batches short
+            let max_fetch = Duration::from_millis(if until.is_some() { 2000 } else { 200 });
+            client.fetch_new(&starts, max, until, Duration::from_millis(150), max_fetch)
+        })
+        .await?;
+        // lag as far as the broker's end offsets tell (they may lag behind themselves)
+        self.lag = ranges
+            .iter()
+            .map(|(tp, [_, e])| (tp.clone(), marks.get(tp).map_or(0, |(_, h)| (h - e).max(0))))
+            .collect();
+        if let Ok(p) = self.prefetched.get_mut() {
+            *p = Some((ranges.clone(), batches));
+        }
+        Ok(SourceOffset::Kafka { ranges })
+    }
+
+    /// Reads exactly the offset ranges of `offset` (prefetched while planning, unless replayed).
+    pub async fn read(&self, ctx: &SessionContext, offset: &SourceOffset) -> Result<SourceData> {
+        let SourceOffset::Kafka { ranges } = offset else {
+            return Err(offset_mismatch(offset, &self.describe()));
+        };
+        let fetched = self.prefetched.lock().ok().and_then(|mut p| p.take());
+        let batches = match fetched {
+            Some((r, batches)) if &r == ranges => batches,
+            // a replay after a restart: read the same offsets again
+            _ => {
+                let (client, ranges) = (self.client.clone(), ranges.clone());
+                blocking(move || client.read(&ranges)).await?
+            }
+        };
+        let rows = batches.iter().map(RecordBatch::num_rows).sum::<usize>() as u64;
+        let table = MemTable::try_new(schema(), vec![batches])?;
+        let df = ctx.read_table(Arc::new(table))?;
+        Ok(SourceData { df, rows, bad: Vec::new(), mode: ParseMode::Permissive })
     }
 }
 

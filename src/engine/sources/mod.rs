@@ -1,7 +1,20 @@
-//! Sources: where a pipeline's data comes from. One file per kind.
+//! Sources: where a pipeline's data comes from. One file per kind; [`stream_source`] ties the
+//! streaming ones together for the micro-batch runtime.
 
 pub mod delta;
 pub mod files;
 pub mod generator;
 pub mod json_lines;
 pub mod kafka;
+pub(crate) mod stream_source;
+
+use super::{EngineError, Result};
+
+/// Runs blocking client calls (rdkafka) off the async workers.
+pub(crate) async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> Result<T> + Send + 'static,
+) -> Result<T> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|e| EngineError::Config(format!("worker task failed: {e}")))?
+}

@@ -13,7 +13,7 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-use super::{EngineError, Result};
+use super::super::{EngineError, Result};
 
 /// One file taken by a files source.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]

@@ -1,0 +1,21 @@
+//! The micro-batch loop: triggers, the checkpoint protocol, idempotent Delta commits, progress.
+//!
+//! Per batch N: plan each source's offsets and write `offsets/N` (atomically) before reading;
+//! read exactly that data; run the transforms; commit each Delta sink with the application
+//! transaction `(<query id>/<sink id>, N)`, skipping a sink whose table already has it; write
+//! `commits/N`. A restart replays a batch that has offsets but no commit, with the same
+//! offsets, so every input record lands exactly once.
+//!
+//! `runtime` runs the loop, `microbatch` one batch, `progress` is what they report,
+//! `quarantine` keeps malformed records and `checkpoint` the offsets and commits logs. The
+//! sources they drive are in `sources::stream_source`.
+
+pub mod checkpoint;
+mod microbatch;
+mod progress;
+mod quarantine;
+mod runtime;
+
+pub use progress::{BadRecordCounts, SourceProgress, StreamProgress, StreamSummary};
+pub use quarantine::quarantine_schema;
+pub use runtime::{CrashPoint, StreamOptions, checkpoint_dir, run_stream};

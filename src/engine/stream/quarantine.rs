@@ -1,0 +1,90 @@
+//! The quarantine table: malformed records dropped in `drop_malformed` mode, with where they
+//! came from and why, committed once per batch.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use arrow::array::{Int64Array, RecordBatch, StringArray, TimestampMicrosecondArray};
+use arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
+use deltalake::kernel::Transaction;
+
+use crate::model::{NodeId, Pipeline, Project};
+
+use super::super::Result;
+use super::super::delta::{self, CommitMeta};
+use super::super::sources::json_lines::BadRecord;
+use super::checkpoint::Metadata;
+use super::microbatch::committed_version;
+
+/// The quarantine table: next to the first sink (`bronze/users_quarantine`).
+pub(super) fn quarantine_path(
+    first_sink: Option<&Path>,
+    root: &Path,
+    pipeline: &Pipeline,
+) -> PathBuf {
+    match first_sink {
+        Some(p) => {
+            let name = p.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+            p.with_file_name(format!("{name}_quarantine"))
+        }
+        None => root.join("_quarantine").join(&pipeline.name),
+    }
+}
+
+/// The columns of the quarantine table.
+pub fn quarantine_schema() -> SchemaRef {
+    Arc::new(Schema::new(vec![
+        Field::new("source_node", DataType::Utf8, false),
+        Field::new("file", DataType::Utf8, true),
+        Field::new("line", DataType::Int64, true),
+        Field::new("raw", DataType::Utf8, true),
+        Field::new("reason", DataType::Utf8, false),
+        Field::new("batch_id", DataType::Int64, false),
+        Field::new(
+            "quarantined_at",
+            DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into())),
+            false,
+        ),
+    ]))
+}
+
+pub(super) async fn write_quarantine(
+    table: &Path,
+    meta: &Metadata,
+    pipeline: &Pipeline,
+    project: &Project,
+    batch_id: u64,
+    records: &[(NodeId, BadRecord)],
+) -> Result<()> {
+    let app_id = format!("{}/quarantine", meta.id);
+    if committed_version(table, &app_id, batch_id).await?.is_some() {
+        return Ok(());
+    }
+    let n = records.len();
+    let now = chrono::Utc::now().timestamp_micros();
+    let batch = RecordBatch::try_new(
+        quarantine_schema(),
+        vec![
+            Arc::new(StringArray::from_iter_values(records.iter().map(|(n, _)| n.as_str()))),
+            Arc::new(StringArray::from_iter(records.iter().map(|(_, r)| Some(r.file.as_str())))),
+            Arc::new(Int64Array::from_iter(records.iter().map(|(_, r)| Some(r.line as i64)))),
+            Arc::new(StringArray::from_iter(records.iter().map(|(_, r)| Some(r.raw.as_str())))),
+            Arc::new(StringArray::from_iter_values(records.iter().map(|(_, r)| r.reason.as_str()))),
+            Arc::new(Int64Array::from(vec![batch_id as i64; n])),
+            Arc::new(TimestampMicrosecondArray::from(vec![now; n]).with_timezone("UTC")),
+        ],
+    )?;
+    let props = CommitMeta {
+        project: project.name.clone(),
+        pipeline: pipeline.name.clone(),
+        node: "quarantine".into(),
+    }
+    .properties()
+    .with_application_transaction(Transaction::new(&app_id, batch_id as i64));
+    let t = delta::open_for_write(table).await?;
+    t.write(vec![batch])
+        .with_save_mode(deltalake::protocol::SaveMode::Append)
+        .with_commit_properties(props)
+        .await?;
+    Ok(())
+}

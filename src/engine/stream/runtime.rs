@@ -1,0 +1,260 @@
+//! The micro-batch loop: triggers, restoring from the checkpoint, planning and logging each
+//! batch's offsets, waiting for the next trigger (or the broker). One batch's work is in
+//! `microbatch`; the sources are driven through `StreamSource` without knowing their kinds.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use tokio::sync::{mpsc, watch};
+
+use crate::model::{Pipeline, Project, Trigger};
+
+use super::super::delta;
+use super::super::events::RunEvent;
+use super::super::sources::stream_source::{StreamSource, build_sources};
+use super::super::{EngineError, NodeContext, Result};
+use super::checkpoint::{Checkpoint, CommitEntry, Metadata, OffsetsEntry, SourceOffset, now_ms};
+use super::microbatch::run_batch;
+use super::progress::StreamSummary;
+
+/// Where a test makes the runtime stop as if the process died.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CrashPoint {
+    /// `offsets/N` written, nothing read yet.
+    AfterOffsets,
+    /// Every sink committed to Delta, `commits/N` not yet written.
+    AfterSinkCommit,
+}
+
+/// How a stream runs.
+#[derive(Clone, Debug)]
+pub struct StreamOptions {
+    /// Overrides the pipeline's trigger with `availableNow`.
+    pub available_now: bool,
+    /// Becomes true to ask for a clean stop after the batch in flight.
+    pub stop: watch::Receiver<bool>,
+    /// Tests: fail with [`EngineError::InjectedCrash`] at this point of this batch.
+    pub crash_at: Option<(CrashPoint, u64)>,
+    /// Count rows and time along every edge (see `meter`).
+    pub meter_edges: bool,
+}
+
+impl StreamOptions {
+    pub fn new(available_now: bool) -> Self {
+        let (_tx, rx) = watch::channel(false);
+        Self { available_now, stop: rx, crash_at: None, meter_edges: false }
+    }
+}
+
+/// The pipeline's checkpoint folder: its `checkpoint` setting, or `_checkpoints/<pipeline>`.
+pub fn checkpoint_dir(pipeline: &Pipeline, root: &Path) -> Result<PathBuf> {
+    let rel = match &pipeline.checkpoint {
+        Some(c) => crate::model::env::expand(c)?,
+        None => format!("_checkpoints/{}", pipeline.name),
+    };
+    Ok(delta::resolve(root, &rel))
+}
+
+/// Source schemas as DDL, for the checkpoint metadata.
+fn source_schemas(sources: &[StreamSource]) -> BTreeMap<String, String> {
+    sources.iter().filter_map(|s| Some((s.node().to_string(), s.schema_ddl()?))).collect()
+}
+
+/// Runs one stream pipeline until its trigger says stop (or `opts.stop`).
+pub async fn run_stream(
+    project: &Project,
+    pipeline: &Pipeline,
+    root: &Path,
+    opts: &StreamOptions,
+    on_event: &(dyn Fn(RunEvent) + Send + Sync),
+) -> Result<StreamSummary> {
+    let trigger = if opts.available_now {
+        Trigger::AvailableNow
+    } else {
+        pipeline.trigger.unwrap_or_default()
+    };
+    let (wake_tx, mut wake_rx) = mpsc::channel::<()>(1);
+    let mut sources = build_sources(project, pipeline, root, &wake_tx).await?;
+    let cp = Checkpoint::new(checkpoint_dir(pipeline, root)?);
+    let meta = cp.open(Metadata {
+        id: uuid::Uuid::new_v4().to_string(),
+        pipeline: pipeline.name.clone(),
+        sources: sources.iter().map(|s| (s.node().to_string(), s.describe())).collect(),
+        schemas: source_schemas(&sources),
+        created_at: chrono::Utc::now().to_rfc3339(),
+    })?;
+    // restore: every committed batch's offsets are processed
+    let last_committed = cp.last_committed()?;
+    for entry in cp.all_offsets()? {
+        if last_committed.is_some_and(|c| entry.batch_id <= c) {
+            for s in sources.iter_mut() {
+                if let Some(o) = entry.sources.get(s.node().as_str()) {
+                    s.advance(o);
+                }
+            }
+        }
+    }
+    for s in sources.iter_mut() {
+        s.restart_clock();
+    }
+    if matches!(trigger, Trigger::AvailableNow | Trigger::Once) {
+        for s in sources.iter_mut() {
+            loop {
+                match s.bind_available_now().await.at_node(&pipeline.name, s.node()) {
+                    Err(e) if e.is_retryable() && !*opts.stop.borrow() => {
+                        waiting(pipeline, &e, on_event);
+                        tokio::time::sleep(Duration::from_secs(1)).await;
+                    }
+                    other => break other?,
+                }
+            }
+        }
+    }
+    let mut batch_id = last_committed.map_or(0, |c| c + 1);
+    let mut summary = StreamSummary::default();
+    let mut stop = opts.stop.clone();
+    on_event(RunEvent::PipelineStarted { pipeline: pipeline.name.clone() });
+    let run_started = Instant::now();
+    let mut idle = false;
+    // Spark's inputRowsPerSecond: rows over the time since the previous batch started
+    let mut previous_batch_started: Option<Instant> = None;
+    loop {
+        if *stop.borrow() {
+            break;
+        }
+        let batch_started = Instant::now();
+        let planned = Instant::now();
+        let (entry, replayed) = match cp.offsets(batch_id)? {
+            Some(entry) => (entry, true),
+            None => {
+                let mut offsets = BTreeMap::new();
+                let mut away = None;
+                for s in sources.iter_mut() {
+                    match s.plan_next().await.at_node(&pipeline.name, s.node()) {
+                        Ok(o) => {
+                            offsets.insert(s.node().to_string(), o);
+                        }
+                        Err(e) if e.is_retryable() => {
+                            away = Some(e);
+                            break;
+                        }
+                        Err(e) => return Err(e),
+                    }
+                    for w in s.take_warnings() {
+                        on_event(RunEvent::Warning {
+                            pipeline: pipeline.name.clone(),
+                            node: Some(s.node().clone()),
+                            message: w,
+                        });
+                    }
+                }
+                if let Some(e) = away {
+                    waiting(pipeline, &e, on_event);
+                    wait(1000, Instant::now(), &mut stop, &mut wake_rx).await;
+                    continue;
+                }
+                if offsets.values().all(SourceOffset::is_empty) {
+                    match trigger {
+                        Trigger::AvailableNow | Trigger::Once => break,
+                        Trigger::Interval { interval_ms } => {
+                            if !idle {
+                                idle = true;
+                                on_event(RunEvent::Idle { pipeline: pipeline.name.clone() });
+                            }
+                            wait(interval_ms, batch_started, &mut stop, &mut wake_rx).await;
+                            continue;
+                        }
+                    }
+                }
+                let entry = OffsetsEntry { batch_id, timestamp_ms: now_ms(), sources: offsets };
+                cp.write_offsets(&entry)?;
+                (entry, false)
+            }
+        };
+        let plan_ms = planned.elapsed().as_millis() as u64;
+        if opts.crash_at == Some((CrashPoint::AfterOffsets, batch_id)) {
+            return Err(EngineError::InjectedCrash("after offsets"));
+        }
+        let progress =
+            match run_batch(project, pipeline, root, &meta, &sources, &entry, replayed, opts).await
+            {
+                Ok(p) => p,
+                Err(e) if e.is_retryable() => {
+                    // offsets/N stays: the same batch is replayed when the broker is back
+                    waiting(pipeline, &e, on_event);
+                    wait(1000, Instant::now(), &mut stop, &mut wake_rx).await;
+                    continue;
+                }
+                Err(e) => return Err(e),
+            };
+        cp.write_commit(&CommitEntry {
+            batch_id,
+            timestamp_ms: now_ms(),
+            sinks: progress.sinks.clone(),
+        })?;
+        for s in sources.iter_mut() {
+            if let Some(o) = entry.sources.get(s.node().as_str()) {
+                s.advance(o);
+            }
+            s.after_commit();
+        }
+        let mut progress = progress;
+        for (node, sp) in progress.sources.iter_mut() {
+            if let Some(s) = sources.iter().find(|s| s.node().as_str() == node) {
+                sp.backlog = s.backlog();
+                if let Some(lag) = s.lag() {
+                    sp.lag = Some(lag);
+                }
+            }
+        }
+        progress.duration_ms.insert("total".into(), batch_started.elapsed().as_millis() as u64);
+        if let Some(prev) = previous_batch_started.replace(batch_started) {
+            let secs = batch_started.duration_since(prev).as_secs_f64().max(1e-3);
+            progress.input_rows_per_second = progress.num_input_rows as f64 / secs;
+        }
+        progress.duration_ms.insert("plan".into(), plan_ms);
+        summary.batches += 1;
+        summary.rows_written += progress.rows_per_node.values().sum::<u64>();
+        on_event(RunEvent::BatchCompleted(Box::new(progress)));
+        idle = false;
+        batch_id += 1;
+        match trigger {
+            Trigger::Once => break,
+            Trigger::AvailableNow => {}
+            Trigger::Interval { interval_ms } => {
+                wait(interval_ms, batch_started, &mut stop, &mut wake_rx).await;
+            }
+        }
+    }
+    on_event(RunEvent::PipelineFinished {
+        pipeline: pipeline.name.clone(),
+        rows_written: summary.rows_written,
+        duration_ms: run_started.elapsed().as_millis() as u64,
+        stopped: *stop.borrow(),
+    });
+    Ok(summary)
+}
+
+fn waiting(pipeline: &Pipeline, e: &EngineError, on_event: &(dyn Fn(RunEvent) + Send + Sync)) {
+    on_event(RunEvent::Warning {
+        pipeline: pipeline.name.clone(),
+        node: e.node().cloned(),
+        message: format!("waiting for the broker: {}", e.detail()),
+    });
+}
+
+/// Sleeps until the next trigger time, a file event, or a stop request.
+async fn wait(
+    interval_ms: u64,
+    since: Instant,
+    stop: &mut watch::Receiver<bool>,
+    wake: &mut mpsc::Receiver<()>,
+) {
+    let deadline = since + Duration::from_millis(interval_ms);
+    tokio::select! {
+        _ = tokio::time::sleep_until(deadline.into()) => {}
+        _ = stop.changed() => {}
+        _ = wake.recv() => {}
+    }
+}
