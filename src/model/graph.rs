@@ -134,7 +134,31 @@ impl From<Trigger> for String {
     }
 }
 
-/// `500ms`, `2s`, `2 seconds`, `1 minute`, `0` → milliseconds.
+/// How the watermarks of several Watermark nodes combine into the global one.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum WatermarkPolicy {
+    /// The slowest input decides: nothing is late that any input still waits for.
+    #[default]
+    Min,
+    /// The fastest input decides: rows of a slower input may become late.
+    Max,
+}
+
+impl WatermarkPolicy {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            WatermarkPolicy::Min => "min",
+            WatermarkPolicy::Max => "max",
+        }
+    }
+}
+
+fn is_default_policy(p: &WatermarkPolicy) -> bool {
+    *p == WatermarkPolicy::Min
+}
+
+/// `500ms`, `2s`, `2 seconds`, `1 minute`, `10 minutes`, `1 day`, `0` → milliseconds.
 pub fn parse_duration_ms(text: &str) -> Option<u64> {
     let t = text.trim();
     let split = t.find(|c: char| !c.is_ascii_digit() && c != '.').unwrap_or(t.len());
@@ -145,6 +169,7 @@ pub fn parse_duration_ms(text: &str) -> Option<u64> {
         "s" | "sec" | "second" | "seconds" => 1000.0,
         "m" | "min" | "minute" | "minutes" => 60_000.0,
         "h" | "hour" | "hours" => 3_600_000.0,
+        "d" | "day" | "days" => 86_400_000.0,
         _ => return None,
     };
     (n >= 0.0).then(|| (n * factor).round() as u64)
@@ -166,6 +191,11 @@ pub struct Pipeline {
     /// (default `_checkpoints/<pipeline name>`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub checkpoint: Option<String>,
+    /// Streams with several Watermark nodes: the global watermark is their minimum (default)
+    /// or maximum (Spark's `spark.sql.streaming.multipleWatermarkPolicy`). Fixed in the
+    /// checkpoint at the first start.
+    #[serde(default, skip_serializing_if = "is_default_policy")]
+    pub watermark_policy: WatermarkPolicy,
     #[serde(default)]
     pub nodes: Vec<Node>,
     #[serde(default)]

@@ -8,9 +8,10 @@ pub mod env;
 pub mod graph;
 pub mod node;
 pub mod project;
+pub mod streaming;
 pub mod validate;
 
-pub use graph::{Edge, GraphError, NodeId, Pipeline, PipelineMode, Pos, Trigger};
+pub use graph::{Edge, GraphError, NodeId, Pipeline, PipelineMode, Pos, Trigger, WatermarkPolicy};
 pub use node::{Node, NodeKind, NodeRole};
 pub use project::{Project, ProjectError};
 pub use validate::{Diagnostic, Severity};

@@ -54,6 +54,7 @@ pub enum NodeKind {
     Distinct(Distinct),
     Deduplicate(Deduplicate),
     Aggregate(Aggregate),
+    Watermark(Watermark),
     DeltaSink(DeltaSink),
     KafkaSink(KafkaSink),
 }
@@ -411,6 +412,11 @@ pub struct Join {
     pub how: JoinHow,
     /// Key pairs `[left_column, right_column]`.
     pub on: Vec<[String; 2]>,
+    /// Extra join condition in SQL over `left.` and `right.` columns; for a stream-stream join
+    /// the time range that bounds its state, e.g.
+    /// `right.click_time BETWEEN left.shown_at AND left.shown_at + INTERVAL '1 hour'`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub condition: Option<String>,
 }
 
 /// `distinct()`.
@@ -418,11 +424,81 @@ pub struct Join {
 #[serde(deny_unknown_fields)]
 pub struct Distinct {}
 
-/// `dropDuplicates(keys)`: the first row of each key.
+/// `dropDuplicates(keys)`: the first row of each key. In a stream the keys seen are kept in
+/// state across batches (evicted by the watermark when an event-time column is a key);
+/// `within_watermark` is `dropDuplicatesWithinWatermark(keys)`.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Deduplicate {
     pub keys: Vec<String>,
+    /// Streams: `dropDuplicatesWithinWatermark`: a key is remembered until the watermark
+    /// passes its event time + the watermark delay (needs a Watermark upstream).
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub within_watermark: bool,
+}
+
+/// `withWatermark(column, delay)`: event time for the stateful nodes downstream.
+///
+/// The watermark is the largest event time seen minus `delay`; it never goes back and takes
+/// effect from the next micro-batch, as in Spark. Rows at or below the previous batch's
+/// watermark are late where a stateful node would drop them: always counted, and with
+/// `late_rows = "quarantine"` written to the pipeline's quarantine table.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Watermark {
+    /// The event-time column (a TIMESTAMP).
+    pub column: String,
+    /// `"10 minutes"`, `"30 seconds"`, `"1 hour"`.
+    pub delay: String,
+    #[serde(default, skip_serializing_if = "is_default")]
+    pub late_rows: LateRows,
+}
+
+/// What happens to a late row (beyond counting it).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LateRows {
+    /// Dropped and counted, as Spark does.
+    #[default]
+    Drop,
+    /// Dropped, counted and written to the quarantine table with the reason.
+    Quarantine,
+}
+
+impl LateRows {
+    pub const ALL: [LateRows; 2] = [LateRows::Drop, LateRows::Quarantine];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            LateRows::Drop => "drop",
+            LateRows::Quarantine => "quarantine",
+        }
+    }
+}
+
+/// Spark's output modes, on a stream's sinks.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum OutputMode {
+    /// Rows that will never change: a window once the watermark passes its end.
+    #[default]
+    Append,
+    /// The rows that changed in the batch (a Delta sink MERGEs them on the grouping keys).
+    Update,
+    /// The whole result, every batch (a Delta sink overwrites the table).
+    Complete,
+}
+
+impl OutputMode {
+    pub const ALL: [OutputMode; 3] = [OutputMode::Append, OutputMode::Update, OutputMode::Complete];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            OutputMode::Append => "append",
+            OutputMode::Update => "update",
+            OutputMode::Complete => "complete",
+        }
+    }
 }
 
 /// `groupBy(..).agg(..)`: SQL expressions, aggregates with `AS alias`.
@@ -472,6 +548,9 @@ pub struct DeltaSink {
     /// Layer tag; taken from the table path's first segment when absent.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub layer: Option<Layer>,
+    /// Streams: Spark's `outputMode` for stateful pipelines (append, update, complete).
+    #[serde(default, skip_serializing_if = "is_default")]
+    pub output_mode: OutputMode,
 }
 
 impl DeltaSink {
@@ -524,6 +603,7 @@ impl NodeKind {
             NodeKind::Distinct(Distinct::default()),
             NodeKind::Deduplicate(Deduplicate::default()),
             NodeKind::Aggregate(Aggregate::default()),
+            NodeKind::Watermark(Watermark { delay: "10 minutes".into(), ..Watermark::default() }),
             NodeKind::DeltaSink(DeltaSink::default()),
             NodeKind::KafkaSink(KafkaSink {
                 bootstrap_servers: "${KAFKA_BOOTSTRAP_SERVERS:-localhost:9092}".into(),
@@ -550,6 +630,7 @@ impl NodeKind {
             NodeKind::Distinct(_) => "distinct",
             NodeKind::Deduplicate(_) => "deduplicate",
             NodeKind::Aggregate(_) => "aggregate",
+            NodeKind::Watermark(_) => "watermark",
             NodeKind::DeltaSink(_) => "delta_sink",
         }
     }
@@ -570,7 +651,8 @@ impl NodeKind {
             | NodeKind::Join(_)
             | NodeKind::Distinct(_)
             | NodeKind::Deduplicate(_)
-            | NodeKind::Aggregate(_) => NodeRole::Transform,
+            | NodeKind::Aggregate(_)
+            | NodeKind::Watermark(_) => NodeRole::Transform,
             NodeKind::DeltaSink(_) => NodeRole::Sink,
         }
     }
@@ -592,6 +674,7 @@ impl NodeKind {
             | NodeKind::Distinct(_)
             | NodeKind::Deduplicate(_)
             | NodeKind::Aggregate(_)
+            | NodeKind::Watermark(_)
             | NodeKind::DeltaSink(_) => vec![DEFAULT_PORT.to_owned()],
         }
     }

@@ -145,6 +145,7 @@ pub fn validate_pipeline(p: &Pipeline) -> Vec<Diagnostic> {
             out.push(Diagnostic::warning(&p.name, None, "trigger is ignored in a batch pipeline"));
         }
     }
+    out.extend(super::streaming::check(p));
     if !p.nodes.is_empty() && p.sinks().next().is_none() {
         out.push(Diagnostic::warning(&p.name, None, "pipeline has no sink; nothing is written"));
     }
@@ -223,6 +224,13 @@ fn settings_problems(kind: &NodeKind) -> Vec<String> {
         NodeKind::Distinct(_) => {}
         NodeKind::Deduplicate(d) => need(!d.keys.is_empty(), "list the key columns"),
         NodeKind::Aggregate(a) => need(!a.aggregates.is_empty(), "add at least one aggregate"),
+        NodeKind::Watermark(w) => {
+            need(!w.column.trim().is_empty(), "set the event-time column");
+            need(
+                super::graph::parse_duration_ms(&w.delay).is_some(),
+                "delay must be a duration such as `10 minutes`, `30 seconds` or `1 hour`",
+            );
+        }
         NodeKind::DeltaSink(s) => {
             need(!s.table.trim().is_empty(), "set the table path");
             need(
