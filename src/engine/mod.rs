@@ -5,7 +5,9 @@
 
 pub mod batch;
 pub mod bench;
+pub mod bench_stateful;
 pub mod delta;
+pub mod demo_ads;
 pub mod demo_data;
 pub mod error;
 pub mod eventlog;
@@ -320,7 +322,7 @@ pub async fn plan_schemas(
     pipeline: &Pipeline,
     root: &Path,
 ) -> (HashMap<NodeId, SchemaRef>, Vec<Diagnostic>) {
-    let mut planner = planner_for(project, pipeline, root).await;
+    let mut planner = planner_for(project, pipeline, root).await.with_schema_only();
     let mut schemas = HashMap::new();
     let mut diags = Vec::new();
     let order = pipeline.topological_order().unwrap_or_default();

@@ -23,6 +23,12 @@ use super::meter::{EdgeKey, EdgeMeter};
 use super::sources::json_lines::BadRecord;
 use super::{EngineError, Result, delta, schema, sources, transforms};
 
+/// Time windows in an Aggregate's group-by, planned by the streaming operator.
+mod window {
+    pub use super::super::stream::operators::Clock;
+    pub use super::super::stream::operators::aggregate::{AggPlan, parse_window};
+}
+
 /// The session every pipeline runs in: SQL identifiers keep their case (`keySkills`), as
 /// column names do in Spark's data sources.
 ///
@@ -57,6 +63,9 @@ pub struct Planner<'a> {
     live_samples: bool,
     /// Counts the rows and time along each edge (streams' micro-batches).
     meter: Option<Arc<EdgeMeter>>,
+    /// Only the output schemas are wanted (validation): nodes that would compute their
+    /// result eagerly (time windows) plan over no rows.
+    schema_only: bool,
 }
 
 impl<'a> Planner<'a> {
@@ -72,7 +81,14 @@ impl<'a> Planner<'a> {
             bad_records: Vec::new(),
             live_samples: false,
             meter: None,
+            schema_only: false,
         }
+    }
+
+    /// Plans for the output schemas only (validation), without computing eager nodes.
+    pub fn with_schema_only(mut self) -> Self {
+        self.schema_only = true;
+        self
     }
 
     pub fn with_pending_tables(mut self, pending: PendingTables) -> Self {
@@ -123,6 +139,18 @@ impl<'a> Planner<'a> {
             }
         }
         self.frames.get(id).cloned().ok_or_else(|| EngineError::Config(format!("no node `{id}`")))
+    }
+
+    /// The frame arriving at input `port` of `id`, planning upstream nodes as needed (a
+    /// stream's stateful nodes take their input this way).
+    pub async fn input_frame(&mut self, id: &NodeId, port: &str) -> Result<DataFrame> {
+        let from = self
+            .pipeline
+            .input_of(id, port)
+            .cloned()
+            .ok_or_else(|| EngineError::Config(format!("input `{port}` is not connected")))?;
+        self.node_frame(&from).await?;
+        self.input(id, port)
     }
 
     /// The frame on input `port` of `id`: the upstream node's output, metered along the edge
@@ -211,7 +239,12 @@ impl<'a> Planner<'a> {
             }
             NodeKind::GeneratorSource(g) => {
                 // a sample of what the stream will deliver
-                let batches = sources::generator::generate(g.seed, 0, 100, 100)?;
+                // a fixed clock, so the sample is the same at every planning (2026-01-01)
+                let clock = sources::generator::Clock {
+                    anchor: [0, 1_767_225_600_000],
+                    rows_per_second: g.rows_per_second,
+                };
+                let batches = sources::generator::generate(g.seed, 0, 100, 100, clock)?;
                 let table = MemTable::try_new(sources::generator::schema(), vec![batches])?;
                 Ok(self.ctx.read_table(Arc::new(table))?)
             }
@@ -270,6 +303,7 @@ impl<'a> Planner<'a> {
                 transforms::join::plan(self.input(id, "left")?, self.input(id, "right")?, cfg)
             }
             NodeKind::Distinct(_) => Ok(in_()?.distinct()?),
+            // within_watermark only matters in streams; a batch query drops duplicates
             NodeKind::Deduplicate(cfg) => {
                 let df = in_()?;
                 let names: Vec<String> =
@@ -285,6 +319,27 @@ impl<'a> Planner<'a> {
                 let keys: Vec<Expr> = cfg.keys.iter().map(|k| column(k)).collect();
                 let all: Vec<Expr> = names.iter().map(|n| column(n)).collect();
                 Ok(df.distinct_on(keys, all, None)?)
+            }
+            NodeKind::Aggregate(agg)
+                if agg.group_by.iter().any(|g| matches!(window::parse_window(g), Ok(Some(_)))) =>
+            {
+                // time windows: the stream operator over all rows at once, every group emitted
+                // (a batch query, or a preview of what one batch over the sample would emit)
+                let df = in_()?;
+                let schema = arrow_schema(&df);
+                let plan = window::AggPlan::parse(agg, None).map_err(EngineError::Config)?;
+                let rows = if self.schema_only { Vec::new() } else { df.collect().await? };
+                let out = plan
+                    .step(
+                        &rows,
+                        &schema,
+                        Vec::new(),
+                        None,
+                        window::Clock::none(),
+                        crate::model::node::OutputMode::Complete,
+                    )
+                    .await?;
+                Ok(self.ctx.read_table(Arc::new(MemTable::try_new(out.schema, vec![out.rows])?))?)
             }
             NodeKind::Aggregate(Aggregate { group_by, aggregates }) => {
                 let df = in_()?;
@@ -303,6 +358,8 @@ impl<'a> Planner<'a> {
                 })
                 .await
             }
+            // a batch query ignores watermarks, as Spark's does; streams apply them per batch
+            NodeKind::Watermark(_) => in_(),
             NodeKind::DeltaSink(_) => Ok(conform_for_delta(in_()?)?),
             NodeKind::KafkaSink(_) => in_(),
         }

@@ -2,15 +2,37 @@
 
 use std::path::Path;
 
+use arrow::datatypes::DataType;
 use datafusion::common::Column;
+use datafusion::functions::core::expr_fn::get_field;
 use datafusion::prelude::{DataFrame, Expr, col};
 use deltalake::kernel::transaction::CommitProperties;
 use deltalake::protocol::SaveMode;
 
-use crate::model::node::{DeltaSink, WriteMode};
+use crate::model::node::{DeltaSink, OutputMode, WriteMode};
 
 use super::super::delta::{self, CommitOutcome};
 use super::super::{EngineError, Result};
+
+/// How a stream's output mode writes a stateful result: update is a MERGE on the grouping
+/// keys (`keys`, unless the sink names its own), complete an overwrite.
+pub fn for_output_mode(sink: &DeltaSink, mode: OutputMode, keys: Option<Vec<String>>) -> DeltaSink {
+    match mode {
+        OutputMode::Append => sink.clone(),
+        // without an aggregation, rows never change: update is append (as in Spark)
+        OutputMode::Update if keys.is_none() && sink.mode != WriteMode::Merge => sink.clone(),
+        OutputMode::Update => DeltaSink {
+            mode: WriteMode::Merge,
+            merge_keys: if sink.mode == WriteMode::Merge && !sink.merge_keys.is_empty() {
+                sink.merge_keys.clone()
+            } else {
+                keys.unwrap_or_default()
+            },
+            ..sink.clone()
+        },
+        OutputMode::Complete => DeltaSink { mode: WriteMode::Overwrite, ..sink.clone() },
+    }
+}
 
 /// Writes `df` (already conformed to Delta types) to the sink's table.
 pub async fn write(
@@ -53,10 +75,23 @@ async fn merge(
     };
     let src = |c: &str| col(Column::new(Some("source"), c));
     let tgt = |c: &str| col(Column::new(Some("target"), c));
+    // a time window (`STRUCT<start, end>`) is identified by its start
+    let is_window = |k: &str| {
+        matches!(
+            source.schema().field_with_unqualified_name(k).map(|f| f.data_type().clone()),
+            Ok(DataType::Struct(fields)) if fields.iter().any(|f| f.name() == "start")
+        )
+    };
     let predicate = sink
         .merge_keys
         .iter()
-        .map(|k| tgt(k).eq(src(k)))
+        .map(|k| {
+            if is_window(k) {
+                get_field(tgt(k), "start").eq(get_field(src(k), "start"))
+            } else {
+                tgt(k).eq(src(k))
+            }
+        })
         .reduce(Expr::and)
         .ok_or_else(|| EngineError::Config("merge mode needs merge_keys".into()))?;
     let (table, _metrics) = table

@@ -6,8 +6,11 @@
 use std::sync::Arc;
 use std::time::Instant;
 
-use arrow::array::{ArrayRef, Int64Array, ListBuilder, RecordBatch, StringBuilder, StructArray};
-use arrow::datatypes::{DataType, Field, Fields, Schema, SchemaRef};
+use arrow::array::{
+    ArrayRef, Int64Array, ListBuilder, RecordBatch, StringBuilder, StructArray,
+    TimestampMicrosecondArray,
+};
+use arrow::datatypes::{DataType, Field, Fields, Schema, SchemaRef, TimeUnit};
 use datafusion::datasource::MemTable;
 use datafusion::prelude::SessionContext;
 use rand::SeedableRng;
@@ -39,22 +42,49 @@ pub fn schema() -> SchemaRef {
             ])),
             true,
         ),
+        // event time: when the user signed up (rows arrive in signup order, at the rate)
+        Field::new(
+            "signup_time",
+            DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into())),
+            true,
+        ),
     ]))
 }
 
-/// Rows `start..end` as batches of at most `batch_rows`.
-pub fn generate(seed: u64, start: u64, end: u64, batch_rows: usize) -> Result<Vec<RecordBatch>> {
+/// Event times of generated rows: `[row, ms]` means row `row` signed up at `ms`, and each
+/// following row `1000 / rows_per_second` ms later.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Clock {
+    pub anchor: [i64; 2],
+    pub rows_per_second: u64,
+}
+
+impl Clock {
+    fn micros(&self, n: u64) -> i64 {
+        let [row, ms] = self.anchor;
+        ms * 1000 + (n as i64 - row) * 1_000_000 / self.rows_per_second.max(1) as i64
+    }
+}
+
+/// Rows `start..end` as batches of at most `batch_rows`, with event times from `clock`.
+pub fn generate(
+    seed: u64,
+    start: u64,
+    end: u64,
+    batch_rows: usize,
+    clock: Clock,
+) -> Result<Vec<RecordBatch>> {
     let mut out = Vec::new();
     let mut n = start;
     while n < end {
         let stop = end.min(n + batch_rows as u64);
-        out.push(generate_batch(seed, n, stop)?);
+        out.push(generate_batch(seed, n, stop, clock)?);
         n = stop;
     }
     Ok(out)
 }
 
-fn generate_batch(seed: u64, start: u64, end: u64) -> Result<RecordBatch> {
+fn generate_batch(seed: u64, start: u64, end: u64, clock: Clock) -> Result<RecordBatch> {
     let schema = schema();
     let mut uuid = StringBuilder::new();
     let mut ids = Vec::with_capacity((end - start) as usize);
@@ -106,6 +136,10 @@ fn generate_batch(seed: u64, start: u64, end: u64) -> Result<RecordBatch> {
             Arc::new(gender.finish()),
             Arc::new(email.finish()),
             Arc::new(employment),
+            Arc::new(
+                TimestampMicrosecondArray::from_iter_values((start..end).map(|n| clock.micros(n)))
+                    .with_timezone("UTC"),
+            ),
         ],
     )?)
 }
@@ -120,6 +154,8 @@ pub(crate) struct GeneratorStream {
     run_start: Instant,
     run_start_row: u64,
     bound: Option<u64>,
+    /// This run's event-time anchor `[row, ms]` (re-anchored to the wall clock at each start).
+    anchor: [i64; 2],
 }
 
 impl GeneratorStream {
@@ -133,6 +169,7 @@ impl GeneratorStream {
             run_start: Instant::now(),
             run_start_row: 0,
             bound: None,
+            anchor: [0, super::super::checkpoint::now_ms()],
         }
     }
 
@@ -159,6 +196,7 @@ impl GeneratorStream {
     pub fn restart_clock(&mut self) {
         self.run_start = Instant::now();
         self.run_start_row = self.next;
+        self.anchor = [self.next as i64, super::super::checkpoint::now_ms()];
     }
 
     /// availableNow: up to `max_rows`, or one second's worth of rows.
@@ -179,15 +217,22 @@ impl GeneratorStream {
         };
         // bounded batches: at most ten seconds' worth of rows at a time
         let end = end.min(self.next + (self.rows_per_second * 10).max(1));
-        Ok(SourceOffset::Generator { start: self.next, end: end.max(self.next) })
+        Ok(SourceOffset::Generator {
+            start: self.next,
+            end: end.max(self.next),
+            time_anchor: Some(self.anchor),
+        })
     }
 
     /// Generates exactly the rows of `offset`.
     pub fn read(&self, ctx: &SessionContext, offset: &SourceOffset) -> Result<SourceData> {
-        let SourceOffset::Generator { start, end } = offset else {
+        let SourceOffset::Generator { start, end, time_anchor } = offset else {
             return Err(offset_mismatch(offset, &self.describe()));
         };
-        let batches = generate(self.seed, *start, *end, 8192)?;
+        // checkpoints from before event times: the rows' times count from the epoch
+        let clock =
+            Clock { anchor: time_anchor.unwrap_or([0, 0]), rows_per_second: self.rows_per_second };
+        let batches = generate(self.seed, *start, *end, 8192, clock)?;
         let df = ctx.read_table(Arc::new(MemTable::try_new(schema(), vec![batches])?))?;
         Ok(SourceData { df, rows: end - start, bad: Vec::new(), mode: ParseMode::Permissive })
     }
@@ -199,9 +244,13 @@ mod tests {
 
     #[test]
     fn ranges_are_replayable() {
-        let a = generate(7, 0, 100, 30).unwrap();
+        let clock = Clock { anchor: [0, 1_000], rows_per_second: 10 };
+        let a = generate(7, 0, 100, 30, clock).unwrap();
         assert_eq!(a.iter().map(RecordBatch::num_rows).collect::<Vec<_>>(), [30, 30, 30, 10]);
-        let b = generate(7, 60, 70, 100).unwrap();
+        let b = generate(7, 60, 70, 100, clock).unwrap();
         assert_eq!(b[0], a[2].slice(0, 10));
+        // row 60 signed up 6 s after row 0
+        let t = b[0].column(8).as_any().downcast_ref::<TimestampMicrosecondArray>().unwrap();
+        assert_eq!(t.value(0), 7_000_000);
     }
 }

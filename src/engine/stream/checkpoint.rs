@@ -13,7 +13,10 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
+use crate::model::WatermarkPolicy;
+
 use super::super::{EngineError, Result};
+use super::watermark::BatchWatermark;
 
 /// One file taken by a files source.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -30,8 +33,15 @@ pub enum SourceOffset {
     Files { files: Vec<FileEntry> },
     /// Table versions `start_version` (exclusive) to `end_version` (inclusive).
     Delta { start_version: i64, end_version: i64 },
-    /// Generated rows `start` (inclusive) to `end` (exclusive).
-    Generator { start: u64, end: u64 },
+    /// Generated rows `start` (inclusive) to `end` (exclusive); `time_anchor` = `[row, ms]`
+    /// fixes the rows' event times (`signup_time` of row n = ms + (n - row) / rows per second),
+    /// so a replay generates the same times.
+    Generator {
+        start: u64,
+        end: u64,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        time_anchor: Option<[i64; 2]>,
+    },
     /// Kafka: `topic:partition` → `[start, end)` offsets.
     Kafka { ranges: BTreeMap<String, [i64; 2]> },
 }
@@ -41,7 +51,7 @@ impl SourceOffset {
         match self {
             SourceOffset::Files { files } => files.is_empty(),
             SourceOffset::Delta { start_version, end_version } => end_version <= start_version,
-            SourceOffset::Generator { start, end } => end <= start,
+            SourceOffset::Generator { start, end, .. } => end <= start,
             SourceOffset::Kafka { ranges } => ranges.values().all(|[s, e]| e <= s),
         }
     }
@@ -53,6 +63,10 @@ pub struct OffsetsEntry {
     pub batch_id: u64,
     pub timestamp_ms: i64,
     pub sources: BTreeMap<String, SourceOffset>,
+    /// Stateful streams: the watermarks this batch runs with (Spark's `batchWatermarkMs`),
+    /// fixed before the batch reads anything so a replay computes the same result.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub watermark: Option<BatchWatermark>,
 }
 
 /// `commits/N`: the Delta version each sink committed (or found committed) for the batch.
@@ -61,6 +75,13 @@ pub struct CommitEntry {
     pub batch_id: u64,
     pub timestamp_ms: i64,
     pub sinks: BTreeMap<String, i64>,
+    /// Stateful streams: the watermarks for the next batch, from this batch's event times.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub next_watermark: Option<BatchWatermark>,
+    /// Stateful streams: the watermark (µs) at which some state would be evicted, so a
+    /// restart knows whether a no-data batch is due.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub next_expiry_us: Option<i64>,
 }
 
 /// `metadata`: identity of the query and what it started with.
@@ -74,6 +95,10 @@ pub struct Metadata {
     /// Source node id → output schema (DDL) when the query started.
     pub schemas: BTreeMap<String, String>,
     pub created_at: String,
+    /// How several watermarks combine, fixed at the first start (as Spark keeps
+    /// `multipleWatermarkPolicy` in the checkpoint).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub watermark_policy: Option<WatermarkPolicy>,
 }
 
 /// A checkpoint directory.
@@ -210,6 +235,92 @@ impl Checkpoint {
         let path = self.dir.join("commits").join(entry.batch_id.to_string());
         atomic_write(&path, &serde_json::to_vec(entry).map_err(json_err)?)
     }
+
+    /// What purged batches consumed, per source (Spark's compacted source log): the files
+    /// read, the newest Delta version, generator rows, Kafka offsets. Empty before a purge.
+    pub fn compacted(&self) -> Result<BTreeMap<String, SourceOffset>> {
+        let path = self.dir.join(COMPACT_FILE);
+        if path.exists() { read_json(&path) } else { Ok(BTreeMap::new()) }
+    }
+
+    /// Keeps the newest `retain` committed batches (Spark's `minBatchesToRetain`): older
+    /// `offsets/N` are folded into the compact log first (so a files source still knows every
+    /// file it read), then deleted with their `commits/N`. Returns the first batch kept.
+    /// A crash between the two steps leaves offsets that are also in the compact log, which
+    /// is harmless: consuming the same offsets twice changes nothing.
+    pub fn purge(&self, last_committed: u64, retain: u64) -> Result<Option<u64>> {
+        let keep_from = (last_committed + 1).saturating_sub(retain.max(1));
+        let old: Vec<u64> =
+            self.numbered("offsets")?.into_iter().filter(|n| *n < keep_from).collect();
+        if old.is_empty() {
+            return Ok(None);
+        }
+        let mut compact = self.compacted()?;
+        for n in &old {
+            let entry: OffsetsEntry = read_json(&self.dir.join("offsets").join(n.to_string()))?;
+            for (node, offset) in entry.sources {
+                match compact.get_mut(&node) {
+                    Some(c) => fold_offset(c, &offset),
+                    None => {
+                        compact.insert(node, offset);
+                    }
+                }
+            }
+        }
+        atomic_write(
+            &self.dir.join(COMPACT_FILE),
+            &serde_json::to_vec(&compact).map_err(json_err)?,
+        )?;
+        for n in old {
+            for sub in ["offsets", "commits"] {
+                let path = self.dir.join(sub).join(n.to_string());
+                match std::fs::remove_file(&path) {
+                    Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                        return Err(EngineError::io(&path, e));
+                    }
+                    _ => {}
+                }
+            }
+        }
+        Ok(Some(keep_from))
+    }
+}
+
+/// Batches whose offsets, commits and state a stream keeps (Spark's `minBatchesToRetain`).
+pub const MIN_BATCHES_TO_RETAIN: u64 = 100;
+
+/// The compact log of purged batches' offsets.
+const COMPACT_FILE: &str = "offsets_compact.json";
+
+/// Adds `next` (a later batch's offsets) to `acc`, so `acc` covers both.
+fn fold_offset(acc: &mut SourceOffset, next: &SourceOffset) {
+    match (acc, next) {
+        (SourceOffset::Files { files }, SourceOffset::Files { files: more }) => {
+            files.extend(more.iter().cloned());
+        }
+        (
+            SourceOffset::Delta { start_version, end_version },
+            SourceOffset::Delta { start_version: s, end_version: e },
+        ) => {
+            *start_version = (*start_version).min(*s);
+            *end_version = (*end_version).max(*e);
+        }
+        (
+            SourceOffset::Generator { start, end, .. },
+            SourceOffset::Generator { start: s, end: e, .. },
+        ) => {
+            *start = (*start).min(*s);
+            *end = (*end).max(*e);
+        }
+        (SourceOffset::Kafka { ranges }, SourceOffset::Kafka { ranges: more }) => {
+            for (tp, [s, e]) in more {
+                let r = ranges.entry(tp.clone()).or_insert([*s, *e]);
+                r[0] = r[0].min(*s);
+                r[1] = r[1].max(*e);
+            }
+        }
+        _ => {}
+    }
 }
 
 /// What a checkpoint holds, for the monitor's checkpoint view.
@@ -224,6 +335,8 @@ pub struct CheckpointView {
     pub last_commit: Option<CommitEntry>,
     /// Per source node, everything the committed batches consumed.
     pub consumed: BTreeMap<String, Consumed>,
+    /// Stateful nodes: their state versions (version, bytes) under `state/`.
+    pub state: Vec<(String, Vec<(u64, u64)>)>,
 }
 
 impl CheckpointView {
@@ -302,7 +415,11 @@ impl Checkpoint {
         let meta_path = self.dir.join("metadata");
         let metadata = if meta_path.exists() { Some(read_json(&meta_path)?) } else { None };
         let last_committed = self.last_committed()?;
-        let mut consumed: BTreeMap<String, Consumed> = BTreeMap::new();
+        let mut consumed: BTreeMap<String, Consumed> = self
+            .compacted()?
+            .iter()
+            .map(|(node, offset)| (node.clone(), Consumed::new(offset)))
+            .collect();
         let mut last_planned = None;
         for entry in self.all_offsets()? {
             last_planned = Some(entry.batch_id);
@@ -329,6 +446,7 @@ impl Checkpoint {
             last_committed,
             last_commit,
             consumed,
+            state: super::state::list_versions(&self.dir),
         })
     }
 
@@ -379,7 +497,50 @@ mod tests {
             sources: BTreeMap::from([("raw".into(), source.into())]),
             schemas: BTreeMap::from([("raw".into(), "id BIGINT".into())]),
             created_at: "now".into(),
+            watermark_policy: None,
         }
+    }
+
+    fn files_entry(batch_id: u64, name: &str) -> OffsetsEntry {
+        OffsetsEntry {
+            batch_id,
+            timestamp_ms: 1,
+            sources: BTreeMap::from([(
+                "raw".into(),
+                SourceOffset::Files { files: vec![FileEntry { path: name.into(), size: 1 }] },
+            )]),
+            watermark: None,
+        }
+    }
+
+    fn commit(batch_id: u64) -> CommitEntry {
+        CommitEntry {
+            batch_id,
+            timestamp_ms: 2,
+            sinks: BTreeMap::new(),
+            next_watermark: None,
+            next_expiry_us: None,
+        }
+    }
+
+    #[test]
+    fn purge_keeps_the_newest_batches_and_compacts_what_older_ones_read() {
+        let dir = tempfile::tempdir().unwrap();
+        let cp = Checkpoint::new(dir.path().join("cp"));
+        for n in 0..10 {
+            cp.write_offsets(&files_entry(n, &format!("f{n}.json"))).unwrap();
+            cp.write_commit(&commit(n)).unwrap();
+        }
+        assert_eq!(cp.purge(9, 3).unwrap(), Some(7));
+        assert_eq!(cp.all_offsets().unwrap().len(), 3);
+        assert_eq!(cp.last_committed().unwrap(), Some(9));
+        let SourceOffset::Files { files } = &cp.compacted().unwrap()["raw"] else { panic!() };
+        assert_eq!(files.len(), 7, "every file read by a purged batch is remembered");
+        assert_eq!(cp.purge(9, 3).unwrap(), None, "nothing more to purge");
+        assert_eq!(
+            cp.view().unwrap().consumed["raw"],
+            Consumed::Files { files: 10, bytes: 10, last_file: Some("f9.json".into()) }
+        );
     }
 
     #[test]
@@ -401,12 +562,12 @@ mod tests {
                 "raw".into(),
                 SourceOffset::Files { files: vec![FileEntry { path: "a.json".into(), size: 3 }] },
             )]),
+            watermark: None,
         };
         cp.write_offsets(&entry).unwrap();
         assert_eq!(cp.offsets(0).unwrap(), Some(entry));
         assert_eq!(cp.last_committed().unwrap(), None);
-        cp.write_commit(&CommitEntry { batch_id: 0, timestamp_ms: 2, sinks: BTreeMap::new() })
-            .unwrap();
+        cp.write_commit(&commit(0)).unwrap();
         assert_eq!(cp.last_committed().unwrap(), Some(0));
         // no temp files are left behind
         let names: Vec<_> = std::fs::read_dir(dir.path().join("cp/offsets"))
@@ -423,6 +584,7 @@ mod tests {
                 "raw".into(),
                 SourceOffset::Files { files: vec![FileEntry { path: "b.json".into(), size: 5 }] },
             )]),
+            watermark: None,
         };
         cp.write_offsets(&second).unwrap();
         let view = cp.view().unwrap();
@@ -433,8 +595,7 @@ mod tests {
             view.consumed["raw"],
             Consumed::Files { files: 1, bytes: 3, last_file: Some("a.json".into()) }
         );
-        cp.write_commit(&CommitEntry { batch_id: 1, timestamp_ms: 4, sinks: BTreeMap::new() })
-            .unwrap();
+        cp.write_commit(&commit(1)).unwrap();
         let view = cp.view().unwrap();
         assert_eq!(view.pending_replay(), None);
         assert_eq!(

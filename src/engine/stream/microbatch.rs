@@ -1,6 +1,7 @@
-//! One micro-batch: read each source's planned offsets, plan the transforms, commit every
-//! sink (skipping a Delta sink that already holds the batch), quarantine malformed records,
-//! and report the batch's progress.
+//! One micro-batch: read each source's planned offsets, run the Watermark and stateful nodes
+//! (saving their state version before any sink commits), plan the transforms, commit every
+//! sink (skipping a Delta sink that already holds the batch), quarantine malformed records
+//! and late rows, and report the batch's progress.
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -19,9 +20,18 @@ use super::super::sources::json_lines::BadRecord;
 use super::super::sources::stream_source::StreamSource;
 use super::super::{EngineError, NodeContext, Result, sinks};
 use super::checkpoint::{Metadata, OffsetsEntry, now_ms};
-use super::progress::{BadRecordCounts, SourceProgress, StreamProgress};
+use super::operators::event_time::EventTimeStats;
+use super::progress::{BadRecordCounts, EventTimeProgress, SourceProgress, StreamProgress};
 use super::quarantine::{quarantine_path, write_quarantine};
 use super::runtime::{CrashPoint, StreamOptions};
+use super::stateful::{BatchState, StatefulQuery};
+use super::watermark::{BatchWatermark, format_ms};
+
+/// The stateful part of a stream and the watermarks of this batch.
+pub(super) struct StatefulBatch<'a> {
+    pub query: &'a StatefulQuery,
+    pub watermark: &'a BatchWatermark,
+}
 
 #[allow(clippy::too_many_arguments)]
 pub(super) async fn run_batch(
@@ -33,7 +43,8 @@ pub(super) async fn run_batch(
     entry: &OffsetsEntry,
     replayed: bool,
     opts: &StreamOptions,
-) -> Result<StreamProgress> {
+    stateful: Option<StatefulBatch<'_>>,
+) -> Result<(StreamProgress, Option<BatchState>)> {
     let mut durations = BTreeMap::new();
     let t_read = Instant::now();
     let meter = opts.meter_edges.then(|| Arc::new(EdgeMeter::new()));
@@ -74,6 +85,20 @@ pub(super) async fn run_batch(
     }
     durations.insert("read".to_owned(), t_read.elapsed().as_millis() as u64);
 
+    // stateful nodes: their state version N+1 is on disk before any sink commits batch N
+    let t_state = Instant::now();
+    let batch_state = match &stateful {
+        Some(s) => Some(s.query.run(&mut planner, entry.batch_id, s.watermark).await?),
+        None => None,
+    };
+    if let Some(bs) = &batch_state {
+        quarantine.extend(bs.quarantine.iter().cloned());
+        durations.insert("state".to_owned(), t_state.elapsed().as_millis() as u64);
+    }
+    if opts.crash_at == Some((CrashPoint::AfterStateWrite, entry.batch_id)) {
+        return Err(EngineError::InjectedCrash("after the state write, before the Delta commit"));
+    }
+
     let t_write = Instant::now();
     let mut sinks_done = BTreeMap::new();
     let mut rows_per_node = BTreeMap::new();
@@ -105,8 +130,13 @@ pub(super) async fn run_batch(
         }
         .properties()
         .with_application_transaction(Transaction::new(&app_id, entry.batch_id as i64));
+        // a stateful query's output mode decides how its rows land (update = MERGE on keys)
+        let cfg = match &stateful {
+            Some(s) => sinks::delta::for_output_mode(cfg, s.query.mode, s.query.merge_keys()),
+            None => cfg.clone(),
+        };
         let outcome =
-            sinks::delta::write(&path, cfg, df, props).await.at_node(&pipeline.name, &sink.id)?;
+            sinks::delta::write(&path, &cfg, df, props).await.at_node(&pipeline.name, &sink.id)?;
         sinks_done.insert(sink.id.to_string(), outcome.version);
         rows_per_node.insert(sink.id.to_string(), outcome.rows_added + outcome.rows_updated);
         sink_write_ms.insert(sink.id.to_string(), t_sink.elapsed().as_millis() as u64);
@@ -144,7 +174,26 @@ pub(super) async fn run_batch(
     };
     let total_secs = (t_read.elapsed().as_secs_f64()).max(1e-3);
     let since_planned = ((now_ms() - entry.timestamp_ms).max(1) as f64) / 1000.0;
-    Ok(StreamProgress {
+    let event_time = match (&stateful, &batch_state) {
+        (Some(s), Some(bs)) if !s.query.watermark_specs().is_empty() => {
+            let mut seen = EventTimeStats::default();
+            for st in bs.event_time.values() {
+                seen.merge(st);
+            }
+            let some = |ms: i64| if seen.count > 0 { format_ms(ms) } else { String::new() };
+            Some(EventTimeProgress {
+                min: some(seen.min_ms),
+                max: some(seen.max_ms),
+                avg: some(seen.avg_ms),
+                watermark: format_ms(s.watermark.watermark_ms),
+                watermark_ms: s.watermark.watermark_ms,
+                watermark_nodes: s.query.watermark_specs().iter().map(|w| w.node.clone()).collect(),
+            })
+        }
+        _ => None,
+    };
+    let state_operators = batch_state.as_ref().map(|b| b.operators.clone()).unwrap_or_default();
+    let progress = StreamProgress {
         pipeline: pipeline.name.clone(),
         query_id: meta.id.clone(),
         batch_id: entry.batch_id,
@@ -160,7 +209,10 @@ pub(super) async fn run_batch(
         transforms,
         edges,
         node_ms,
-    })
+        event_time,
+        state_operators,
+    };
+    Ok((progress, batch_state))
 }
 
 /// The table version holding batch `batch_id` of `app_id`, if the table already has it.

@@ -7,15 +7,24 @@
 //! offsets, so every input record lands exactly once.
 //!
 //! `runtime` runs the loop, `microbatch` one batch, `progress` is what they report,
-//! `quarantine` keeps malformed records and `checkpoint` the offsets and commits logs. The
-//! sources they drive are in `sources::stream_source`.
+//! `quarantine` keeps malformed records and late rows, and `checkpoint` the offsets and
+//! commits logs. Stateful streams add `watermark` (event time), `state` (the versioned state
+//! store under the checkpoint), `operators` (windowed aggregation, dedup, stream-stream
+//! joins) and `stateful`, which runs them inside a batch. The sources they drive are in
+//! `sources::stream_source`.
 
 pub mod checkpoint;
 mod microbatch;
+pub mod operators;
 mod progress;
 mod quarantine;
 mod runtime;
+pub mod state;
+pub mod stateful;
+pub mod watermark;
 
-pub use progress::{BadRecordCounts, SourceProgress, StreamProgress, StreamSummary};
+pub use progress::{
+    BadRecordCounts, EventTimeProgress, SourceProgress, StreamProgress, StreamSummary,
+};
 pub use quarantine::quarantine_schema;
 pub use runtime::{CrashPoint, StreamOptions, checkpoint_dir, run_stream};

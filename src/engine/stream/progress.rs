@@ -7,9 +7,10 @@ use serde::{Deserialize, Serialize};
 
 use super::super::meter::EdgeStats;
 use super::checkpoint::SourceOffset;
+pub use super::operators::StateOperatorProgress;
 
 /// Per-batch progress, like Spark's `StreamingQueryProgress`.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct StreamProgress {
     pub pipeline: String,
     pub query_id: String,
@@ -34,6 +35,27 @@ pub struct StreamProgress {
     /// Each node's own time in this batch, in milliseconds (see `meter::node_self_ms`).
     #[serde(default)]
     pub node_ms: BTreeMap<String, f64>,
+    /// Spark's `eventTime`: event times seen by the Watermark nodes, and the watermark the
+    /// batch ran with.
+    #[serde(default, rename = "eventTime", skip_serializing_if = "Option::is_none")]
+    pub event_time: Option<EventTimeProgress>,
+    /// Spark's `stateOperators`, per stateful node.
+    #[serde(default, rename = "stateOperators", skip_serializing_if = "BTreeMap::is_empty")]
+    pub state_operators: BTreeMap<String, StateOperatorProgress>,
+}
+
+/// Spark's `eventTime` block (times in UTC, RFC 3339), with the watermark in milliseconds.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct EventTimeProgress {
+    pub min: String,
+    pub max: String,
+    pub avg: String,
+    pub watermark: String,
+    #[serde(rename = "watermarkMs")]
+    pub watermark_ms: i64,
+    /// The Watermark nodes of the pipeline.
+    #[serde(default, rename = "watermarkNodes")]
+    pub watermark_nodes: Vec<String>,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]

@@ -14,15 +14,20 @@ use super::super::delta;
 use super::super::events::RunEvent;
 use super::super::sources::stream_source::{StreamSource, build_sources};
 use super::super::{EngineError, NodeContext, Result};
-use super::checkpoint::{Checkpoint, CommitEntry, Metadata, OffsetsEntry, SourceOffset, now_ms};
-use super::microbatch::run_batch;
+use super::checkpoint::{
+    Checkpoint, CommitEntry, MIN_BATCHES_TO_RETAIN, Metadata, OffsetsEntry, SourceOffset, now_ms,
+};
+use super::microbatch::{StatefulBatch, run_batch};
 use super::progress::StreamSummary;
+use super::stateful::StatefulQuery;
 
 /// Where a test makes the runtime stop as if the process died.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum CrashPoint {
     /// `offsets/N` written, nothing read yet.
     AfterOffsets,
+    /// Stateful nodes saved state version N+1, no sink committed yet.
+    AfterStateWrite,
     /// Every sink committed to Delta, `commits/N` not yet written.
     AfterSinkCommit,
 }
@@ -77,15 +82,48 @@ pub async fn run_stream(
     let (wake_tx, mut wake_rx) = mpsc::channel::<()>(1);
     let mut sources = build_sources(project, pipeline, root, &wake_tx).await?;
     let cp = Checkpoint::new(checkpoint_dir(pipeline, root)?);
+    let stateful = StatefulQuery::analyze(pipeline, cp.dir())?;
     let meta = cp.open(Metadata {
         id: uuid::Uuid::new_v4().to_string(),
         pipeline: pipeline.name.clone(),
         sources: sources.iter().map(|s| (s.node().to_string(), s.describe())).collect(),
         schemas: source_schemas(&sources),
         created_at: chrono::Utc::now().to_rfc3339(),
+        watermark_policy: stateful.as_ref().map(|_| pipeline.watermark_policy),
     })?;
-    // restore: every committed batch's offsets are processed
+    // the policy is the checkpoint's, as Spark keeps it across restarts
+    let policy = meta.watermark_policy.unwrap_or(pipeline.watermark_policy);
+    if policy != pipeline.watermark_policy
+        && stateful.as_ref().is_some_and(|q| q.watermark_specs().len() > 1)
+    {
+        on_event(RunEvent::Warning {
+            pipeline: pipeline.name.clone(),
+            node: None,
+            message: format!(
+                "watermark_policy is \"{}\" in the checkpoint; the pipeline's \"{}\" applies only to a new checkpoint",
+                policy.as_str(),
+                pipeline.watermark_policy.as_str()
+            ),
+        });
+    }
+    // restore: every committed batch's offsets are processed (purged ones via the compact log)
     let last_committed = cp.last_committed()?;
+    for (node, offset) in cp.compacted()? {
+        for s in sources.iter_mut().filter(|s| s.node().as_str() == node) {
+            s.advance(&offset);
+        }
+    }
+    if let Some(q) = &stateful {
+        q.check_state(last_committed.is_none())?;
+    }
+    let last_commit = match last_committed {
+        Some(c) => cp.commit(c)?,
+        None => None,
+    };
+    // the watermarks for the next batch, and when state would next be evicted
+    let mut next_watermark =
+        last_commit.as_ref().and_then(|c| c.next_watermark.clone()).unwrap_or_default();
+    let mut next_expiry_us = last_commit.as_ref().and_then(|c| c.next_expiry_us);
     for entry in cp.all_offsets()? {
         if last_committed.is_some_and(|c| entry.batch_id <= c) {
             for s in sources.iter_mut() {
@@ -154,7 +192,11 @@ pub async fn run_stream(
                     wait(1000, Instant::now(), &mut stop, &mut wake_rx).await;
                     continue;
                 }
-                if offsets.values().all(SourceOffset::is_empty) {
+                // a batch without new data still runs when the watermark has moved far enough
+                // to close a window, evict a key or emit an outer join's NULL row
+                let no_data_due = stateful.is_some()
+                    && next_expiry_us.is_some_and(|e| e <= next_watermark.watermark_ms * 1000);
+                if offsets.values().all(SourceOffset::is_empty) && !no_data_due {
                     match trigger {
                         Trigger::AvailableNow | Trigger::Once => break,
                         Trigger::Interval { interval_ms } => {
@@ -167,7 +209,12 @@ pub async fn run_stream(
                         }
                     }
                 }
-                let entry = OffsetsEntry { batch_id, timestamp_ms: now_ms(), sources: offsets };
+                let entry = OffsetsEntry {
+                    batch_id,
+                    timestamp_ms: now_ms(),
+                    sources: offsets,
+                    watermark: stateful.as_ref().map(|_| next_watermark.clone()),
+                };
                 cp.write_offsets(&entry)?;
                 (entry, false)
             }
@@ -176,23 +223,51 @@ pub async fn run_stream(
         if opts.crash_at == Some((CrashPoint::AfterOffsets, batch_id)) {
             return Err(EngineError::InjectedCrash("after offsets"));
         }
-        let progress =
-            match run_batch(project, pipeline, root, &meta, &sources, &entry, replayed, opts).await
-            {
-                Ok(p) => p,
-                Err(e) if e.is_retryable() => {
-                    // offsets/N stays: the same batch is replayed when the broker is back
-                    waiting(pipeline, &e, on_event);
-                    wait(1000, Instant::now(), &mut stop, &mut wake_rx).await;
-                    continue;
-                }
-                Err(e) => return Err(e),
-            };
+        // a replay runs with the watermarks its offsets fixed
+        let watermark = entry.watermark.clone().unwrap_or_else(|| next_watermark.clone());
+        let stateful_batch =
+            stateful.as_ref().map(|query| StatefulBatch { query, watermark: &watermark });
+        let batch = run_batch(
+            project,
+            pipeline,
+            root,
+            &meta,
+            &sources,
+            &entry,
+            replayed,
+            opts,
+            stateful_batch,
+        )
+        .await;
+        let (progress, batch_state) = match batch {
+            Ok(p) => p,
+            Err(e) if e.is_retryable() => {
+                // offsets/N stays: the same batch is replayed when the broker is back
+                waiting(pipeline, &e, on_event);
+                wait(1000, Instant::now(), &mut stop, &mut wake_rx).await;
+                continue;
+            }
+            Err(e) => return Err(e),
+        };
+        if let (Some(q), Some(bs)) = (&stateful, &batch_state) {
+            next_watermark = watermark.next(q.watermark_specs(), &bs.event_time, policy);
+            next_expiry_us = bs.next_expiry_us;
+        }
         cp.write_commit(&CommitEntry {
             batch_id,
             timestamp_ms: now_ms(),
             sinks: progress.sinks.clone(),
+            next_watermark: stateful.as_ref().map(|_| next_watermark.clone()),
+            next_expiry_us,
         })?;
+        // bounded checkpoint: every 10 batches, fold all but the newest 100 into the compact
+        // log and delete them, with the state versions no replay can need
+        if (batch_id + 1) % 10 == 0
+            && let Some(keep_from) = cp.purge(batch_id, MIN_BATCHES_TO_RETAIN)?
+            && let Some(q) = &stateful
+        {
+            q.purge(keep_from)?;
+        }
         for s in sources.iter_mut() {
             if let Some(o) = entry.sources.get(s.node().as_str()) {
                 s.advance(o);

@@ -2,7 +2,7 @@
 //! Spark's `join(other, "id")`); any other name on both sides must be renamed first.
 
 use datafusion::common::{Column, JoinType};
-use datafusion::prelude::{DataFrame, Expr, col};
+use datafusion::prelude::{DataFrame, Expr, col, lit};
 
 use crate::model::node::{Join, JoinHow};
 
@@ -38,7 +38,15 @@ pub fn plan(left: DataFrame, right: DataFrame, cfg: &Join) -> Result<DataFrame> 
     let right = right.alias("r")?;
     let lcol = |c: &str| col(Column::new(Some("l"), c));
     let rcol = |c: &str| col(Column::new(Some("r"), c));
-    let on: Vec<Expr> = cfg.on.iter().map(|[l, r]| lcol(l).eq(rcol(r))).collect();
+    let mut on: Vec<Expr> = cfg.on.iter().map(|[l, r]| lcol(l).eq(rcol(r))).collect();
+    if let Some(condition) = cfg.condition.as_deref().filter(|c| !c.trim().is_empty()) {
+        // `left.x` / `right.x` in the user's SQL are the aliased inputs; parsed against both
+        let both = left.clone().join_on(right.clone(), JoinType::Inner, vec![lit(true)])?;
+        let expr = both
+            .parse_sql_expr(&qualify(condition))
+            .map_err(|e| EngineError::Config(format!("join condition `{condition}`: {e}")))?;
+        on.push(expr);
+    }
     let joined = left.join_on(right, how, on)?;
     if matches!(cfg.how, JoinHow::LeftSemi | JoinHow::LeftAnti) {
         return Ok(joined.select(left_names.iter().map(|n| lcol(n).alias(n)).collect::<Vec<_>>())?);
@@ -66,4 +74,12 @@ pub fn plan(left: DataFrame, right: DataFrame, cfg: &Join) -> Result<DataFrame> 
         exprs.push(rcol(n).alias(n));
     }
     Ok(joined.select(exprs)?)
+}
+
+/// `left.x` → `l.x`, `right.x` → `r.x`: the condition's sides as the join's aliases.
+fn qualify(condition: &str) -> String {
+    let left = regex::Regex::new(r"(?i)\bleft\s*\.").expect("static regex");
+    let right = regex::Regex::new(r"(?i)\bright\s*\.").expect("static regex");
+    let c = left.replace_all(condition, "l.");
+    right.replace_all(&c, "r.").into_owned()
 }
