@@ -68,6 +68,9 @@ pub enum Command {
         files: u32,
         #[arg(long, default_value_t = 42)]
         seed: u64,
+        /// Ad impressions (with their clicks) for the stateful example `ad_clicks.toml`.
+        #[arg(long, default_value_t = 2000)]
+        impressions: u64,
         /// Also produce demo music events to this Kafka cluster (bootstrap servers).
         #[arg(long)]
         kafka: Option<String>,
@@ -108,6 +111,22 @@ pub enum BenchCommand {
         interval_ms: u64,
         #[arg(long, default_value_t = 10)]
         rows_per_file: usize,
+    },
+    /// Stateful streams at scale: events through a 1-minute tumbling count by key with a
+    /// 10-minute watermark, and a stream-stream join of events/2 × events/2 rows, both
+    /// availableNow from landing files (run under /usr/bin/time -v for CPU and peak RSS).
+    Stateful {
+        /// Scratch directory (a temp dir when absent).
+        #[arg(long)]
+        dir: Option<PathBuf>,
+        #[arg(long, default_value_t = 1_000_000)]
+        events: u64,
+        /// Landing files per input (one per micro-batch).
+        #[arg(long, default_value_t = 20)]
+        files: usize,
+        /// Only `window` or `join` (both when absent).
+        #[arg(long)]
+        only: Option<String>,
     },
 }
 
@@ -201,7 +220,7 @@ async fn run_async(command: Command) -> anyhow::Result<i32> {
             println!("({} row(s) shown, limit {limit})", preview.rows());
             Ok(0)
         }
-        Command::DemoData { dir, users, files, seed, kafka, topic, events } => {
+        Command::DemoData { dir, users, files, seed, impressions, kafka, topic, events } => {
             if let Some(brokers) = kafka {
                 let opts = engine::demo_data::MusicEventsOptions {
                     brokers: brokers.clone(),
@@ -217,7 +236,7 @@ async fn run_async(command: Command) -> anyhow::Result<i32> {
                     started.elapsed().as_secs_f64()
                 );
             }
-            let opts = engine::demo_data::DemoDataOptions { users, files, seed };
+            let opts = engine::demo_data::DemoDataOptions { users, files, seed, impressions };
             let started = Instant::now();
             let s = engine::demo_data::write_demo_data(&dir, &opts).await?;
             println!(
@@ -229,6 +248,13 @@ async fn run_async(command: Command) -> anyhow::Result<i32> {
                 s.ssn_table.display(),
                 started.elapsed().as_secs_f64()
             );
+            if impressions > 0 {
+                println!(
+                    "wrote {impressions} ad impressions and their clicks under {} and {}",
+                    dir.join("landing/impressions").display(),
+                    dir.join("landing/clicks").display()
+                );
+            }
             Ok(0)
         }
         Command::Bench(BenchCommand::StreamLatency { dir, files, interval_ms, rows_per_file }) => {
@@ -239,6 +265,22 @@ async fn run_async(command: Command) -> anyhow::Result<i32> {
                 "stream latency, notification mode: {} files of {rows_per_file} rows, one every {interval_ms} ms, {} batches: p50 {:.0} ms, p99 {:.0} ms, max {:.0} ms",
                 r.files, r.batches, r.p50_ms, r.p99_ms, r.max_ms
             );
+            Ok(0)
+        }
+        Command::Bench(BenchCommand::Stateful { dir, events, files, only }) => {
+            let scratch = tempfile_dir(dir)?;
+            if only.as_deref().is_none_or(|o| o == "window") {
+                let r =
+                    engine::bench_stateful::windowed_count(&scratch.join("window"), events, files)
+                        .await?;
+                println!("{r}");
+            }
+            if only.as_deref().is_none_or(|o| o == "join") {
+                let r =
+                    engine::bench_stateful::stream_join(&scratch.join("join"), events / 2, files)
+                        .await?;
+                println!("{r}");
+            }
             Ok(0)
         }
         Command::Tables { project } => {

@@ -90,11 +90,14 @@ pub struct DemoDataOptions {
     pub users: u64,
     pub files: u32,
     pub seed: u64,
+    /// Ad impressions (and their clicks) for the stateful example, in `landing/impressions`
+    /// and `landing/clicks` (see `demo_ads`).
+    pub impressions: u64,
 }
 
 impl Default for DemoDataOptions {
     fn default() -> Self {
-        Self { users: 1000, files: 4, seed: 42 }
+        Self { users: 1000, files: 4, seed: 42, impressions: 2000 }
     }
 }
 
@@ -182,6 +185,9 @@ pub async fn write_demo_data(dir: &Path, opts: &DemoDataOptions) -> Result<DemoD
     let ssn_table = dir.join("bronze").join("ssn");
     let meta = delta::CommitMeta::tool("demo-data");
     delta::overwrite_batches(&ssn_table, vec![batch], &meta).await?;
+    if opts.impressions > 0 {
+        super::demo_ads::write_ad_events(dir, opts.impressions, 8, opts.seed)?;
+    }
     Ok(DemoDataSummary { user_files, users: opts.users, ssn_rows, ssn_table })
 }
 

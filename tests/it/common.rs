@@ -21,9 +21,12 @@ pub fn load_project(rel: &str) -> Project {
 pub async fn demo_lakehouse() -> (tempfile::TempDir, medallion::engine::demo_data::DemoDataSummary)
 {
     let dir = tempfile::tempdir().expect("tempdir");
-    let summary = write_demo_data(dir.path(), &DemoDataOptions { users: USERS, files: 3, seed: 7 })
-        .await
-        .expect("demo data");
+    let summary = write_demo_data(
+        dir.path(),
+        &DemoDataOptions { users: USERS, files: 3, seed: 7, impressions: 2000 },
+    )
+    .await
+    .expect("demo data");
     (dir, summary)
 }
 

@@ -10,5 +10,6 @@ mod kafka;
 mod kinds;
 mod monitor;
 mod projects;
+mod stateful;
 mod stream;
 mod ui;

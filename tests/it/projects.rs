@@ -56,7 +56,7 @@ async fn demo_project_runs_bronze_silver_gold_available_now() {
     let root = lake.path();
     let opts = medallion::engine::RunOptions { available_now: true, ..Default::default() };
     let summary = medallion::engine::run_project(&project, root, &opts, &|_| {}).await.unwrap();
-    assert_eq!(summary.pipelines, 3);
+    assert_eq!(summary.pipelines, 4);
     // rows_per_second = 200: availableNow takes one second's worth
     assert_eq!(scalar_i64(&root.join("bronze/users"), "SELECT count(*) FROM t").await, 200);
     let silver = root.join("silver/users");
@@ -66,4 +66,10 @@ async fn demo_project_runs_bronze_silver_gold_available_now() {
     assert!(with_ssn > 150 && with_ssn < 200, "{with_ssn}");
     let gold = root.join("gold/users_by_title");
     assert_eq!(scalar_i64(&gold, "SELECT sum(users) FROM t").await, 200);
+    // the windowed stream: one second of signups keeps its 30-second windows open (the
+    // watermark is 10 s behind), so they are in state, and gold has none yet
+    let state = root.join("_checkpoints/gold_signups/state/signups_per_title");
+    assert!(state.join("1.state.arrow").exists(), "{}", state.display());
+    let gold = root.join("gold/signups_per_title");
+    assert_eq!(scalar_i64(&gold, "SELECT count(*) FROM t").await, 0);
 }

@@ -59,7 +59,12 @@ async fn with_ssn(root: &Path) {
     // the static side of the join
     medallion::engine::demo_data::write_demo_data(
         &root.join("ssn_source"),
-        &medallion::engine::demo_data::DemoDataOptions { users: 10, files: 1, seed: 1 },
+        &medallion::engine::demo_data::DemoDataOptions {
+            users: 10,
+            files: 1,
+            seed: 1,
+            impressions: 0,
+        },
     )
     .await
     .unwrap();

@@ -41,7 +41,12 @@ pub(crate) fn wait_until(
 fn demo() -> (tempfile::TempDir, PathBuf) {
     let dir = tempfile::tempdir().unwrap();
     let rt = tokio::runtime::Runtime::new().unwrap();
-    let opts = medallion::engine::demo_data::DemoDataOptions { users: 5000, files: 4, seed: 42 };
+    let opts = medallion::engine::demo_data::DemoDataOptions {
+        users: 5000,
+        files: 4,
+        seed: 42,
+        impressions: 0,
+    };
     rt.block_on(medallion::engine::demo_data::write_demo_data(dir.path(), &opts)).unwrap();
     let mut project = crate::common::load_project("projects/users_batch.toml");
     project.lakehouse = ".".into();
@@ -206,7 +211,7 @@ fn demo_lives_in_the_data_dir_not_the_source_tree() {
         .filter(|p| p.mode == medallion::model::PipelineMode::Stream)
         .map(|p| p.name.as_str())
         .collect();
-    assert_eq!(streams, ["bronze_users", "silver_users"]);
+    assert_eq!(streams, ["bronze_users", "silver_users", "gold_signups"]);
     let tables: Vec<String> = p
         .pipelines
         .iter()
@@ -216,7 +221,10 @@ fn demo_lives_in_the_data_dir_not_the_source_tree() {
             _ => None,
         })
         .collect();
-    assert_eq!(tables, ["bronze/users", "silver/users", "gold/users_by_title"]);
+    assert_eq!(
+        tables,
+        ["bronze/users", "silver/users", "gold/signups_per_title", "gold/users_by_title"]
+    );
 }
 
 /// Figure for the notes, not a test: UI time per frame (egui layout on the CPU; drawing on the
