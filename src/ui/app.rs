@@ -118,6 +118,8 @@ pub struct MedallionApp {
     run: RunState,
     bottom: BottomTab,
     palette_filter: String,
+    /// The pipeline panel's trigger interval as typed (kept while it does not parse).
+    trigger_text: String,
     graph_menu_filter: String,
     pub recent: Vec<PathBuf>,
     pub picker: Picker,
@@ -159,6 +161,7 @@ impl MedallionApp {
             run: RunState::default(),
             bottom: BottomTab::default(),
             palette_filter: String::new(),
+            trigger_text: String::new(),
             graph_menu_filter: String::new(),
             recent,
             picker: Picker::Native,
@@ -1112,6 +1115,7 @@ impl MedallionApp {
                 };
                 if ui.selectable_label(self.tab == i, label).clicked() && self.tab != i {
                     self.tab = i;
+                    self.trigger_text.clear();
                     self.selected = None;
                     self.schedule_plan(Duration::ZERO);
                 }
@@ -1122,6 +1126,7 @@ impl MedallionApp {
                 self.doc.project.pipelines.push(Pipeline::new(format!("pipeline_{n}")));
                 self.canvases.push(Canvas::default());
                 self.tab = n - 1;
+                self.trigger_text.clear();
             }
         });
     }
@@ -1137,11 +1142,21 @@ impl MedallionApp {
 
     fn inspector_panel_ui(&mut self, ui: &mut Ui) {
         let Some(sel) = self.selected.clone() else {
-            ui.heading("Inspector");
-            ui.label("Select a node (click it) to edit its settings.");
-            if let Some(p) = self.pipeline() {
-                ui.separator();
-                ui.label(format!("pipeline `{}`: {:?}, {} nodes", p.name, p.mode, p.nodes.len()));
+            let before = self.doc.project.clone();
+            let mut trigger_text = std::mem::take(&mut self.trigger_text);
+            let changed = match self.pipeline_mut() {
+                Some(p) => super::pipeline_settings::pipeline_settings_ui(ui, p, &mut trigger_text),
+                None => {
+                    ui.heading("Inspector");
+                    ui.label("Select a node (click it) to edit its settings.");
+                    false
+                }
+            };
+            self.trigger_text = trigger_text;
+            if changed {
+                self.history.record(&before);
+                self.last_edit_was_move = false;
+                self.schedule_plan(Duration::from_millis(300));
             }
             return;
         };
@@ -1251,6 +1266,7 @@ impl MedallionApp {
                                 self.doc.project.pipelines.iter().position(|p| p.name == d.pipeline)
                             {
                                 self.tab = i;
+                                self.trigger_text.clear();
                             }
                             self.selected = d.node.clone();
                         }
@@ -1369,7 +1385,10 @@ impl MedallionApp {
         });
         let Some(name) = shown else { return };
         match self.monitor.pipelines.get(&name) {
-            Some(pm) => monitor::plots_ui(ui, &name, pm),
+            Some(pm) => {
+                monitor::plots_ui(ui, &name, pm);
+                super::stateful::state_plots_ui(ui, &name, pm);
+            }
             None => {
                 ui.label(format!("`{name}` has not run since the app started: ▶ Start it."));
             }
@@ -1498,6 +1517,7 @@ impl MedallionApp {
         let edge_rates = self.monitor.edge_rates(&name);
         let node_status = self.monitor.node_status(pipeline);
         let slowest = self.monitor.slowest(&name);
+        let state_badges = super::stateful::state_badges(self.monitor.pipelines.get(&name));
         let overlay = Overlay {
             schemas: Some(&schemas),
             diagnostics: &diags,
@@ -1507,6 +1527,7 @@ impl MedallionApp {
             edge_rates: Some(&edge_rates),
             status: Some(&node_status),
             slowest: slowest.as_ref(),
+            state: Some(&state_badges),
         };
         let actions = canvas::canvas_ui(
             ui,

@@ -110,6 +110,8 @@ pub struct Overlay<'a> {
     pub status: Option<&'a HashMap<NodeId, RunStatus>>,
     /// The node with the most time of its own per batch, and that time in ms.
     pub slowest: Option<&'a (NodeId, f64)>,
+    /// Stateful nodes: state rows and late rows at the last batch (see `ui::stateful`).
+    pub state: Option<&'a HashMap<NodeId, String>>,
 }
 
 /// Something the user asked for on the canvas that the app must do.
@@ -276,20 +278,20 @@ impl SnarlViewer<NodeId> for Viewer<'_> {
                     ui.small("…");
                 }
             }
+            if let Some(badge) = self.overlay.state.and_then(|s| s.get(&id)) {
+                ui.label(RichText::new(badge).small().color(theme::STATE)).on_hover_text(
+                    "state kept across micro-batches, and rows dropped as late, at the last batch",
+                );
+            }
             for d in self.overlay.diagnostics.iter().filter(|d| d.node.as_ref() == Some(&id)) {
                 let color =
                     if d.severity == Severity::Error { theme::ERROR } else { theme::WARNING };
-                let mut text = d.message.clone();
-                if text.len() > 80 {
-                    text.truncate(80);
-                    text.push('…');
-                }
-                ui.label(RichText::new(text).small().color(color));
+                ui.label(RichText::new(clipped(&d.message, 80)).small().color(color))
+                    .on_hover_text(&d.message);
             }
             if let Some(e) = self.overlay.errors.and_then(|e| e.get(&id)) {
-                let mut text = e.clone();
-                text.truncate(80);
-                ui.label(RichText::new(text).small().color(theme::ERROR));
+                ui.label(RichText::new(clipped(e, 80)).small().color(theme::ERROR))
+                    .on_hover_text(e);
             }
         });
     }
@@ -471,4 +473,34 @@ pub fn add_node(pipeline: &mut Pipeline, kind: NodeKind, pos: Pos) -> NodeId {
     node.pos = pos;
     let _ = pipeline.add_node(node);
     id
+}
+
+/// The first line of `text`, cut to at most `max_chars` characters (never inside a
+/// character: messages carry column names such as `preço`).
+pub fn clipped(text: &str, max_chars: usize) -> String {
+    let first = text.lines().next().unwrap_or_default();
+    let mut out: String = first.chars().take(max_chars).collect();
+    if out.len() < first.len() || text.lines().nth(1).is_some() {
+        out.push('…');
+    }
+    out
+}
+
+#[cfg(test)]
+mod clip_tests {
+    use super::clipped;
+
+    #[test]
+    fn clipping_never_splits_a_character_at_any_position() {
+        let base = "coluna região não existe; colunas: preço, ação, 名前, emoji 🦀 ";
+        for n in 0..base.chars().count() + 2 {
+            let text: String = base.chars().cycle().take(n + 40).collect();
+            for max in 0..n + 3 {
+                let c = clipped(&text, max);
+                assert!(c.chars().count() <= max + 1, "{c}");
+            }
+        }
+        assert_eq!(clipped("short", 80), "short");
+        assert_eq!(clipped("first line\nsecond", 80), "first line…");
+    }
 }

@@ -5,7 +5,9 @@ use arrow::datatypes::SchemaRef;
 use eframe::egui::{self, RichText, Ui};
 
 use crate::engine::schema::type_ddl;
-use crate::model::node::{ColumnExpr, FileFormat, JoinHow, Layer, NodeKind, ParseMode, WriteMode};
+use crate::model::node::{
+    ColumnExpr, FileFormat, JoinHow, LateRows, Layer, NodeKind, OutputMode, ParseMode, WriteMode,
+};
 use crate::model::{Diagnostic, Node, Severity};
 
 use super::theme;
@@ -336,16 +338,41 @@ pub fn inspector_ui(
                     .collect();
                 changed = true;
             }
+            let mut cond = j.condition.clone().unwrap_or_default();
+            if sql_editor_ui(
+                ui,
+                "Condition (SQL over left./right.; time range for streams)",
+                &mut cond,
+                2,
+            ) {
+                j.condition = (!cond.trim().is_empty()).then_some(cond);
+                changed = true;
+            }
         }
         NodeKind::Distinct(_) => {
             ui.label("Keeps one of each identical row.");
         }
         NodeKind::Deduplicate(d) => {
-            changed |= lines_ui(ui, "Key columns (one per line)", &mut d.keys, false)
+            changed |= lines_ui(ui, "Key columns (one per line)", &mut d.keys, false);
+            changed |= ui
+                .checkbox(&mut d.within_watermark, "Within watermark (streams)")
+                .on_hover_text("dropDuplicatesWithinWatermark: forget a key once the watermark passes its event time + delay")
+                .changed();
         }
         NodeKind::Aggregate(a) => {
-            changed |= lines_ui(ui, "Group by (one per line)", &mut a.group_by, true);
+            changed |= lines_ui(
+                ui,
+                "Group by (one per line; window(ts, '1 minute'), session_window(ts, '5 minutes'))",
+                &mut a.group_by,
+                true,
+            );
             changed |= lines_ui(ui, "Aggregates (one per line, with AS)", &mut a.aggregates, true);
+        }
+        NodeKind::Watermark(w) => {
+            changed |= text_ui(ui, "Event-time column", &mut w.column);
+            changed |= text_ui(ui, "Delay (e.g. 10 minutes)", &mut w.delay);
+            changed |=
+                combo_ui(ui, "Late rows", &mut w.late_rows, &LateRows::ALL, LateRows::as_str);
         }
         NodeKind::DeltaSink(s) => {
             changed |= text_ui(ui, "Table", &mut s.table);
@@ -354,6 +381,13 @@ pub fn inspector_ui(
                 changed |= lines_ui(ui, "Merge keys (one per line)", &mut s.merge_keys, false);
             }
             changed |= lines_ui(ui, "Partition by (one per line)", &mut s.partition_by, false);
+            changed |= combo_ui(
+                ui,
+                "Output mode (streams)",
+                &mut s.output_mode,
+                &OutputMode::ALL,
+                OutputMode::as_str,
+            );
             let mut layer = s.layer();
             let before = layer;
             ui.horizontal(|ui| {

@@ -5,8 +5,10 @@ pub mod app;
 pub mod canvas;
 pub mod inspector;
 pub mod monitor;
+pub mod pipeline_settings;
 pub mod preview;
 pub mod state;
+pub mod stateful;
 pub mod tables;
 pub mod theme;
 
@@ -47,7 +49,10 @@ pub fn ensure_demo_first(dir: &Path) -> anyhow::Result<(PathBuf, bool)> {
         let runtime = tokio::runtime::Runtime::new()?;
         // ssn for the first 20,000 generated users: 100 s of the demo stream
         runtime
-            .block_on(write_demo_data(dir, &DemoDataOptions { users: 20_000, files: 4, seed: 42 }))
+            .block_on(write_demo_data(
+                dir,
+                &DemoDataOptions { users: 20_000, files: 4, seed: 42, impressions: 2000 },
+            ))
             .context("writing the demo data set")?;
     }
     if !project_file.exists() {

@@ -76,6 +76,14 @@ pub struct Point {
     pub write_ms: f64,
     /// Files, versions or Kafka messages known but not processed yet, over all sources.
     pub backlog: f64,
+    /// Wall clock minus the batch's watermark, seconds (streams with a Watermark node).
+    pub watermark_gap_s: Option<f64>,
+    /// Rows kept in state by all stateful nodes after the batch.
+    pub state_rows: f64,
+    /// Bytes of state written for the batch.
+    pub state_bytes: f64,
+    /// Rows dropped as late in the batch.
+    pub late_rows: f64,
 }
 
 /// What one pipeline has reported.
@@ -139,6 +147,20 @@ impl Monitor {
                     read_ms: d("read"),
                     write_ms: d("write"),
                     backlog: p.sources.values().map(|s| s.backlog as f64).sum(),
+                    watermark_gap_s: p.event_time.as_ref().map(|e| {
+                        (chrono::Utc::now().timestamp_millis() - e.watermark_ms) as f64 / 1000.0
+                    }),
+                    state_rows: p.state_operators.values().map(|o| o.num_rows_total as f64).sum(),
+                    state_bytes: p
+                        .state_operators
+                        .values()
+                        .map(|o| o.state_on_disk_bytes as f64)
+                        .sum(),
+                    late_rows: p
+                        .state_operators
+                        .values()
+                        .map(|o| o.num_rows_dropped_by_watermark as f64)
+                        .sum(),
                 });
                 pm.edges.push_back((now, p.edges.clone(), p.node_ms.clone()));
                 while pm.points.len() > MAX_POINTS {
@@ -304,7 +326,9 @@ pub fn plots_ui(ui: &mut Ui, name: &str, pm: &PipelineMonitor) {
     } else if let Some(w) = &pm.warning {
         ui.label(RichText::new(w).color(theme::WARNING));
     }
-    let height = (ui.available_height() - 8.0).clamp(90.0, 220.0);
+    // streams with state get a second row of plots (watermark, state; see `ui::stateful`)
+    let rows = if super::stateful::has_state(pm) { 2.0 } else { 1.0 };
+    let height = ((ui.available_height() - 8.0) / rows - 4.0).clamp(70.0, 220.0);
     ui.columns(3, |cols| {
         let series = |f: fn(&Point) -> f64| -> Vec<[f64; 2]> {
             pm.points.iter().map(|p| [p.t, f(p)]).collect()
@@ -532,6 +556,7 @@ pub fn checkpoint_ui(ui: &mut Ui, info: &CheckpointInfo, running: bool) -> bool 
             ui.label(s.join(", "));
             ui.end_row();
         }
+        super::stateful::state_versions_ui(ui, &v.state);
         for (node, c) in &v.consumed {
             let lag = info
                 .last_progress
@@ -587,6 +612,8 @@ mod tests {
                 produce_ms: 1.0,
             }],
             node_ms: BTreeMap::from([("src".into(), 1.0), ("sink".into(), 6.0)]),
+            event_time: None,
+            state_operators: BTreeMap::new(),
         }))
     }
 

@@ -34,3 +34,5 @@ pub const WARNING: Color32 = Color32::from_rgb(230, 180, 60);
 pub const OK: Color32 = Color32::from_rgb(110, 200, 120);
 /// Outline of the node that takes the most time per batch.
 pub const SLOWEST: Color32 = Color32::from_rgb(255, 140, 30);
+/// State kept by stateful stream nodes (windows, dedup, joins).
+pub const STATE: Color32 = Color32::from_rgb(170, 140, 235);
