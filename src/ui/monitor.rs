@@ -147,9 +147,12 @@ impl Monitor {
                     read_ms: d("read"),
                     write_ms: d("write"),
                     backlog: p.sources.values().map(|s| s.backlog as f64).sum(),
-                    watermark_gap_s: p.event_time.as_ref().map(|e| {
-                        (chrono::Utc::now().timestamp_millis() - e.watermark_ms) as f64 / 1000.0
-                    }),
+                    // no gap before the first watermark (it starts at 0, like Spark's)
+                    watermark_gap_s: p.event_time.as_ref().filter(|e| e.watermark_ms > 0).map(
+                        |e| {
+                            (chrono::Utc::now().timestamp_millis() - e.watermark_ms) as f64 / 1000.0
+                        },
+                    ),
                     state_rows: p.state_operators.values().map(|o| o.num_rows_total as f64).sum(),
                     state_bytes: p
                         .state_operators

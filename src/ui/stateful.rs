@@ -5,7 +5,7 @@
 use std::collections::HashMap;
 
 use eframe::egui::{RichText, Ui};
-use egui_plot::{Line, Plot, PlotPoints};
+use egui_plot::{Legend, Line, Plot, PlotPoints};
 
 use crate::engine::stream::watermark::format_ms;
 use crate::model::NodeId;
@@ -38,8 +38,16 @@ pub fn state_badges(pm: Option<&PipelineMonitor>) -> HashMap<NodeId, String> {
         out.insert(NodeId::new(node.clone()), text);
     }
     if let Some(et) = &p.event_time {
+        // the time of day is what moves; the whole timestamp is in the Monitor tab
+        let text = if et.watermark_ms > 0 {
+            chrono::DateTime::from_timestamp_millis(et.watermark_ms)
+                .map(|t| format!("watermark {} UTC", t.format("%H:%M:%S")))
+                .unwrap_or_default()
+        } else {
+            "watermark: none yet".to_owned()
+        };
         for node in &et.watermark_nodes {
-            out.insert(NodeId::new(node.clone()), format!("watermark {}", et.watermark));
+            out.insert(NodeId::new(node.clone()), text.clone());
         }
     }
     out
@@ -67,6 +75,7 @@ pub fn state_plots_ui(ui: &mut Ui, name: &str, pm: &PipelineMonitor) {
     };
     ui.columns(2, |cols| {
         Plot::new(("watermark_gap", name))
+            .legend(Legend::default())
             .height(height)
             .include_y(0.0)
             .x_axis_label("s")
@@ -85,6 +94,7 @@ pub fn state_plots_ui(ui: &mut Ui, name: &str, pm: &PipelineMonitor) {
                 );
             });
         Plot::new(("state_size", name))
+            .legend(Legend::default())
             .height(height)
             .include_y(0.0)
             .x_axis_label("s")
@@ -155,7 +165,7 @@ mod tests {
         assert!(has_state(pm));
         let badges = state_badges(Some(pm));
         assert_eq!(badges[&NodeId::new("agg")], "state 2 rows · 2.0 KB · 1 late");
-        assert_eq!(badges[&NodeId::new("wm")], "watermark 2026-01-01T12:02:00.000Z");
+        assert_eq!(badges[&NodeId::new("wm")], "watermark 12:02:00 UTC");
         let point = pm.points.back().unwrap();
         assert_eq!((point.state_rows, point.late_rows, point.state_bytes), (2.0, 1.0, 2048.0));
         assert!(point.watermark_gap_s.is_some_and(|g| g > 0.0));

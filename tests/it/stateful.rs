@@ -247,6 +247,41 @@ async fn update_mode_merges_changed_windows_and_complete_rewrites_everything() {
     assert_eq!(rows(&root.join("gold/counts"), "SELECT k, n FROM t").await, ["a | 2", "b | 1"]);
 }
 
+/// Tumbling windows in update mode (each batch MERGEs the windows it changed) and sliding
+/// windows in append mode (each window once, when closed), with exact rows.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tumbling_update_and_sliding_append_write_exact_rows() {
+    let lake = tempfile::tempdir().unwrap();
+    let root = lake.path();
+    let project = window_project("\"k\", \"window(t, '1 minute')\"", "update", "drop");
+    add_events(root, "landing/events", "b0.json", &[("a", "12:00:10"), ("b", "12:00:20")]);
+    add_events(root, "landing/events", "b1.json", &[("a", "12:00:40"), ("a", "12:05:00")]);
+    run_collect(&project, root, None).await.0.unwrap();
+    assert_eq!(
+        rows(&root.join("gold/counts"), COUNTS).await,
+        vec![
+            format!("a | {} | 2", win("12:00:00", "12:01:00")),
+            format!("a | {} | 1", win("12:05:00", "12:06:00")),
+            format!("b | {} | 1", win("12:00:00", "12:01:00")),
+        ]
+    );
+
+    let lake = tempfile::tempdir().unwrap();
+    let root = lake.path();
+    let project = window_project("\"window(t, '10 minutes', '5 minutes')\"", "append", "drop");
+    add_events(root, "landing/events", "b0.json", &[("a", "12:07:00")]);
+    add_events(root, "landing/events", "b1.json", &[("a", "12:31:00")]);
+    run_collect(&project, root, None).await.0.unwrap();
+    // watermark 12:21: [12:00,12:10) and [12:05,12:15) are closed; the 12:31 windows are not
+    assert_eq!(
+        rows(&root.join("gold/counts"), "SELECT \"window\", n FROM t").await,
+        vec![
+            format!("{} | 1", win("12:00:00", "12:10:00")),
+            format!("{} | 1", win("12:05:00", "12:15:00"))
+        ]
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn session_windows_merge_across_batches() {
     let lake = tempfile::tempdir().unwrap();
@@ -528,6 +563,18 @@ to = "sink"
     let ads = std::fs::read_to_string(repo_path("projects/ad_clicks.toml")).unwrap();
     let e = errors(ads.replace("condition = \"right.clicked_at BETWEEN left.shown_at AND left.shown_at + INTERVAL '1 hour'\"\n", ""));
     assert!(e.iter().any(|m| m.contains("left outer join of two streams needs")), "{e:?}");
+    // an update-mode aggregate may not feed another stateful node
+    let chained = base("\"k\"", "update", true).replace(
+        "[[pipeline.nodes]]\nid = \"sink\"",
+        "[[pipeline.nodes]]\nid = \"again\"\nkind = \"deduplicate\"\nkeys = [\"k\"]\n\n[[pipeline.nodes]]\nid = \"sink\"",
+    )
+    .replace("from = \"agg\"\nto = \"sink\"", "from = \"agg\"\nto = \"again\"\n[[pipeline.edges]]\nfrom = \"again\"\nto = \"sink\"");
+    let e = errors(chained);
+    assert!(
+        e.iter()
+            .any(|m| m.contains("node `agg`") && m.contains("cannot feed another stateful node")),
+        "{e:?}"
+    );
     let e = errors(ads.replacen(
         "table = \"silver/ad_clicks\"",
         "table = \"silver/ad_clicks\"\noutput_mode = \"update\"",
