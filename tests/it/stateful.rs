@@ -618,7 +618,7 @@ async fn ad_clicks_example_joins_each_click_once_and_null_rows_only_after_the_wa
     let mut expected_nulls: Vec<String> = imps
         .iter()
         .filter(|i| !in_range.contains_key(&i.impression_id))
-        .filter(|i| ms(&i.shown_at) + 3_600_000 <= wm)
+        .filter(|i| ms(&i.shown_at) + 3_600_000 < wm)
         .map(|i| i.impression_id.to_string())
         .collect();
     expected_nulls.sort();

@@ -411,12 +411,12 @@ impl JoinPlan {
                     .index_of(&r.left_col)
                     .ok()
                     .and_then(|i| super::min_i64(&lstate, i))
-                    .map(|t| t + r.hi_us);
+                    .map(|t| t + r.hi_us + 1);
                 let rr = rstate_schema
                     .index_of(&r.right_col)
                     .ok()
                     .and_then(|i| super::min_i64(&rstate, i))
-                    .map(|t| t - r.lo_us);
+                    .map(|t| t - r.lo_us + 1);
                 [l, rr].into_iter().flatten().min()
             }
             _ => None,
@@ -444,13 +444,15 @@ impl JoinPlan {
         })
     }
 
-    /// Each side's state watermark for a global watermark `wm` (µs): a left row at or below
-    /// `wm - hi` cannot match a future right row; a right row at or below `wm + lo` cannot
-    /// match a future left row.
+    /// Each side's state watermark for a global watermark `wm` (µs): a left row strictly
+    /// below `wm - hi` cannot match a future right row; a right row strictly below
+    /// `wm + lo` cannot match a future left row. Strictly, as Spark (checked on PySpark
+    /// 4.3: with the watermark exactly at `shown_at + 1 hour` the NULL row is not emitted
+    /// yet), hence the 1 µs.
     fn bounds(&self, wm: Option<i64>) -> (Option<i64>, Option<i64>) {
         match (&self.range, wm) {
             (Some(r), Some(wm)) if self.left_watermark && self.right_watermark => {
-                (Some(wm - r.hi_us), Some(wm + r.lo_us))
+                (Some(wm - r.hi_us - 1), Some(wm + r.lo_us - 1))
             }
             _ => (None, None),
         }
@@ -600,8 +602,22 @@ mod tests {
             .await
             .unwrap();
         assert_eq!(count_rows(&s2.rows), 0);
-        // watermark 13:00: a2 (never matched) gets its NULL row, a1 does not
+        // watermark exactly 13:00: not yet (Spark needs the watermark past shown_at + 1 h)
         let wm = ts("2026-01-01T13:00:00Z");
+        let s2 = p
+            .step(
+                2,
+                (&[], &ls),
+                (&[], &rs),
+                s2.left_state,
+                s2.right_state,
+                Clock { late_us: Some(wm), evict_us: Some(wm) },
+            )
+            .await
+            .unwrap();
+        assert_eq!(count_rows(&s2.rows), 0);
+        // watermark 13:00:01: a2 (never matched) gets its NULL row, a1 does not
+        let wm = ts("2026-01-01T13:00:01Z");
         let s3 = p
             .step(
                 3,
