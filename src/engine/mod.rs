@@ -5,9 +5,11 @@
 
 pub mod batch;
 pub mod bench;
+pub mod catalog;
 pub mod checkpoint;
 pub mod delta;
 pub mod demo_data;
+pub mod direct_query;
 pub mod error;
 pub mod eventlog;
 pub mod events;
@@ -16,8 +18,10 @@ pub mod lakehouse;
 pub mod meter;
 pub mod plan;
 pub mod schema;
+pub mod serve;
 pub mod sinks;
 pub mod sources;
+pub mod sql;
 pub mod stream;
 pub mod transforms;
 

@@ -6,6 +6,7 @@ pub mod canvas;
 pub mod inspector;
 pub mod monitor;
 pub mod preview;
+pub mod sql;
 pub mod state;
 pub mod tables;
 pub mod theme;
