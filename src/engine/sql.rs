@@ -95,8 +95,11 @@ pub enum StatementKind {
     Read,
     /// Changes only the session: `SET`, `RESET`, transactions, cursors.
     Session,
-    /// Anything else, with its keyword (`CREATE`, `COPY`, `INSERT`, …).
+    /// A statement that writes or changes the catalog, with its keyword (`CREATE`, `COPY`, …).
     Write(String),
+    /// A keyword this list does not know (a typo such as `SELEC`): the parser reports it, and
+    /// anything it does parse must still pass the statement and plan checks.
+    Unknown,
 }
 
 const READ_KEYWORDS: &[&str] = &["SELECT", "WITH", "VALUES", "TABLE", "SHOW", "DESCRIBE", "DESC"];
@@ -119,6 +122,15 @@ const SESSION_KEYWORDS: &[&str] = &[
 const STATEMENT_KEYWORDS: &[&str] = &[
     "SELECT", "WITH", "VALUES", "TABLE", "INSERT", "UPDATE", "DELETE", "MERGE", "COPY", "CREATE",
     "DROP", "ALTER", "TRUNCATE", "GRANT", "REVOKE", "PREPARE", "EXECUTE", "CALL", "LOAD", "VACUUM",
+    "UNLOAD", "REPLACE", "UPSERT",
+];
+/// Keywords of statements that write files or tables or change the catalog.
+const WRITE_KEYWORDS: &[&str] = &[
+    "INSERT", "UPDATE", "DELETE", "MERGE", "UPSERT", "REPLACE", "COPY", "UNLOAD", "CREATE", "DROP",
+    "ALTER", "TRUNCATE", "RENAME", "GRANT", "REVOKE", "COMMENT", "PREPARE", "EXECUTE", "CALL",
+    "DO", "LOAD", "IMPORT", "INSTALL", "ATTACH", "DETACH", "VACUUM", "OPTIMIZE", "ANALYZE",
+    "REINDEX", "CLUSTER", "REFRESH", "LOCK", "LISTEN", "NOTIFY", "SECURITY", "CACHE", "UNCACHE",
+    "MSCK", "PRAGMA", "USE",
 ];
 
 /// The kind of every statement in `sql` (split at `;`). Text that does not tokenize gives no
@@ -142,7 +154,7 @@ pub fn classify(sql: &str) -> Vec<StatementKind> {
                 .iter()
                 .find(|t| !matches!(t, Token::Whitespace(_) | Token::LParen | Token::EOF))?;
             let Token::Word(w) = first else {
-                return Some(StatementKind::Write(first.to_string()));
+                return Some(StatementKind::Unknown);
             };
             let keyword = w.value.to_ascii_uppercase();
             let inner = || {
@@ -162,7 +174,8 @@ pub fn classify(sql: &str) -> Vec<StatementKind> {
                     StatementKind::Read => StatementKind::Session,
                     w => w,
                 },
-                _ => StatementKind::Write(keyword),
+                k if WRITE_KEYWORDS.contains(&k) => StatementKind::Write(keyword),
+                _ => StatementKind::Unknown,
             })
         })
         .collect()
@@ -173,7 +186,7 @@ pub fn classify(sql: &str) -> Vec<StatementKind> {
 pub fn check_read_only(sql: &str, allow_session: bool) -> Result<(), SqlError> {
     for kind in classify(sql) {
         let refused = match kind {
-            StatementKind::Read => continue,
+            StatementKind::Read | StatementKind::Unknown => continue,
             StatementKind::Session if allow_session => continue,
             StatementKind::Session => "session statements".to_owned(),
             StatementKind::Write(k) => format!("`{k}` statements"),
@@ -478,6 +491,9 @@ mod tests {
         assert!(check_read_only("SET x = 1; select 1", true).is_ok());
         assert_eq!(classify("DECLARE c CURSOR FOR SELECT 1"), [Session]);
         assert_eq!(classify("-- just a comment"), Vec::<StatementKind>::new());
+        // a typo is the parser's to report (as a syntax error), not a refused write
+        assert_eq!(classify("SELEC 1"), [Unknown]);
+        assert!(check_read_only("SELEC 1", false).is_ok());
     }
 
     #[test]

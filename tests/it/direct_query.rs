@@ -242,6 +242,8 @@ async fn errors_say_what_to_do_and_the_server_keeps_serving() {
     assert!(err.contains("42P01"), "{err}");
     assert!(err.contains("silver.users") && err.contains("gold.users_by_title"), "{err}");
 
+    let o = psql(port, None, &["-c", "SELEC 1"]).await;
+    assert!(text(&o.stderr).contains("42601"), "a typo is a syntax error: {}", text(&o.stderr));
     let o = psql(port, None, &["-c", "SELECT user_id FORM silver.users"]).await;
     let err = text(&o.stderr);
     assert!(err.contains("42601"), "{err}");
@@ -433,33 +435,36 @@ fn console_tab_runs_a_query_and_shows_errors_in_place() {
 }
 
 /// Figures for the note (not a test of speed): a GROUP BY over a 1M-row silver table through
-/// psql (wire), the console path, and DuckDB over the same Parquet files when
-/// `DUCKDB_PYTHON` points at a Python with duckdb. `cargo test --release --test it
-/// direct_query::figures -- --ignored --nocapture`
+/// the console path, psql (wire) and, when `DUCKDB_PYTHON` names a Python with duckdb, DuckDB's
+/// `read_parquet` over the same files. The lakehouse comes from `MEDALLION_FIGURES_LAKE`
+/// (`medallion demo-data DIR --users 1000000` then `medallion run projects/users_batch.toml
+/// --lakehouse DIR`):
+/// `cargo test --test it direct_query::figures -- --ignored --nocapture`
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore]
 async fn figures() {
     use std::time::Instant;
-    let dir = tempfile::tempdir().unwrap();
-    let opts =
-        medallion::engine::demo_data::DemoDataOptions { users: 1_000_000, files: 8, seed: 1 };
-    medallion::engine::demo_data::write_demo_data(dir.path(), &opts).await.unwrap();
-    run(&load_project("projects/users_batch.toml"), dir.path()).await.unwrap();
+    let Ok(root) = std::env::var("MEDALLION_FIGURES_LAKE") else {
+        println!("set MEDALLION_FIGURES_LAKE to a lakehouse with a 1M-row silver/users");
+        return;
+    };
+    let root = PathBuf::from(root);
     let sql = "SELECT gender, count(*), avg(user_id) FROM silver.users GROUP BY gender ORDER BY 1";
-    let catalog = LakehouseCatalog::new(dir.path());
+    let catalog = LakehouseCatalog::new(&root);
     for round in 0..3 {
         let t = Instant::now();
         let r = sql::run_console_query(&catalog, sql, 10_000).await.unwrap();
         println!("console round {round}: {} ms ({} rows)", t.elapsed().as_millis(), r.total_rows);
     }
-    let s = server(dir.path(), None).await;
+    let s = server(&root, None).await;
     for round in 0..3 {
         let t = Instant::now();
         let o = psql(s.local_addr().port(), None, &["-At", "-c", sql]).await;
-        println!("psql round {round}: {} ms: {}", t.elapsed().as_millis(), text(&o.stdout).trim());
+        let out = text(&o.stdout).replace('\n', "; ");
+        println!("psql round {round}: {} ms: {out}", t.elapsed().as_millis());
     }
     if let Ok(py) = std::env::var("DUCKDB_PYTHON") {
-        let files = dir.path().join("silver/users/*.parquet");
+        let files = root.join("silver/users/*.parquet");
         let duck = format!(
             "import duckdb,time\nfor i in range(3):\n t=time.time(); r=duckdb.sql(\"SELECT gender, \
              count(*), avg(user_id) FROM read_parquet('{}') GROUP BY gender ORDER BY 1\").fetchall(); \
