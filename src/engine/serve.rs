@@ -163,11 +163,6 @@ impl Server {
     pub fn stop(self) {
         self.task.abort();
     }
-
-    /// Waits until the server stops (it runs until aborted).
-    pub async fn wait(self) {
-        let _ = (&mut { self }.task).await;
-    }
 }
 
 impl Drop for Server {
@@ -242,7 +237,10 @@ pub async fn start(
     });
     let limit = Arc::new(Semaphore::new(shared.max_connections));
     let task = tokio::spawn(async move {
+        // the connections live in this set: stopping the server (aborting this task) ends them
+        let mut connections = tokio::task::JoinSet::new();
         loop {
+            while connections.try_join_next().is_some() {}
             let socket = match listener.accept().await {
                 Ok((socket, _peer)) => socket,
                 Err(_) => {
@@ -254,7 +252,7 @@ pub async fn start(
             let permit = limit.clone().try_acquire_owned().ok();
             let handlers = Arc::new(Connection::new(&shared, permit.is_none()));
             let tls = tls.clone();
-            tokio::spawn(async move {
+            connections.spawn(async move {
                 let _permit = permit;
                 // a client that goes away mid-protocol is not the server's problem
                 let _ = pgwire::tokio::process_socket(socket, tls, handlers).await;

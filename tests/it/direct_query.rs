@@ -303,6 +303,19 @@ async fn connection_limit_and_statement_timeout() {
     println!("cancelled after {} ms", started.elapsed().as_millis());
     let o = psql(port, Some(PASSWORD), &["-At", "-c", "SELECT 1"]).await;
     assert_eq!(text(&o.stdout).trim(), "1", "{}", text(&o.stderr));
+
+    // stopping the server ends the connections it has open, and accepts no more
+    let addr = s.local_addr();
+    let mut open = std::net::TcpStream::connect(addr).unwrap();
+    open.set_read_timeout(Some(std::time::Duration::from_secs(10))).unwrap();
+    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    s.stop();
+    let read = tokio::task::spawn_blocking(move || {
+        use std::io::Read as _;
+        open.read(&mut [0u8; 16])
+    });
+    assert_eq!(read.await.unwrap().unwrap_or(0), 0, "the open connection was closed");
+    assert!(std::net::TcpStream::connect(addr).is_err(), "nothing listens any more");
 }
 
 fn medallion_serve(lake: &Path, args: &[&str]) -> Output {
