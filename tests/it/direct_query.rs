@@ -445,6 +445,24 @@ fn console_tab_runs_a_query_and_shows_errors_in_place() {
     let message = &h.state().sql.error().unwrap().message;
     assert!(message.contains("silver.users"), "the tables that exist: {message}");
     assert!(h.state().sql.history.len() >= 2, "queries go to the history");
+
+    // "Serve to BI tools": the same catalog over the wire, and its connection string
+    let free = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    h.state_mut().sql.server_port = free.local_addr().unwrap().port();
+    drop(free);
+    h.get_by_label("Serve to BI tools").click();
+    h.run_steps(1);
+    crate::ui::wait_until(&mut h, "the server", |a| {
+        a.sql.server.is_some() || a.sql.server_error.is_some()
+    });
+    let url = h.state().sql.server.as_ref().expect("serving").connection_string.clone();
+    assert!(h.query_by_label(&url).is_some(), "the connection string shows: {url}");
+    let port: u16 = url.rsplit(':').next().unwrap().split('/').next().unwrap().parse().unwrap();
+    let o = rt.block_on(psql(port, None, &["-At", "-c", "SELECT count(*) FROM silver.users"]));
+    assert_eq!(text(&o.stdout).trim(), USERS.to_string(), "{}", text(&o.stderr));
+    h.get_by_label("Stop serving").click();
+    h.run_steps(1);
+    crate::ui::wait_until(&mut h, "the server to stop", |a| a.sql.server.is_none());
 }
 
 /// Figures for the note (not a test of speed): a GROUP BY over a 1M-row silver table through
