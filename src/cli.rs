@@ -1,4 +1,5 @@
-//! The command line: `medallion validate | run | preview | demo-data | tables | history`.
+//! The command line: `medallion validate | run | preview | demo-data | tables | history |
+//! serve`.
 //!
 //! This is the contract other tools depend on (DESIGN.md); keep names and exit codes stable.
 
@@ -89,6 +90,33 @@ pub enum Command {
     /// Benchmarks that print figures.
     #[command(subcommand)]
     Bench(BenchCommand),
+    /// Serve the lakehouse read-only over the Postgres wire protocol (psql, BI tools, drivers):
+    /// database `medallion`, schemas bronze / silver / gold / lakehouse. The password comes from
+    /// MEDALLION_PASSWORD; without one only this machine can connect.
+    Serve {
+        #[command(flatten)]
+        project: ProjectArgs,
+        /// Address to listen on; anything but loopback needs MEDALLION_PASSWORD.
+        #[arg(long, default_value = "127.0.0.1")]
+        host: String,
+        #[arg(long, default_value_t = engine::serve::DEFAULT_PORT)]
+        port: u16,
+        /// The user clients log in as.
+        #[arg(long, default_value = "medallion")]
+        user: String,
+        /// PEM certificate chain: clients can then use TLS (the server fails if it does not load).
+        #[arg(long, requires = "tls_key")]
+        tls_cert: Option<PathBuf>,
+        /// PEM private key for --tls-cert.
+        #[arg(long, requires = "tls_cert")]
+        tls_key: Option<PathBuf>,
+        /// Connections served at once; more are refused.
+        #[arg(long, default_value_t = 64)]
+        max_connections: usize,
+        /// Seconds a statement may run, rows included (0: no limit).
+        #[arg(long, default_value_t = 300)]
+        statement_timeout: u64,
+    },
     /// Delta history of one table, newest first.
     History {
         table_path: PathBuf,
@@ -286,6 +314,33 @@ async fn run_async(command: Command) -> anyhow::Result<i32> {
         Command::Tables { project } => {
             let (_, root) = load(&project)?;
             print_tables(&root).await?;
+            Ok(0)
+        }
+        Command::Serve {
+            project,
+            host,
+            port,
+            user,
+            tls_cert,
+            tls_key,
+            max_connections,
+            statement_timeout,
+        } => {
+            let (_, root) = load(&project)?;
+            let mut opts = engine::serve::ServeOptions::new(&root);
+            opts.host = host;
+            opts.port = port;
+            opts.user = user;
+            opts.tls = tls_cert.zip(tls_key);
+            opts.max_connections = max_connections;
+            opts.statement_timeout =
+                (statement_timeout > 0).then(|| std::time::Duration::from_secs(statement_timeout));
+            let catalog = engine::catalog::LakehouseCatalog::new(&root);
+            let server = engine::serve::start(opts, catalog).await?;
+            println!("{}", server.banner());
+            println!("psql \"{}\"   (Ctrl-C stops)", server.connection_string());
+            tokio::signal::ctrl_c().await.context("waiting for Ctrl-C")?;
+            server.stop();
             Ok(0)
         }
         Command::History { table_path, limit } => {

@@ -67,6 +67,8 @@ pub enum Command {
         node: NodeId,
         root: PathBuf,
     },
+    /// The SQL console and the Postgres-wire server (Direct Query).
+    DirectQuery(super::direct_query::DirectQueryCommand),
 }
 
 /// What the engine reports back.
@@ -138,6 +140,7 @@ pub enum Event {
         pipeline: String,
         result: Result<(), String>,
     },
+    DirectQuery(super::direct_query::DirectQueryEvent),
 }
 
 /// A checkpoint and the newest progress of its stream (for Kafka end offsets and backlog).
@@ -267,6 +270,7 @@ impl EngineHandle {
             let mut tasks: HashMap<u64, tokio::task::AbortHandle> = HashMap::new();
             // stop switch per running pipeline; closed once its run has ended
             let mut running: HashMap<String, watch::Sender<bool>> = HashMap::new();
+            let mut direct_query = super::direct_query::DirectQuery::default();
             while let Some(cmd) = cmd_rx.recv().await {
                 tasks.retain(|_, t| !t.is_finished());
                 running.retain(|_, s| !s.is_closed());
@@ -279,6 +283,11 @@ impl EngineHandle {
                     }
                 };
                 match cmd {
+                    Command::DirectQuery(cmd) => {
+                        if let Some((request, task)) = direct_query.handle(cmd, &rt, send).await {
+                            tasks.insert(request, task);
+                        }
+                    }
                     Command::Cancel { request } => {
                         if let Some(t) = tasks.remove(&request) {
                             t.abort();

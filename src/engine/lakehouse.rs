@@ -76,7 +76,7 @@ pub async fn list_tables(root: &Path) -> Result<Vec<TableInfo>> {
     Ok(out)
 }
 
-fn find_tables(dir: &Path, depth: usize, out: &mut Vec<PathBuf>) -> Result<()> {
+pub(crate) fn find_tables(dir: &Path, depth: usize, out: &mut Vec<PathBuf>) -> Result<()> {
     if dir.join("_delta_log").is_dir() {
         out.push(dir.to_owned());
         return Ok(());

@@ -6,9 +6,11 @@
 pub mod batch;
 pub mod bench;
 pub mod bench_stateful;
+pub mod catalog;
 pub mod delta;
 pub mod demo_ads;
 pub mod demo_data;
+pub mod direct_query;
 pub mod error;
 pub mod eventlog;
 pub mod events;
@@ -17,8 +19,10 @@ pub mod lakehouse;
 pub mod meter;
 pub mod plan;
 pub mod schema;
+pub mod serve;
 pub mod sinks;
 pub mod sources;
+pub mod sql;
 pub mod stream;
 pub mod transforms;
 

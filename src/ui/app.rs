@@ -75,6 +75,7 @@ pub enum BottomTab {
     Lakehouse,
     Events,
     Checkpoint,
+    Sql,
 }
 
 /// The monitor's panels: what they show and the requests in flight.
@@ -132,6 +133,7 @@ pub struct MedallionApp {
     pub monitor: Monitor,
     pub tables: TablesState,
     panels: MonitorPanels,
+    pub sql: super::sql::SqlConsole,
 }
 
 const RECENT_KEY: &str = "medallion.recent";
@@ -174,6 +176,9 @@ impl MedallionApp {
             monitor: Monitor::default(),
             tables: TablesState::default(),
             panels: MonitorPanels::default(),
+            sql: super::sql::SqlConsole::with_history(
+                cc.storage.and_then(|s| eframe::get_value(s, super::sql::HISTORY_KEY)),
+            ),
         };
         match path {
             Some(p) => app.open_path(p),
@@ -889,6 +894,7 @@ impl MedallionApp {
                 }
                 Err(e) => self.status = format!("cannot infer the schema of `{node}`: {e}"),
             },
+            Event::DirectQuery(e) => self.sql.on_event(e),
         }
     }
 
@@ -1214,6 +1220,7 @@ impl MedallionApp {
                 (BottomTab::Lakehouse, "Lakehouse"),
                 (BottomTab::Events, "Event log"),
                 (BottomTab::Checkpoint, "Checkpoint"),
+                (BottomTab::Sql, "SQL"),
             ] {
                 if ui.selectable_label(self.bottom == tab, label).clicked() && self.bottom != tab {
                     self.show_tab(tab);
@@ -1274,6 +1281,10 @@ impl MedallionApp {
                 });
             }
             BottomTab::Monitor => self.monitor_tab_ui(ui),
+            BottomTab::Sql => {
+                let root = self.doc.lakehouse_root();
+                self.sql.console_ui(ui, &self.engine, &root, &self.picker);
+            }
             BottomTab::Lakehouse => {
                 for a in tables::tables_ui(ui, &mut self.tables) {
                     match a {
@@ -1585,5 +1596,6 @@ impl eframe::App for MedallionApp {
 
     fn save(&mut self, storage: &mut dyn eframe::Storage) {
         eframe::set_value(storage, RECENT_KEY, &self.recent);
+        eframe::set_value(storage, super::sql::HISTORY_KEY, &self.sql.history);
     }
 }

@@ -74,7 +74,7 @@ const SQL_KEYWORDS: &[&str] = &[
 ];
 
 /// Colours SQL keywords, strings and numbers.
-fn sql_job(ui: &Ui, code: &str) -> egui::text::LayoutJob {
+pub(crate) fn sql_job(ui: &Ui, code: &str) -> egui::text::LayoutJob {
     use egui::text::{LayoutJob, TextFormat};
     let font = egui::TextStyle::Monospace.resolve(ui.style());
     let keyword = egui::Color32::from_rgb(86, 156, 214);

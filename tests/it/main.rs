@@ -4,6 +4,7 @@
 mod batch;
 mod cli;
 mod common;
+mod direct_query;
 mod errors;
 mod interop;
 mod kafka;
