@@ -1497,7 +1497,7 @@ impl MedallionApp {
             .show(ui, |ui| self.inspector_panel_ui(ui));
         egui::Panel::bottom("bottom")
             .resizable(true)
-            .default_size(300.0)
+            .default_size(340.0)
             .min_size(220.0)
             .show(ui, |ui| self.bottom_panel_ui(ui));
         egui::CentralPanel::default().show(ui, |ui| self.canvas_panel_ui(ui));

@@ -440,7 +440,8 @@ impl SqlConsole {
             egui::TextEdit::multiline(&mut self.text)
                 .id(egui::Id::new(EDITOR_ID))
                 .code_editor()
-                .desired_rows(5)
+                // three lines leave room for the result grid in the bottom panel
+                .desired_rows(3)
                 .desired_width(f32::INFINITY)
                 .layouter(&mut layouter),
         )
