@@ -107,7 +107,26 @@ fn timeout_error(timeout: Option<Duration>) -> PgWireError {
     ))
 }
 
-/// Ends a result's row stream with a timeout error once `deadline` passes.
+/// Where result rows are computed: a runtime of its own, so the server's timers (the
+/// statement timeout) fire on time even while a query keeps every core busy.
+fn executor() -> Option<&'static tokio::runtime::Runtime> {
+    static EXECUTOR: std::sync::OnceLock<Option<tokio::runtime::Runtime>> =
+        std::sync::OnceLock::new();
+    EXECUTOR
+        .get_or_init(|| {
+            tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(2)
+                .thread_name("medallion-sql-exec")
+                .enable_all()
+                .build()
+                .ok()
+        })
+        .as_ref()
+}
+
+/// Ends a result's row stream with a timeout error once `deadline` passes. The rows are
+/// produced on the executor runtime and handed over through a bounded channel; when the
+/// deadline passes the channel is dropped, which stops (and cancels) the producer.
 fn rows_until(resp: Response, deadline: Option<Instant>, timeout: Option<Duration>) -> Response {
     let Some(deadline) = deadline else { return resp };
     let query = match resp {
@@ -115,10 +134,23 @@ fn rows_until(resp: Response, deadline: Option<Instant>, timeout: Option<Duratio
         other => return other,
     };
     let (fields, tag) = (query.row_schema(), query.command_tag().to_owned());
-    let stream = futures::stream::unfold(Some(query.data_rows), move |rows| async move {
-        let mut rows = rows?;
-        match tokio::time::timeout_at(deadline, rows.next()).await {
-            Ok(Some(row)) => Some((row, Some(rows))),
+    let mut rows = query.data_rows;
+    let (tx, rx) = tokio::sync::mpsc::channel(256);
+    let produce = async move {
+        while let Some(row) = rows.next().await {
+            if tx.send(row).await.is_err() {
+                break; // the statement timed out: stop computing
+            }
+        }
+    };
+    match executor() {
+        Some(rt) => drop(rt.spawn(produce)),
+        None => drop(tokio::spawn(produce)),
+    }
+    let stream = futures::stream::unfold(Some(rx), move |rx| async move {
+        let mut rx: tokio::sync::mpsc::Receiver<PgWireResult<_>> = rx?;
+        match tokio::time::timeout_at(deadline, rx.recv()).await {
+            Ok(Some(row)) => Some((row, Some(rx))),
             Ok(None) => None,
             Err(_) => Some((Err(timeout_error(timeout)), None)),
         }
