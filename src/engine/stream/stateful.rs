@@ -28,7 +28,7 @@ use super::operators::aggregate::AggPlan;
 use super::operators::dedup::DedupPlan;
 use super::operators::event_time::{self, EventTimeStats};
 use super::operators::join::JoinPlan;
-use super::operators::{Clock, StateOperatorProgress};
+use super::operators::{Clock, StateOperatorProgress, StepOutput};
 use super::state::StateStore;
 use super::watermark::{BatchWatermark, WatermarkSpec, format_ms};
 
@@ -293,17 +293,7 @@ impl StatefulQuery {
                         .step(&rows, &schema, loaded.batches, loaded.schema, clock, self.mode)
                         .await
                         .at_node(&self.pipeline, id)?;
-                    let bytes = store
-                        .save(batch_id + 1, "state", &step.state_schema, &step.state)
-                        .at_node(&self.pipeline, id)?;
-                    let mut metrics = step.metrics;
-                    metrics.state_on_disk_bytes = bytes;
-                    metrics.commit_time_ms = started.elapsed().as_millis() as u64;
-                    self.late(id, &step.late, clock, &mut out);
-                    out.expires(step.next_expiry_us);
-                    out.operators.insert(id.to_string(), metrics);
-                    let df = frame(planner, step.schema, step.rows)?;
-                    planner.set_frame(id.clone(), df);
+                    self.finish(planner, id, &store, batch_id, step, started, clock, &mut out)?;
                 }
                 Op::Dedup { id, plan } => {
                     let started = Instant::now();
@@ -325,17 +315,7 @@ impl StatefulQuery {
                         .step(&rows, &schema, loaded.batches, loaded.schema, clock)
                         .await
                         .at_node(&self.pipeline, id)?;
-                    let bytes = store
-                        .save(batch_id + 1, "state", &step.state_schema, &step.state)
-                        .at_node(&self.pipeline, id)?;
-                    let mut metrics = step.metrics;
-                    metrics.state_on_disk_bytes = bytes;
-                    metrics.commit_time_ms = started.elapsed().as_millis() as u64;
-                    self.late(id, &step.late, clock, &mut out);
-                    out.expires(step.next_expiry_us);
-                    out.operators.insert(id.to_string(), metrics);
-                    let df = frame(planner, step.schema, step.rows)?;
-                    planner.set_frame(id.clone(), df);
+                    self.finish(planner, id, &store, batch_id, step, started, clock, &mut out)?;
                 }
                 Op::Join { id, plan } => {
                     let started = Instant::now();
@@ -376,6 +356,34 @@ impl StatefulQuery {
             }
         }
         Ok(out)
+    }
+
+    /// After a single-input node's step: saves state version N+1, records its metrics, late
+    /// rows and next expiry, and leaves its output as the node's frame.
+    #[allow(clippy::too_many_arguments)]
+    fn finish(
+        &self,
+        planner: &mut Planner<'_>,
+        id: &NodeId,
+        store: &StateStore,
+        batch_id: u64,
+        step: StepOutput,
+        started: Instant,
+        clock: Clock,
+        out: &mut BatchState,
+    ) -> Result<()> {
+        let bytes = store
+            .save(batch_id + 1, "state", &step.state_schema, &step.state)
+            .at_node(&self.pipeline, id)?;
+        let mut metrics = step.metrics;
+        metrics.state_on_disk_bytes = bytes;
+        metrics.commit_time_ms = started.elapsed().as_millis() as u64;
+        self.late(id, &step.late, clock, out);
+        out.expires(step.next_expiry_us);
+        out.operators.insert(id.to_string(), metrics);
+        let df = frame(planner, step.schema, step.rows)?;
+        planner.set_frame(id.clone(), df);
+        Ok(())
     }
 
     /// Late rows of a stateful node go to quarantine when its Watermark asks for it.
