@@ -10,6 +10,7 @@
 //! milliseconds as Spark's `batchWatermarkMs` and converted at the boundary.
 
 pub mod aggregate;
+mod aggregate_spec;
 pub mod dedup;
 pub mod event_time;
 pub mod join;
