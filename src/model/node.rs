@@ -6,6 +6,7 @@
 use serde::{Deserialize, Serialize};
 
 use super::graph::{NodeId, Pos};
+pub use super::streaming::{LateRows, OutputMode, Watermark};
 
 /// One box on the canvas.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -435,70 +436,6 @@ pub struct Deduplicate {
     /// passes its event time + the watermark delay (needs a Watermark upstream).
     #[serde(default, skip_serializing_if = "is_false")]
     pub within_watermark: bool,
-}
-
-/// `withWatermark(column, delay)`: event time for the stateful nodes downstream.
-///
-/// The watermark is the largest event time seen minus `delay`; it never goes back and takes
-/// effect from the next micro-batch, as in Spark. Rows at or below the previous batch's
-/// watermark are late where a stateful node would drop them: always counted, and with
-/// `late_rows = "quarantine"` written to the pipeline's quarantine table.
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct Watermark {
-    /// The event-time column (a TIMESTAMP).
-    pub column: String,
-    /// `"10 minutes"`, `"30 seconds"`, `"1 hour"`.
-    pub delay: String,
-    #[serde(default, skip_serializing_if = "is_default")]
-    pub late_rows: LateRows,
-}
-
-/// What happens to a late row (beyond counting it).
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum LateRows {
-    /// Dropped and counted, as Spark does.
-    #[default]
-    Drop,
-    /// Dropped, counted and written to the quarantine table with the reason.
-    Quarantine,
-}
-
-impl LateRows {
-    pub const ALL: [LateRows; 2] = [LateRows::Drop, LateRows::Quarantine];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            LateRows::Drop => "drop",
-            LateRows::Quarantine => "quarantine",
-        }
-    }
-}
-
-/// Spark's output modes, on a stream's sinks.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum OutputMode {
-    /// Rows that will never change: a window once the watermark passes its end.
-    #[default]
-    Append,
-    /// The rows that changed in the batch (a Delta sink MERGEs them on the grouping keys).
-    Update,
-    /// The whole result, every batch (a Delta sink overwrites the table).
-    Complete,
-}
-
-impl OutputMode {
-    pub const ALL: [OutputMode; 3] = [OutputMode::Append, OutputMode::Update, OutputMode::Complete];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            OutputMode::Append => "append",
-            OutputMode::Update => "update",
-            OutputMode::Complete => "complete",
-        }
-    }
 }
 
 /// `groupBy(..).agg(..)`: SQL expressions, aggregates with `AS alias`.

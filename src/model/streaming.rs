@@ -1,13 +1,84 @@
-//! What makes a stream stateful, read off the graph: which nodes carry streaming data, which
+//! Stateful streams in the model: the settings of their pieces (the Watermark node, late
+//! rows, output modes), and what makes a stream stateful, read off the graph: which nodes carry streaming data, which
 //! of them keep state across micro-batches, which watermarks reach them, and Spark's rules
 //! for what a stateful query may do (`UnsupportedOperationChecker`), as diagnostics that name
 //! the node and the fix. Pure graph logic: the engine plans with the same answers.
 
 use std::collections::HashSet;
 
+use serde::{Deserialize, Serialize};
+
 use super::graph::{NodeId, Pipeline, PipelineMode};
-use super::node::{JoinHow, Node, NodeKind, OutputMode};
+use super::node::{JoinHow, Node, NodeKind};
 use super::validate::Diagnostic;
+
+/// `withWatermark(column, delay)`: event time for the stateful nodes downstream.
+///
+/// The watermark is the largest event time seen minus `delay`; it never goes back and takes
+/// effect from the next micro-batch, as in Spark. Rows at or below the previous batch's
+/// watermark are late where a stateful node would drop them: always counted, and with
+/// `late_rows = "quarantine"` written to the pipeline's quarantine table.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Watermark {
+    /// The event-time column (a TIMESTAMP).
+    pub column: String,
+    /// `"10 minutes"`, `"30 seconds"`, `"1 hour"`.
+    pub delay: String,
+    #[serde(default, skip_serializing_if = "is_default_late_rows")]
+    pub late_rows: LateRows,
+}
+
+/// What happens to a late row (beyond counting it).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LateRows {
+    /// Dropped and counted, as Spark does.
+    #[default]
+    Drop,
+    /// Dropped, counted and written to the quarantine table with the reason.
+    Quarantine,
+}
+
+impl LateRows {
+    pub const ALL: [LateRows; 2] = [LateRows::Drop, LateRows::Quarantine];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            LateRows::Drop => "drop",
+            LateRows::Quarantine => "quarantine",
+        }
+    }
+}
+
+/// Spark's output modes, on a stream's sinks.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum OutputMode {
+    /// Rows that will never change: a window once the watermark passes its end.
+    #[default]
+    Append,
+    /// The rows that changed in the batch (a Delta sink MERGEs them on the grouping keys).
+    Update,
+    /// The whole result, every batch (a Delta sink overwrites the table).
+    Complete,
+}
+
+impl OutputMode {
+    pub const ALL: [OutputMode; 3] = [OutputMode::Append, OutputMode::Update, OutputMode::Complete];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            OutputMode::Append => "append",
+            OutputMode::Update => "update",
+            OutputMode::Complete => "complete",
+        }
+    }
+}
+
+fn is_default_late_rows(v: &LateRows) -> bool {
+    *v == LateRows::Drop
+}
 
 /// The kind of state a node keeps in a stream.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

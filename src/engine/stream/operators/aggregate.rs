@@ -268,8 +268,7 @@ impl AggPlan {
                         .as_any()
                         .downcast_ref::<Int64Array>()
                         .ok_or_else(|| EngineError::Config("window bound is not BIGINT".into()))?;
-                    let mask: BooleanArray =
-                        we.iter().map(|v| Some(v.is_some_and(|v| v <= wm))).collect();
+                    let mask = event_time::reached(we, Some(wm))?;
                     let (k, l) = event_time::split(b, &mask)?;
                     kept.push(k);
                     if l.num_rows() > 0 {
@@ -378,12 +377,9 @@ impl AggPlan {
                 .map(event_time::without_nulls)
                 .ok_or_else(|| EngineError::Config("touched flag is not BOOLEAN".into()))?;
             updated += touched.true_count() as u64;
-            let evicted: BooleanArray = match clock.evict_us {
-                Some(wm) if mode != OutputMode::Complete => {
-                    we.iter().map(|v| Some(v.is_some_and(|v| v <= wm))).collect()
-                }
-                _ => BooleanArray::from(vec![false; b.num_rows()]),
-            };
+            // complete mode keeps every group
+            let wm = clock.evict_us.filter(|_| mode != OutputMode::Complete);
+            let evicted = event_time::reached(&we, wm)?;
             removed += evicted.true_count() as u64;
             let (keep, gone) = event_time::split(b, &evicted)?;
             next_state.push(keep);

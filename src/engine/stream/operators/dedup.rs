@@ -12,7 +12,7 @@
 
 use std::sync::Arc;
 
-use arrow::array::{Array, ArrayRef, BooleanArray, Int64Array, RecordBatch, UInt64Array};
+use arrow::array::{Array, ArrayRef, Int64Array, RecordBatch, UInt64Array};
 use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use datafusion::datasource::MemTable;
 
@@ -112,7 +112,11 @@ impl DedupPlan {
         let state_schema = state_schema.unwrap_or_else(|| own_state_schema.clone());
         let ctx = sql_context();
         ctx.register_table("__in", Arc::new(MemTable::try_new(seq_schema, vec![numbered])?))?;
-        ctx.register_table("__state", Arc::new(MemTable::try_new(state_schema, vec![state])?))?;
+        // the batches are shared (Arc'd arrays): the same state is filtered below
+        ctx.register_table(
+            "__state",
+            Arc::new(MemTable::try_new(state_schema, vec![state.clone()])?),
+        )?;
         let keys: Vec<String> = self.keys.iter().map(|k| q(k)).collect();
         let on: Vec<String> =
             keys.iter().map(|k| format!("(f.{k} IS NOT DISTINCT FROM s.{k})")).collect();
@@ -142,7 +146,7 @@ impl DedupPlan {
             .collect::<std::result::Result<_, _>>()?;
         let mut next_state = Vec::new();
         let mut removed = 0u64;
-        let state_batches = ctx.table("__state").await?.collect().await?;
+        let state_batches = state;
         let new_keys: Vec<RecordBatch> = fresh
             .iter()
             .map(|b| {
@@ -158,10 +162,7 @@ impl DedupPlan {
                 .downcast_ref::<Int64Array>()
                 .cloned()
                 .ok_or_else(|| EngineError::Config("dedup expiry is not BIGINT".into()))?;
-            let evicted: BooleanArray = match clock.evict_us {
-                Some(wm) => exp.iter().map(|v| Some(v.is_some_and(|v| v <= wm))).collect(),
-                None => BooleanArray::from(vec![false; b.num_rows()]),
-            };
+            let evicted = event_time::reached(&exp, clock.evict_us)?;
             removed += evicted.true_count() as u64;
             let (keep, _) = event_time::split(&b, &evicted)?;
             if keep.num_rows() > 0 {

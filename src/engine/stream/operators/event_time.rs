@@ -137,6 +137,18 @@ pub fn at_or_below(
     Ok(without_nulls(mask))
 }
 
+/// `bound <= wm` per row as an Arrow kernel (state whose time bound the watermark has
+/// reached); all false without a watermark, and for rows without a bound.
+pub fn reached(bounds: &arrow::array::Int64Array, wm: Option<i64>) -> Result<BooleanArray> {
+    match wm {
+        Some(wm) => {
+            let mask = cmp::lt_eq(bounds, &arrow::array::Int64Array::new_scalar(wm))?;
+            Ok(without_nulls(mask))
+        }
+        None => Ok(BooleanArray::from(vec![false; bounds.len()])),
+    }
+}
+
 /// A mask whose nulls count as false.
 pub fn without_nulls(mask: BooleanArray) -> BooleanArray {
     if mask.null_count() == 0 {
