@@ -1,5 +1,5 @@
 //! The command line: `medallion validate | run | preview | demo-data | tables | history |
-//! serve`.
+//! optimize | vacuum | serve`.
 //!
 //! This is the contract other tools depend on (DESIGN.md); keep names and exit codes stable.
 
@@ -26,6 +26,19 @@ pub struct ProjectArgs {
     /// The project file (TOML).
     pub project: PathBuf,
     /// Root that relative table paths resolve against (default: the project's `lakehouse`).
+    #[arg(long)]
+    pub lakehouse: Option<PathBuf>,
+}
+
+/// A table for `optimize` / `vacuum`: a path, or with `--project` a name of one of the
+/// project's tables (`silver/users`, `silver.users`, or the id of the sink writing it).
+#[derive(Args, Debug, Clone)]
+pub struct TableArgs {
+    pub table: String,
+    /// Resolve TABLE among this project's tables, under its lakehouse.
+    #[arg(long)]
+    pub project: Option<PathBuf>,
+    /// The lakehouse root (default: the project's `lakehouse`).
     #[arg(long)]
     pub lakehouse: Option<PathBuf>,
 }
@@ -117,6 +130,37 @@ pub enum Command {
         #[arg(long, default_value_t = 300)]
         statement_timeout: u64,
     },
+    /// OPTIMIZE a Delta table: rewrite small files into large ones (bin-packing), or cluster
+    /// them by columns (Z-order). Commits with dataChange=false: streams reading it go on.
+    Optimize {
+        #[command(flatten)]
+        table: TableArgs,
+        /// Only partitions matching this predicate over partition columns
+        /// (`date = '2026-11-30' AND region IN ('eu', 'us')`).
+        #[arg(long = "where")]
+        where_: Option<String>,
+        /// Z-order by these data columns (comma-separated) instead of bin-packing.
+        #[arg(long, value_delimiter = ',')]
+        zorder_by: Vec<String>,
+        /// Target file size in bytes (default: delta.targetFileSize, else 100 MB).
+        #[arg(long)]
+        target_size: Option<u64>,
+    },
+    /// VACUUM a Delta table: delete data files no version within the retention references.
+    Vacuum {
+        #[command(flatten)]
+        table: TableArgs,
+        /// Keep unreferenced files younger than this many hours (default: the table's
+        /// delta.deletedFileRetentionDuration, 168 = 7 days).
+        #[arg(long)]
+        retain_hours: Option<f64>,
+        /// List the files that would be deleted, with their sizes; delete nothing.
+        #[arg(long)]
+        dry_run: bool,
+        /// Allow a retention below the table's (Spark's retentionDurationCheck.enabled=false).
+        #[arg(long)]
+        force: bool,
+    },
     /// Delta history of one table, newest first.
     History {
         table_path: PathBuf,
@@ -155,6 +199,22 @@ pub enum BenchCommand {
         /// Only `window` or `join` (both when absent).
         #[arg(long)]
         only: Option<String>,
+    },
+    /// A long stream of small batches with auto-compaction and the bounded checkpoint: data
+    /// files, checkpoint files, start-up time and RSS at each mark; then `count(*)` over a
+    /// table of many small files before and after OPTIMIZE.
+    Upkeep {
+        /// Scratch directory (a temp dir when absent).
+        #[arg(long)]
+        dir: Option<PathBuf>,
+        /// Batch counts to measure at (comma-separated, increasing).
+        #[arg(long, value_delimiter = ',', default_value = "1000,20000")]
+        batches: Vec<u64>,
+        #[arg(long, default_value_t = 200)]
+        rows_per_batch: u64,
+        /// Files of the small-files table (0 skips that part).
+        #[arg(long, default_value_t = 10_000)]
+        small_files: usize,
     },
 }
 
@@ -311,6 +371,27 @@ async fn run_async(command: Command) -> anyhow::Result<i32> {
             }
             Ok(0)
         }
+        Command::Bench(BenchCommand::Upkeep { dir, batches, rows_per_batch, small_files }) => {
+            let scratch = tempfile_dir(dir)?;
+            if !batches.is_empty() {
+                let points = engine::bench_upkeep::long_stream(
+                    &scratch.join("long"),
+                    &batches,
+                    rows_per_batch,
+                )
+                .await?;
+                for p in points {
+                    println!("{p}");
+                }
+            }
+            if small_files > 0 {
+                let r =
+                    engine::bench_upkeep::small_files_query(&scratch.join("small"), small_files)
+                        .await?;
+                println!("{r}");
+            }
+            Ok(0)
+        }
         Command::Tables { project } => {
             let (_, root) = load(&project)?;
             print_tables(&root).await?;
@@ -343,6 +424,31 @@ async fn run_async(command: Command) -> anyhow::Result<i32> {
             server.stop();
             Ok(0)
         }
+        Command::Optimize { table, where_, zorder_by, target_size } => {
+            let (path, meta) = resolve_table(&table)?;
+            let opts = engine::lakehouse::OptimizeOptions { where_, zorder_by, target_size };
+            let report = engine::lakehouse::optimize(&path, &opts, &meta)
+                .await
+                .with_context(|| format!("optimize {}", path.display()))?;
+            println!("{}: {report}", path.display());
+            Ok(0)
+        }
+        Command::Vacuum { table, retain_hours, dry_run, force } => {
+            let (path, meta) = resolve_table(&table)?;
+            let opts = engine::lakehouse::VacuumOptions { retain_hours, dry_run, force };
+            let report = match engine::lakehouse::vacuum(&path, &opts, &meta).await {
+                Ok(r) => r,
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    return Ok(1);
+                }
+            };
+            for (file, bytes) in &report.files {
+                println!("{}{file}\t{bytes}", if dry_run { "would delete " } else { "deleted " });
+            }
+            println!("{}: {report}", path.display());
+            Ok(0)
+        }
         Command::History { table_path, limit } => {
             let entries = engine::lakehouse::history(&table_path, limit).await?;
             println!(
@@ -364,6 +470,44 @@ async fn run_async(command: Command) -> anyhow::Result<i32> {
             Ok(0)
         }
     }
+}
+
+/// The table `optimize` / `vacuum` work on, and the commit metadata that names the command.
+fn resolve_table(args: &TableArgs) -> anyhow::Result<(PathBuf, engine::delta::CommitMeta)> {
+    let mut meta = engine::delta::CommitMeta::tool("medallion-cli");
+    let path = match &args.project {
+        None => PathBuf::from(&args.table),
+        Some(file) => {
+            let project = Project::load(file)?;
+            let root = project.lakehouse_root(file, args.lakehouse.as_deref());
+            meta.project = project.name.clone();
+            let dotted = args.table.replacen('.', "/", 1);
+            let sink =
+                project.pipelines.iter().flat_map(|p| p.sinks()).find_map(|n| match &n.kind {
+                    crate::model::node::NodeKind::DeltaSink(s)
+                        if n.id.as_str() == args.table
+                            || s.table == args.table
+                            || s.table == dotted =>
+                    {
+                        Some(s.table.clone())
+                    }
+                    _ => None,
+                });
+            let table = match sink {
+                Some(t) => crate::model::env::expand(&t)?,
+                None if root.join(&dotted).join("_delta_log").is_dir() => dotted,
+                None => args.table.clone(),
+            };
+            engine::delta::resolve(&root, &table)
+        }
+    };
+    if !path.join("_delta_log").is_dir() {
+        bail!(
+            "no Delta table at {} (no _delta_log folder); give a table path, or a table of a project with --project PROJECT (silver/users, silver.users or the sink's id)",
+            path.display()
+        );
+    }
+    Ok((path, meta))
 }
 
 fn tempfile_dir(dir: Option<PathBuf>) -> anyhow::Result<PathBuf> {

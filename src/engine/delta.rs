@@ -1,7 +1,7 @@
 //! Thin helpers over delta-rs: open tables by local path, write with commit metadata, and
 //! read back what a commit did. Sinks and the lakehouse view build on these.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -99,6 +99,8 @@ pub struct CommitOutcome {
     pub rows_added: u64,
     pub rows_updated: u64,
     pub rows_deleted: u64,
+    /// Data files the commit added (what auto-compaction counts).
+    pub files_added: u64,
 }
 
 /// Streams `df` into the table with the given save mode; returns the new version and rows.
@@ -107,9 +109,11 @@ pub async fn write_dataframe(
     df: DataFrame,
     mode: SaveMode,
     partition_by: &[String],
+    properties: &BTreeMap<String, String>,
     props: CommitProperties,
 ) -> Result<CommitOutcome> {
     let table = open_for_write(path).await?;
+    let creates = table.version().is_none();
     let (state, plan) = df.into_parts();
     let mut builder = table
         .write(Vec::<RecordBatch>::new())
@@ -119,6 +123,10 @@ pub async fn write_dataframe(
         .with_commit_properties(props);
     if !partition_by.is_empty() {
         builder = builder.with_partition_columns(partition_by.iter().cloned());
+    }
+    if creates && !properties.is_empty() {
+        builder = builder
+            .with_configuration(properties.iter().map(|(k, v)| (k.clone(), Some(v.clone()))));
     }
     if mode == SaveMode::Overwrite {
         builder = builder.with_schema_mode(deltalake::operations::write::SchemaMode::Overwrite);
@@ -138,6 +146,7 @@ pub async fn last_commit_outcome(table: &DeltaTable) -> Result<CommitOutcome> {
         rows_added: get("num_added_rows") + get("num_target_rows_inserted"),
         rows_updated: get("num_target_rows_updated"),
         rows_deleted: get("num_target_rows_deleted"),
+        files_added: get("num_added_files") + get("num_target_files_added"),
     })
 }
 

@@ -51,6 +51,16 @@ pub enum RunEvent {
     Idle {
         pipeline: String,
     },
+    /// Auto-compaction rewrote a streaming sink's small files (an OPTIMIZE commit).
+    Compacted {
+        pipeline: String,
+        node: NodeId,
+        table: String,
+        files_removed: u64,
+        files_added: u64,
+        /// The OPTIMIZE commit; `None` when there was nothing to rewrite.
+        version: Option<i64>,
+    },
 }
 
 impl RunEvent {
@@ -62,7 +72,8 @@ impl RunEvent {
             | RunEvent::PipelineFinished { pipeline, .. }
             | RunEvent::PipelineFailed { pipeline, .. }
             | RunEvent::Warning { pipeline, .. }
-            | RunEvent::Idle { pipeline } => pipeline,
+            | RunEvent::Idle { pipeline }
+            | RunEvent::Compacted { pipeline, .. } => pipeline,
             RunEvent::BatchCompleted(p) => &p.pipeline,
         }
     }
@@ -70,7 +81,9 @@ impl RunEvent {
     /// The node the event is pinned on, if any.
     pub fn node(&self) -> Option<&str> {
         match self {
-            RunEvent::SinkCommitted { node, .. } => Some(node.as_str()),
+            RunEvent::SinkCommitted { node, .. } | RunEvent::Compacted { node, .. } => {
+                Some(node.as_str())
+            }
             RunEvent::PipelineFailed { node, .. } | RunEvent::Warning { node, .. } => {
                 node.as_ref().map(NodeId::as_str)
             }
@@ -83,6 +96,18 @@ impl fmt::Display for RunEvent {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             RunEvent::PipelineStarted { pipeline } => write!(f, "[{pipeline}] started"),
+            RunEvent::Compacted { pipeline, node, table, files_removed, files_added, version } => {
+                match version {
+                    Some(v) => write!(
+                        f,
+                        "[{pipeline}] node `{node}`: auto-compacted {table}: {files_removed} small file(s) rewritten as {files_added} (Delta version {v}, OPTIMIZE)"
+                    ),
+                    None => write!(
+                        f,
+                        "[{pipeline}] node `{node}`: auto-compaction of {table} found nothing to rewrite"
+                    ),
+                }
+            }
             RunEvent::SinkCommitted {
                 pipeline,
                 node,

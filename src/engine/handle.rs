@@ -13,7 +13,6 @@ use tokio::sync::{mpsc, watch};
 use crate::model::{Diagnostic, NodeId, PipelineMode, Project};
 
 use super::checkpoint::{Checkpoint, CheckpointView};
-use super::eventlog::LoggedEvent;
 use super::lakehouse::{HistoryEntry, TableInfo, VersionDiff, VersionPreview};
 use super::stream::StreamProgress;
 use super::{Preview, RunEvent, RunOptions, RunSummary};
@@ -53,8 +52,12 @@ pub enum Command {
     TableAt { request: u64, path: PathBuf, version: i64 },
     /// Rows added and removed between two versions of a table.
     Compare { request: u64, path: PathBuf, from: i64, to: i64 },
-    /// The persisted event log of the lakehouse.
-    LoadEvents { request: u64, root: PathBuf },
+    /// A table's health (files, small files, versions, last OPTIMIZE/VACUUM, unreferenced).
+    Health { request: u64, path: PathBuf },
+    /// OPTIMIZE or VACUUM (or VACUUM's dry run) from the Lakehouse panel.
+    Upkeep { request: u64, path: PathBuf, op: super::lakehouse::UpkeepOp },
+    /// Reads what was appended to the event logs since the tail's last read.
+    LoadEvents { request: u64, tail: Box<super::eventlog::EventTail> },
     /// What a stream pipeline's checkpoint holds.
     Checkpoint { request: u64, project: Arc<Project>, pipeline: String, root: PathBuf },
     /// Deletes a stopped stream pipeline's checkpoint.
@@ -110,6 +113,16 @@ pub enum Event {
         request: u64,
         result: Result<Vec<TableInfo>, String>,
     },
+    Health {
+        request: u64,
+        path: PathBuf,
+        result: Result<Box<super::lakehouse::TableHealth>, String>,
+    },
+    Upkeep {
+        request: u64,
+        path: PathBuf,
+        result: Result<super::lakehouse::UpkeepDone, String>,
+    },
     History {
         request: u64,
         path: PathBuf,
@@ -126,9 +139,10 @@ pub enum Event {
         path: PathBuf,
         result: Result<Box<VersionDiff>, String>,
     },
+    /// The tail, read up to now, and whether it holds new events.
     EventLog {
         request: u64,
-        result: Result<Vec<LoggedEvent>, String>,
+        result: Result<(Box<super::eventlog::EventTail>, bool), String>,
     },
     Checkpoint {
         request: u64,
@@ -351,6 +365,29 @@ impl EngineHandle {
                             send(Event::Tables { request, result }).await;
                         });
                     }
+                    Command::Health { request, path } => {
+                        rt.spawn(async move {
+                            let p = path.clone();
+                            let result = guarded(async move {
+                                super::lakehouse::table_health(&p)
+                                    .await
+                                    .map(Box::new)
+                                    .map_err(|e| e.detail())
+                            })
+                            .await;
+                            send(Event::Health { request, path, result }).await;
+                        });
+                    }
+                    Command::Upkeep { request, path, op } => {
+                        rt.spawn(async move {
+                            let p = path.clone();
+                            let result = guarded(async move {
+                                super::lakehouse::run_upkeep(&p, op).await.map_err(|e| e.detail())
+                            })
+                            .await;
+                            send(Event::Upkeep { request, path, result }).await;
+                        });
+                    }
                     Command::History { request, path } => {
                         rt.spawn(async move {
                             let p = path.clone();
@@ -390,12 +427,13 @@ impl EngineHandle {
                         });
                         tasks.insert(request, task.abort_handle());
                     }
-                    Command::LoadEvents { request, root } => {
+                    Command::LoadEvents { request, mut tail } => {
                         rt.spawn(async move {
                             let result = tokio::task::spawn_blocking(move || {
-                                super::eventlog::read_recent(&root, 5000)
-                                    .map(|(events, _)| events)
-                                    .map_err(|e| e.detail())
+                                match tail.refresh() {
+                                    Ok(changed) => Ok((tail, changed)),
+                                    Err(e) => Err(e.detail()),
+                                }
                             })
                             .await
                             .unwrap_or_else(|e| Err(e.to_string()));

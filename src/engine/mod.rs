@@ -6,6 +6,7 @@
 pub mod batch;
 pub mod bench;
 pub mod bench_stateful;
+pub mod bench_upkeep;
 pub mod catalog;
 pub mod delta;
 pub mod demo_ads;

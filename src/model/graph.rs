@@ -196,6 +196,11 @@ pub struct Pipeline {
     /// checkpoint at the first start.
     #[serde(default, skip_serializing_if = "is_default_policy")]
     pub watermark_policy: WatermarkPolicy,
+    /// Streams: how many recent batches the checkpoint keeps (Spark's
+    /// `spark.sql.streaming.minBatchesToRetain`, default 100); older ones are folded into
+    /// the compact log and deleted.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub min_batches_to_retain: Option<u64>,
     #[serde(default)]
     pub nodes: Vec<Node>,
     #[serde(default)]

@@ -3,6 +3,8 @@
 //! Adding a kind means adding a variant here; the compiler then lists every place that must
 //! handle it (ports below, planning in `engine::plan`, the inspector).
 
+use std::collections::BTreeMap;
+
 use serde::{Deserialize, Serialize};
 
 use super::graph::{NodeId, Pos};
@@ -488,6 +490,19 @@ pub struct DeltaSink {
     /// Streams: Spark's `outputMode` for stateful pipelines (append, update, complete).
     #[serde(default, skip_serializing_if = "is_default")]
     pub output_mode: OutputMode,
+    /// Compact small files after a commit once enough have gathered (Databricks'
+    /// `delta.autoOptimize.autoCompact`); on for streams unless `false`, off in batch runs.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub auto_compact: Option<bool>,
+    /// Small files that start an auto-compaction (Databricks'
+    /// `spark.databricks.delta.autoCompact.minNumFiles`, default 50).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub auto_compact_min_files: Option<usize>,
+    /// Delta table properties given to the table when this sink creates it
+    /// (`delta.logRetentionDuration`, `delta.deletedFileRetentionDuration`,
+    /// `delta.targetFileSize`, `delta.checkpointInterval`, ...), as `TBLPROPERTIES`.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub properties: BTreeMap<String, String>,
 }
 
 impl DeltaSink {

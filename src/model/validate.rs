@@ -237,9 +237,56 @@ fn settings_problems(kind: &NodeKind) -> Vec<String> {
                 s.mode != WriteMode::Merge || !s.merge_keys.is_empty(),
                 "merge mode needs merge_keys (the columns that identify a row)",
             );
+            need(
+                s.auto_compact_min_files.is_none_or(|n| n >= 2),
+                "auto_compact_min_files must be at least 2",
+            );
+            for (key, value) in &s.properties {
+                if let Some(why) = table_property_problem(key, value) {
+                    out.push(why);
+                }
+            }
         }
     }
     out
+}
+
+/// A Delta table property whose value Delta would not accept, as Spark checks
+/// `TBLPROPERTIES`: durations are `interval <n> <unit>`, counts and sizes positive numbers.
+fn table_property_problem(key: &str, value: &str) -> Option<String> {
+    let v = value.trim();
+    match key {
+        "delta.logRetentionDuration" | "delta.deletedFileRetentionDuration" => {
+            let mut words = v.split_whitespace();
+            let ok = words.next() == Some("interval")
+                && words.next().is_some_and(|n| n.parse::<u64>().is_ok())
+                && words.next().is_some_and(|u| {
+                    let u = u.strip_suffix('s').unwrap_or(u);
+                    [
+                        "nanosecond",
+                        "microsecond",
+                        "millisecond",
+                        "second",
+                        "minute",
+                        "hour",
+                        "day",
+                        "week",
+                    ]
+                    .contains(&u)
+                })
+                && words.next().is_none();
+            (!ok).then(|| {
+                format!("table property {key} = \"{value}\" is not a duration: write e.g. \"interval 7 days\"")
+            })
+        }
+        "delta.checkpointInterval" | "delta.targetFileSize" => (v
+            .parse::<u64>()
+            .map_or(true, |n| n == 0))
+        .then(|| format!("table property {key} = \"{value}\" must be a positive whole number")),
+        "delta.enableExpiredLogCleanup" | "delta.appendOnly" => (!matches!(v, "true" | "false"))
+            .then(|| format!("table property {key} = \"{value}\" must be true or false")),
+        _ => None,
+    }
 }
 
 fn is_identifier(s: &str) -> bool {
@@ -252,6 +299,23 @@ fn is_identifier(s: &str) -> bool {
 mod tests {
     use super::*;
     use crate::model::node::{DeltaSink, Node, Select};
+
+    #[test]
+    fn table_properties_are_checked_as_delta_would() {
+        for (k, v) in [
+            ("delta.logRetentionDuration", "interval 30 days"),
+            ("delta.deletedFileRetentionDuration", "interval 1 hour"),
+            ("delta.checkpointInterval", "10"),
+            ("delta.enableExpiredLogCleanup", "false"),
+            ("delta.somethingElse", "x"),
+        ] {
+            assert_eq!(table_property_problem(k, v), None, "{k} = {v}");
+        }
+        let e = table_property_problem("delta.logRetentionDuration", "30 days").unwrap();
+        assert!(e.contains("interval 7 days"), "{e}");
+        assert!(table_property_problem("delta.checkpointInterval", "0").is_some());
+        assert!(table_property_problem("delta.appendOnly", "yes").is_some());
+    }
 
     #[test]
     fn reports_every_problem_with_its_node() {

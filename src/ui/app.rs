@@ -11,7 +11,7 @@ use arrow::datatypes::SchemaRef;
 use eframe::egui::{self, RichText, Ui};
 use serde::{Deserialize, Serialize};
 
-use crate::engine::eventlog::LoggedEvent;
+use crate::engine::eventlog::{EventTail, LoggedEvent};
 use crate::engine::handle::{CheckpointInfo, Command, EngineHandle, Event};
 use crate::engine::{Preview, RunEvent};
 use crate::model::node::NodeKind;
@@ -24,6 +24,7 @@ use super::inspector::{self, InspectorAction};
 use super::monitor::{self, EventFilter, Monitor, RunStatus};
 use super::preview::preview_table_ui;
 use super::state::{Document, History, push_recent};
+use super::table_health::{self, UpkeepAction};
 use super::tables::{self, TablesAction, TablesState};
 use super::theme;
 
@@ -86,6 +87,8 @@ struct MonitorPanels {
     tables_request: Option<u64>,
     history_request: Option<u64>,
     events: Vec<LoggedEvent>,
+    /// The event logs read so far (back from the engine between refreshes).
+    event_tail: Option<Box<EventTail>>,
     events_request: Option<u64>,
     event_filter: EventFilter,
     checkpoint: Option<(String, Result<Box<CheckpointInfo>, String>)>,
@@ -93,6 +96,8 @@ struct MonitorPanels {
     /// Pipeline whose checkpoint reset waits for confirmation, with what it would redo.
     confirm_reset: Option<(String, Vec<String>)>,
     last_refresh: Option<Instant>,
+    /// When the table list was last asked for outside the Lakehouse tab.
+    tables_listed: Option<Instant>,
 }
 
 /// Nodes on the clipboard, as TOML (so they paste into another window too).
@@ -597,7 +602,51 @@ impl MedallionApp {
         self.request_history(path);
     }
 
+    /// "⚠ small files" on the sinks whose tables need compaction.
+    fn upkeep_badges(&self, pipeline: &crate::model::Pipeline) -> HashMap<NodeId, String> {
+        let root = self.doc.lakehouse_root();
+        pipeline
+            .sinks()
+            .filter_map(|n| {
+                let NodeKind::DeltaSink(s) = &n.kind else { return None };
+                let path = crate::engine::delta::resolve(
+                    &root,
+                    &crate::model::env::expand(&s.table).ok()?,
+                );
+                let t = self.tables.tables.iter().find(|t| t.path == path)?;
+                t.needs_compaction()
+                    .then(|| (n.id.clone(), format!("⚠ {} small files: optimize", t.small_files)))
+            })
+            .collect()
+    }
+
+    /// Health, OPTIMIZE and VACUUM requests of the Lakehouse panel.
+    fn table_upkeep(&mut self, action: UpkeepAction) {
+        let request = self.engine.request_id();
+        match action {
+            UpkeepAction::Health(path) => {
+                // a stream commits every trigger: one health read at a time is plenty
+                if self.tables.upkeep.health_request.is_some() {
+                    return;
+                }
+                if self.engine.send(Command::Health { request, path }) {
+                    self.tables.upkeep.health_request = Some(request);
+                }
+            }
+            UpkeepAction::Run(path, op) => {
+                if self.engine.send(Command::Upkeep { request, path, op }) {
+                    self.tables.upkeep.request = Some(request);
+                } else {
+                    self.tables.upkeep.dialog = table_health::Dialog::Done(Err(
+                        "the engine is busy: try again in a moment".into(),
+                    ));
+                }
+            }
+        }
+    }
+
     fn request_history(&mut self, path: PathBuf) {
+        self.table_upkeep(UpkeepAction::Health(path.clone()));
         let request = self.engine.request_id();
         if self.engine.send(Command::History { request, path }) {
             self.panels.history_request = Some(request);
@@ -634,6 +683,18 @@ impl MedallionApp {
         }
         self.panels.last_refresh = Some(Instant::now());
         let root = self.doc.lakehouse_root();
+        // the sink nodes' small-files badges need the table list even when another tab is
+        // open: every 10 s while streams run
+        let badges_due =
+            self.panels.tables_listed.is_none_or(|t| t.elapsed() >= Duration::from_secs(10));
+        if self.bottom != BottomTab::Lakehouse && badges_due && self.panels.tables_request.is_none()
+        {
+            let request = self.engine.request_id();
+            if self.engine.send(Command::Tables { request, root: root.clone() }) {
+                self.panels.tables_request = Some(request);
+                self.panels.tables_listed = Some(Instant::now());
+            }
+        }
         match self.bottom {
             BottomTab::Lakehouse if self.panels.tables_request.is_none() => {
                 let request = self.engine.request_id();
@@ -643,7 +704,12 @@ impl MedallionApp {
             }
             BottomTab::Events if self.panels.events_request.is_none() => {
                 let request = self.engine.request_id();
-                if self.engine.send(Command::LoadEvents { request, root }) {
+                // the tail travels to the engine and back: only appended bytes are read
+                let tail = match self.panels.event_tail.take() {
+                    Some(t) if t.root() == root => t,
+                    _ => Box::new(EventTail::new(&root, 5000)),
+                };
+                if self.engine.send(Command::LoadEvents { request, tail }) {
                     self.panels.events_request = Some(request);
                 }
             }
@@ -856,11 +922,25 @@ impl MedallionApp {
                     self.tables.diff = Some(result.map(|d| *d));
                 }
             }
+            Event::Health { request, result, .. } => self.tables.upkeep.on_health(request, result),
+            Event::Upkeep { request, path, result } => {
+                if self.tables.upkeep.on_upkeep(request, result)
+                    && self.tables.selected.as_ref() == Some(&path)
+                {
+                    self.refresh_panels(true);
+                    self.request_history(path);
+                }
+            }
             Event::EventLog { request, result } => {
                 if self.panels.events_request == Some(request) {
                     self.panels.events_request = None;
                     match result {
-                        Ok(events) => self.panels.events = events,
+                        Ok((tail, changed)) => {
+                            if changed || tail.events().len() != self.panels.events.len() {
+                                self.panels.events = tail.events().to_vec();
+                            }
+                            self.panels.event_tail = Some(tail);
+                        }
                         Err(e) => self.status = format!("cannot read the event log: {e}"),
                     }
                 }
@@ -1292,6 +1372,7 @@ impl MedallionApp {
                         TablesAction::Select(p) => self.select_table(p),
                         TablesAction::ShowVersion(p, v) => self.show_version(p, v),
                         TablesAction::Compare(p, a, b) => self.compare_versions(p, a, b),
+                        TablesAction::Upkeep(a) => self.table_upkeep(a),
                     }
                 }
             }
@@ -1512,6 +1593,8 @@ impl MedallionApp {
         let widget_id = self.widget_id();
         let before = self.doc.project.clone();
         let tab = self.tab;
+        let upkeep_badges =
+            self.doc.project.pipelines.get(tab).map(|p| self.upkeep_badges(p)).unwrap_or_default();
         let Some(pipeline) = self.doc.project.pipelines.get_mut(tab) else {
             ui.label("No pipeline: add one with “+ pipeline”.");
             return;
@@ -1539,6 +1622,7 @@ impl MedallionApp {
             status: Some(&node_status),
             slowest: slowest.as_ref(),
             state: Some(&state_badges),
+            upkeep: Some(&upkeep_badges),
         };
         let actions = canvas::canvas_ui(
             ui,

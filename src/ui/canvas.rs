@@ -112,6 +112,8 @@ pub struct Overlay<'a> {
     pub slowest: Option<&'a (NodeId, f64)>,
     /// Stateful nodes: state rows and late rows at the last batch (see `ui::stateful`).
     pub state: Option<&'a HashMap<NodeId, String>>,
+    /// Sinks whose tables have gathered many small files.
+    pub upkeep: Option<&'a HashMap<NodeId, String>>,
 }
 
 /// Something the user asked for on the canvas that the app must do.
@@ -281,6 +283,11 @@ impl SnarlViewer<NodeId> for Viewer<'_> {
             if let Some(badge) = self.overlay.state.and_then(|s| s.get(&id)) {
                 ui.label(RichText::new(badge).small().color(theme::STATE)).on_hover_text(
                     "state kept across micro-batches, and rows dropped as late, at the last batch",
+                );
+            }
+            if let Some(badge) = self.overlay.upkeep.and_then(|s| s.get(&id)) {
+                ui.label(RichText::new(badge).small().color(theme::WARNING)).on_hover_text(
+                    "its table has many files under a quarter of the target size: press Optimize in the Lakehouse tab, or leave auto_compact on for streams",
                 );
             }
             for d in self.overlay.diagnostics.iter().filter(|d| d.node.as_ref() == Some(&id)) {

@@ -1,7 +1,10 @@
 //! The inspector: a form per node kind. Edits change the model directly; the app records
 //! them for undo and re-plans the pipeline off the UI thread.
 
+use std::collections::BTreeMap;
+
 use arrow::datatypes::SchemaRef;
+
 use eframe::egui::{self, RichText, Ui};
 
 use crate::engine::schema::type_ddl;
@@ -165,6 +168,46 @@ fn lines_ui(ui: &mut Ui, label: &str, items: &mut Vec<String>, sql: bool) -> boo
     };
     if changed {
         *items = text.lines().map(str::trim).filter(|l| !l.is_empty()).map(str::to_owned).collect();
+    }
+    changed
+}
+
+/// A `key = value` per line editor for a map (table properties, Kafka options). The text
+/// being typed lives in egui's memory while the field has focus, so a line without its `=`
+/// yet is not lost between frames; complete lines land in the map as they are typed.
+fn map_ui(ui: &mut Ui, label: &str, map: &mut BTreeMap<String, String>) -> bool {
+    let from_map = || map.iter().map(|(k, v)| format!("{k} = {v}")).collect::<Vec<_>>().join("\n");
+    let id = ui.make_persistent_id(("map_ui", label));
+    let mut text: String = ui.data_mut(|d| d.get_temp(id)).unwrap_or_else(from_map);
+    let l = ui.label(label);
+    let r = ui
+        .add(
+            egui::TextEdit::multiline(&mut text)
+                .code_editor()
+                .desired_rows(2)
+                .hint_text("key = value")
+                .desired_width(f32::INFINITY),
+        )
+        .labelled_by(l.id);
+    let mut changed = false;
+    if r.changed() {
+        let parsed: BTreeMap<String, String> = text
+            .lines()
+            .filter_map(|line| {
+                let (k, v) = line.split_once('=')?;
+                let k = k.trim();
+                (!k.is_empty()).then(|| (k.to_owned(), v.trim().to_owned()))
+            })
+            .collect();
+        if parsed != *map {
+            *map = parsed;
+            changed = true;
+        }
+    }
+    if r.has_focus() {
+        ui.data_mut(|d| d.insert_temp(id, text));
+    } else {
+        ui.data_mut(|d| d.remove::<String>(id));
     }
     changed
 }
@@ -387,6 +430,28 @@ pub fn inspector_ui(
                 &mut s.output_mode,
                 &OutputMode::ALL,
                 OutputMode::as_str,
+            );
+            let mut compact = s.auto_compact != Some(false);
+            if ui
+                .checkbox(&mut compact, "Auto-compact small files (streams)")
+                .on_hover_text("Databricks' autoCompact: after a commit, once enough small files have gathered, OPTIMIZE runs in the background")
+                .changed()
+            {
+                s.auto_compact = if compact { None } else { Some(false) };
+                changed = true;
+            }
+            if compact {
+                changed |= opt_number_ui(
+                    ui,
+                    "Small files that start a compaction",
+                    &mut s.auto_compact_min_files,
+                    crate::engine::lakehouse::COMPACT_MIN_FILES,
+                );
+            }
+            changed |= map_ui(
+                ui,
+                "Table properties when created (delta.logRetentionDuration = interval 30 days)",
+                &mut s.properties,
             );
             let mut layer = s.layer();
             let before = layer;

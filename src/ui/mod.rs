@@ -10,6 +10,7 @@ pub mod preview;
 pub mod sql;
 pub mod state;
 pub mod stateful;
+pub mod table_health;
 pub mod tables;
 pub mod theme;
 

@@ -177,6 +177,8 @@ impl Monitor {
                 pm.last = Some(p.clone());
             }
             RunEvent::Idle { .. } => pm.status = RunStatus::Waiting,
+            // the table's upkeep; the event log and the Lakehouse tab show it
+            RunEvent::Compacted { .. } => {}
             RunEvent::Warning { message, .. } => {
                 if message.starts_with("waiting for") {
                     pm.status = RunStatus::Waiting;
@@ -545,6 +547,10 @@ pub fn checkpoint_ui(ui: &mut Ui, info: &CheckpointInfo, running: bool) -> bool 
         ui.end_row();
         ui.label("query id");
         ui.monospace(v.metadata.as_ref().map_or("— (no checkpoint yet)".into(), |m| m.id.clone()));
+        ui.end_row();
+        ui.label("on disk");
+        ui.label(format!("{} files, {}", v.disk_files, human_bytes(v.disk_bytes)))
+            .on_hover_text("offsets, commits and state of the newest batches (minBatchesToRetain); older ones are folded into offsets_compact.json");
         ui.end_row();
         ui.label("last batch");
         ui.label(match (v.last_committed, v.pending_replay()) {

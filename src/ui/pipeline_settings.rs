@@ -70,6 +70,22 @@ pub fn pipeline_settings_ui(ui: &mut Ui, p: &mut Pipeline, trigger_text: &mut St
                 changed = true;
             }
         });
+        changed |= ui
+            .horizontal(|ui| {
+                let mut on = p.min_batches_to_retain.is_some();
+                let mut c = ui
+                    .checkbox(&mut on, "Batches kept in the checkpoint")
+                    .on_hover_text("Spark's minBatchesToRetain (default 100): older offsets, commits and state versions are folded into the compact log and deleted")
+                    .changed();
+                if on {
+                    let v = p.min_batches_to_retain.get_or_insert(100);
+                    c |= ui.add(egui::DragValue::new(v).range(1..=100_000)).changed();
+                } else {
+                    p.min_batches_to_retain = None;
+                }
+                c
+            })
+            .inner;
         ui.horizontal(|ui| {
             ui.label("Watermark policy");
             for policy in [WatermarkPolicy::Min, WatermarkPolicy::Max] {

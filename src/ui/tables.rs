@@ -13,6 +13,7 @@ use crate::model::node::Layer;
 
 use super::monitor::{compact, human_bytes};
 use super::preview::preview_table_ui;
+use super::table_health::{UpkeepAction, UpkeepState, health_ui};
 use super::theme;
 
 /// What the user asked for in the panel.
@@ -22,6 +23,8 @@ pub enum TablesAction {
     Select(PathBuf),
     ShowVersion(PathBuf, i64),
     Compare(PathBuf, i64, i64),
+    /// Health, OPTIMIZE, VACUUM of the selected table (`table_health`).
+    Upkeep(UpkeepAction),
 }
 
 /// The panel's state.
@@ -42,6 +45,8 @@ pub struct TablesState {
     pub diff: Option<Result<VersionDiff, String>>,
     /// The comparison request in flight.
     pub comparing: Option<u64>,
+    /// The selected table's health and its OPTIMIZE / VACUUM.
+    pub upkeep: UpkeepState,
 }
 
 impl TablesState {
@@ -101,11 +106,20 @@ fn list_ui(ui: &mut Ui, st: &mut TablesState, actions: &mut Vec<TablesAction>) {
             let selected = st.selected.as_ref() == Some(&t.path);
             let clicked =
                 ui.selectable_label(selected, format!("{} · v{}", t.name, t.version)).clicked();
-            ui.label(
-                RichText::new(format!("    {rows} · {files} · {}", human_bytes(t.size_bytes)))
-                    .small()
-                    .weak(),
-            );
+            ui.horizontal(|ui| {
+                ui.label(
+                    RichText::new(format!("    {rows} · {files} · {}", human_bytes(t.size_bytes)))
+                        .small()
+                        .weak(),
+                );
+                if t.needs_compaction() {
+                    ui.label(RichText::new("⚠ small files").small().color(theme::WARNING))
+                        .on_hover_text(format!(
+                            "{} files under a quarter of the target size: Optimize compacts them",
+                            t.small_files
+                        ));
+                }
+            });
             if clicked && !selected {
                 actions.push(TablesAction::Select(t.path.clone()));
             }
@@ -119,6 +133,9 @@ fn timeline_ui(ui: &mut Ui, st: &mut TablesState, actions: &mut Vec<TablesAction
         return;
     };
     let name = st.selected_table().map(|t| t.name.clone()).unwrap_or_default();
+    let mut upkeep = Vec::new();
+    health_ui(ui, &mut st.upkeep, &path, &mut upkeep);
+    actions.extend(upkeep.into_iter().map(TablesAction::Upkeep));
     ui.strong(format!("Versions of {name}"));
     if let Some(e) = &st.history_error {
         ui.label(RichText::new(e).color(theme::ERROR));

@@ -57,3 +57,30 @@ pub async fn scalar_i64(path: &Path, sql: &str) -> i64 {
 pub fn pretty(batches: &[RecordBatch]) -> String {
     arrow::util::pretty::pretty_format_batches(batches).expect("pretty").to_string()
 }
+
+/// The venv's Python, with the independent `deltalake` reader (installed by scripts/setup.sh).
+pub fn python() -> PathBuf {
+    let venv = std::env::var("MEDALLION_VENV").map(PathBuf::from).unwrap_or_else(|_| {
+        PathBuf::from(std::env::var("HOME").unwrap()).join(".cache/medallion/venv")
+    });
+    let py = venv.join("bin/python");
+    assert!(
+        py.exists(),
+        "{} is missing: run scripts/setup.sh (it installs the Python deltalake reader)",
+        py.display()
+    );
+    py
+}
+
+/// Runs the `medallion` binary; returns (exit code, stdout, stderr).
+pub fn medallion_cli(args: &[&str]) -> (i32, String, String) {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_medallion"))
+        .args(args)
+        .output()
+        .expect("medallion runs");
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}

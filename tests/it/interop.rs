@@ -7,19 +7,6 @@ use medallion::engine;
 
 use crate::common::*;
 
-fn python() -> std::path::PathBuf {
-    let venv = std::env::var("MEDALLION_VENV").map(std::path::PathBuf::from).unwrap_or_else(|_| {
-        std::path::PathBuf::from(std::env::var("HOME").unwrap()).join(".cache/medallion/venv")
-    });
-    let py = venv.join("bin/python");
-    assert!(
-        py.exists(),
-        "{} is missing: run scripts/setup.sh (it installs the Python deltalake reader)",
-        py.display()
-    );
-    py
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn python_deltalake_reads_silver_users() {
     let (lake, demo) = demo_lakehouse().await;

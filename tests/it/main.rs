@@ -14,3 +14,4 @@ mod projects;
 mod stateful;
 mod stream;
 mod ui;
+mod upkeep;

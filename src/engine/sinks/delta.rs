@@ -43,10 +43,26 @@ pub async fn write(
 ) -> Result<CommitOutcome> {
     match sink.mode {
         WriteMode::Append => {
-            delta::write_dataframe(path, df, SaveMode::Append, &sink.partition_by, props).await
+            delta::write_dataframe(
+                path,
+                df,
+                SaveMode::Append,
+                &sink.partition_by,
+                &sink.properties,
+                props,
+            )
+            .await
         }
         WriteMode::Overwrite => {
-            delta::write_dataframe(path, df, SaveMode::Overwrite, &sink.partition_by, props).await
+            delta::write_dataframe(
+                path,
+                df,
+                SaveMode::Overwrite,
+                &sink.partition_by,
+                &sink.properties,
+                props,
+            )
+            .await
         }
         WriteMode::Merge => merge(path, sink, df, props).await,
     }
@@ -70,8 +86,15 @@ async fn merge(
         }
     }
     let Some(table) = delta::try_open(path).await? else {
-        return delta::write_dataframe(path, source, SaveMode::Append, &sink.partition_by, props)
-            .await;
+        return delta::write_dataframe(
+            path,
+            source,
+            SaveMode::Append,
+            &sink.partition_by,
+            &sink.properties,
+            props,
+        )
+        .await;
     };
     let src = |c: &str| col(Column::new(Some("source"), c));
     let tgt = |c: &str| col(Column::new(Some("target"), c));

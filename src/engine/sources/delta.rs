@@ -56,6 +56,59 @@ pub fn appended_files(
     Ok(appended_files_with_rows(path, start, end, skip_change_commits)?.0)
 }
 
+/// What one commit did to the table's data files.
+struct VersionChange {
+    /// Files added with `dataChange = true`.
+    adds: Vec<String>,
+    /// Their rows from the statistics (`None` when a file has none).
+    rows: Option<u64>,
+    /// The commit removes or rewrites data (overwrite, merge, delete, update).
+    data_removes: bool,
+    /// The commit removes files without changing data (OPTIMIZE): files added before it
+    /// are not in the snapshots from this version on.
+    rearranges: bool,
+}
+
+fn version_change(path: &Path, v: i64) -> Result<VersionChange> {
+    let commit = path.join("_delta_log").join(format!("{v:020}.json"));
+    let text = std::fs::read_to_string(&commit).map_err(|e| {
+        EngineError::Config(format!(
+            "cannot read version {v} of {} ({e}); the log may have been cleaned up (delta.logRetentionDuration): reset the stream's checkpoint, and it starts from the table's current snapshot",
+            path.display()
+        ))
+    })?;
+    let mut change =
+        VersionChange { adds: Vec::new(), rows: Some(0), data_removes: false, rearranges: false };
+    for line in text.lines().filter(|l| !l.trim().is_empty()) {
+        let action: serde_json::Value = serde_json::from_str(line).map_err(|e| {
+            EngineError::Config(format!("{}: bad commit JSON: {e}", commit.display()))
+        })?;
+        let data_change = |a: &serde_json::Value| {
+            a.get("dataChange").and_then(serde_json::Value::as_bool).unwrap_or(true)
+        };
+        if let Some(add) = action.get("add") {
+            if data_change(add)
+                && let Some(p) = add.get("path").and_then(serde_json::Value::as_str)
+            {
+                change.adds.push(p.to_owned());
+                let n = add
+                    .get("stats")
+                    .and_then(serde_json::Value::as_str)
+                    .and_then(|s| serde_json::from_str::<serde_json::Value>(s).ok())
+                    .and_then(|s| s.get("numRecords").and_then(serde_json::Value::as_u64));
+                change.rows = change.rows.zip(n).map(|(a, b)| a + b);
+            }
+        } else if let Some(remove) = action.get("remove") {
+            if data_change(remove) {
+                change.data_removes = true;
+            } else {
+                change.rearranges = true;
+            }
+        }
+    }
+    Ok(change)
+}
+
 /// Like [`appended_files`], with the number of rows the files hold according to their
 /// statistics (`None` when a file has no statistics).
 pub fn appended_files_with_rows(
@@ -67,42 +120,8 @@ pub fn appended_files_with_rows(
     let mut files = Vec::new();
     let mut rows = Some(0u64);
     for v in (start + 1)..=end {
-        let commit = path.join("_delta_log").join(format!("{v:020}.json"));
-        let text = std::fs::read_to_string(&commit).map_err(|e| {
-            EngineError::Config(format!(
-                "cannot read version {v} of {} ({e}); the log may have been cleaned up: restart the stream with a new checkpoint",
-                path.display()
-            ))
-        })?;
-        let mut adds = Vec::new();
-        let mut version_rows = Some(0u64);
-        let mut changes = false;
-        for line in text.lines().filter(|l| !l.trim().is_empty()) {
-            let action: serde_json::Value = serde_json::from_str(line).map_err(|e| {
-                EngineError::Config(format!("{}: bad commit JSON: {e}", commit.display()))
-            })?;
-            let data_change = |a: &serde_json::Value| {
-                a.get("dataChange").and_then(serde_json::Value::as_bool).unwrap_or(true)
-            };
-            if let Some(add) = action.get("add") {
-                if data_change(add)
-                    && let Some(p) = add.get("path").and_then(serde_json::Value::as_str)
-                {
-                    adds.push(p.to_owned());
-                    let n = add
-                        .get("stats")
-                        .and_then(serde_json::Value::as_str)
-                        .and_then(|s| serde_json::from_str::<serde_json::Value>(s).ok())
-                        .and_then(|s| s.get("numRecords").and_then(serde_json::Value::as_u64));
-                    version_rows = version_rows.zip(n).map(|(a, b)| a + b);
-                }
-            } else if let Some(remove) = action.get("remove")
-                && data_change(remove)
-            {
-                changes = true;
-            }
-        }
-        if changes {
+        let change = version_change(path, v)?;
+        if change.data_removes {
             if skip_change_commits {
                 continue;
             }
@@ -111,10 +130,24 @@ pub fn appended_files_with_rows(
                 path.display()
             )));
         }
-        files.extend(adds);
-        rows = rows.zip(version_rows).map(|(a, b)| a + b);
+        files.extend(change.adds);
+        rows = rows.zip(change.rows).map(|(a, b)| a + b);
     }
     Ok((files, rows))
+}
+
+/// The data files of the table's snapshot at `version`, in Spark's order for an initial
+/// snapshot (modification time, then path), with their rows from the statistics.
+async fn snapshot_files(path: &Path, version: i64) -> Result<Vec<(String, Option<u64>)>> {
+    let table = deltalake::open_table_with_version(delta::table_url(path)?, version as u64).await?;
+    let mut files: Vec<(i64, String, Option<u64>)> = table
+        .snapshot()?
+        .log_data()
+        .iter()
+        .map(|f| (f.modification_time(), f.path().into_owned(), f.num_records().map(|n| n as u64)))
+        .collect();
+    files.sort();
+    Ok(files.into_iter().map(|(_, p, n)| (p, n)).collect())
 }
 
 /// The data of exactly the given files of the table at `version`.
@@ -137,6 +170,11 @@ pub(crate) struct DeltaStream {
     skip_change_commits: bool,
     max_files: usize,
     last: i64,
+    /// No `starting_version`: the first batches read the table's snapshot, as Spark's Delta
+    /// source does, then the versions after it.
+    initial_snapshot: bool,
+    /// The snapshot being read: (version, files read so far, files in it).
+    snapshot: Option<(i64, u64, u64)>,
     bound: Option<i64>,
     backlog: u64,
 }
@@ -150,6 +188,8 @@ impl DeltaStream {
             skip_change_commits: cfg.skip_change_commits,
             max_files: cfg.max_files_per_trigger.unwrap_or(1000).max(1),
             last: cfg.starting_version.map_or(-1, |v| v - 1),
+            initial_snapshot: cfg.starting_version.is_none(),
+            snapshot: None,
             bound: None,
             backlog: 0,
         }
@@ -167,10 +207,24 @@ impl DeltaStream {
         self.backlog
     }
 
-    /// Marks a batch's versions as processed.
+    /// Marks a batch's versions (or part of the initial snapshot) as processed.
     pub fn advance(&mut self, offset: &SourceOffset) {
-        if let SourceOffset::Delta { end_version, .. } = offset {
-            self.last = self.last.max(*end_version);
+        match offset {
+            SourceOffset::Delta { end_version, snapshot: Some([_, to, total]), .. } => {
+                if to >= total {
+                    self.last = self.last.max(*end_version);
+                    self.snapshot = None;
+                    self.initial_snapshot = false;
+                } else if self.last < *end_version {
+                    self.snapshot = Some((*end_version, *to, *total));
+                }
+            }
+            SourceOffset::Delta { end_version, snapshot: None, .. } => {
+                self.last = self.last.max(*end_version);
+                self.initial_snapshot = false;
+                self.snapshot = None;
+            }
+            _ => {}
         }
     }
 
@@ -190,26 +244,64 @@ impl DeltaStream {
             None => -1,
         };
         let target = self.bound.map_or(latest, |b| b.min(latest));
-        // whole versions, until about max_files new files
+        // a fresh query without startingVersion reads the snapshot first (maxFilesPerTrigger
+        // files a batch), then the versions after it: a log cleaned up long ago is no obstacle
+        if self.snapshot.is_some() || (self.initial_snapshot && self.last < 0 && target >= 0) {
+            let (version, from) = match self.snapshot {
+                Some((v, read, _)) => (v, read),
+                None => (target, 0),
+            };
+            let total = snapshot_files(&self.path, version).await?.len() as u64;
+            let to = (from + self.max_files as u64).min(total);
+            self.backlog = total - to + (target - version).max(0) as u64;
+            return Ok(SourceOffset::Delta {
+                start_version: -1,
+                end_version: version,
+                snapshot: Some([from, to, total]),
+            });
+        }
+        // whole versions, until about max_files new files; a version that rearranges files
+        // (OPTIMIZE) only ever starts a batch, so every file a batch reads is in the snapshot
+        // at its end version
         let last = self.last;
         let mut end = last;
         let mut files = 0;
         while end < target && (files < self.max_files || end == last) {
-            files += appended_files(&self.path, end, end + 1, self.skip_change_commits)?.len();
+            let change = version_change(&self.path, end + 1)?;
+            if change.rearranges && end > last {
+                break;
+            }
+            if change.data_removes && !self.skip_change_commits {
+                // stops the query with the message that names the version
+                appended_files_with_rows(&self.path, end, end + 1, false)?;
+            }
+            files += change.adds.len();
             end += 1;
         }
         self.backlog = (target - end).max(0) as u64;
-        Ok(SourceOffset::Delta { start_version: last, end_version: end })
+        Ok(SourceOffset::Delta { start_version: last, end_version: end, snapshot: None })
     }
 
     /// Reads exactly the files that the versions of `offset` appended.
     pub async fn read(&self, ctx: &SessionContext, offset: &SourceOffset) -> Result<SourceData> {
-        let SourceOffset::Delta { start_version, end_version } = offset else {
+        let SourceOffset::Delta { start_version, end_version, snapshot } = offset else {
             return Err(offset_mismatch(offset, &self.describe()));
         };
         let path = &self.path;
-        let (files, stats_rows) =
-            appended_files_with_rows(path, *start_version, *end_version, self.skip_change_commits)?;
+        let (files, stats_rows) = match snapshot {
+            Some([from, to, _]) => {
+                let all = snapshot_files(path, *end_version).await?;
+                let part = all.get(*from as usize..(*to as usize).min(all.len())).unwrap_or(&[]);
+                let rows = part.iter().map(|(_, n)| *n).sum::<Option<u64>>();
+                (part.iter().map(|(p, _)| p.clone()).collect(), rows)
+            }
+            None => appended_files_with_rows(
+                path,
+                *start_version,
+                *end_version,
+                self.skip_change_commits,
+            )?,
+        };
         let df = if files.is_empty() {
             let t = delta::open(path).await?;
             let s = t.snapshot()?.snapshot().arrow_schema();

@@ -31,8 +31,15 @@ pub struct FileEntry {
 pub enum SourceOffset {
     /// The new files of this batch, in read order.
     Files { files: Vec<FileEntry> },
-    /// Table versions `start_version` (exclusive) to `end_version` (inclusive).
-    Delta { start_version: i64, end_version: i64 },
+    /// Table versions `start_version` (exclusive) to `end_version` (inclusive); or, with
+    /// `snapshot = [from, to, total]`, files `from..to` of the `total` files of the table's
+    /// snapshot at `end_version` (the first batches of a query without startingVersion).
+    Delta {
+        start_version: i64,
+        end_version: i64,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        snapshot: Option<[u64; 3]>,
+    },
     /// Generated rows `start` (inclusive) to `end` (exclusive); `time_anchor` = `[row, ms]`
     /// fixes the rows' event times (`signup_time` of row n = ms + (n - row) / rows per second),
     /// so a replay generates the same times.
@@ -50,7 +57,8 @@ impl SourceOffset {
     pub fn is_empty(&self) -> bool {
         match self {
             SourceOffset::Files { files } => files.is_empty(),
-            SourceOffset::Delta { start_version, end_version } => end_version <= start_version,
+            SourceOffset::Delta { snapshot: Some([from, to, _]), .. } => to <= from,
+            SourceOffset::Delta { start_version, end_version, .. } => end_version <= start_version,
             SourceOffset::Generator { start, end, .. } => end <= start,
             SourceOffset::Kafka { ranges } => ranges.values().all(|[s, e]| e <= s),
         }
@@ -299,9 +307,16 @@ fn fold_offset(acc: &mut SourceOffset, next: &SourceOffset) {
             files.extend(more.iter().cloned());
         }
         (
-            SourceOffset::Delta { start_version, end_version },
-            SourceOffset::Delta { start_version: s, end_version: e },
+            SourceOffset::Delta { start_version, end_version, snapshot },
+            SourceOffset::Delta { start_version: s, end_version: e, snapshot: more },
         ) => {
+            // the later batch's position in an initial snapshot wins; versions after it clear it
+            if *e > *end_version
+                || (*e == *end_version
+                    && more.is_some_and(|m| snapshot.is_none_or(|o| m[1] > o[1])))
+            {
+                *snapshot = *more;
+            }
             *start_version = (*start_version).min(*s);
             *end_version = (*end_version).max(*e);
         }
@@ -337,6 +352,30 @@ pub struct CheckpointView {
     pub consumed: BTreeMap<String, Consumed>,
     /// Stateful nodes: their state versions (version, bytes) under `state/`.
     pub state: Vec<(String, Vec<(u64, u64)>)>,
+    /// Files and bytes the checkpoint folder holds (bounded by the purge).
+    pub disk_files: usize,
+    pub disk_bytes: u64,
+}
+
+/// Files and bytes under `dir`, recursively.
+pub fn disk_usage(dir: &Path) -> (usize, u64) {
+    let mut files = 0;
+    let mut bytes = 0;
+    let mut stack = vec![dir.to_owned()];
+    while let Some(d) = stack.pop() {
+        let Ok(entries) = std::fs::read_dir(&d) else { continue };
+        for e in entries.flatten() {
+            match e.file_type() {
+                Ok(t) if t.is_dir() => stack.push(e.path()),
+                Ok(_) => {
+                    files += 1;
+                    bytes += e.metadata().map(|m| m.len()).unwrap_or(0);
+                }
+                Err(_) => {}
+            }
+        }
+    }
+    (files, bytes)
 }
 
 impl CheckpointView {
@@ -439,6 +478,7 @@ impl Checkpoint {
             Some(n) => self.commit(n)?,
             None => None,
         };
+        let (disk_files, disk_bytes) = disk_usage(&self.dir);
         Ok(CheckpointView {
             dir: self.dir.clone(),
             metadata,
@@ -447,6 +487,8 @@ impl Checkpoint {
             last_commit,
             consumed,
             state: super::state::list_versions(&self.dir),
+            disk_files,
+            disk_bytes,
         })
     }
 

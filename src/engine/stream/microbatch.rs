@@ -14,6 +14,7 @@ use crate::model::node::{NodeKind, ParseMode};
 use crate::model::{NodeId, Pipeline, Project};
 
 use super::super::delta::{self, CommitMeta};
+use super::super::lakehouse::AutoCompactor;
 use super::super::meter::{EdgeMeter, node_self_ms};
 use super::super::plan::Planner;
 use super::super::sources::json_lines::BadRecord;
@@ -44,6 +45,7 @@ pub(super) async fn run_batch(
     replayed: bool,
     opts: &StreamOptions,
     stateful: Option<StatefulBatch<'_>>,
+    compactor: &mut AutoCompactor,
 ) -> Result<(StreamProgress, Option<BatchState>)> {
     let mut durations = BTreeMap::new();
     let t_read = Instant::now();
@@ -129,14 +131,20 @@ pub(super) async fn run_batch(
             node: sink.id.to_string(),
         }
         .properties()
-        .with_application_transaction(Transaction::new(&app_id, entry.batch_id as i64));
+        .with_application_transaction(Transaction::new(&app_id, entry.batch_id as i64))
+        // delta-rs would list the whole _delta_log at every commit to clean it: the sink's
+        // upkeep cleans it once per log checkpoint instead (lakehouse::auto_compact)
+        .with_cleanup_expired_logs(Some(false));
         // a stateful query's output mode decides how its rows land (update = MERGE on keys)
         let cfg = match &stateful {
             Some(s) => sinks::delta::for_output_mode(cfg, s.query.mode, s.query.merge_keys()),
             None => cfg.clone(),
         };
+        // a background compaction of this table ends before we commit to it
+        compactor.before_write(sink.id.as_str()).await;
         let outcome =
             sinks::delta::write(&path, &cfg, df, props).await.at_node(&pipeline.name, &sink.id)?;
+        compactor.committed(sink.id.as_str(), outcome.files_added, outcome.version);
         sinks_done.insert(sink.id.to_string(), outcome.version);
         rows_per_node.insert(sink.id.to_string(), outcome.rows_added + outcome.rows_updated);
         sink_write_ms.insert(sink.id.to_string(), t_sink.elapsed().as_millis() as u64);

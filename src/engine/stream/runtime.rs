@@ -8,10 +8,12 @@ use std::time::{Duration, Instant};
 
 use tokio::sync::{mpsc, watch};
 
-use crate::model::{Pipeline, Project, Trigger};
+use crate::model::node::NodeKind;
+use crate::model::{NodeId, Pipeline, Project, Trigger};
 
-use super::super::delta;
+use super::super::delta::{self, CommitMeta};
 use super::super::events::RunEvent;
+use super::super::lakehouse::AutoCompactor;
 use super::super::sources::stream_source::{StreamSource, build_sources};
 use super::super::{EngineError, NodeContext, Result};
 use super::checkpoint::{
@@ -106,6 +108,7 @@ pub async fn run_stream(
             ),
         });
     }
+    let mut compactor = auto_compactor(project, pipeline, root).await?;
     // restore: every committed batch's offsets are processed (purged ones via the compact log)
     let last_committed = cp.last_committed()?;
     for (node, offset) in cp.compacted()? {
@@ -237,8 +240,10 @@ pub async fn run_stream(
             replayed,
             opts,
             stateful_batch,
+            &mut compactor,
         )
         .await;
+        report_compactions(pipeline, &mut compactor, on_event);
         let (progress, batch_state) = match batch {
             Ok(p) => p,
             Err(e) if e.is_retryable() => {
@@ -260,10 +265,13 @@ pub async fn run_stream(
             next_watermark: stateful.as_ref().map(|_| next_watermark.clone()),
             next_expiry_us,
         })?;
+        // small files gathered: compact in the background while the next batch is planned
+        compactor.start_due();
         // bounded checkpoint: every 10 batches, fold all but the newest 100 into the compact
         // log and delete them, with the state versions no replay can need
+        let retain = pipeline.min_batches_to_retain.unwrap_or(MIN_BATCHES_TO_RETAIN).max(1);
         if (batch_id + 1) % 10 == 0
-            && let Some(keep_from) = cp.purge(batch_id, MIN_BATCHES_TO_RETAIN)?
+            && let Some(keep_from) = cp.purge(batch_id, retain)?
             && let Some(q) = &stateful
         {
             q.purge(keep_from)?;
@@ -302,6 +310,8 @@ pub async fn run_stream(
             }
         }
     }
+    compactor.finish().await;
+    report_compactions(pipeline, &mut compactor, on_event);
     on_event(RunEvent::PipelineFinished {
         pipeline: pipeline.name.clone(),
         rows_written: summary.rows_written,
@@ -309,6 +319,75 @@ pub async fn run_stream(
         stopped: *stop.borrow(),
     });
     Ok(summary)
+}
+
+/// The background upkeep of the stream's Delta sinks: compaction of small files (unless
+/// `auto_compact = false`) and log cleanup after log checkpoints.
+async fn auto_compactor(
+    project: &Project,
+    pipeline: &Pipeline,
+    root: &Path,
+) -> Result<AutoCompactor> {
+    let mut compactor = AutoCompactor::default();
+    for sink in pipeline.sinks() {
+        let NodeKind::DeltaSink(cfg) = &sink.kind else { continue };
+        let compact = (cfg.auto_compact != Some(false)).then_some(cfg.auto_compact_min_files);
+        let interval =
+            cfg.properties.get("delta.checkpointInterval").and_then(|v| v.trim().parse().ok());
+        let path = delta::resolve(root, &crate::model::env::expand(&cfg.table)?);
+        let meta = CommitMeta {
+            project: project.name.clone(),
+            pipeline: pipeline.name.clone(),
+            node: sink.id.to_string(),
+        };
+        compactor
+            .watch(sink.id.as_str(), &path, meta, compact, interval)
+            .await
+            .at_node(&pipeline.name, &sink.id)?;
+    }
+    Ok(compactor)
+}
+
+/// Tells what the background compactions did: a failed one is a warning (the table stays as
+/// it was; the next one tries again), never a failed stream.
+fn report_compactions(
+    pipeline: &Pipeline,
+    compactor: &mut AutoCompactor,
+    on_event: &(dyn Fn(RunEvent) + Send + Sync),
+) {
+    for c in compactor.take_done() {
+        if let Some(Err(e)) = &c.logs_cleaned {
+            on_event(RunEvent::Warning {
+                pipeline: pipeline.name.clone(),
+                node: Some(NodeId::new(c.sink.clone())),
+                message: format!(
+                    "cleaning the expired log files of {} failed (the table is unchanged; the next checkpoint tries again): {}",
+                    c.table.display(),
+                    e.detail()
+                ),
+            });
+        }
+        match c.result {
+            None => {}
+            Some(Ok(report)) => on_event(RunEvent::Compacted {
+                pipeline: pipeline.name.clone(),
+                node: NodeId::new(c.sink),
+                table: c.table.display().to_string(),
+                files_removed: report.files_removed,
+                files_added: report.files_added,
+                version: report.version,
+            }),
+            Some(Err(e)) => on_event(RunEvent::Warning {
+                pipeline: pipeline.name.clone(),
+                node: Some(NodeId::new(c.sink)),
+                message: format!(
+                    "auto-compaction of {} failed (the table is unchanged): {}",
+                    c.table.display(),
+                    e.detail()
+                ),
+            }),
+        }
+    }
 }
 
 fn waiting(pipeline: &Pipeline, e: &EngineError, on_event: &(dyn Fn(RunEvent) + Send + Sync)) {
