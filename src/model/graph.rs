@@ -317,6 +317,41 @@ impl Pipeline {
         false
     }
 
+    /// Arranges the nodes left to right by their edges: a node's column is its longest path
+    /// from a source, and within a column nodes keep their order in the file.
+    pub fn auto_layout(&mut self) {
+        const COLUMN_GAP: f32 = 240.0;
+        const ROW_GAP: f32 = 130.0;
+        let order = self
+            .topological_order()
+            .unwrap_or_else(|| self.nodes.iter().map(|n| n.id.clone()).collect());
+        let mut depth: std::collections::HashMap<NodeId, usize> = Default::default();
+        for id in &order {
+            let d = self
+                .edges
+                .iter()
+                .filter(|e| &e.to == id)
+                .filter_map(|e| depth.get(&e.from).map(|d| d + 1))
+                .max()
+                .unwrap_or(0);
+            depth.insert(id.clone(), d);
+        }
+        let mut rows: std::collections::HashMap<usize, usize> = Default::default();
+        for node in &mut self.nodes {
+            let col = depth.get(&node.id).copied().unwrap_or(0);
+            let row = rows.entry(col).or_insert(0);
+            node.pos = Pos { x: col as f32 * COLUMN_GAP, y: *row as f32 * ROW_GAP };
+            *row += 1;
+        }
+    }
+
+    /// Whether two nodes sit at the same place, as in a hand-written file without positions.
+    pub fn has_overlapping_nodes(&self) -> bool {
+        self.nodes.iter().enumerate().any(|(i, a)| {
+            self.nodes[i + 1..].iter().any(|b| (a.pos.x - b.pos.x).abs() < 1.0 && (a.pos.y - b.pos.y).abs() < 1.0)
+        })
+    }
+
     /// Nodes in an order where every node comes after its inputs; `None` on a cycle.
     pub fn topological_order(&self) -> Option<Vec<NodeId>> {
         let mut indegree: std::collections::HashMap<&NodeId, usize> =
@@ -385,6 +420,25 @@ mod tests {
         assert!(matches!(p.connect(&id("j"), &id("d"), "in"), Err(GraphError::PortTaken { .. })));
         p.disconnect(&id("d"), "in").unwrap();
         assert!(matches!(p.connect(&id("j"), &id("d"), "in"), Err(GraphError::Cycle { .. })));
+    }
+
+    #[test]
+    fn auto_layout_puts_each_node_right_of_its_inputs() {
+        let mut p = pipeline();
+        let id = |s: &str| NodeId::new(s);
+        p.connect(&id("src"), &id("d"), "in").unwrap();
+        p.connect(&id("d"), &id("j"), "left").unwrap();
+        p.connect(&id("other"), &id("j"), "right").unwrap();
+        p.connect(&id("j"), &id("sink"), "in").unwrap();
+        assert!(p.has_overlapping_nodes(), "no positions in the file: all at the origin");
+        p.auto_layout();
+        assert!(!p.has_overlapping_nodes());
+        let x = |n: &str| p.node(&id(n)).unwrap().pos.x;
+        for e in &p.edges {
+            assert!(x(e.from.as_str()) < x(e.to.as_str()), "{} before {}", e.from, e.to);
+        }
+        assert_eq!(x("src"), x("other"), "both sources in the first column");
+        assert!(x("j") > x("d"), "the join after the longest input path");
     }
 
     #[test]

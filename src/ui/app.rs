@@ -217,7 +217,13 @@ impl MedallionApp {
     /// Opens a project file (errors go to the status line; the current project stays).
     pub fn open_path(&mut self, path: PathBuf) {
         match Project::load(&path) {
-            Ok(project) => {
+            Ok(mut project) => {
+                // a hand-written file without positions: every node would sit on the others
+                for p in &mut project.pipelines {
+                    if p.has_overlapping_nodes() {
+                        p.auto_layout();
+                    }
+                }
                 let lakehouse = self.doc.lakehouse_override.take();
                 self.doc = Document::new(project, Some(path.clone()));
                 self.doc.lakehouse_override = lakehouse;
@@ -1128,6 +1134,15 @@ impl MedallionApp {
                     && let Some(c) = self.canvases.get_mut(self.tab)
                 {
                     c.generation += 1;
+                }
+                if ui.button("Auto-layout").on_hover_text("arrange left to right by the edges").clicked()
+                    && self.doc.project.pipelines.get(self.tab).is_some()
+                {
+                    self.history.record(&self.doc.project);
+                    self.doc.project.pipelines[self.tab].auto_layout();
+                    if let Some(c) = self.canvases.get_mut(self.tab) {
+                        c.generation += 1;
+                    }
                 }
             });
             ui.separator();

@@ -198,15 +198,18 @@ pub async fn optimize(
     };
     for f in &filters {
         if !partition_columns.contains(&f.column) {
-            return Err(EngineError::Config(format!(
-                "--where may only use partition columns (as Delta's OPTIMIZE WHERE); `{}` is not one of {}",
-                f.column,
-                if partition_columns.is_empty() {
-                    format!("{}'s — it has no partition columns", path.display())
-                } else {
+            return Err(EngineError::Config(if partition_columns.is_empty() {
+                format!(
+                    "--where may only use partition columns (as Delta's OPTIMIZE WHERE), and {} has no partition columns: leave --where out",
+                    path.display()
+                )
+            } else {
+                format!(
+                    "--where may only use partition columns (as Delta's OPTIMIZE WHERE); `{}` is not one of {}",
+                    f.column,
                     partition_columns.join(", ")
-                }
-            )));
+                )
+            }));
         }
     }
     let literals: Vec<deltalake::FilterLiteral<'_>> = filters
