@@ -112,6 +112,8 @@ pub struct Overlay<'a> {
     pub slowest: Option<&'a (NodeId, f64)>,
     /// Stateful nodes: state rows and late rows at the last batch (see `ui::stateful`).
     pub state: Option<&'a HashMap<NodeId, String>>,
+    /// Nodes with recorded tests: the badge and whether one fails (see `ui::tests_tab`).
+    pub tests: Option<&'a HashMap<NodeId, (String, bool)>>,
 }
 
 /// Something the user asked for on the canvas that the app must do.
@@ -282,6 +284,11 @@ impl SnarlViewer<NodeId> for Viewer<'_> {
                 ui.label(RichText::new(badge).small().color(theme::STATE)).on_hover_text(
                     "state kept across micro-batches, and rows dropped as late, at the last batch",
                 );
+            }
+            if let Some((badge, failing)) = self.overlay.tests.and_then(|t| t.get(&id)) {
+                let color = if *failing { theme::ERROR } else { theme::OK };
+                ui.label(RichText::new(badge).small().color(color))
+                    .on_hover_text("recorded tests of this node; the Tests tab shows their diffs");
             }
             for d in self.overlay.diagnostics.iter().filter(|d| d.node.as_ref() == Some(&id)) {
                 let color =

@@ -1,0 +1,329 @@
+//! Recording a test from a node's preview: the sample rows of every source the replay needs
+//! (as the preview reads them), split into micro-batches for a stream, and the node's output
+//! over exactly those rows as the expected result. Columns that are not deterministic
+//! (`current_timestamp()`, `now()`, `uuid()`, `random()`) are found from the expressions
+//! upstream and by replaying twice, and left out of the comparison.
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::Path;
+
+use arrow::array::{Array, RecordBatch};
+use arrow::datatypes::DataType;
+use arrow::util::display::{ArrayFormatter, FormatOptions};
+
+use crate::model::node::NodeKind;
+use crate::model::{NodeId, Pipeline, PipelineMode, PipelineTest, Project};
+
+use super::fixtures::{self, BatchInput, Rows};
+use super::{EngineError, Result, TestError, needed_sources, replay, sorts, stateful};
+
+/// What to record.
+#[derive(Clone, Debug)]
+pub struct RecordOptions {
+    pub name: String,
+    /// The node's pipeline, when its id is in several.
+    pub pipeline: Option<String>,
+    pub node: NodeId,
+    /// Sample rows per source.
+    pub limit: usize,
+    /// Micro-batches to split the sample into (a stream; default 2 for a stateful stream,
+    /// which also gets a final batch without data so the watermark closes windows).
+    pub batches: Option<usize>,
+}
+
+/// A recorded test and what the recording found.
+#[derive(Clone, Debug)]
+pub struct Recorded {
+    pub test: PipelineTest,
+    /// Which columns are ignored and why, one line each.
+    pub notes: Vec<String>,
+    /// Rows recorded per source, over all batches.
+    pub sources: Vec<(NodeId, usize)>,
+    /// Expected rows per batch.
+    pub expected_rows: Vec<usize>,
+}
+
+/// Functions whose value changes from run to run.
+const NON_DETERMINISTIC: &[&str] = &[
+    "current_timestamp",
+    "current_date",
+    "current_time",
+    "localtimestamp",
+    "now",
+    "uuid",
+    "random",
+    "rand",
+    "randn",
+    "unix_timestamp",
+];
+
+/// The first non-deterministic function called in `expr`, if any.
+fn non_deterministic_call(expr: &str) -> Option<&'static str> {
+    let lower = expr.to_ascii_lowercase();
+    NON_DETERMINISTIC.iter().copied().find(|f| {
+        lower.match_indices(f).any(|(i, _)| {
+            let before = lower[..i].chars().next_back();
+            let after = lower[i + f.len()..].trim_start();
+            before.is_none_or(|c| !(c.is_ascii_alphanumeric() || c == '_')) && after.starts_with('(')
+        })
+    })
+}
+
+/// The output name of a select item: its alias, else the expression.
+fn select_name(item: &str) -> String {
+    let lower = item.to_ascii_lowercase();
+    match lower.rfind(" as ") {
+        Some(i) => item[i + 4..].trim().trim_matches('"').trim_matches('`').to_owned(),
+        None => item.trim().to_owned(),
+    }
+}
+
+/// Columns that nodes at or upstream of `node` compute with a non-deterministic function:
+/// (column, "node `x`: current_timestamp()").
+fn static_non_deterministic(pipeline: &Pipeline, node: &NodeId) -> Vec<(String, String)> {
+    let mut out = Vec::new();
+    for n in pipeline.nodes.iter().filter(|n| &n.id == node || pipeline.reaches(&n.id, node)) {
+        let items: Vec<(String, &str)> = match &n.kind {
+            NodeKind::WithColumns(w) => {
+                w.columns.iter().map(|c| (c.name.clone(), c.expr.as_str())).collect()
+            }
+            NodeKind::Select(s) => s.columns.iter().map(|c| (select_name(c), c.as_str())).collect(),
+            _ => Vec::new(),
+        };
+        for (column, expr) in items {
+            if let Some(f) = non_deterministic_call(expr) {
+                out.push((column, format!("node `{}` computes it with {f}()", n.id)));
+            }
+        }
+    }
+    out
+}
+
+/// Per column, its values over all batches as sorted text (to compare two replays).
+fn column_values(outputs: &[Rows]) -> Result<HashMap<String, Vec<Option<String>>>> {
+    let mut out: HashMap<String, Vec<Option<String>>> = HashMap::new();
+    let opts = FormatOptions::default();
+    for o in outputs {
+        for b in &o.batches {
+            for (f, a) in b.schema().fields().iter().zip(b.columns()) {
+                let fmt = ArrayFormatter::try_new(a.as_ref(), &opts)?;
+                let values = out.entry(f.name().clone()).or_default();
+                values.extend((0..a.len()).map(|i| (!a.is_null(i)).then(|| fmt.value(i).to_string())));
+            }
+        }
+    }
+    for v in out.values_mut() {
+        v.sort();
+    }
+    Ok(out)
+}
+
+/// A column whose values identify the rows: the first of a simple type, unique and never NULL
+/// in every batch.
+fn detect_key(outputs: &[Rows], ignore: &[String]) -> Result<Vec<String>> {
+    let Some(first) = outputs.first() else { return Ok(Vec::new()) };
+    let simple = |t: &DataType| {
+        t.is_integer() || matches!(t, DataType::Utf8 | DataType::Utf8View | DataType::LargeUtf8)
+    };
+    let candidates: Vec<String> = first
+        .schema
+        .fields()
+        .iter()
+        .filter(|f| simple(f.data_type()) && !ignore.contains(f.name()))
+        .map(|f| f.name().clone())
+        .collect();
+    let batches: Vec<RecordBatch> = outputs.iter().map(Rows::concat).collect::<Result<_>>()?;
+    if batches.iter().all(|b| b.num_rows() < 2) {
+        return Ok(Vec::new());
+    }
+    let opts = FormatOptions::default();
+    'col: for c in candidates {
+        for b in &batches {
+            let a = b.column(b.schema().index_of(&c)?);
+            if a.null_count() > 0 {
+                continue 'col;
+            }
+            let fmt = ArrayFormatter::try_new(a.as_ref(), &opts)?;
+            let mut seen = std::collections::HashSet::new();
+            if !(0..a.len()).all(|i| seen.insert(fmt.value(i).to_string())) {
+                continue 'col;
+            }
+        }
+        return Ok(vec![c]);
+    }
+    Ok(Vec::new())
+}
+
+/// A stream source's sample sorted by the event time a Watermark downstream reads, so the
+/// micro-batches it is split into arrive as a stream would deliver them.
+fn in_event_time_order(pipeline: &Pipeline, source: &NodeId, rows: &Rows) -> Result<Rows> {
+    let column = pipeline.nodes.iter().find_map(|n| match &n.kind {
+        NodeKind::Watermark(w)
+            if pipeline.reaches(source, &n.id) && rows.schema.index_of(&w.column).is_ok() =>
+        {
+            Some(w.column.clone())
+        }
+        _ => None,
+    });
+    let Some(column) = column else { return Ok(rows.clone()) };
+    let all = rows.concat()?;
+    let idx = arrow::compute::sort_to_indices(all.column(all.schema().index_of(&column)?), None, None)?;
+    let sorted = arrow::compute::take_record_batch(&all, &idx)?;
+    Ok(Rows { schema: rows.schema.clone(), batches: vec![sorted] })
+}
+
+/// Splits each source's rows into `n` micro-batches of consecutive rows.
+fn split(samples: &BTreeMap<NodeId, Rows>, n: usize) -> Result<Vec<BatchInput>> {
+    let mut out: Vec<BatchInput> = (0..n).map(|_| BatchInput::new()).collect();
+    for (id, rows) in samples {
+        let all = rows.concat()?;
+        let per = all.num_rows().div_ceil(n.max(1));
+        for (i, input) in out.iter_mut().enumerate() {
+            let start = (i * per).min(all.num_rows());
+            let len = per.min(all.num_rows() - start);
+            input.insert(
+                id.clone(),
+                Rows { schema: rows.schema.clone(), batches: vec![all.slice(start, len)] },
+            );
+        }
+    }
+    Ok(out)
+}
+
+/// Records test `opts.name` of `opts.node`: writes its fixtures under the test's folder and
+/// returns the `[[tests]]` entry (an existing test of that name keeps its folder and
+/// assertions). The caller stores the entry in the project.
+pub async fn record(
+    project: &Project,
+    project_file: &Path,
+    root: &Path,
+    opts: &RecordOptions,
+) -> Result<Recorded> {
+    let (pipeline, _) = project
+        .find_node(&opts.node, opts.pipeline.as_deref())
+        .map_err(TestError::Config)?;
+    if opts.name.trim().is_empty() {
+        return Err(TestError::Config("a test needs a name".into()));
+    }
+    let node = &opts.node;
+    // the sample rows of each source, as the preview reads them
+    let mut planner = super::super::planner_for(project, pipeline, root).await.with_live_samples();
+    let mut samples = BTreeMap::new();
+    for s in needed_sources(pipeline, node) {
+        let df = planner.node_frame(&s).await?;
+        let schema = super::super::plan::arrow_schema(&df);
+        let batches = df
+            .limit(0, Some(opts.limit))
+            .map_err(EngineError::from)?
+            .collect()
+            .await
+            .map_err(|e| EngineError::from(e).at_node(&pipeline.name, &s))?;
+        samples.insert(s, Rows { schema, batches });
+    }
+    let stateful = stateful(pipeline);
+    if pipeline.mode == PipelineMode::Stream {
+        for (id, rows) in samples.iter_mut() {
+            *rows = in_event_time_order(pipeline, id, rows)?;
+        }
+    }
+    let data_batches = match (pipeline.mode, opts.batches) {
+        (PipelineMode::Batch, _) => 1,
+        (PipelineMode::Stream, Some(n)) => n.max(1),
+        (PipelineMode::Stream, None) if stateful => 2,
+        (PipelineMode::Stream, None) => 1,
+    };
+    let mut inputs = split(&samples, data_batches)?;
+    if stateful {
+        // a batch without data: the watermark the data moved closes windows and joins
+        let empty = samples
+            .iter()
+            .map(|(id, r)| (id.clone(), Rows { schema: r.schema.clone(), batches: Vec::new() }))
+            .collect();
+        inputs.push(empty);
+    }
+    let outputs = replay(project, pipeline, node, &inputs).await?;
+    // non-deterministic columns: from the expressions, and whatever differs in a second replay
+    let again = replay(project, pipeline, node, &inputs).await?;
+    let (first, second) = (column_values(&outputs)?, column_values(&again)?);
+    let mut ignored: Vec<(String, String)> = static_non_deterministic(pipeline, node)
+        .into_iter()
+        .filter(|(c, _)| first.contains_key(c))
+        .collect();
+    let differing: Vec<String> = outputs
+        .first()
+        .map(|o| o.schema.fields().iter().map(|f| f.name().clone()).collect::<Vec<_>>())
+        .unwrap_or_default()
+        .into_iter()
+        .filter(|c| first.get(c) != second.get(c))
+        .collect();
+    let all_columns = first.len();
+    let mut notes = Vec::new();
+    if !differing.is_empty() && differing.len() == all_columns && all_columns > 1 {
+        notes.push(format!(
+            "warning: every column of `{node}` differs between two replays of the same input (a random filter or sample?); the comparison will fail until the node is deterministic"
+        ));
+    } else {
+        for c in differing {
+            if !ignored.iter().any(|(i, _)| i == &c) {
+                ignored.push((c, "its values differ between two replays of the same input".into()));
+            }
+        }
+    }
+    for (c, why) in &ignored {
+        notes.insert(0, format!("`{c}` is not compared: {why}"));
+    }
+    let dir = project
+        .tests
+        .iter()
+        .find(|t| t.name == opts.name)
+        .map(|t| t.dir.clone())
+        .unwrap_or_else(|| PipelineTest::default_dir(&project.name, &opts.name));
+    let mut test = project
+        .tests
+        .iter()
+        .find(|t| t.name == opts.name)
+        .cloned()
+        .unwrap_or_else(|| PipelineTest::new(&opts.name, &pipeline.name, node.clone(), dir.clone()));
+    test.pipeline = pipeline.name.clone();
+    test.node = node.clone();
+    test.batches = inputs.len();
+    test.ignore_columns = ignored.iter().map(|(c, _)| c.clone()).collect();
+    test.ordered = match inputs.first() {
+        Some(first) if pipeline.mode == PipelineMode::Batch => {
+            sorts(project, pipeline, node, first).await
+        }
+        _ => false,
+    };
+    test.key = detect_key(&outputs, &test.ignore_columns)?;
+    let folder = fixtures::test_dir(project_file, &test);
+    fixtures::clear_batches(&folder)?;
+    for (i, input) in inputs.iter().enumerate() {
+        for (id, rows) in input {
+            fixtures::write_parquet(&fixtures::batch_dir(&folder, i).join(format!("{id}.parquet")), rows)?;
+        }
+    }
+    fixtures::write_expected(&folder, &outputs)?;
+    Ok(Recorded {
+        test,
+        notes,
+        sources: samples.iter().map(|(id, r)| (id.clone(), r.count())).collect(),
+        expected_rows: outputs.iter().map(Rows::count).collect(),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn finds_non_deterministic_calls_by_name() {
+        assert_eq!(non_deterministic_call("current_timestamp()"), Some("current_timestamp"));
+        assert_eq!(non_deterministic_call("CAST(NOW () AS DATE)"), Some("now"));
+        assert_eq!(non_deterministic_call("concat(uuid(), 'x')"), Some("uuid"));
+        assert_eq!(non_deterministic_call("known_uuid"), None);
+        assert_eq!(non_deterministic_call("'now'"), None);
+        assert_eq!(non_deterministic_call("my_random(1)"), None);
+        assert_eq!(select_name("CAST(x AS TIMESTAMP) AS user_birth_date"), "user_birth_date");
+        assert_eq!(select_name("first_name"), "first_name");
+    }
+}
