@@ -24,11 +24,14 @@ $B test record projects/users_stream.toml --lakehouse "$T/stream" --node bronze_
 $B test record projects/users_stream.toml --lakehouse "$T/stream" --node silver_users --name silver_users_stream --limit 10
 
 # demo: generator -> bronze -> silver -> gold signups per title in 30-second windows
+# (a copy at 2 rows/s, 200 rows, so signup times span 100 s and 30-second windows close)
 $B demo-data "$T/demo" --users 1000 --files 1 --seed 42 >/dev/null
-$B run projects/demo.toml --lakehouse "$T/demo" --available-now >/dev/null
+sed -e 's/^rows_per_second = 200$/rows_per_second = 2\nmax_rows = 200/' -e '/^\[\[tests\]\]/,$d' \
+    projects/demo.toml >"$T/demo_slow.toml"
+$B run "$T/demo_slow.toml" --lakehouse "$T/demo" --available-now >/dev/null
 $B test record projects/demo.toml --lakehouse "$T/demo" --node bronze_users --name bronze_users_generated --limit 10
 $B test record projects/demo.toml --lakehouse "$T/demo" --node domain_columns --name silver_users_sample --limit 10
-$B test record projects/demo.toml --lakehouse "$T/demo" --node gold_signups_per_title --name gold_signups_windows --limit 40
+$B test record projects/demo.toml --lakehouse "$T/demo" --node gold_signups_per_title --name gold_signups_windows --limit 100
 
 # ad_clicks: a hand-written landing set, both stateful pipelines
 A="$T/ads"

@@ -516,11 +516,7 @@ async fn test_command(args: TestArgs) -> anyhow::Result<i32> {
         print!("{}", r.failure_text());
         results.push(r);
     }
-    println!(
-        "{} ({:.2} s)",
-        testing::summary_line(&results),
-        started.elapsed().as_secs_f64()
-    );
+    println!("{} ({:.2} s)", testing::summary_line(&results), started.elapsed().as_secs_f64());
     Ok(if results.iter().all(testing::TestResult::passed) { 0 } else { 1 })
 }
 

@@ -164,7 +164,11 @@ pub fn glob_matches(pattern: &str, name: &str) -> bool {
 /// The project file's text with the `[[tests]]` block named `test.name` replaced by `test`
 /// (or `test` appended), leaving every other line, comments included, as it was. `notes`
 /// become comment lines inside the block (which columns the recording ignores and why).
-pub fn upsert_test_block(text: &str, test: &PipelineTest, notes: &[String]) -> Result<String, String> {
+pub fn upsert_test_block(
+    text: &str,
+    test: &PipelineTest,
+    notes: &[String],
+) -> Result<String, String> {
     #[derive(Serialize)]
     struct One<'a> {
         tests: [&'a PipelineTest; 1],

@@ -1266,7 +1266,8 @@ impl MedallionApp {
                             self.cancel_preview();
                         }
                     }
-                    if let Some(p) = self.doc.project.pipelines.get(self.tab).map(|p| p.name.clone())
+                    if let Some(p) =
+                        self.doc.project.pipelines.get(self.tab).map(|p| p.name.clone())
                     {
                         self.tests.record_ui(ui, &self.engine, &self.doc, &p, &node);
                     }

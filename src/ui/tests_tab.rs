@@ -108,7 +108,8 @@ impl TestsTab {
     /// Starts a run of `names` (all when `None`), cancelling the one in flight.
     pub fn run(&mut self, engine: &EngineHandle, doc: &Document, names: Option<Vec<String>>) {
         let Some(path) = doc.path.clone() else {
-            self.message = "save the project first: test fixtures live beside the project file".into();
+            self.message =
+                "save the project first: test fixtures live beside the project file".into();
             return;
         };
         if let Some((old, _)) = self.run.take() {
@@ -168,7 +169,8 @@ impl TestsTab {
                         results.iter().map(|r| r.duration_ms).sum::<u64>()
                     );
                     if failed > 0 && self.selected.is_none() {
-                        self.selected = results.iter().find(|r| !r.passed()).map(|r| r.name.clone());
+                        self.selected =
+                            results.iter().find(|r| !r.passed()).map(|r| r.name.clone());
                     }
                     for r in results {
                         self.results.insert(r.name.clone(), r);
@@ -219,9 +221,16 @@ impl TestsTab {
     }
 
     /// Records a test of `node` named by the text next to the button.
-    pub fn request_record(&mut self, engine: &EngineHandle, doc: &Document, pipeline: &str, node: &NodeId) {
+    pub fn request_record(
+        &mut self,
+        engine: &EngineHandle,
+        doc: &Document,
+        pipeline: &str,
+        node: &NodeId,
+    ) {
         let Some(path) = doc.path.clone() else {
-            self.message = "save the project first: test fixtures live beside the project file".into();
+            self.message =
+                "save the project first: test fixtures live beside the project file".into();
             return;
         };
         let name = if self.record_name.trim().is_empty() {
@@ -264,7 +273,14 @@ impl TestsTab {
     }
 
     /// "Record test" next to a node's preview.
-    pub fn record_ui(&mut self, ui: &mut Ui, engine: &EngineHandle, doc: &Document, pipeline: &str, node: &NodeId) {
+    pub fn record_ui(
+        &mut self,
+        ui: &mut Ui,
+        engine: &EngineHandle,
+        doc: &Document,
+        pipeline: &str,
+        node: &NodeId,
+    ) {
         ui.separator();
         ui.label("test name");
         ui.add(
@@ -300,10 +316,11 @@ impl TestsTab {
             }
             let (passed, failed, not_run) = self.counts(project);
             ui.label(RichText::new(format!("{passed} passed")).color(theme::OK));
-            ui.label(
-                RichText::new(format!("{failed} failed"))
-                    .color(if failed > 0 { theme::ERROR } else { theme::OK }),
-            );
+            ui.label(RichText::new(format!("{failed} failed")).color(if failed > 0 {
+                theme::ERROR
+            } else {
+                theme::OK
+            }));
             if not_run > 0 {
                 ui.label(format!("{not_run} not run"));
             }
@@ -387,7 +404,10 @@ pub fn diff_ui(ui: &mut Ui, r: &TestResult) {
     for b in &r.diffs {
         let d = &b.diff;
         let title = if r.batches > 1 {
-            format!("micro-batch {}: {} row(s) expected, {} output", b.batch, d.expected_rows, d.actual_rows)
+            format!(
+                "micro-batch {}: {} row(s) expected, {} output",
+                b.batch, d.expected_rows, d.actual_rows
+            )
         } else {
             format!("{} row(s) expected, {} output", d.expected_rows, d.actual_rows)
         };
@@ -417,7 +437,9 @@ pub fn diff_ui(ui: &mut Ui, r: &TestResult) {
             });
         }
         if !d.changed.is_empty() {
-            ui.label(RichText::new(format!("{} changed row(s)", d.changed.len())).color(theme::ERROR));
+            ui.label(
+                RichText::new(format!("{} changed row(s)", d.changed.len())).color(theme::ERROR),
+            );
             egui::Grid::new(("changed", b.batch)).striped(true).show(ui, |ui| {
                 for h in ["row", "column", "expected", "actual"] {
                     ui.strong(h);
@@ -437,6 +459,8 @@ pub fn diff_ui(ui: &mut Ui, r: &TestResult) {
         ui.add_space(6.0);
     }
     for a in &r.assertions {
-        ui.label(RichText::new(format!("assertion {}: {}", a.assertion, a.message)).color(theme::ERROR));
+        ui.label(
+            RichText::new(format!("assertion {}: {}", a.assertion, a.message)).color(theme::ERROR),
+        );
     }
 }

@@ -23,8 +23,13 @@ fn quoted(name: &str) -> String {
 }
 
 async fn count(ctx: &SessionContext, sql: &str) -> std::result::Result<i64, String> {
-    let batches =
-        ctx.sql(sql).await.map_err(|e| e.to_string())?.collect().await.map_err(|e| e.to_string())?;
+    let batches = ctx
+        .sql(sql)
+        .await
+        .map_err(|e| e.to_string())?
+        .collect()
+        .await
+        .map_err(|e| e.to_string())?;
     Ok(batches
         .first()
         .and_then(|b| b.column(0).as_any().downcast_ref::<Int64Array>().map(|a| a.value(0)))
@@ -88,7 +93,8 @@ pub async fn check(test: &PipelineTest, outputs: &[Rows]) -> Result<Vec<Assertio
     }
     for rule in &test.rules {
         let name = format!("rule `{}` ({})", rule.name, rule.condition);
-        let violating = format!("SELECT * FROM output WHERE NOT coalesce(({}), false)", rule.condition);
+        let violating =
+            format!("SELECT * FROM output WHERE NOT coalesce(({}), false)", rule.condition);
         match count(&ctx, &format!("SELECT count(*) FROM ({violating})")).await {
             Ok(0) => {}
             Ok(n) => {
@@ -118,7 +124,10 @@ mod tests {
             Arc::new(Int64Array::from(vec![Some(1), Some(1), None])),
             Arc::new(StringArray::from(vec![Some("a"), Some("b"), Some("c")])),
         ];
-        vec![Rows { schema: schema.clone(), batches: vec![RecordBatch::try_new(schema, cols).unwrap()] }]
+        vec![Rows {
+            schema: schema.clone(),
+            batches: vec![RecordBatch::try_new(schema, cols).unwrap()],
+        }]
     }
 
     #[tokio::test]

@@ -219,14 +219,19 @@ pub fn compare(
                 .iter()
                 .enumerate()
                 .filter(|(i, _)| !extra_used[*i])
-                .map(|(i, x)| (i, m.iter().zip(x.iter()).filter(|(a, b)| a == b).count()))
-                .filter(|(_, same)| *same >= half && *same < columns.len())
-                .max_by_key(|(_, same)| *same)
-                .map(|(i, _)| i)
+                .map(|(i, x)| {
+                    let flags: Vec<bool> = m.iter().zip(x.iter()).map(|(a, b)| a == b).collect();
+                    (i, flags.iter().filter(|f| **f).count(), flags)
+                })
+                .filter(|(_, same, _)| *same >= half && *same < columns.len())
+                // most cells in common; on a tie, the earlier columns (group keys come first)
+                .max_by(|a, b| (a.1, &a.2).cmp(&(b.1, &b.2)).then(b.0.cmp(&a.0)))
+                .map(|(i, _, _)| i)
         } else {
-            extra.iter().enumerate().position(|(i, x)| {
-                !extra_used[i] && key_idx.iter().all(|&k| x[k] == m[k])
-            })
+            extra
+                .iter()
+                .enumerate()
+                .position(|(i, x)| !extra_used[i] && key_idx.iter().all(|&k| x[k] == m[k]))
         };
         match pick {
             Some(i) => {
@@ -236,8 +241,12 @@ pub fn compare(
             None => diff.missing.push(m.clone()),
         }
     }
-    diff.extra =
-        extra.into_iter().zip(extra_used).filter(|(_, used)| !used).map(|(x, _)| x.clone()).collect();
+    diff.extra = extra
+        .into_iter()
+        .zip(extra_used)
+        .filter(|(_, used)| !used)
+        .map(|(x, _)| x.clone())
+        .collect();
     Ok(diff)
 }
 
@@ -330,6 +339,17 @@ mod tests {
         let text = d.to_string();
         assert!(text.contains("column `name`: expected b, got B"), "{text}");
         assert!(text.contains("1 missing"), "{text}");
+    }
+
+    #[test]
+    fn without_a_key_a_changed_row_pairs_by_its_leading_columns() {
+        // (1, a) → (1, b) and (2, b) → (2, c): (1, a) shares `name` with (2, b)'s old value too
+        let e = rows(&[1, 2], &[Some("a"), Some("b")]);
+        let a = rows(&[2, 1], &[Some("c"), Some("b")]);
+        let d = compare(&e, &a, &[], &[], false).unwrap();
+        let rows: Vec<&str> = d.changed.iter().map(|c| c.row.as_str()).collect();
+        assert_eq!(rows, ["row id=1", "row id=2"], "{d}");
+        assert!(d.missing.is_empty() && d.extra.is_empty(), "{d}");
     }
 
     #[test]

@@ -136,7 +136,10 @@ pub fn clear_batches(dir: &Path) -> Result<(), TestError> {
 mod tests {
     use std::sync::Arc;
 
-    use arrow::array::{Array, ArrayRef, Int64Array, ListBuilder, StringBuilder, StructArray, TimestampMicrosecondArray};
+    use arrow::array::{
+        Array, ArrayRef, Int64Array, ListBuilder, StringBuilder, StructArray,
+        TimestampMicrosecondArray,
+    };
     use arrow::datatypes::{DataType, Field, Schema, TimeUnit};
 
     use super::*;
@@ -158,7 +161,11 @@ mod tests {
             .with_timezone("Europe/Paris");
         let schema = Arc::new(Schema::new(vec![
             Field::new("id", DataType::Int64, false),
-            Field::new("at", DataType::Timestamp(TimeUnit::Microsecond, Some("Europe/Paris".into())), true),
+            Field::new(
+                "at",
+                DataType::Timestamp(TimeUnit::Microsecond, Some("Europe/Paris".into())),
+                true,
+            ),
             Field::new("employment", employment.data_type().clone(), true),
         ]));
         let batch = RecordBatch::try_new(
@@ -168,7 +175,8 @@ mod tests {
         .unwrap();
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("batch_0/src.parquet");
-        write_parquet(&path, &Rows { schema: schema.clone(), batches: vec![batch.clone()] }).unwrap();
+        write_parquet(&path, &Rows { schema: schema.clone(), batches: vec![batch.clone()] })
+            .unwrap();
         let back = read_parquet(&path).unwrap();
         assert_eq!(back.schema, schema);
         assert_eq!(back.concat().unwrap(), batch);

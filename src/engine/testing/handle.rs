@@ -15,12 +15,7 @@ use super::{RecordOptions, Recorded, TestResult};
 #[derive(Debug)]
 pub enum TestsCommand {
     /// Replays the tests named (all when `names` is `None`).
-    Run {
-        request: u64,
-        project: Arc<Project>,
-        project_file: PathBuf,
-        names: Option<Vec<String>>,
-    },
+    Run { request: u64, project: Arc<Project>, project_file: PathBuf, names: Option<Vec<String>> },
     /// Records a test from a node's sample rows.
     Record {
         request: u64,

@@ -23,14 +23,14 @@ use std::time::Instant;
 
 use datafusion::datasource::MemTable;
 
-use crate::model::streaming;
 use crate::model::pipeline_test::glob_matches;
+use crate::model::streaming;
 use crate::model::{NodeId, Pipeline, PipelineMode, PipelineTest, Project};
 
+use super::EngineError;
 use super::plan::{Planner, arrow_schema};
 use super::stream::stateful::StatefulQuery;
 use super::stream::watermark::BatchWatermark;
-use super::EngineError;
 
 pub use diff::Diff;
 pub use fixtures::Rows;
@@ -213,17 +213,24 @@ pub async fn replay(
         };
         let df = planner.node_frame(node).await?;
         let schema = arrow_schema(&df);
-        let batches = df.collect().await.map_err(|e| EngineError::from(e).at_node(&pipeline.name, node))?;
+        let batches =
+            df.collect().await.map_err(|e| EngineError::from(e).at_node(&pipeline.name, node))?;
         outputs.push(Rows { schema, batches });
         if let (Some(q), Some(bs)) = (&query, &state) {
-            watermark = watermark.next(q.watermark_specs(), &bs.event_time, pipeline.watermark_policy);
+            watermark =
+                watermark.next(q.watermark_specs(), &bs.event_time, pipeline.watermark_policy);
         }
     }
     Ok(outputs)
 }
 
 /// Whether the node's output is sorted (its plan ends in a sort): then rows compare in order.
-pub async fn sorts(project: &Project, pipeline: &Pipeline, node: &NodeId, inputs: &fixtures::BatchInput) -> bool {
+pub async fn sorts(
+    project: &Project,
+    pipeline: &Pipeline,
+    node: &NodeId,
+    inputs: &fixtures::BatchInput,
+) -> bool {
     use datafusion::logical_expr::LogicalPlan;
     let scratch = Scratch::new();
     let mut planner = Planner::new(project, pipeline, &scratch.0);
@@ -328,11 +335,9 @@ pub async fn run_tests(
 
 /// "Accept new output": replays test `name` and stores its output as the expected rows.
 pub async fn accept(project: &Project, project_file: &Path, name: &str) -> Result<usize> {
-    let test = project
-        .tests
-        .iter()
-        .find(|t| t.name == name)
-        .ok_or_else(|| TestError::Config(format!("no test `{name}` in project `{}`", project.name)))?;
+    let test = project.tests.iter().find(|t| t.name == name).ok_or_else(|| {
+        TestError::Config(format!("no test `{name}` in project `{}`", project.name))
+    })?;
     let pipeline = resolve(project, test)?;
     let dir = fixtures::test_dir(project_file, test);
     let inputs = fixtures::read_inputs(&dir, test.batches, &needed_sources(pipeline, &test.node))?;

@@ -64,7 +64,8 @@ fn non_deterministic_call(expr: &str) -> Option<&'static str> {
         lower.match_indices(f).any(|(i, _)| {
             let before = lower[..i].chars().next_back();
             let after = lower[i + f.len()..].trim_start();
-            before.is_none_or(|c| !(c.is_ascii_alphanumeric() || c == '_')) && after.starts_with('(')
+            before.is_none_or(|c| !(c.is_ascii_alphanumeric() || c == '_'))
+                && after.starts_with('(')
         })
     })
 }
@@ -108,7 +109,9 @@ fn column_values(outputs: &[Rows]) -> Result<HashMap<String, Vec<Option<String>>
             for (f, a) in b.schema().fields().iter().zip(b.columns()) {
                 let fmt = ArrayFormatter::try_new(a.as_ref(), &opts)?;
                 let values = out.entry(f.name().clone()).or_default();
-                values.extend((0..a.len()).map(|i| (!a.is_null(i)).then(|| fmt.value(i).to_string())));
+                values.extend(
+                    (0..a.len()).map(|i| (!a.is_null(i)).then(|| fmt.value(i).to_string())),
+                );
             }
         }
     }
@@ -118,9 +121,71 @@ fn column_values(outputs: &[Rows]) -> Result<HashMap<String, Vec<Option<String>>
     Ok(out)
 }
 
-/// A column whose values identify the rows: the first of a simple type, unique and never NULL
-/// in every batch.
+/// Whether the rows of every batch are unique over `columns` and never NULL in them.
+fn identifies(batches: &[RecordBatch], columns: &[String]) -> Result<bool> {
+    let opts = FormatOptions::default();
+    for b in batches {
+        let mut arrays = Vec::new();
+        for c in columns {
+            let a = b.column(b.schema().index_of(c)?).clone();
+            if a.null_count() > 0 {
+                return Ok(false);
+            }
+            arrays.push(a);
+        }
+        let fmts = arrays
+            .iter()
+            .map(|a| ArrayFormatter::try_new(a.as_ref(), &opts))
+            .collect::<Result<Vec<_>, _>>()?;
+        let mut seen = std::collections::HashSet::new();
+        for i in 0..b.num_rows() {
+            let row: Vec<String> = fmts.iter().map(|f| f.value(i).to_string()).collect();
+            if !seen.insert(row) {
+                return Ok(false);
+            }
+        }
+    }
+    Ok(true)
+}
+
+/// Columns that identify the rows of every batch, to name rows in diffs: an id-like column
+/// (`id`, `*_id`, `*uid`), else the shortest run of leading columns (an aggregate's group
+/// keys), else any simple column that is unique.
 fn detect_key(outputs: &[Rows], ignore: &[String]) -> Result<Vec<String>> {
+    let Some(first) = outputs.first() else { return Ok(Vec::new()) };
+    let batches: Vec<RecordBatch> = outputs.iter().map(Rows::concat).collect::<Result<_>>()?;
+    if batches.iter().all(|b| b.num_rows() < 2) {
+        return Ok(Vec::new());
+    }
+    let id_like = |n: &str| {
+        let n = n.to_ascii_lowercase();
+        n == "id" || n.ends_with("_id") || n.ends_with("uid") || n == "uuid"
+    };
+    let single = detect_single_key(outputs, ignore, &id_like)?;
+    if !single.is_empty() {
+        return Ok(single);
+    }
+    let names: Vec<String> = first
+        .schema
+        .fields()
+        .iter()
+        .map(|f| f.name().clone())
+        .filter(|n| !ignore.contains(n))
+        .collect();
+    for n in 1..=names.len().min(3) {
+        if identifies(&batches, &names[..n])? {
+            return Ok(names[..n].to_vec());
+        }
+    }
+    detect_single_key(outputs, ignore, &|_| true)
+}
+
+/// A single column of a simple type whose name `fits`, unique and never NULL in every batch.
+fn detect_single_key(
+    outputs: &[Rows],
+    ignore: &[String],
+    fits: &dyn Fn(&str) -> bool,
+) -> Result<Vec<String>> {
     let Some(first) = outputs.first() else { return Ok(Vec::new()) };
     let simple = |t: &DataType| {
         t.is_integer() || matches!(t, DataType::Utf8 | DataType::Utf8View | DataType::LargeUtf8)
@@ -129,27 +194,14 @@ fn detect_key(outputs: &[Rows], ignore: &[String]) -> Result<Vec<String>> {
         .schema
         .fields()
         .iter()
-        .filter(|f| simple(f.data_type()) && !ignore.contains(f.name()))
+        .filter(|f| simple(f.data_type()) && !ignore.contains(f.name()) && fits(f.name()))
         .map(|f| f.name().clone())
         .collect();
     let batches: Vec<RecordBatch> = outputs.iter().map(Rows::concat).collect::<Result<_>>()?;
-    if batches.iter().all(|b| b.num_rows() < 2) {
-        return Ok(Vec::new());
-    }
-    let opts = FormatOptions::default();
-    'col: for c in candidates {
-        for b in &batches {
-            let a = b.column(b.schema().index_of(&c)?);
-            if a.null_count() > 0 {
-                continue 'col;
-            }
-            let fmt = ArrayFormatter::try_new(a.as_ref(), &opts)?;
-            let mut seen = std::collections::HashSet::new();
-            if !(0..a.len()).all(|i| seen.insert(fmt.value(i).to_string())) {
-                continue 'col;
-            }
+    for c in candidates {
+        if identifies(&batches, std::slice::from_ref(&c))? {
+            return Ok(vec![c]);
         }
-        return Ok(vec![c]);
     }
     Ok(Vec::new())
 }
@@ -167,7 +219,8 @@ fn in_event_time_order(pipeline: &Pipeline, source: &NodeId, rows: &Rows) -> Res
     });
     let Some(column) = column else { return Ok(rows.clone()) };
     let all = rows.concat()?;
-    let idx = arrow::compute::sort_to_indices(all.column(all.schema().index_of(&column)?), None, None)?;
+    let idx =
+        arrow::compute::sort_to_indices(all.column(all.schema().index_of(&column)?), None, None)?;
     let sorted = arrow::compute::take_record_batch(&all, &idx)?;
     Ok(Rows { schema: rows.schema.clone(), batches: vec![sorted] })
 }
@@ -199,9 +252,8 @@ pub async fn record(
     root: &Path,
     opts: &RecordOptions,
 ) -> Result<Recorded> {
-    let (pipeline, _) = project
-        .find_node(&opts.node, opts.pipeline.as_deref())
-        .map_err(TestError::Config)?;
+    let (pipeline, _) =
+        project.find_node(&opts.node, opts.pipeline.as_deref()).map_err(TestError::Config)?;
     if opts.name.trim().is_empty() {
         return Err(TestError::Config("a test needs a name".into()));
     }
@@ -278,12 +330,10 @@ pub async fn record(
         .find(|t| t.name == opts.name)
         .map(|t| t.dir.clone())
         .unwrap_or_else(|| PipelineTest::default_dir(&project.name, &opts.name));
-    let mut test = project
-        .tests
-        .iter()
-        .find(|t| t.name == opts.name)
-        .cloned()
-        .unwrap_or_else(|| PipelineTest::new(&opts.name, &pipeline.name, node.clone(), dir.clone()));
+    let mut test =
+        project.tests.iter().find(|t| t.name == opts.name).cloned().unwrap_or_else(|| {
+            PipelineTest::new(&opts.name, &pipeline.name, node.clone(), dir.clone())
+        });
     test.pipeline = pipeline.name.clone();
     test.node = node.clone();
     test.batches = inputs.len();
@@ -299,7 +349,10 @@ pub async fn record(
     fixtures::clear_batches(&folder)?;
     for (i, input) in inputs.iter().enumerate() {
         for (id, rows) in input {
-            fixtures::write_parquet(&fixtures::batch_dir(&folder, i).join(format!("{id}.parquet")), rows)?;
+            fixtures::write_parquet(
+                &fixtures::batch_dir(&folder, i).join(format!("{id}.parquet")),
+                rows,
+            )?;
         }
     }
     fixtures::write_expected(&folder, &outputs)?;
