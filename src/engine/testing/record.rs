@@ -6,6 +6,9 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
+use std::sync::Arc;
+
+use datafusion::datasource::MemTable;
 
 use arrow::array::{Array, RecordBatch};
 use arrow::datatypes::DataType;
@@ -14,6 +17,7 @@ use arrow::util::display::{ArrayFormatter, FormatOptions};
 use crate::model::node::NodeKind;
 use crate::model::{NodeId, Pipeline, PipelineMode, PipelineTest, Project};
 
+use super::super::plan::{Planner, column};
 use super::fixtures::{self, BatchInput, Rows};
 use super::{EngineError, Result, TestError, needed_sources, replay, sorts, stateful};
 
@@ -206,6 +210,84 @@ fn detect_single_key(
     Ok(Vec::new())
 }
 
+/// A source that feeds a join directly (a lookup table such as `bronze/ssn`, on the right of a
+/// Join or on a later input of a SQL node) is sampled again: only the rows whose key occurs
+/// in the sample on the other side, rather than its first rows, so the recorded join matches
+/// what it matches on the whole table. The key is the Join's first `on` pair; for SQL, a
+/// column both sides have (an id-like one first).
+async fn trim_lookups(
+    project: &Project,
+    pipeline: &Pipeline,
+    root: &Path,
+    samples: &mut BTreeMap<NodeId, Rows>,
+    limit: usize,
+) -> Result<()> {
+    use datafusion::prelude::lit;
+    for consumer in &pipeline.nodes {
+        let ports = consumer.kind.input_ports();
+        let (Some(first_port), true) = (ports.first(), ports.len() > 1) else { continue };
+        for port in &ports[1..] {
+            let Some(source) = pipeline.input_of(&consumer.id, port) else { continue };
+            let is_source = pipeline
+                .node(source)
+                .is_some_and(|n| n.kind.role() == crate::model::NodeRole::Source);
+            let Some(source_rows) = samples.get(source).filter(|_| is_source) else { continue };
+            // the other side over the sample
+            let mut planner = Planner::new(project, pipeline, root);
+            for (id, rows) in samples.iter() {
+                let table = MemTable::try_new(rows.schema.clone(), vec![rows.batches.clone()])
+                    .map_err(EngineError::from)?;
+                let df = planner.ctx.read_table(Arc::new(table)).map_err(EngineError::from)?;
+                planner.set_frame(id.clone(), df);
+            }
+            let other = planner.input_frame(&consumer.id, first_port).await?;
+            let keys = match &consumer.kind {
+                NodeKind::Join(cfg) => cfg.on.first().map(|[l, r]| (l.clone(), r.clone())),
+                _ => {
+                    let theirs = other.schema();
+                    let mut common: Vec<String> = source_rows
+                        .schema
+                        .fields()
+                        .iter()
+                        .map(|f| f.name().clone())
+                        .filter(|n| theirs.field_with_unqualified_name(n).is_ok())
+                        .collect();
+                    common.sort_by_key(|n| !n.to_ascii_lowercase().ends_with("id"));
+                    common.first().map(|c| (c.clone(), c.clone()))
+                }
+            };
+            let Some((other_key, source_key)) = keys else { continue };
+            let Ok(selected) = other.select(vec![column(&other_key)]).and_then(|df| df.distinct())
+            else {
+                continue;
+            };
+            let keys = selected.collect().await.map_err(EngineError::from)?;
+            let mut values = Vec::new();
+            for b in &keys {
+                for i in 0..b.num_rows() {
+                    let v = datafusion::common::ScalarValue::try_from_array(b.column(0), i)
+                        .map_err(EngineError::from)?;
+                    if !v.is_null() {
+                        values.push(lit(v));
+                    }
+                }
+            }
+            let mut lookup = super::super::planner_for(project, pipeline, root).await;
+            let df = lookup.node_frame(source).await?;
+            let schema = super::super::plan::arrow_schema(&df);
+            let batches = df
+                .filter(column(&source_key).in_list(values, false))
+                .and_then(|df| df.limit(0, Some(limit)))
+                .map_err(|e| EngineError::from(e).at_node(&pipeline.name, &consumer.id))?
+                .collect()
+                .await
+                .map_err(|e| EngineError::from(e).at_node(&pipeline.name, source))?;
+            samples.insert(source.clone(), Rows { schema, batches });
+        }
+    }
+    Ok(())
+}
+
 /// A stream source's sample sorted by the event time a Watermark downstream reads, so the
 /// micro-batches it is split into arrive as a stream would deliver them.
 fn in_event_time_order(pipeline: &Pipeline, source: &NodeId, rows: &Rows) -> Result<Rows> {
@@ -273,6 +355,9 @@ pub async fn record(
         samples.insert(s, Rows { schema, batches });
     }
     let stateful = stateful(pipeline);
+    if !stateful {
+        trim_lookups(project, pipeline, root, &mut samples, opts.limit).await?;
+    }
     if pipeline.mode == PipelineMode::Stream {
         for (id, rows) in samples.iter_mut() {
             *rows = in_event_time_order(pipeline, id, rows)?;
