@@ -440,21 +440,17 @@ pub fn diff_ui(ui: &mut Ui, r: &TestResult) {
             ui.label(
                 RichText::new(format!("{} changed row(s)", d.changed.len())).color(theme::ERROR),
             );
-            egui::Grid::new(("changed", b.batch)).striped(true).show(ui, |ui| {
-                for h in ["row", "column", "expected", "actual"] {
-                    ui.strong(h);
-                }
-                ui.end_row();
-                for c in d.changed.iter().take(50) {
+            for (i, c) in d.changed.iter().take(50).enumerate() {
+                ui.label(RichText::new(&c.row).weak());
+                egui::Grid::new(("changed", b.batch, i)).striped(true).show(ui, |ui| {
                     for (col, exp, act) in &c.cells {
-                        ui.label(&c.row);
-                        ui.label(col);
+                        ui.label(format!("  {col}"));
                         ui.label(exp);
                         ui.label(RichText::new(act).color(theme::ERROR));
                         ui.end_row();
                     }
-                }
-            });
+                });
+            }
         }
         ui.add_space(6.0);
     }
