@@ -444,7 +444,7 @@ pub fn diff_ui(ui: &mut Ui, r: &TestResult) {
                 ui.label(RichText::new(&c.row).weak());
                 egui::Grid::new(("changed", b.batch, i)).striped(true).show(ui, |ui| {
                     for (col, exp, act) in &c.cells {
-                        ui.label(format!("  {col}"));
+                        ui.label(col);
                         ui.label(exp);
                         ui.label(RichText::new(act).color(theme::ERROR));
                         ui.end_row();
