@@ -160,10 +160,8 @@ pub fn needed_sources(pipeline: &Pipeline, node: &NodeId) -> Vec<NodeId> {
 /// Whether the pipeline is a stream with Watermark or stateful nodes.
 fn stateful(pipeline: &Pipeline) -> bool {
     pipeline.mode == PipelineMode::Stream
-        && pipeline.nodes.iter().any(|n| {
-            matches!(n.kind, crate::model::NodeKind::Watermark(_))
-                || streaming::stateful_nodes(pipeline).iter().any(|(id, _)| id == &n.id)
-        })
+        && (pipeline.nodes.iter().any(|n| matches!(n.kind, crate::model::NodeKind::Watermark(_)))
+            || !streaming::stateful_nodes(pipeline).is_empty())
 }
 
 /// A scratch folder for a replay's state store, deleted on drop.
