@@ -1,5 +1,5 @@
 //! The command line: `medallion validate | run | preview | demo-data | tables | history |
-//! optimize | vacuum | serve`.
+//! optimize | vacuum | serve | test`.
 //!
 //! This is the contract other tools depend on (DESIGN.md); keep names and exit codes stable.
 
@@ -161,11 +161,63 @@ pub enum Command {
         #[arg(long)]
         force: bool,
     },
+    /// Replay the project's recorded pipeline tests (`medallion test PROJECT [--name GLOB]`),
+    /// or record one from a node's sample rows (`medallion test record PROJECT --node ID --name
+    /// NAME`). Prints a diff per failing test and `N passed, M failed`; exits 1 on a failure.
+    Test(TestArgs),
     /// Delta history of one table, newest first.
     History {
         table_path: PathBuf,
         #[arg(long)]
         limit: Option<usize>,
+    },
+}
+
+#[derive(Args, Debug)]
+#[command(args_conflicts_with_subcommands = true, subcommand_negates_reqs = true)]
+pub struct TestArgs {
+    #[command(subcommand)]
+    pub record: Option<TestCommand>,
+    /// The project file (TOML).
+    #[arg(required = true)]
+    pub project: Option<PathBuf>,
+    /// Accepted for symmetry with the other commands: a replay never reads or writes the
+    /// lakehouse (sources come from the fixtures, sinks are captured).
+    #[arg(long)]
+    pub lakehouse: Option<PathBuf>,
+    /// Only the tests whose names match this glob (`silver_*`).
+    #[arg(long)]
+    pub name: Option<String>,
+    /// Store each selected test's current output as its expected rows (after an intended
+    /// change) instead of comparing.
+    #[arg(long)]
+    pub accept: bool,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum TestCommand {
+    /// Record a test: the sample rows of the sources upstream of a node and its output over
+    /// them become fixtures under `tests/` beside the project file, and a `[[tests]]` entry
+    /// in the project file.
+    Record {
+        #[command(flatten)]
+        project: ProjectArgs,
+        /// The node whose output the test checks.
+        #[arg(long)]
+        node: String,
+        /// The test's name.
+        #[arg(long)]
+        name: String,
+        /// The node's pipeline, when its id is in several.
+        #[arg(long)]
+        pipeline: Option<String>,
+        /// Sample rows per source.
+        #[arg(long, default_value_t = 20)]
+        limit: usize,
+        /// Streams: micro-batches to split the sample into (default 2 for a stateful stream,
+        /// plus a final batch without data).
+        #[arg(long)]
+        batches: Option<usize>,
     },
 }
 
@@ -449,6 +501,7 @@ async fn run_async(command: Command) -> anyhow::Result<i32> {
             println!("{}: {report}", path.display());
             Ok(0)
         }
+        Command::Test(args) => test_command(args).await,
         Command::History { table_path, limit } => {
             let entries = engine::lakehouse::history(&table_path, limit).await?;
             println!(
@@ -508,6 +561,107 @@ fn resolve_table(args: &TableArgs) -> anyhow::Result<(PathBuf, engine::delta::Co
         );
     }
     Ok((path, meta))
+}
+
+/// `medallion test`: replay (or accept) the recorded tests, or `test record`.
+async fn test_command(args: TestArgs) -> anyhow::Result<i32> {
+    use engine::testing;
+    if let Some(TestCommand::Record { project: p, node, name, pipeline, limit, batches }) =
+        args.record
+    {
+        let (project, root) = load(&p)?;
+        let opts = testing::RecordOptions {
+            name: name.clone(),
+            pipeline,
+            node: NodeId::new(node),
+            limit,
+            batches,
+        };
+        let recorded = testing::record(&project, &p.project, &root, &opts)
+            .await
+            .map_err(|e| anyhow::anyhow!(e.detail()))?;
+        let t = &recorded.test;
+        println!(
+            "recorded test `{name}` of node `{}` (pipeline `{}`) in {} micro-batch(es)",
+            t.node, t.pipeline, t.batches
+        );
+        for (source, rows) in &recorded.sources {
+            println!("  fixture: {rows} row(s) of source `{source}`");
+        }
+        let expected: Vec<String> = recorded.expected_rows.iter().map(usize::to_string).collect();
+        println!("  expected output: {} row(s) (per batch)", expected.join(" + "));
+        for n in &recorded.notes {
+            println!("  {n}");
+        }
+        if !t.key.is_empty() {
+            println!("  rows are named by `{}` in diffs", t.key.join(", "));
+        }
+        if t.ordered {
+            println!("  the node sorts: rows compare in order");
+        }
+        let text = std::fs::read_to_string(&p.project)
+            .with_context(|| format!("reading {}", p.project.display()))?;
+        let updated = crate::model::pipeline_test::upsert_test_block(&text, t, &recorded.notes)
+            .map_err(anyhow::Error::msg)?;
+        // the project must still load with the new entry before it replaces the file
+        Project::from_toml(&updated, &p.project)?;
+        let tmp = p.project.with_extension("toml.tmp");
+        std::fs::write(&tmp, updated).with_context(|| format!("writing {}", tmp.display()))?;
+        std::fs::rename(&tmp, &p.project)
+            .with_context(|| format!("writing {}", p.project.display()))?;
+        println!(
+            "wrote the fixtures to {} and the [[tests]] entry to {}",
+            testing::fixtures::test_dir(&p.project, t).display(),
+            p.project.display()
+        );
+        return Ok(0);
+    }
+    let Some(file) = args.project else { bail!("give the project file: medallion test PROJECT") };
+    let project = Project::load(&file)?;
+    let selected = testing::select(&project, args.name.as_deref());
+    if selected.is_empty() {
+        match &args.name {
+            Some(glob) => {
+                println!(
+                    "no test of project `{}` matches `{glob}`; tests are: {}",
+                    project.name,
+                    project.tests.iter().map(|t| t.name.as_str()).collect::<Vec<_>>().join(", ")
+                );
+                return Ok(1);
+            }
+            None => {
+                println!(
+                    "project `{}` has no tests; record one with `medallion test record`",
+                    project.name
+                );
+                println!("0 passed, 0 failed");
+                return Ok(0);
+            }
+        }
+    }
+    if args.accept {
+        for t in selected {
+            let rows = testing::accept(&project, &file, &t.name)
+                .await
+                .map_err(|e| anyhow::anyhow!("test `{}`: {}", t.name, e.detail()))?;
+            println!("accepted the current output of `{}` as expected ({rows} row(s))", t.name);
+        }
+        return Ok(0);
+    }
+    let started = Instant::now();
+    let mut results = Vec::new();
+    for t in selected {
+        let r = testing::run_test(&project, &file, t).await;
+        let verdict = if r.passed() { "ok" } else { "FAILED" };
+        println!(
+            "test {} ({} / {}) ... {verdict} ({} ms)",
+            r.name, r.pipeline, r.node, r.duration_ms
+        );
+        print!("{}", r.failure_text());
+        results.push(r);
+    }
+    println!("{} ({:.2} s)", testing::summary_line(&results), started.elapsed().as_secs_f64());
+    Ok(if results.iter().all(testing::TestResult::passed) { 0 } else { 1 })
 }
 
 fn tempfile_dir(dir: Option<PathBuf>) -> anyhow::Result<PathBuf> {

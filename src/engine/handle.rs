@@ -72,6 +72,8 @@ pub enum Command {
     },
     /// The SQL console and the Postgres-wire server (Direct Query).
     DirectQuery(super::direct_query::DirectQueryCommand),
+    /// Recorded pipeline tests: run, record, accept (the Tests tab).
+    Tests(super::testing::handle::TestsCommand),
 }
 
 /// What the engine reports back.
@@ -155,6 +157,7 @@ pub enum Event {
         result: Result<(), String>,
     },
     DirectQuery(super::direct_query::DirectQueryEvent),
+    Tests(super::testing::handle::TestsEvent),
 }
 
 /// A checkpoint and the newest progress of its stream (for Kafka end offsets and backlog).
@@ -301,6 +304,10 @@ impl EngineHandle {
                         if let Some((request, task)) = direct_query.handle(cmd, &rt, send).await {
                             tasks.insert(request, task);
                         }
+                    }
+                    Command::Tests(cmd) => {
+                        let (request, task) = super::testing::handle::handle(cmd, &rt, send);
+                        tasks.insert(request, task);
                     }
                     Command::Cancel { request } => {
                         if let Some(t) = tasks.remove(&request) {

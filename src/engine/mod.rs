@@ -25,6 +25,7 @@ pub mod sinks;
 pub mod sources;
 pub mod sql;
 pub mod stream;
+pub mod testing;
 pub mod transforms;
 
 /// The checkpoint lives with the stream runtime; this keeps `engine::checkpoint` paths.

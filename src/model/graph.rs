@@ -348,7 +348,9 @@ impl Pipeline {
     /// Whether two nodes sit at the same place, as in a hand-written file without positions.
     pub fn has_overlapping_nodes(&self) -> bool {
         self.nodes.iter().enumerate().any(|(i, a)| {
-            self.nodes[i + 1..].iter().any(|b| (a.pos.x - b.pos.x).abs() < 1.0 && (a.pos.y - b.pos.y).abs() < 1.0)
+            self.nodes[i + 1..]
+                .iter()
+                .any(|b| (a.pos.x - b.pos.x).abs() < 1.0 && (a.pos.y - b.pos.y).abs() < 1.0)
         })
     }
 

@@ -7,11 +7,13 @@
 pub mod env;
 pub mod graph;
 pub mod node;
+pub mod pipeline_test;
 pub mod project;
 pub mod streaming;
 pub mod validate;
 
 pub use graph::{Edge, GraphError, NodeId, Pipeline, PipelineMode, Pos, Trigger, WatermarkPolicy};
 pub use node::{Node, NodeKind, NodeRole};
+pub use pipeline_test::{PipelineTest, Rule};
 pub use project::{Project, ProjectError};
 pub use validate::{Diagnostic, Severity};

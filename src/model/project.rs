@@ -9,6 +9,7 @@ use serde::{Deserialize, Serialize};
 
 use super::graph::{NodeId, Pipeline};
 use super::node::Node;
+use super::pipeline_test::PipelineTest;
 
 /// The project file format this build reads and writes.
 pub const FORMAT_VERSION: u32 = 1;
@@ -26,6 +27,9 @@ pub struct Project {
     pub lakehouse: String,
     #[serde(default, rename = "pipeline")]
     pub pipelines: Vec<Pipeline>,
+    /// Recorded pipeline tests (`[[tests]]`), replayed by `medallion test`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub tests: Vec<PipelineTest>,
 }
 
 fn default_lakehouse() -> String {
@@ -62,6 +66,7 @@ impl Project {
             description: String::new(),
             lakehouse: default_lakehouse(),
             pipelines: Vec::new(),
+            tests: Vec::new(),
         }
     }
 

@@ -66,6 +66,7 @@ pub fn validate_project(project: &Project) -> Vec<Diagnostic> {
         }
         out.extend(validate_pipeline(p));
     }
+    out.extend(super::pipeline_test::validate_tests(project));
     out
 }
 

@@ -77,6 +77,7 @@ pub enum BottomTab {
     Events,
     Checkpoint,
     Sql,
+    Tests,
 }
 
 /// The monitor's panels: what they show and the requests in flight.
@@ -139,6 +140,7 @@ pub struct MedallionApp {
     pub tables: TablesState,
     panels: MonitorPanels,
     pub sql: super::sql::SqlConsole,
+    pub tests: super::tests_tab::TestsTab,
 }
 
 const RECENT_KEY: &str = "medallion.recent";
@@ -184,6 +186,7 @@ impl MedallionApp {
             sql: super::sql::SqlConsole::with_history(
                 cc.storage.and_then(|s| eframe::get_value(s, super::sql::HISTORY_KEY)),
             ),
+            tests: Default::default(),
         };
         match path {
             Some(p) => app.open_path(p),
@@ -202,6 +205,7 @@ impl MedallionApp {
         self.diagnostics.clear();
         self.preview = PreviewState::default();
         self.run = RunState::default();
+        self.tests = Default::default();
         self.schedule_plan(Duration::ZERO);
     }
 
@@ -981,6 +985,18 @@ impl MedallionApp {
                 Err(e) => self.status = format!("cannot infer the schema of `{node}`: {e}"),
             },
             Event::DirectQuery(e) => self.sql.on_event(e),
+            Event::Tests(e) => {
+                if let Some(super::tests_tab::TestsOutcome::Recorded(rec)) = self.tests.on_event(e)
+                {
+                    self.before_edit();
+                    let tests = &mut self.doc.project.tests;
+                    match tests.iter_mut().find(|t| t.name == rec.test.name) {
+                        Some(t) => *t = rec.test,
+                        None => tests.push(rec.test),
+                    }
+                    self.status = self.tests.message.clone();
+                }
+            }
         }
     }
 
@@ -1006,6 +1022,7 @@ impl MedallionApp {
             self.send_plan();
         }
         self.refresh_panels(false);
+        self.tests.poll(&self.engine, &self.doc, &self.ctx);
         if self.is_busy() {
             self.ctx.request_repaint_after(Duration::from_millis(50));
         } else if self.monitor.any_active() {
@@ -1135,7 +1152,10 @@ impl MedallionApp {
                 {
                     c.generation += 1;
                 }
-                if ui.button("Auto-layout").on_hover_text("arrange left to right by the edges").clicked()
+                if ui
+                    .button("Auto-layout")
+                    .on_hover_text("arrange left to right by the edges")
+                    .clicked()
                     && self.doc.project.pipelines.get(self.tab).is_some()
                 {
                     self.history.record(&self.doc.project);
@@ -1321,6 +1341,13 @@ impl MedallionApp {
                     self.show_tab(tab);
                 }
             }
+            let (_, failed, _) = self.tests.counts(&self.doc.project);
+            let label = match (self.doc.project.tests.len(), failed) {
+                (0, _) => RichText::new("Tests"),
+                (n, 0) => RichText::new(format!("Tests ({n})")),
+                (n, f) => RichText::new(format!("Tests ({f} of {n} failing)")).color(theme::ERROR),
+            };
+            ui.selectable_value(&mut self.bottom, BottomTab::Tests, label);
         });
         ui.separator();
         match self.bottom {
@@ -1336,6 +1363,11 @@ impl MedallionApp {
                         if ui.button("Cancel").clicked() {
                             self.cancel_preview();
                         }
+                    }
+                    if let Some(p) =
+                        self.doc.project.pipelines.get(self.tab).map(|p| p.name.clone())
+                    {
+                        self.tests.record_ui(ui, &self.engine, &self.doc, &p, &node);
                     }
                 });
                 match (&self.preview.input, &self.preview.output) {
@@ -1376,6 +1408,7 @@ impl MedallionApp {
                 });
             }
             BottomTab::Monitor => self.monitor_tab_ui(ui),
+            BottomTab::Tests => self.tests.tab_ui(ui, &self.engine, &self.doc),
             BottomTab::Sql => {
                 let root = self.doc.lakehouse_root();
                 self.sql.console_ui(ui, &self.engine, &root, &self.picker);
@@ -1610,6 +1643,10 @@ impl MedallionApp {
         let tab = self.tab;
         let upkeep_badges =
             self.doc.project.pipelines.get(tab).map(|p| self.upkeep_badges(p)).unwrap_or_default();
+        let test_badges = match self.doc.project.pipelines.get(tab) {
+            Some(p) => self.tests.badges(&self.doc.project, &p.name),
+            None => HashMap::new(),
+        };
         let Some(pipeline) = self.doc.project.pipelines.get_mut(tab) else {
             ui.label("No pipeline: add one with “+ pipeline”.");
             return;
@@ -1638,6 +1675,7 @@ impl MedallionApp {
             slowest: slowest.as_ref(),
             state: Some(&state_badges),
             upkeep: Some(&upkeep_badges),
+            tests: Some(&test_badges),
         };
         let actions = canvas::canvas_ui(
             ui,

@@ -114,6 +114,8 @@ pub struct Overlay<'a> {
     pub state: Option<&'a HashMap<NodeId, String>>,
     /// Sinks whose tables have gathered many small files.
     pub upkeep: Option<&'a HashMap<NodeId, String>>,
+    /// Nodes with recorded tests: the badge and whether one fails (see `ui::tests_tab`).
+    pub tests: Option<&'a HashMap<NodeId, (String, bool)>>,
 }
 
 /// Something the user asked for on the canvas that the app must do.
@@ -289,6 +291,11 @@ impl SnarlViewer<NodeId> for Viewer<'_> {
                 ui.label(RichText::new(badge).small().color(theme::WARNING)).on_hover_text(
                     "its table has many files under a quarter of the target size: press Optimize in the Lakehouse tab, or leave auto_compact on for streams",
                 );
+            }
+            if let Some((badge, failing)) = self.overlay.tests.and_then(|t| t.get(&id)) {
+                let color = if *failing { theme::ERROR } else { theme::OK };
+                ui.label(RichText::new(badge).small().color(color))
+                    .on_hover_text("recorded tests of this node; the Tests tab shows their diffs");
             }
             for d in self.overlay.diagnostics.iter().filter(|d| d.node.as_ref() == Some(&id)) {
                 let color =

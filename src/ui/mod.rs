@@ -12,6 +12,7 @@ pub mod state;
 pub mod stateful;
 pub mod table_health;
 pub mod tables;
+pub mod tests_tab;
 pub mod theme;
 
 use std::path::{Path, PathBuf};
@@ -60,6 +61,8 @@ pub fn ensure_demo_first(dir: &Path) -> anyhow::Result<(PathBuf, bool)> {
     if !project_file.exists() {
         let mut project = Project::from_toml(DEMO_PROJECT, Path::new(DEMO_FILE))?;
         project.lakehouse = ".".into();
+        // the recorded tests' fixtures stay in the source tree's projects/tests
+        project.tests.clear();
         project.save(&project_file)?;
     }
     Ok((project_file, first))

@@ -10,6 +10,7 @@ mod interop;
 mod kafka;
 mod kinds;
 mod monitor;
+mod pipeline_tests;
 mod projects;
 mod stateful;
 mod stream;
