@@ -101,12 +101,14 @@ pub struct CommitOutcome {
     pub rows_deleted: u64,
 }
 
-/// Streams `df` into the table with the given save mode; returns the new version and rows.
+/// Streams `df` into the table with the given save mode (and schema mode: the caller has
+/// checked the schema, see `sinks::schema_check`); returns the new version and rows.
 pub async fn write_dataframe(
     path: &Path,
     df: DataFrame,
     mode: SaveMode,
     partition_by: &[String],
+    schema_mode: Option<deltalake::operations::write::SchemaMode>,
     props: CommitProperties,
 ) -> Result<CommitOutcome> {
     let table = open_for_write(path).await?;
@@ -120,8 +122,8 @@ pub async fn write_dataframe(
     if !partition_by.is_empty() {
         builder = builder.with_partition_columns(partition_by.iter().cloned());
     }
-    if mode == SaveMode::Overwrite {
-        builder = builder.with_schema_mode(deltalake::operations::write::SchemaMode::Overwrite);
+    if let Some(schema_mode) = schema_mode {
+        builder = builder.with_schema_mode(schema_mode);
     }
     let table = builder.await?;
     last_commit_outcome(&table).await

@@ -13,9 +13,7 @@ use datafusion::datasource::MemTable;
 use datafusion::prelude::{DataFrame, Expr, SessionContext, cast, col};
 use deltalake::delta_datafusion::DeltaSessionContext;
 
-use crate::model::node::{
-    Aggregate, FileFormat, NodeKind, ParseMode, RESCUED_DATA_COLUMN, Select, Sql,
-};
+use crate::model::node::{Aggregate, FileFormat, NodeKind, ParseMode, Select, Sql};
 use crate::model::{NodeId, Pipeline, Project, env};
 
 use super::error::NodeContext;
@@ -56,8 +54,11 @@ pub struct Planner<'a> {
     pending: PendingTables,
     /// Tables written by earlier pipelines that cannot be planned: (path, pipeline).
     broken: HashMap<PathBuf, String>,
-    /// Malformed records found by Parse JSON nodes while planning.
+    /// Malformed records found by Parse JSON nodes and batch file sources while planning.
     pub bad_records: Vec<(NodeId, ParseMode, BadRecord)>,
+    /// What each Expectations node found, and the rows its `drop` rules removed.
+    pub quality: Vec<(NodeId, transforms::expectations::ExpectationReport)>,
+    pub expectation_drops: Vec<(NodeId, BadRecord)>,
     /// Whether sources that need a live service (Kafka) read a sample; when false they plan
     /// with their fixed schema and no rows, so validation works offline.
     live_samples: bool,
@@ -79,6 +80,8 @@ impl<'a> Planner<'a> {
             pending: PendingTables::new(),
             broken: HashMap::new(),
             bad_records: Vec::new(),
+            quality: Vec::new(),
+            expectation_drops: Vec::new(),
             live_samples: false,
             meter: None,
             schema_only: false,
@@ -186,21 +189,25 @@ impl<'a> Planner<'a> {
                         glob: src.glob.clone().unwrap_or_else(|| src.format.default_glob().into()),
                     });
                 }
-                let df = sources::files::read_files(&self.ctx, &files, src).await?;
-                // the same columns a stream delivers: JSON in permissive mode adds `_rescued_data`
-                if src.format == FileFormat::Json
-                    && src.parse_mode == ParseMode::Permissive
-                    && df.schema().field_with_unqualified_name(RESCUED_DATA_COLUMN).is_err()
-                {
-                    return Ok(df.with_column(
-                        RESCUED_DATA_COLUMN,
-                        cast(
-                            datafusion::prelude::lit(datafusion::common::ScalarValue::Utf8(None)),
-                            DataType::Utf8,
-                        ),
-                    )?);
+                if src.format == FileFormat::Parquet {
+                    return sources::files::read_files(&self.ctx, &files, src).await;
                 }
-                Ok(df)
+                // JSON and CSV: Spark's parse modes, the same decoder a stream uses
+                let schema = match sources::files::declared_schema(src)? {
+                    Some(s) => s,
+                    None => sources::files::infer_schema(&self.ctx, &dir, src).await?,
+                };
+                let schema = sources::files::strip_rescued(&schema);
+                if self.schema_only {
+                    let out = sources::json_lines::output_schema(&schema, src.parse_mode);
+                    let empty = MemTable::try_new(out, vec![vec![]])?;
+                    return Ok(self.ctx.read_table(Arc::new(empty))?);
+                }
+                let decoded = sources::files::decode_files(files, src, schema).await?;
+                self.bad_records
+                    .extend(decoded.bad.into_iter().map(|b| (id.clone(), src.parse_mode, b)));
+                let table = MemTable::try_new(decoded.schema, vec![decoded.batches])?;
+                Ok(self.ctx.read_table(Arc::new(table))?)
             }
             NodeKind::KafkaSource(_) if !self.live_samples => {
                 let empty = MemTable::try_new(sources::kafka::schema(), vec![vec![]])?;
@@ -360,6 +367,18 @@ impl<'a> Planner<'a> {
             }
             // a batch query ignores watermarks, as Spark's does; streams apply them per batch
             NodeKind::Watermark(_) => in_(),
+            NodeKind::Expectations(cfg) => {
+                let df = in_()?;
+                if self.schema_only {
+                    transforms::expectations::compile(&self.ctx, &df, cfg)?;
+                    return Ok(df);
+                }
+                let checked = transforms::expectations::check(&self.ctx, df, cfg).await?;
+                self.quality.push((id.clone(), checked.report));
+                self.expectation_drops.extend(checked.dropped.into_iter().map(|d| (id.clone(), d)));
+                let table = MemTable::try_new(checked.schema, vec![checked.batches])?;
+                Ok(self.ctx.read_table(Arc::new(table))?)
+            }
             NodeKind::DeltaSink(_) => Ok(conform_for_delta(in_()?)?),
             NodeKind::KafkaSink(_) => in_(),
         }

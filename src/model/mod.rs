@@ -8,6 +8,7 @@ pub mod env;
 pub mod graph;
 pub mod node;
 pub mod project;
+pub mod quality;
 pub mod streaming;
 pub mod validate;
 

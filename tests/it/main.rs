@@ -11,6 +11,7 @@ mod kafka;
 mod kinds;
 mod monitor;
 mod projects;
+mod quality;
 mod stateful;
 mod stream;
 mod ui;

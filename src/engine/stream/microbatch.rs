@@ -99,6 +99,18 @@ pub(super) async fn run_batch(
         return Err(EngineError::InjectedCrash("after the state write, before the Delta commit"));
     }
 
+    // every sink's input is planned before any commit: an expectation that fails (or a
+    // fail_fast record) stops the batch with nothing written
+    for sink in pipeline.sinks() {
+        if let NodeKind::DeltaSink(cfg) = &sink.kind {
+            let path = planner.resolve(&cfg.table).at_node(&pipeline.name, &sink.id)?;
+            let app_id = format!("{}/{}", meta.id, sink.id);
+            if committed_version(&path, &app_id, entry.batch_id).await?.is_some() {
+                continue;
+            }
+        }
+        planner.node_frame(&sink.id).await?;
+    }
     let t_write = Instant::now();
     let mut sinks_done = BTreeMap::new();
     let mut rows_per_node = BTreeMap::new();
@@ -153,9 +165,15 @@ pub(super) async fn run_batch(
             ParseMode::FailFast => {}
         }
     }
+    let mut expectations = BTreeMap::new();
+    for (node, report) in std::mem::take(&mut planner.quality) {
+        expectations.insert(node.to_string(), report);
+    }
+    quarantine.append(&mut planner.expectation_drops);
     if !quarantine.is_empty() {
         let table = quarantine_path(first_sink_table.as_deref(), root, pipeline);
-        write_quarantine(&table, meta, pipeline, project, entry.batch_id, &quarantine).await?;
+        write_quarantine(&table, Some(meta), pipeline, project, entry.batch_id, &quarantine)
+            .await?;
     }
     durations.insert("write".to_owned(), t_write.elapsed().as_millis() as u64);
     if opts.crash_at == Some((CrashPoint::AfterSinkCommit, entry.batch_id)) {
@@ -211,6 +229,7 @@ pub(super) async fn run_batch(
         node_ms,
         event_time,
         state_operators,
+        expectations,
     };
     Ok((progress, batch_state))
 }
