@@ -78,6 +78,10 @@ fn decode_all(schema: &SchemaRef, bytes: &[u8]) -> std::result::Result<Vec<Recor
     Ok(out)
 }
 
+/// Rows of one chunk in the target schema (none when it had no records), and the rows whose
+/// TIMESTAMP text did not parse, with the reasons.
+type ChunkRows = (Option<RecordBatch>, Vec<(usize, String)>);
+
 /// Decodes `bytes` (one record per line, `lines` of them) into exactly one row per line in
 /// the target schema, or fails. Rows whose TIMESTAMP text does not parse come back with
 /// their reasons.
@@ -85,7 +89,7 @@ fn decode_rows(
     rules: &SparkRules,
     bytes: &[u8],
     lines: usize,
-) -> std::result::Result<(Option<RecordBatch>, Vec<(usize, String)>), String> {
+) -> std::result::Result<ChunkRows, String> {
     let batches = decode_all(&rules.read, bytes)?;
     let rows: usize = batches.iter().map(RecordBatch::num_rows).sum();
     if rows != lines {
