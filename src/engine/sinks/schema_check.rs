@@ -137,14 +137,25 @@ fn conform(table: &Schema, input: &Schema, sink: &DeltaSink) -> Result<Conformed
     Ok(Conformed { exprs, added, identity })
 }
 
-/// String and timestamp flavours that the Delta writer stores alike.
+/// The same Delta type: string and binary flavours, timestamp units, and list element names
+/// and nullability are what the Delta writer stores alike; struct fields match by name.
 fn same_kind(table: &DataType, input: &DataType) -> bool {
     use DataType::*;
-    matches!(
-        (table, input),
+    match (table, input) {
         (Utf8 | LargeUtf8 | Utf8View, Utf8 | LargeUtf8 | Utf8View)
-            | (Binary | LargeBinary | BinaryView, Binary | LargeBinary | BinaryView)
-    ) || matches!((table, input), (Timestamp(_, a), Timestamp(_, b)) if a.is_some() == b.is_some())
+        | (Binary | LargeBinary | BinaryView, Binary | LargeBinary | BinaryView) => true,
+        (Timestamp(_, a), Timestamp(_, b)) => a.is_some() == b.is_some(),
+        (List(a) | LargeList(a), List(b) | LargeList(b)) => same_kind(a.data_type(), b.data_type()),
+        (Map(a, _), Map(b, _)) => same_kind(a.data_type(), b.data_type()),
+        (Struct(a), Struct(b)) => {
+            a.len() == b.len()
+                && a.iter().all(|f| {
+                    b.iter()
+                        .any(|g| g.name() == f.name() && same_kind(f.data_type(), g.data_type()))
+                })
+        }
+        _ => table == input,
+    }
 }
 
 /// Whether `input` converts to `table` without loss (Spark's safe up-cast).
@@ -199,5 +210,20 @@ mod tests {
         assert!(err.contains("schema_mode = \"overwrite\""), "{err}");
         let same = conform(&table, &table, &sink(None)).unwrap();
         assert!(same.identity && same.added.is_empty());
+        // list element names and nullability do not make another type
+        let list = |name: &str, nullable: bool| {
+            Schema::new(vec![arrow::datatypes::Field::new(
+                "skills",
+                DataType::List(std::sync::Arc::new(arrow::datatypes::Field::new(
+                    name,
+                    DataType::Utf8,
+                    nullable,
+                ))),
+                true,
+            )])
+        };
+        assert!(
+            conform(&list("element", true), &list("item", false), &sink(None)).unwrap().identity
+        );
     }
 }
