@@ -561,3 +561,35 @@ fn quality_badge_tab_and_quarantined_rows_in_the_app() {
     assert_eq!(h.state().sql.shown_rows(), Some(1), "{:?}", h.state().sql.error());
     assert!(h.state().sql.text.contains("bronze.orders_quarantine"), "{}", h.state().sql.text);
 }
+
+/// The inspector of a tracked file source shows its schema versions.
+#[test]
+fn inspector_shows_the_tracked_schema_and_its_history() {
+    use egui_kittest::Harness;
+    use egui_kittest::kittest::Queryable as _;
+    use medallion::model::NodeId;
+    use medallion::ui::app::MedallionApp;
+
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().to_owned();
+    let mut p = tracked_project("");
+    p.lakehouse = ".".into();
+    write_file(&root, "landing/events/1.json", "{\"id\": 1, \"kind\": \"a\"}\n");
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(available_now(&p, &root)).unwrap();
+    write_file(&root, "landing/events/2.json", "{\"id\": 2, \"genre\": \"rock\"}\n");
+    rt.block_on(available_now(&p, &root)).unwrap_err();
+    let path = root.join("autoloader.toml");
+    p.save(&path).unwrap();
+    let mut h: Harness<'static, MedallionApp> = Harness::builder()
+        .with_size([1400.0, 900.0])
+        .with_max_steps(50)
+        .build_eframe(move |cc| MedallionApp::new(cc, Some(path)).expect("app starts"));
+    h.run_steps(3);
+    h.state_mut().selected = Some(NodeId::new("landing"));
+    h.run_steps(3);
+    assert!(h.query_by_label("Tracked schema (Auto Loader)").is_some());
+    assert!(h.query_by_label("id BIGINT, kind STRING, genre STRING").is_some());
+    assert!(h.query_by_label("id BIGINT, kind STRING").is_some());
+    assert!(h.query_by_label_contains("new columns `genre` (STRING)").is_some());
+}
