@@ -593,3 +593,26 @@ fn inspector_shows_the_tracked_schema_and_its_history() {
     assert!(h.query_by_label("id BIGINT, kind STRING").is_some());
     assert!(h.query_by_label_contains("new columns `genre` (STRING)").is_some());
 }
+
+/// Validation plans the rules without reading rows: a bad condition or a bad setting is a
+/// diagnostic on the Expectations node, naming the rule.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn validation_names_the_rule_and_the_problem() {
+    let lake = tempfile::tempdir().unwrap();
+    let root = lake.path();
+    write_file(root, "landing/orders/a.json", ORDERS);
+    let rules = r#"{ name = "typo", condition = "amout >= 0", on_violation = "drop" },
+                   { name = "typo", condition = "id IS NOT NULL" }"#;
+    let p = project(&orders_project("batch", rules));
+    let model = medallion::model::validate::validate_project(&p);
+    assert!(model.iter().any(|d| d.message == "two rules are named `typo`"), "{model:?}");
+    let rules = r#"{ name = "typo", condition = "amout >= 0", on_violation = "drop" }"#;
+    let p = project(&orders_project("batch", rules));
+    let diags = engine::check_project(&p, root).await;
+    let d = diags
+        .iter()
+        .find(|d| d.node.as_ref().is_some_and(|n| n.as_str() == "checks"))
+        .unwrap_or_else(|| panic!("{diags:?}"));
+    assert!(d.message.contains("rule `typo`") && d.message.contains("amout"), "{}", d.message);
+    assert!(!root.join("bronze/orders").exists(), "validation never writes");
+}
