@@ -40,6 +40,9 @@ pub fn session_context() -> SessionContext {
     DeltaSessionContext::new_with_session_overrides(&overrides).unwrap_or_default().into_inner()
 }
 
+/// Files a preview of a JSON or CSV source decodes (the first ones by name).
+const PREVIEW_FILES: usize = 4;
+
 /// Schemas of tables that a project's pipelines will write but that do not exist yet, so a
 /// project can be validated and previewed before its first run.
 pub type PendingTables = HashMap<PathBuf, SchemaRef>;
@@ -59,8 +62,9 @@ pub struct Planner<'a> {
     /// What each Expectations node found, and the rows its `drop` rules removed.
     pub quality: Vec<(NodeId, transforms::expectations::ExpectationReport)>,
     pub expectation_drops: Vec<(NodeId, BadRecord)>,
-    /// Whether sources that need a live service (Kafka) read a sample; when false they plan
-    /// with their fixed schema and no rows, so validation works offline.
+    /// Previews: sources that need a live service (Kafka) read a sample (when false they plan
+    /// with their fixed schema and no rows, so validation works offline), and JSON/CSV file
+    /// sources decode only their first files.
     live_samples: bool,
     /// Counts the rows and time along each edge (streams' micro-batches).
     meter: Option<Arc<EdgeMeter>>,
@@ -203,6 +207,12 @@ impl<'a> Planner<'a> {
                     let empty = MemTable::try_new(out, vec![vec![]])?;
                     return Ok(self.ctx.read_table(Arc::new(empty))?);
                 }
+                // a preview decodes a sample of the files, as "infer from sample" does
+                let files = if self.live_samples {
+                    files.into_iter().take(PREVIEW_FILES).collect()
+                } else {
+                    files
+                };
                 let decoded = sources::files::decode_files(files, src, schema).await?;
                 self.bad_records
                     .extend(decoded.bad.into_iter().map(|b| (id.clone(), src.parse_mode, b)));
