@@ -386,12 +386,27 @@ impl<'a> Planner<'a> {
                 let checked = transforms::expectations::check(&self.ctx, df, cfg).await?;
                 self.quality.push((id.clone(), checked.report));
                 self.expectation_drops.extend(checked.dropped.into_iter().map(|d| (id.clone(), d)));
-                let table = MemTable::try_new(checked.schema, vec![checked.batches])?;
+                let parts = self.partitioned(checked.batches);
+                let table = MemTable::try_new(checked.schema, parts)?;
                 Ok(self.ctx.read_table(Arc::new(table))?)
             }
             NodeKind::DeltaSink(_) => Ok(conform_for_delta(in_()?)?),
             NodeKind::KafkaSink(_) => in_(),
         }
+    }
+
+    /// Batches spread over the session's target partitions (round robin), so what follows a
+    /// node that computed its rows runs in parallel as it does after a file scan.
+    fn partitioned(
+        &self,
+        batches: Vec<arrow::array::RecordBatch>,
+    ) -> Vec<Vec<arrow::array::RecordBatch>> {
+        let n = self.ctx.state().config().target_partitions().clamp(1, batches.len().max(1));
+        let mut parts = vec![Vec::new(); n];
+        for (i, b) in batches.into_iter().enumerate() {
+            parts[i % n].push(b);
+        }
+        parts
     }
 
     /// Runs generated SQL over `df`, registered under a private view name.
