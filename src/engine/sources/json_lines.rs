@@ -20,8 +20,8 @@ use crate::model::node::{ParseMode, RESCUED_DATA_COLUMN};
 use super::super::{EngineError, Result};
 use super::{json_spark, timestamps};
 
-/// Lines decoded together before falling back to one by one.
-const CHUNK_LINES: usize = 4096;
+/// Bytes (whole lines) decoded together before falling back to record by record.
+const CHUNK_BYTES: usize = 1 << 20;
 const BATCH_ROWS: usize = 8192;
 
 /// A record that did not parse or did not fit the schema.
@@ -85,14 +85,18 @@ type ChunkRows = (Option<RecordBatch>, Vec<(usize, String)>);
 /// Decodes `bytes` (one record per line, `lines` of them) into exactly one row per line in
 /// the target schema, or fails. Rows whose TIMESTAMP text does not parse come back with
 /// their reasons.
+/// `lines` is `None` on the fast path: the count is only checked (by the caller) when a row
+/// has to be traced back to its line.
 fn decode_rows(
     rules: &SparkRules,
     bytes: &[u8],
-    lines: usize,
+    lines: Option<usize>,
 ) -> std::result::Result<ChunkRows, String> {
     let batches = decode_all(&rules.read, bytes)?;
     let rows: usize = batches.iter().map(RecordBatch::num_rows).sum();
-    if rows != lines {
+    if let Some(lines) = lines
+        && rows != lines
+    {
         return Err(format!("{lines} lines gave {rows} records; write one JSON record per line"));
     }
     if rows == 0 {
@@ -190,7 +194,7 @@ fn line_spans(chunk: &[u8]) -> Vec<(usize, usize)> {
 }
 
 fn memchr_newlines(chunk: &[u8]) -> impl Iterator<Item = usize> + '_ {
-    chunk.iter().enumerate().filter(|(_, b)| **b == b'\n').map(|(i, _)| i)
+    memchr::memchr_iter(b'\n', chunk)
 }
 
 /// Decodes one file's bytes. `fail_fast` stops at the first bad record.
@@ -208,33 +212,45 @@ pub fn decode(file: &str, bytes: &[u8], schema: &Schema, mode: ParseMode) -> Res
     let mut line_no = 0u64;
     let mut rest = bytes;
     while !rest.is_empty() {
-        // the next chunk: up to CHUNK_LINES lines
-        let mut end = 0;
-        let mut lines = 0;
-        while end < rest.len() && lines < CHUNK_LINES {
-            end = rest[end..].iter().position(|&b| b == b'\n').map_or(rest.len(), |p| end + p + 1);
-            lines += 1;
-        }
+        // the next chunk: about CHUNK_BYTES, up to the end of a line (memchr: our own crate
+        // is built without optimisation in dev, so no byte loops here)
+        let end = if rest.len() <= CHUNK_BYTES {
+            rest.len()
+        } else {
+            memchr::memchr(b'\n', &rest[CHUNK_BYTES..]).map_or(rest.len(), |p| CHUNK_BYTES + p + 1)
+        };
         let chunk = &rest[..end];
         rest = &rest[end..];
-        let spans = line_spans(chunk);
+        let lines = memchr::memchr_iter(b'\n', chunk).count();
         let line_of = |span: (usize, usize)| -> u64 {
-            line_no + chunk[..span.0].iter().filter(|&&b| b == b'\n').count() as u64 + 1
+            line_no + memchr::memchr_iter(b'\n', &chunk[..span.0]).count() as u64 + 1
         };
         let mut chunk_bad: Vec<((usize, usize), String)> = Vec::new();
         let fast = if rules.always_normalize {
             Err(String::new())
         } else {
-            decode_rows(&rules, chunk, spans.len())
+            decode_rows(&rules, chunk, None).and_then(|(batch, rows_bad)| {
+                if rows_bad.is_empty() {
+                    return Ok((batch, rows_bad, Vec::new()));
+                }
+                // trace the bad rows back to their lines
+                let spans = line_spans(chunk);
+                let rows = batch.as_ref().map_or(0, RecordBatch::num_rows);
+                if rows != spans.len() {
+                    return Err(format!("{} lines gave {rows} records", spans.len()));
+                }
+                Ok((batch, rows_bad, spans))
+            })
         };
         match fast {
-            Ok((batch, rows_bad)) => {
+            Ok((batch, rows_bad, spans)) => {
                 if let Some(batch) = batch {
                     good.push(drop_rows(batch, &rows_bad)?);
                 }
                 chunk_bad.extend(rows_bad.into_iter().map(|(r, why)| (spans[r], why)));
             }
             Err(_) => {
+                let spans = line_spans(chunk);
                 // slow path: Spark's rules record by record, then decode the rewritten
                 // records together; only if that fails, one by one
                 let mut kept: Vec<(usize, usize)> = Vec::with_capacity(spans.len());
@@ -249,7 +265,7 @@ pub fn decode(file: &str, bytes: &[u8], schema: &Schema, mode: ParseMode) -> Res
                     }
                 }
                 let joined: Vec<u8> = normalized.join(&b'\n');
-                match decode_rows(&rules, &joined, kept.len()) {
+                match decode_rows(&rules, &joined, Some(kept.len())) {
                     Ok((batch, rows_bad)) => {
                         if let Some(batch) = batch {
                             good.push(drop_rows(batch, &rows_bad)?);
@@ -258,7 +274,7 @@ pub fn decode(file: &str, bytes: &[u8], schema: &Schema, mode: ParseMode) -> Res
                     }
                     Err(_) => {
                         for (span, record) in kept.iter().zip(&normalized) {
-                            match decode_rows(&rules, record, 1) {
+                            match decode_rows(&rules, record, Some(1)) {
                                 Ok((batch, rows_bad)) if rows_bad.is_empty() => {
                                     good.extend(batch);
                                 }
