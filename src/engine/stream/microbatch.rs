@@ -101,11 +101,13 @@ pub(super) async fn run_batch(
 
     // every sink's input is planned before any commit: an expectation that fails (or a
     // fail_fast record) stops the batch with nothing written
+    let mut already_committed = BTreeMap::new();
     for sink in pipeline.sinks() {
         if let NodeKind::DeltaSink(cfg) = &sink.kind {
             let path = planner.resolve(&cfg.table).at_node(&pipeline.name, &sink.id)?;
             let app_id = format!("{}/{}", meta.id, sink.id);
-            if committed_version(&path, &app_id, entry.batch_id).await?.is_some() {
+            if let Some(v) = committed_version(&path, &app_id, entry.batch_id).await? {
+                already_committed.insert(sink.id.clone(), v);
                 continue;
             }
         }
@@ -129,7 +131,7 @@ pub(super) async fn run_batch(
         let path = planner.resolve(&cfg.table).at_node(&pipeline.name, &sink.id)?;
         first_sink_table.get_or_insert_with(|| path.clone());
         let app_id = format!("{}/{}", meta.id, sink.id);
-        if let Some(v) = committed_version(&path, &app_id, entry.batch_id).await? {
+        if let Some(&v) = already_committed.get(&sink.id) {
             sinks_done.insert(sink.id.to_string(), v);
             rows_per_node.insert(sink.id.to_string(), 0);
             continue;
