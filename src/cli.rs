@@ -268,6 +268,17 @@ pub enum BenchCommand {
         #[arg(long, default_value_t = 10_000)]
         small_files: usize,
     },
+    /// The cost of an Expectations node with five rules: a batch pipeline over `rows` JSON
+    /// rows into Delta, with and without the node, as process CPU seconds.
+    Quality {
+        /// Scratch directory (a temp dir when absent).
+        #[arg(long)]
+        dir: Option<PathBuf>,
+        #[arg(long, default_value_t = 1_000_000)]
+        rows: u64,
+        #[arg(long, default_value_t = 3)]
+        rounds: usize,
+    },
 }
 
 /// Runs a CLI command; returns the process exit code.
@@ -442,6 +453,29 @@ async fn run_async(command: Command) -> anyhow::Result<i32> {
                         .await?;
                 println!("{r}");
             }
+            Ok(0)
+        }
+        Command::Bench(BenchCommand::Quality { dir, rows, rounds }) => {
+            let scratch = tempfile_dir(dir)?;
+            let runs = engine::bench_quality::expectations_cost(&scratch, rows, rounds).await?;
+            let (mut without, mut with) = (0.0, 0.0);
+            for (i, (a, b)) in runs.iter().enumerate() {
+                println!(
+                    "round {}: without {:.2} CPU-s ({:.2} s wall), with 5 expectations {:.2} CPU-s ({:.2} s wall): {:+.1}%",
+                    i + 1,
+                    a.cpu_s,
+                    a.wall_s,
+                    b.cpu_s,
+                    b.wall_s,
+                    (b.cpu_s / a.cpu_s - 1.0) * 100.0
+                );
+                without += a.cpu_s;
+                with += b.cpu_s;
+            }
+            println!(
+                "{rows} rows, {rounds} rounds: {without:.2} vs {with:.2} CPU-s, expectations cost {:+.1}%",
+                (with / without - 1.0) * 100.0
+            );
             Ok(0)
         }
         Command::Tables { project } => {

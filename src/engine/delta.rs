@@ -103,13 +103,15 @@ pub struct CommitOutcome {
     pub files_added: u64,
 }
 
-/// Streams `df` into the table with the given save mode; returns the new version and rows.
+/// Streams `df` into the table with the given save mode (and schema mode: the caller has
+/// checked the schema, see `sinks::schema_check`); returns the new version and rows.
 pub async fn write_dataframe(
     path: &Path,
     df: DataFrame,
     mode: SaveMode,
     partition_by: &[String],
     properties: &BTreeMap<String, String>,
+    schema_mode: Option<deltalake::operations::write::SchemaMode>,
     props: CommitProperties,
 ) -> Result<CommitOutcome> {
     let table = open_for_write(path).await?;
@@ -128,8 +130,8 @@ pub async fn write_dataframe(
         builder = builder
             .with_configuration(properties.iter().map(|(k, v)| (k.clone(), Some(v.clone()))));
     }
-    if mode == SaveMode::Overwrite {
-        builder = builder.with_schema_mode(deltalake::operations::write::SchemaMode::Overwrite);
+    if let Some(schema_mode) = schema_mode {
+        builder = builder.with_schema_mode(schema_mode);
     }
     let table = builder.await?;
     last_commit_outcome(&table).await

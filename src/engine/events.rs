@@ -46,6 +46,13 @@ pub enum RunEvent {
         node: Option<NodeId>,
         message: String,
     },
+    /// What an Expectations node found in a batch pipeline's run (a stream's micro-batches
+    /// carry it in their progress instead).
+    ExpectationsChecked {
+        pipeline: String,
+        node: NodeId,
+        report: super::transforms::expectations::ExpectationReport,
+    },
     /// A stream's trigger found no new data: it waits for its sources (sent once per idle
     /// spell, not at every trigger).
     Idle {
@@ -72,6 +79,7 @@ impl RunEvent {
             | RunEvent::PipelineFinished { pipeline, .. }
             | RunEvent::PipelineFailed { pipeline, .. }
             | RunEvent::Warning { pipeline, .. }
+            | RunEvent::ExpectationsChecked { pipeline, .. }
             | RunEvent::Idle { pipeline }
             | RunEvent::Compacted { pipeline, .. } => pipeline,
             RunEvent::BatchCompleted(p) => &p.pipeline,
@@ -81,9 +89,9 @@ impl RunEvent {
     /// The node the event is pinned on, if any.
     pub fn node(&self) -> Option<&str> {
         match self {
-            RunEvent::SinkCommitted { node, .. } | RunEvent::Compacted { node, .. } => {
-                Some(node.as_str())
-            }
+            RunEvent::SinkCommitted { node, .. }
+            | RunEvent::Compacted { node, .. }
+            | RunEvent::ExpectationsChecked { node, .. } => Some(node.as_str()),
             RunEvent::PipelineFailed { node, .. } | RunEvent::Warning { node, .. } => {
                 node.as_ref().map(NodeId::as_str)
             }
@@ -145,6 +153,9 @@ impl fmt::Display for RunEvent {
                     }
                     parts.push(part);
                 }
+                for (node, e) in &p.expectations {
+                    parts.push(format!("{node}: {}", expectation_summary(e)));
+                }
                 for (node, b) in &p.transforms {
                     if b.rescued_records > 0 {
                         parts.push(format!("{node}: {} rescued", b.rescued_records));
@@ -181,6 +192,9 @@ impl fmt::Display for RunEvent {
                 "[{pipeline}] finished: {rows_written} rows written in {:.2} s",
                 *duration_ms as f64 / 1000.0
             ),
+            RunEvent::ExpectationsChecked { pipeline, node, report } => {
+                write!(f, "[{pipeline}] node `{node}`: {}", expectation_summary(report))
+            }
             RunEvent::Idle { pipeline } => {
                 write!(f, "[{pipeline}] waiting for new data in its sources")
             }
@@ -190,4 +204,17 @@ impl fmt::Display for RunEvent {
             },
         }
     }
+}
+
+/// `3 of 4 rows passed (1 dropped); valid_id 3/1, ...` (passed/failed per rule).
+fn expectation_summary(r: &super::transforms::expectations::ExpectationReport) -> String {
+    let rules: Vec<String> =
+        r.rules.iter().map(|c| format!("{} {}/{}", c.name, c.passed, c.failed)).collect();
+    format!(
+        "expectations: {} of {} rows out ({} dropped); passed/failed: {}",
+        r.output_rows,
+        r.input_rows,
+        r.dropped_rows,
+        rules.join(", ")
+    )
 }

@@ -5,6 +5,7 @@
 
 pub mod batch;
 pub mod bench;
+pub mod bench_quality;
 pub mod bench_stateful;
 pub mod bench_upkeep;
 pub mod catalog;
@@ -279,9 +280,11 @@ async fn pending_tables_before(
         if p.name == stop_at {
             break;
         }
+        // only the schemas are wanted: nothing is read or checked eagerly
         let mut planner = plan::Planner::new(project, p, root)
             .with_pending_tables(pending.clone())
-            .with_broken_tables(broken.clone());
+            .with_broken_tables(broken.clone())
+            .with_schema_only();
         for sink in p.sinks() {
             let NodeKind::DeltaSink(cfg) = &sink.kind else {
                 continue;

@@ -13,9 +13,7 @@ use datafusion::datasource::MemTable;
 use datafusion::prelude::{DataFrame, Expr, SessionContext, cast, col};
 use deltalake::delta_datafusion::DeltaSessionContext;
 
-use crate::model::node::{
-    Aggregate, FileFormat, NodeKind, ParseMode, RESCUED_DATA_COLUMN, Select, Sql,
-};
+use crate::model::node::{Aggregate, FileFormat, NodeKind, ParseMode, Select, Sql};
 use crate::model::{NodeId, Pipeline, Project, env};
 
 use super::error::NodeContext;
@@ -42,6 +40,9 @@ pub fn session_context() -> SessionContext {
     DeltaSessionContext::new_with_session_overrides(&overrides).unwrap_or_default().into_inner()
 }
 
+/// Files a preview of a JSON or CSV source decodes (the first ones by name).
+const PREVIEW_FILES: usize = 4;
+
 /// Schemas of tables that a project's pipelines will write but that do not exist yet, so a
 /// project can be validated and previewed before its first run.
 pub type PendingTables = HashMap<PathBuf, SchemaRef>;
@@ -56,10 +57,14 @@ pub struct Planner<'a> {
     pending: PendingTables,
     /// Tables written by earlier pipelines that cannot be planned: (path, pipeline).
     broken: HashMap<PathBuf, String>,
-    /// Malformed records found by Parse JSON nodes while planning.
+    /// Malformed records found by Parse JSON nodes and batch file sources while planning.
     pub bad_records: Vec<(NodeId, ParseMode, BadRecord)>,
-    /// Whether sources that need a live service (Kafka) read a sample; when false they plan
-    /// with their fixed schema and no rows, so validation works offline.
+    /// What each Expectations node found, and the rows its `drop` rules removed.
+    pub quality: Vec<(NodeId, transforms::expectations::ExpectationReport)>,
+    pub expectation_drops: Vec<(NodeId, BadRecord)>,
+    /// Previews: sources that need a live service (Kafka) read a sample (when false they plan
+    /// with their fixed schema and no rows, so validation works offline), and JSON/CSV file
+    /// sources decode only their first files.
     live_samples: bool,
     /// Counts the rows and time along each edge (streams' micro-batches).
     meter: Option<Arc<EdgeMeter>>,
@@ -79,6 +84,8 @@ impl<'a> Planner<'a> {
             pending: PendingTables::new(),
             broken: HashMap::new(),
             bad_records: Vec::new(),
+            quality: Vec::new(),
+            expectation_drops: Vec::new(),
             live_samples: false,
             meter: None,
             schema_only: false,
@@ -186,21 +193,31 @@ impl<'a> Planner<'a> {
                         glob: src.glob.clone().unwrap_or_else(|| src.format.default_glob().into()),
                     });
                 }
-                let df = sources::files::read_files(&self.ctx, &files, src).await?;
-                // the same columns a stream delivers: JSON in permissive mode adds `_rescued_data`
-                if src.format == FileFormat::Json
-                    && src.parse_mode == ParseMode::Permissive
-                    && df.schema().field_with_unqualified_name(RESCUED_DATA_COLUMN).is_err()
-                {
-                    return Ok(df.with_column(
-                        RESCUED_DATA_COLUMN,
-                        cast(
-                            datafusion::prelude::lit(datafusion::common::ScalarValue::Utf8(None)),
-                            DataType::Utf8,
-                        ),
-                    )?);
+                if src.format == FileFormat::Parquet {
+                    return sources::files::read_files(&self.ctx, &files, src).await;
                 }
-                Ok(df)
+                // JSON and CSV: Spark's parse modes, the same decoder a stream uses
+                let schema = match sources::files::declared_schema(src)? {
+                    Some(s) => s,
+                    None => sources::files::infer_schema(&self.ctx, &dir, src).await?,
+                };
+                let schema = sources::files::strip_rescued(&schema);
+                if self.schema_only {
+                    let out = sources::json_lines::output_schema(&schema, src.parse_mode);
+                    let empty = MemTable::try_new(out, vec![vec![]])?;
+                    return Ok(self.ctx.read_table(Arc::new(empty))?);
+                }
+                // a preview decodes a sample of the files, as "infer from sample" does
+                let files = if self.live_samples {
+                    files.into_iter().take(PREVIEW_FILES).collect()
+                } else {
+                    files
+                };
+                let decoded = sources::files::decode_files(files, src, schema).await?;
+                self.bad_records
+                    .extend(decoded.bad.into_iter().map(|b| (id.clone(), src.parse_mode, b)));
+                let table = MemTable::try_new(decoded.schema, vec![decoded.batches])?;
+                Ok(self.ctx.read_table(Arc::new(table))?)
             }
             NodeKind::KafkaSource(_) if !self.live_samples => {
                 let empty = MemTable::try_new(sources::kafka::schema(), vec![vec![]])?;
@@ -360,9 +377,36 @@ impl<'a> Planner<'a> {
             }
             // a batch query ignores watermarks, as Spark's does; streams apply them per batch
             NodeKind::Watermark(_) => in_(),
+            NodeKind::Expectations(cfg) => {
+                let df = in_()?;
+                if self.schema_only {
+                    transforms::expectations::compile(&self.ctx, &df, cfg)?;
+                    return Ok(df);
+                }
+                let checked = transforms::expectations::check(&self.ctx, df, cfg).await?;
+                self.quality.push((id.clone(), checked.report));
+                self.expectation_drops.extend(checked.dropped.into_iter().map(|d| (id.clone(), d)));
+                let parts = self.partitioned(checked.batches);
+                let table = MemTable::try_new(checked.schema, parts)?;
+                Ok(self.ctx.read_table(Arc::new(table))?)
+            }
             NodeKind::DeltaSink(_) => Ok(conform_for_delta(in_()?)?),
             NodeKind::KafkaSink(_) => in_(),
         }
+    }
+
+    /// Batches spread over the session's target partitions (round robin), so what follows a
+    /// node that computed its rows runs in parallel as it does after a file scan.
+    fn partitioned(
+        &self,
+        batches: Vec<arrow::array::RecordBatch>,
+    ) -> Vec<Vec<arrow::array::RecordBatch>> {
+        let n = self.ctx.state().config().target_partitions().clamp(1, batches.len().max(1));
+        let mut parts = vec![Vec::new(); n];
+        for (i, b) in batches.into_iter().enumerate() {
+            parts[i % n].push(b);
+        }
+        parts
     }
 
     /// Runs generated SQL over `df`, registered under a private view name.

@@ -9,6 +9,7 @@ pub mod graph;
 pub mod node;
 pub mod pipeline_test;
 pub mod project;
+pub mod quality;
 pub mod streaming;
 pub mod validate;
 

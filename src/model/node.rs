@@ -8,6 +8,7 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 
 use super::graph::{NodeId, Pos};
+pub use super::quality::{Expectations, OnViolation, Rule, SchemaEvolutionMode, SchemaMode};
 pub use super::streaming::{LateRows, OutputMode, Watermark};
 
 /// One box on the canvas.
@@ -58,6 +59,7 @@ pub enum NodeKind {
     Deduplicate(Deduplicate),
     Aggregate(Aggregate),
     Watermark(Watermark),
+    Expectations(Expectations),
     DeltaSink(DeltaSink),
     KafkaSink(KafkaSink),
 }
@@ -300,9 +302,19 @@ pub struct FileSource {
     /// CSV only: first line holds column names.
     #[serde(default = "default_true", skip_serializing_if = "is_true")]
     pub header: bool,
-    /// JSON in streams: what to do with malformed records.
+    /// JSON and CSV: what to do with malformed records.
     #[serde(default, skip_serializing_if = "is_default")]
     pub parse_mode: ParseMode,
+    /// Streams without a DDL schema: where the inferred schema and its versions are kept
+    /// (Auto Loader's `cloudFiles.schemaLocation`); `<checkpoint>/_schemas/<node>` when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub schema_location: Option<String>,
+    /// DDL pinning some inferred columns' types (`cloudFiles.schemaHints`): `id BIGINT`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub schema_hints: Option<String>,
+    /// `cloudFiles.schemaEvolutionMode`; addNewColumns without a DDL schema, none with one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub schema_evolution_mode: Option<SchemaEvolutionMode>,
     /// Streams: at most this many new files per micro-batch (Spark's `maxFilesPerTrigger`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_files_per_trigger: Option<usize>,
@@ -503,6 +515,9 @@ pub struct DeltaSink {
     /// `delta.targetFileSize`, `delta.checkpointInterval`, ...), as `TBLPROPERTIES`.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub properties: BTreeMap<String, String>,
+    /// `mergeSchema` / `overwriteSchema`; a different schema is refused without it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub schema_mode: Option<SchemaMode>,
 }
 
 impl DeltaSink {
@@ -556,6 +571,7 @@ impl NodeKind {
             NodeKind::Deduplicate(Deduplicate::default()),
             NodeKind::Aggregate(Aggregate::default()),
             NodeKind::Watermark(Watermark { delay: "10 minutes".into(), ..Watermark::default() }),
+            NodeKind::Expectations(Expectations::default()),
             NodeKind::DeltaSink(DeltaSink::default()),
             NodeKind::KafkaSink(KafkaSink {
                 bootstrap_servers: "${KAFKA_BOOTSTRAP_SERVERS:-localhost:9092}".into(),
@@ -583,6 +599,7 @@ impl NodeKind {
             NodeKind::Deduplicate(_) => "deduplicate",
             NodeKind::Aggregate(_) => "aggregate",
             NodeKind::Watermark(_) => "watermark",
+            NodeKind::Expectations(_) => "expectations",
             NodeKind::DeltaSink(_) => "delta_sink",
         }
     }
@@ -604,7 +621,8 @@ impl NodeKind {
             | NodeKind::Distinct(_)
             | NodeKind::Deduplicate(_)
             | NodeKind::Aggregate(_)
-            | NodeKind::Watermark(_) => NodeRole::Transform,
+            | NodeKind::Watermark(_)
+            | NodeKind::Expectations(_) => NodeRole::Transform,
             NodeKind::DeltaSink(_) => NodeRole::Sink,
         }
     }
@@ -627,6 +645,7 @@ impl NodeKind {
             | NodeKind::Deduplicate(_)
             | NodeKind::Aggregate(_)
             | NodeKind::Watermark(_)
+            | NodeKind::Expectations(_)
             | NodeKind::DeltaSink(_) => vec![DEFAULT_PORT.to_owned()],
         }
     }

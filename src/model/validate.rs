@@ -232,8 +232,18 @@ fn settings_problems(kind: &NodeKind) -> Vec<String> {
                 "delay must be a duration such as `10 minutes`, `30 seconds` or `1 hour`",
             );
         }
+        NodeKind::Expectations(e) => {
+            for problem in super::quality::expectation_problems(e) {
+                need(false, &problem);
+            }
+        }
         NodeKind::DeltaSink(s) => {
             need(!s.table.trim().is_empty(), "set the table path");
+            need(
+                s.schema_mode != Some(super::quality::SchemaMode::Overwrite)
+                    || s.mode == WriteMode::Overwrite,
+                "schema_mode = \"overwrite\" needs mode = \"overwrite\" (Delta's overwriteSchema); use schema_mode = \"merge\" to add columns while appending",
+            );
             need(
                 s.mode != WriteMode::Merge || !s.merge_keys.is_empty(),
                 "merge mode needs merge_keys (the columns that identify a row)",

@@ -78,6 +78,7 @@ pub enum BottomTab {
     Checkpoint,
     Sql,
     Tests,
+    Quality,
 }
 
 /// The monitor's panels: what they show and the requests in flight.
@@ -141,6 +142,7 @@ pub struct MedallionApp {
     panels: MonitorPanels,
     pub sql: super::sql::SqlConsole,
     pub tests: super::tests_tab::TestsTab,
+    pub quality: super::quality::QualityState,
 }
 
 const RECENT_KEY: &str = "medallion.recent";
@@ -183,6 +185,7 @@ impl MedallionApp {
             monitor: Monitor::default(),
             tables: TablesState::default(),
             panels: MonitorPanels::default(),
+            quality: super::quality::QualityState::default(),
             sql: super::sql::SqlConsole::with_history(
                 cc.storage.and_then(|s| eframe::get_value(s, super::sql::HISTORY_KEY)),
             ),
@@ -811,6 +814,7 @@ impl MedallionApp {
             }
             Event::Run(e) => {
                 self.monitor.on_event(&e);
+                self.quality.on_event(&e);
                 if let RunEvent::PipelineFailed { node: Some(n), message, .. } = &e {
                     self.run.errors.insert(n.clone(), message.clone());
                 }
@@ -1294,9 +1298,17 @@ impl MedallionApp {
             self.selected = None;
             return;
         };
+        let file_source = match &node.kind {
+            crate::model::node::NodeKind::FileSource(f) => Some(f.clone()),
+            _ => None,
+        };
         let (changed, actions) = egui::ScrollArea::vertical()
             .show(ui, |ui| inspector::inspector_ui(ui, node, schema.as_ref(), &diags))
             .inner;
+        if let (Some(f), Some(p)) = (file_source, self.doc.project.pipelines.get(self.tab)) {
+            let root = self.doc.lakehouse_root();
+            self.quality.tracked_schema_ui(ui, p, &root, &sel, &f);
+        }
         if changed {
             // the edit already happened: remember the state before it
             self.history.record(&before);
@@ -1336,6 +1348,7 @@ impl MedallionApp {
                 (BottomTab::Events, "Event log"),
                 (BottomTab::Checkpoint, "Checkpoint"),
                 (BottomTab::Sql, "SQL"),
+                (BottomTab::Quality, "Quality"),
             ] {
                 if ui.selectable_label(self.bottom == tab, label).clicked() && self.bottom != tab {
                     self.show_tab(tab);
@@ -1409,6 +1422,17 @@ impl MedallionApp {
             }
             BottomTab::Monitor => self.monitor_tab_ui(ui),
             BottomTab::Tests => self.tests.tab_ui(ui, &self.engine, &self.doc),
+            BottomTab::Quality => {
+                if let Some(super::quality::QualityAction::ShowQuarantined { pipeline, node, rule }) =
+                    self.quality.tab_ui(ui)
+                    && let Some(sql) =
+                        super::quality::quarantine_query(&self.doc.project, &pipeline, &node, &rule)
+                {
+                    self.sql.text = sql;
+                    self.sql.run(&self.engine, self.doc.lakehouse_root());
+                    self.show_tab(BottomTab::Sql);
+                }
+            }
             BottomTab::Sql => {
                 let root = self.doc.lakehouse_root();
                 self.sql.console_ui(ui, &self.engine, &root, &self.picker);
@@ -1663,7 +1687,8 @@ impl MedallionApp {
         let edge_rates = self.monitor.edge_rates(&name);
         let node_status = self.monitor.node_status(pipeline);
         let slowest = self.monitor.slowest(&name);
-        let state_badges = super::stateful::state_badges(self.monitor.pipelines.get(&name));
+        let mut state_badges = super::stateful::state_badges(self.monitor.pipelines.get(&name));
+        state_badges.extend(self.quality.badges(&name));
         let overlay = Overlay {
             schemas: Some(&schemas),
             diagnostics: &diags,

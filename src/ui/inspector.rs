@@ -9,7 +9,8 @@ use eframe::egui::{self, RichText, Ui};
 
 use crate::engine::schema::type_ddl;
 use crate::model::node::{
-    ColumnExpr, FileFormat, JoinHow, LateRows, Layer, NodeKind, OutputMode, ParseMode, WriteMode,
+    ColumnExpr, FileFormat, JoinHow, LateRows, Layer, NodeKind, OutputMode, ParseMode,
+    SchemaEvolutionMode, SchemaMode, WriteMode,
 };
 use crate::model::{Diagnostic, Node, Severity};
 
@@ -285,6 +286,26 @@ pub fn inspector_ui(
             }
             changed |=
                 combo_ui(ui, "Parse mode", &mut s.parse_mode, &ParseMode::ALL, ParseMode::as_str);
+            if s.schema.as_deref().is_none_or(|d| d.trim().is_empty()) {
+                changed |= opt_text_ui(ui, "Schema hints (DDL)", &mut s.schema_hints);
+                changed |= opt_text_ui(ui, "Schema location", &mut s.schema_location);
+            }
+            let mut evolution = s.schema_evolution_mode;
+            ui.horizontal(|ui| {
+                ui.label("Schema evolution");
+                egui::ComboBox::from_id_salt("schema_evolution")
+                    .selected_text(evolution.map_or("default", SchemaEvolutionMode::as_str))
+                    .show_ui(ui, |ui| {
+                        ui.selectable_value(&mut evolution, None, "default");
+                        for m in SchemaEvolutionMode::ALL {
+                            ui.selectable_value(&mut evolution, Some(m), m.as_str());
+                        }
+                    });
+            });
+            if evolution != s.schema_evolution_mode {
+                s.schema_evolution_mode = evolution;
+                changed = true;
+            }
             changed |=
                 opt_number_ui(ui, "Max files per trigger", &mut s.max_files_per_trigger, 1000);
             changed |=
@@ -417,9 +438,26 @@ pub fn inspector_ui(
             changed |=
                 combo_ui(ui, "Late rows", &mut w.late_rows, &LateRows::ALL, LateRows::as_str);
         }
+        NodeKind::Expectations(e) => changed |= super::quality::expectations_form_ui(ui, e),
         NodeKind::DeltaSink(s) => {
             changed |= text_ui(ui, "Table", &mut s.table);
             changed |= combo_ui(ui, "Mode", &mut s.mode, &WriteMode::ALL, WriteMode::as_str);
+            let mut schema_mode = s.schema_mode;
+            ui.horizontal(|ui| {
+                ui.label("Schema mode");
+                egui::ComboBox::from_id_salt("schema_mode")
+                    .selected_text(schema_mode.map_or("enforce", SchemaMode::as_str))
+                    .show_ui(ui, |ui| {
+                        ui.selectable_value(&mut schema_mode, None, "enforce");
+                        for m in [SchemaMode::Merge, SchemaMode::Overwrite] {
+                            ui.selectable_value(&mut schema_mode, Some(m), m.as_str());
+                        }
+                    });
+            });
+            if schema_mode != s.schema_mode {
+                s.schema_mode = schema_mode;
+                changed = true;
+            }
             if s.mode == WriteMode::Merge {
                 changed |= lines_ui(ui, "Merge keys (one per line)", &mut s.merge_keys, false);
             }

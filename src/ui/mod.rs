@@ -7,6 +7,7 @@ pub mod inspector;
 pub mod monitor;
 pub mod pipeline_settings;
 pub mod preview;
+pub mod quality;
 pub mod sql;
 pub mod state;
 pub mod stateful;

@@ -195,7 +195,7 @@ impl Monitor {
                     pm.status = if *stopped { RunStatus::Stopped } else { RunStatus::Idle };
                 }
             }
-            RunEvent::SinkCommitted { .. } => {}
+            RunEvent::SinkCommitted { .. } | RunEvent::ExpectationsChecked { .. } => {}
         }
     }
 
@@ -600,6 +600,7 @@ mod tests {
 
     fn progress(batch: u64, rows: u64) -> RunEvent {
         RunEvent::BatchCompleted(Box::new(StreamProgress {
+            expectations: Default::default(),
             pipeline: "bronze".into(),
             query_id: "q".into(),
             batch_id: batch,

@@ -12,6 +12,7 @@ mod kinds;
 mod monitor;
 mod pipeline_tests;
 mod projects;
+mod quality;
 mod stateful;
 mod stream;
 mod ui;

@@ -9,7 +9,7 @@ use datafusion::prelude::{DataFrame, Expr, col};
 use deltalake::kernel::transaction::CommitProperties;
 use deltalake::protocol::SaveMode;
 
-use crate::model::node::{DeltaSink, OutputMode, WriteMode};
+use crate::model::node::{DeltaSink, OutputMode, SchemaMode, WriteMode};
 
 use super::super::delta::{self, CommitOutcome};
 use super::super::{EngineError, Result};
@@ -34,13 +34,16 @@ pub fn for_output_mode(sink: &DeltaSink, mode: OutputMode, keys: Option<Vec<Stri
     }
 }
 
-/// Writes `df` (already conformed to Delta types) to the sink's table.
+/// Writes `df` (already conformed to Delta types) to the sink's table, enforcing the
+/// table's schema first (see `schema_check`).
 pub async fn write(
     path: &Path,
     sink: &DeltaSink,
     df: DataFrame,
     props: CommitProperties,
 ) -> Result<CommitOutcome> {
+    let enforced = super::schema_check::enforce(path, sink, df).await?;
+    let (df, schema_mode) = (enforced.df, enforced.schema_mode.map(delta_schema_mode));
     match sink.mode {
         WriteMode::Append => {
             delta::write_dataframe(
@@ -49,6 +52,7 @@ pub async fn write(
                 SaveMode::Append,
                 &sink.partition_by,
                 &sink.properties,
+                schema_mode,
                 props,
             )
             .await
@@ -60,11 +64,19 @@ pub async fn write(
                 SaveMode::Overwrite,
                 &sink.partition_by,
                 &sink.properties,
+                schema_mode,
                 props,
             )
             .await
         }
-        WriteMode::Merge => merge(path, sink, df, props).await,
+        WriteMode::Merge => merge(path, sink, df, schema_mode.is_some(), props).await,
+    }
+}
+
+fn delta_schema_mode(mode: SchemaMode) -> deltalake::operations::write::SchemaMode {
+    match mode {
+        SchemaMode::Merge => deltalake::operations::write::SchemaMode::Merge,
+        SchemaMode::Overwrite => deltalake::operations::write::SchemaMode::Overwrite,
     }
 }
 
@@ -74,6 +86,7 @@ async fn merge(
     path: &Path,
     sink: &DeltaSink,
     source: DataFrame,
+    merge_schema: bool,
     props: CommitProperties,
 ) -> Result<CommitOutcome> {
     let names: Vec<String> = source.schema().fields().iter().map(|f| f.name().clone()).collect();
@@ -92,6 +105,7 @@ async fn merge(
             SaveMode::Append,
             &sink.partition_by,
             &sink.properties,
+            None,
             props,
         )
         .await;
@@ -122,6 +136,7 @@ async fn merge(
         .with_source_alias("source")
         .with_target_alias("target")
         .with_commit_properties(props)
+        .with_merge_schema(merge_schema)
         .when_matched_update(|u| {
             names.iter().fold(u, |u, c| u.update(Column::new_unqualified(c.as_str()), src(c)))
         })?

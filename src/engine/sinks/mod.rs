@@ -2,3 +2,4 @@
 
 pub mod delta;
 pub mod kafka;
+pub mod schema_check;

@@ -14,12 +14,12 @@ use datafusion::prelude::{
 use tokio::sync::mpsc;
 
 use crate::model::NodeId;
-use crate::model::node::{FileFormat, FileSource};
+use crate::model::node::{FileFormat, FileSource, ParseMode, SchemaEvolutionMode};
 
 use super::super::checkpoint::{FileEntry, SourceOffset};
 use super::super::{EngineError, Result, schema};
-use super::json_lines;
 use super::stream_source::{SourceData, empty, offset_mismatch};
+use super::{json_lines, schema_tracking};
 
 /// Files under `dir` matching the source's glob, sorted by name (the order they are read).
 pub fn list_files(dir: &Path, source: &FileSource) -> Result<Vec<PathBuf>> {
@@ -158,6 +158,9 @@ pub(crate) struct FileStream {
     cfg: FileSource,
     dir: PathBuf,
     schema: SchemaRef,
+    /// Where the schema is tracked (no DDL schema), Auto Loader style.
+    schema_dir: Option<PathBuf>,
+    evolution: SchemaEvolutionMode,
     seen: HashSet<String>,
     /// availableNow: only the files present at start.
     bound: Option<HashSet<String>>,
@@ -174,15 +177,34 @@ impl FileStream {
         cfg: &FileSource,
         dir: PathBuf,
         wake: &mpsc::Sender<()>,
+        schema_dir: Option<PathBuf>,
     ) -> Result<Self> {
-        let schema = match declared_schema(cfg)? {
-            Some(s) => s,
-            None => infer_schema(ctx, &dir, cfg).await?,
+        let evolution = schema_tracking::evolution_mode(cfg);
+        let declared = declared_schema(cfg)?;
+        if declared.is_some() && evolution == SchemaEvolutionMode::AddNewColumns {
+            return Err(EngineError::Config(
+                "schema_evolution_mode = \"addNewColumns\" needs a tracked schema: remove `schema` (pin column types with schema_hints) or use \"rescue\", \"failOnNewColumns\" or \"none\"".into(),
+            ));
+        }
+        let schema_dir = schema_dir.filter(|_| declared.is_none());
+        let schema = match (declared, &schema_dir) {
+            (Some(s), _) => s,
+            (None, Some(sd)) => match schema_tracking::history(sd)?.pop() {
+                Some(v) => schema::ddl_to_schema(&v.ddl)?,
+                None => {
+                    let inferred = infer_schema(ctx, &dir, cfg).await?;
+                    let files = list_files(&dir, cfg)?.len().min(4);
+                    schema_tracking::load_or_init(sd, cfg, &inferred, files)?
+                }
+            },
+            (None, None) => infer_schema(ctx, &dir, cfg).await?,
         };
-        let schema = if cfg.format == FileFormat::Json {
-            json_lines::output_schema(&schema, cfg.parse_mode)
-        } else {
+        let schema = if cfg.format == FileFormat::Parquet {
             Arc::new(schema)
+        } else if evolution == SchemaEvolutionMode::Rescue {
+            json_lines::output_schema(&strip_rescued(&schema), ParseMode::Permissive)
+        } else {
+            json_lines::output_schema(&schema, cfg.parse_mode)
         };
         let watcher =
             if cfg.use_notifications { Some(watch_folder(&dir, wake.clone())?) } else { None };
@@ -191,6 +213,8 @@ impl FileStream {
             cfg: cfg.clone(),
             dir,
             schema,
+            schema_dir,
+            evolution,
             seen: HashSet::new(),
             bound: None,
             backlog: 0,
@@ -206,8 +230,10 @@ impl FileStream {
         format!("files:{}:{}", self.cfg.format.as_str(), self.cfg.path)
     }
 
-    pub fn schema_ddl(&self) -> String {
-        schema::schema_to_ddl(&self.schema)
+    /// The schema for the checkpoint's start-up check; a tracked schema is checked (and
+    /// evolves) under its own location instead.
+    pub fn schema_ddl(&self) -> Option<String> {
+        self.schema_dir.is_none().then(|| schema::schema_to_ddl(&self.schema))
     }
 
     pub fn backlog(&self) -> u64 {
@@ -264,36 +290,158 @@ impl FileStream {
         };
         let (cfg, schema) = (&self.cfg, &self.schema);
         let paths: Vec<PathBuf> = files.iter().map(|f| self.dir.join(&f.path)).collect();
-        if cfg.format == FileFormat::Json {
-            let (schema_in, mode) = (schema.clone(), cfg.parse_mode);
-            let decoded = tokio::task::spawn_blocking(move || -> Result<_> {
-                let mut batches = Vec::new();
-                let mut bad = Vec::new();
-                for (path, entry) in paths.iter().zip(files_names(&paths)) {
-                    let bytes = std::fs::read(path).map_err(|e| EngineError::io(path, e))?;
-                    let d = json_lines::decode(&entry, &bytes, &strip_rescued(&schema_in), mode)?;
-                    batches.extend(d.batches);
-                    bad.extend(d.bad);
-                }
-                Ok((batches, bad))
-            })
-            .await
-            .map_err(|e| EngineError::Config(format!("reader task failed: {e}")))??;
-            let (batches, bad) = decoded;
-            let out_schema = json_lines::output_schema(&strip_rescued(schema), mode);
-            let rows = batches.iter().map(RecordBatch::num_rows).sum::<usize>() as u64;
-            let df = ctx.read_table(Arc::new(MemTable::try_new(out_schema, vec![batches])?))?;
-            Ok(SourceData { df, rows, bad, mode })
-        } else {
+        if cfg.format == FileFormat::Parquet {
             let df = if paths.is_empty() {
                 empty(ctx, schema.clone())?
             } else {
                 read_files(ctx, &paths, &with_schema(cfg, schema)).await?
             };
             let rows = df.clone().count().await? as u64;
-            Ok(SourceData { df, rows, bad: Vec::new(), mode: cfg.parse_mode })
+            return Ok(SourceData { df, rows, bad: Vec::new(), mode: cfg.parse_mode });
         }
+        let decoded =
+            if cfg.format == FileFormat::Json && self.evolution != SchemaEvolutionMode::None {
+                self.decode_evolving(paths).await?
+            } else {
+                decode_files(paths, cfg, strip_rescued(schema)).await?
+            };
+        let rows = decoded.batches.iter().map(RecordBatch::num_rows).sum::<usize>() as u64;
+        let table = MemTable::try_new(decoded.schema, vec![decoded.batches])?;
+        Ok(SourceData {
+            df: ctx.read_table(Arc::new(table))?,
+            rows,
+            bad: decoded.bad,
+            mode: cfg.parse_mode,
+        })
     }
+}
+
+impl FileStream {
+    /// JSON files under a schema evolution mode: each file is checked for top-level fields
+    /// the schema lacks. addNewColumns writes the next schema version and stops (the next
+    /// start reads them); failOnNewColumns stops; rescue puts them into `_rescued_data`.
+    async fn decode_evolving(&self, paths: Vec<PathBuf>) -> Result<DecodedFiles> {
+        let base = strip_rescued(&self.schema);
+        let (mode, evolution) = (self.cfg.parse_mode, self.evolution);
+        let hints = self.cfg.schema_hints.clone();
+        let out_schema = self.schema.clone();
+        let schema_in = base.clone();
+        let found = tokio::task::spawn_blocking(move || -> Result<_> {
+            let mut batches = Vec::new();
+            let mut bad = Vec::new();
+            for path in &paths {
+                let bytes = std::fs::read(path).map_err(|e| EngineError::io(path, e))?;
+                let name = path.to_string_lossy().into_owned();
+                let new = schema_tracking::new_fields(&bytes, &schema_in, hints.as_deref())?;
+                if !new.is_empty() && evolution != SchemaEvolutionMode::Rescue {
+                    return Ok(Err((name, new)));
+                }
+                let d = json_lines::decode(&name, &bytes, &schema_in, mode)?;
+                let mut good = d.batches;
+                if evolution == SchemaEvolutionMode::Rescue {
+                    if mode != ParseMode::Permissive {
+                        good = good
+                            .into_iter()
+                            .map(|b| {
+                                let mut cols = b.columns().to_vec();
+                                cols.push(arrow::array::new_null_array(
+                                    &arrow::datatypes::DataType::Utf8,
+                                    b.num_rows(),
+                                ));
+                                RecordBatch::try_new(out_schema.clone(), cols)
+                            })
+                            .collect::<std::result::Result<_, _>>()?;
+                    }
+                    if !new.is_empty() {
+                        let bad_lines: HashSet<u64> = d.bad.iter().map(|b| b.line).collect();
+                        let rescued: Vec<Option<String>> =
+                            schema_tracking::rescued_fields(&bytes, &schema_in, &name)
+                                .into_iter()
+                                .filter(|(line, _)| !bad_lines.contains(line))
+                                .map(|(_, r)| r)
+                                .collect();
+                        good = schema_tracking::fill_rescued(good, &rescued)?;
+                    }
+                }
+                batches.extend(good);
+                bad.extend(d.bad);
+            }
+            Ok(Ok((batches, bad)))
+        })
+        .await
+        .map_err(|e| EngineError::Config(format!("reader task failed: {e}")))??;
+        let (file, new) = match found {
+            Ok((batches, bad)) => {
+                return Ok(DecodedFiles { schema: self.schema.clone(), batches, bad });
+            }
+            Err(found) => found,
+        };
+        let names = new
+            .iter()
+            .map(|f| format!("`{}` ({})", f.name(), schema::type_ddl(f.data_type())))
+            .collect::<Vec<_>>()
+            .join(", ");
+        if evolution == SchemaEvolutionMode::FailOnNewColumns {
+            return Err(EngineError::Schema(format!(
+                "file {file} has new columns {names}; schema_evolution_mode = \"failOnNewColumns\" stops the stream. \
+                 Add them to the schema, or use \"addNewColumns\" (evolve) or \"rescue\" (keep them in `_rescued_data`)"
+            )));
+        }
+        let Some(dir) = &self.schema_dir else {
+            return Err(EngineError::Schema(format!(
+                "file {file} has new columns {names}, and the schema is fixed by DDL; add them to `schema`"
+            )));
+        };
+        let mut fields: Vec<arrow::datatypes::Field> =
+            base.fields().iter().map(|f| f.as_ref().clone()).collect();
+        fields.extend(new);
+        let evolved = Schema::new(fields);
+        let v = schema_tracking::append(dir, &evolved, format!("new columns {names} in {file}"))?;
+        Err(EngineError::Schema(format!(
+            "file {file} has new columns {names}: the tracked schema at {} is now version {} with them. \
+             Restart the stream to read them (Auto Loader's addNewColumns); the Delta sink needs \
+             schema_mode = \"merge\" to add them to its table",
+            dir.display(),
+            v.version
+        )))
+    }
+}
+
+/// JSON or CSV files decoded with the source's parse mode.
+pub struct DecodedFiles {
+    /// The schema with `_rescued_data` in permissive mode.
+    pub schema: SchemaRef,
+    pub batches: Vec<RecordBatch>,
+    pub bad: Vec<json_lines::BadRecord>,
+}
+
+/// Decodes JSON or CSV `paths` with `schema` (without `_rescued_data`) and the source's parse
+/// mode, off the async workers. Batch and stream reads share it.
+pub async fn decode_files(
+    paths: Vec<PathBuf>,
+    cfg: &FileSource,
+    schema: Schema,
+) -> Result<DecodedFiles> {
+    let (format, mode, header) = (cfg.format, cfg.parse_mode, cfg.header);
+    let out_schema = json_lines::output_schema(&schema, mode);
+    let (batches, bad) = tokio::task::spawn_blocking(move || -> Result<_> {
+        let mut batches = Vec::new();
+        let mut bad = Vec::new();
+        for path in &paths {
+            let bytes = std::fs::read(path).map_err(|e| EngineError::io(path, e))?;
+            let name = path.to_string_lossy();
+            let d = match format {
+                FileFormat::Csv => super::csv_lines::decode(&name, &bytes, &schema, header, mode)?,
+                _ => json_lines::decode(&name, &bytes, &schema, mode)?,
+            };
+            batches.extend(d.batches);
+            bad.extend(d.bad);
+        }
+        Ok((batches, bad))
+    })
+    .await
+    .map_err(|e| EngineError::Config(format!("reader task failed: {e}")))??;
+    Ok(DecodedFiles { schema: out_schema, batches, bad })
 }
 
 /// Wakes the loop on file events in `dir` (notification mode).
@@ -312,11 +460,7 @@ fn watch_folder(dir: &Path, wake: mpsc::Sender<()>) -> Result<notify::Recommende
     Ok(watcher)
 }
 
-fn files_names(paths: &[PathBuf]) -> Vec<String> {
-    paths.iter().map(|p| p.to_string_lossy().into_owned()).collect()
-}
-
-fn strip_rescued(schema: &Schema) -> Schema {
+pub(crate) fn strip_rescued(schema: &Schema) -> Schema {
     Schema::new(
         schema
             .fields()

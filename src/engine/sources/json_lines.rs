@@ -1,9 +1,13 @@
 //! JSON lines → Arrow with Spark's parse modes, at full speed on clean data.
 //!
-//! A chunk of lines is decoded with arrow-json in one go; only when that fails (a syntax error
-//! poisons the decoder, a type error fails the chunk) are its lines decoded one by one to find
-//! the bad ones. Bad records are never dropped silently: they are returned with file, line and
-//! reason, for `_rescued_data`, the quarantine table, or a fail-fast error.
+//! A chunk of lines is decoded with arrow-json in one go (numbers and booleans into STRING
+//! fields coerced to text; top-level TIMESTAMP columns read as text and converted by
+//! `timestamps` with Arrow kernels). Only when that fails (a syntax error poisons the decoder,
+//! a type error fails the chunk) are its records rewritten with Spark's remaining rules
+//! (`json_spark`: objects and arrays into STRING fields) and decoded together again, and only
+//! if that fails, one by one to find the bad ones. Bad records are never dropped silently:
+//! they are returned with file, line and reason, for `_rescued_data`, the quarantine table, or
+//! a fail-fast error.
 
 use std::sync::Arc;
 
@@ -14,9 +18,10 @@ use arrow::json::ReaderBuilder;
 use crate::model::node::{ParseMode, RESCUED_DATA_COLUMN};
 
 use super::super::{EngineError, Result};
+use super::{json_spark, timestamps};
 
-/// Lines decoded together before falling back to one by one.
-const CHUNK_LINES: usize = 4096;
+/// Bytes (whole lines) decoded together before falling back to record by record.
+const CHUNK_BYTES: usize = 1 << 20;
 const BATCH_ROWS: usize = 8192;
 
 /// A record that did not parse or did not fit the schema.
@@ -48,6 +53,8 @@ pub fn output_schema(schema: &Schema, mode: ParseMode) -> SchemaRef {
 fn decode_all(schema: &SchemaRef, bytes: &[u8]) -> std::result::Result<Vec<RecordBatch>, String> {
     let mut decoder = ReaderBuilder::new(schema.clone())
         .with_batch_size(BATCH_ROWS)
+        // Spark: a number or boolean read into a STRING field is its text
+        .with_coerce_primitive(true)
         .build_decoder()
         .map_err(|e| e.to_string())?;
     let mut out = Vec::new();
@@ -71,64 +78,235 @@ fn decode_all(schema: &SchemaRef, bytes: &[u8]) -> std::result::Result<Vec<Recor
     Ok(out)
 }
 
+/// Rows of one chunk in the target schema (none when it had no records), and the rows whose
+/// TIMESTAMP text did not parse, with the reasons.
+type ChunkRows = (Option<RecordBatch>, Vec<(usize, String)>);
+
+/// Decodes `bytes` (one record per line, `lines` of them) into exactly one row per line in
+/// the target schema, or fails. Rows whose TIMESTAMP text does not parse come back with
+/// their reasons.
+/// `lines` is `None` on the fast path: the count is only checked (by the caller) when a row
+/// has to be traced back to its line.
+fn decode_rows(
+    rules: &SparkRules,
+    bytes: &[u8],
+    lines: Option<usize>,
+) -> std::result::Result<ChunkRows, String> {
+    let batches = decode_all(&rules.read, bytes)?;
+    let rows: usize = batches.iter().map(RecordBatch::num_rows).sum();
+    if let Some(lines) = lines
+        && rows != lines
+    {
+        return Err(format!("{lines} lines gave {rows} records; write one JSON record per line"));
+    }
+    if rows == 0 {
+        return Ok((None, Vec::new()));
+    }
+    let batch = arrow::compute::concat_batches(&rules.read, &batches).map_err(|e| e.to_string())?;
+    rules.to_target(batch).map(|(b, bad)| (Some(b), bad))
+}
+
+/// The schema arrow-json reads with, and how its columns become the declared ones.
+struct SparkRules {
+    target: SchemaRef,
+    /// Top-level TIMESTAMP columns read as text, converted by [`timestamps::from_text`].
+    read: SchemaRef,
+    /// Nested TIMESTAMP fields: every record takes the slow path (JSON integers are
+    /// seconds there, which arrow-json would read as microseconds).
+    always_normalize: bool,
+}
+
+impl SparkRules {
+    fn new(schema: &Schema) -> Self {
+        let read: Vec<Field> = schema
+            .fields()
+            .iter()
+            .map(|f| match f.data_type() {
+                DataType::Timestamp(_, _) => Field::new(f.name(), DataType::Utf8, true),
+                _ => f.as_ref().clone(),
+            })
+            .collect();
+        let always_normalize = schema.fields().iter().any(|f| {
+            !matches!(f.data_type(), DataType::Timestamp(_, _)) && has_timestamp(f.data_type())
+        });
+        Self {
+            target: Arc::new(schema.clone()),
+            read: Arc::new(Schema::new(read)),
+            always_normalize,
+        }
+    }
+
+    fn to_target(
+        &self,
+        batch: RecordBatch,
+    ) -> std::result::Result<(RecordBatch, Vec<(usize, String)>), String> {
+        if self.read == self.target {
+            return Ok((batch, Vec::new()));
+        }
+        let mut cols = Vec::with_capacity(batch.num_columns());
+        let mut bad = Vec::new();
+        for (i, f) in self.target.fields().iter().enumerate() {
+            let col = batch.column(i);
+            if col.data_type() == f.data_type() {
+                cols.push(col.clone());
+                continue;
+            }
+            let (converted, failed) = timestamps::from_text(col, f.data_type())?;
+            for row in failed {
+                let text =
+                    arrow::util::display::array_value_to_string(col, row).unwrap_or_default();
+                bad.push((
+                    row,
+                    format!("field `{}`: cannot read \"{text}\" as a TIMESTAMP", f.name()),
+                ));
+            }
+            cols.push(converted);
+        }
+        let out = RecordBatch::try_new(self.target.clone(), cols).map_err(|e| e.to_string())?;
+        Ok((out, bad))
+    }
+}
+
+fn has_timestamp(t: &DataType) -> bool {
+    match t {
+        DataType::Timestamp(_, _) => true,
+        DataType::Struct(fields) => fields.iter().any(|f| has_timestamp(f.data_type())),
+        DataType::List(f) | DataType::LargeList(f) => has_timestamp(f.data_type()),
+        DataType::Map(f, _) => has_timestamp(f.data_type()),
+        _ => false,
+    }
+}
+
+/// The non-blank lines of a chunk: (start, end) byte spans, newline excluded.
+fn line_spans(chunk: &[u8]) -> Vec<(usize, usize)> {
+    let mut out = Vec::new();
+    let mut start = 0;
+    for end in memchr_newlines(chunk).chain(std::iter::once(chunk.len())) {
+        if start < end && !chunk[start..end].iter().all(u8::is_ascii_whitespace) {
+            out.push((start, end));
+        }
+        start = end + 1;
+        if start > chunk.len() {
+            break;
+        }
+    }
+    out
+}
+
+fn memchr_newlines(chunk: &[u8]) -> impl Iterator<Item = usize> + '_ {
+    memchr::memchr_iter(b'\n', chunk)
+}
+
 /// Decodes one file's bytes. `fail_fast` stops at the first bad record.
+///
+/// Spark's rules (see the README's "JSON the way Spark reads it"): a number or boolean into a
+/// STRING field is its text, an object or array its compact JSON text; TIMESTAMP reads
+/// Spark's default formats (`yyyy-MM-dd'T'HH:mm:ss[.SSS][XXX]`, a space for the `T`, a date
+/// alone) and a JSON integer as seconds since the epoch; a UTF-8 byte-order mark at the start
+/// of the file is skipped.
 pub fn decode(file: &str, bytes: &[u8], schema: &Schema, mode: ParseMode) -> Result<Decoded> {
-    let schema = Arc::new(schema.clone());
+    let bytes = bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(bytes);
+    let rules = SparkRules::new(schema);
     let mut good: Vec<RecordBatch> = Vec::new();
     let mut bad = Vec::new();
     let mut line_no = 0u64;
     let mut rest = bytes;
     while !rest.is_empty() {
-        // the next chunk: up to CHUNK_LINES lines
-        let mut end = 0;
-        let mut lines = 0;
-        while end < rest.len() && lines < CHUNK_LINES {
-            end = rest[end..].iter().position(|&b| b == b'\n').map_or(rest.len(), |p| end + p + 1);
-            lines += 1;
-        }
+        // the next chunk: about CHUNK_BYTES, up to the end of a line (memchr: our own crate
+        // is built without optimisation in dev, so no byte loops here)
+        let end = if rest.len() <= CHUNK_BYTES {
+            rest.len()
+        } else {
+            memchr::memchr(b'\n', &rest[CHUNK_BYTES..]).map_or(rest.len(), |p| CHUNK_BYTES + p + 1)
+        };
         let chunk = &rest[..end];
         rest = &rest[end..];
-        match decode_all(&schema, chunk) {
-            Ok(batches) => good.extend(batches),
+        let lines = memchr::memchr_iter(b'\n', chunk).count();
+        let line_of = |span: (usize, usize)| -> u64 {
+            line_no + memchr::memchr_iter(b'\n', &chunk[..span.0]).count() as u64 + 1
+        };
+        let mut chunk_bad: Vec<((usize, usize), String)> = Vec::new();
+        let fast = if rules.always_normalize {
+            Err(String::new())
+        } else {
+            decode_rows(&rules, chunk, None).and_then(|(batch, rows_bad)| {
+                if rows_bad.is_empty() {
+                    return Ok((batch, rows_bad, Vec::new()));
+                }
+                // trace the bad rows back to their lines
+                let spans = line_spans(chunk);
+                let rows = batch.as_ref().map_or(0, RecordBatch::num_rows);
+                if rows != spans.len() {
+                    return Err(format!("{} lines gave {rows} records", spans.len()));
+                }
+                Ok((batch, rows_bad, spans))
+            })
+        };
+        match fast {
+            Ok((batch, rows_bad, spans)) => {
+                if let Some(batch) = batch {
+                    good.push(drop_rows(batch, &rows_bad)?);
+                }
+                chunk_bad.extend(rows_bad.into_iter().map(|(r, why)| (spans[r], why)));
+            }
             Err(_) => {
-                // find the bad records: decode line by line, keep the good ones
-                let mut ok_lines: Vec<u8> = Vec::with_capacity(chunk.len());
-                for (i, line) in chunk.split(|&b| b == b'\n').enumerate() {
-                    if line.iter().all(u8::is_ascii_whitespace) {
-                        continue;
-                    }
-                    match decode_all(&schema, line) {
-                        Ok(_) => {
-                            ok_lines.extend_from_slice(line);
-                            ok_lines.push(b'\n');
+                let spans = line_spans(chunk);
+                // slow path: Spark's rules record by record, then decode the rewritten
+                // records together; only if that fails, one by one
+                let mut kept: Vec<(usize, usize)> = Vec::with_capacity(spans.len());
+                let mut normalized: Vec<Vec<u8>> = Vec::with_capacity(spans.len());
+                for &span in &spans {
+                    match json_spark::normalize_record(&chunk[span.0..span.1], &rules.read) {
+                        Ok(n) => {
+                            kept.push(span);
+                            normalized.push(n);
                         }
-                        Err(reason) => {
-                            let record = BadRecord {
-                                file: file.to_owned(),
-                                line: line_no + i as u64 + 1,
-                                raw: String::from_utf8_lossy(line).into_owned(),
-                                reason,
-                            };
-                            if mode == ParseMode::FailFast {
-                                return Err(EngineError::Config(format!(
-                                    "malformed record in {} line {}: {} (parse_mode = \"fail_fast\"; use \"permissive\" or \"drop_malformed\" to keep going)",
-                                    record.file, record.line, record.reason
-                                )));
+                        Err(why) => chunk_bad.push((span, why)),
+                    }
+                }
+                let joined: Vec<u8> = normalized.join(&b'\n');
+                match decode_rows(&rules, &joined, Some(kept.len())) {
+                    Ok((batch, rows_bad)) => {
+                        if let Some(batch) = batch {
+                            good.push(drop_rows(batch, &rows_bad)?);
+                        }
+                        chunk_bad.extend(rows_bad.into_iter().map(|(r, why)| (kept[r], why)));
+                    }
+                    Err(_) => {
+                        for (span, record) in kept.iter().zip(&normalized) {
+                            match decode_rows(&rules, record, Some(1)) {
+                                Ok((batch, rows_bad)) if rows_bad.is_empty() => {
+                                    good.extend(batch);
+                                }
+                                Ok((_, mut rows_bad)) => {
+                                    chunk_bad.push((*span, rows_bad.remove(0).1))
+                                }
+                                Err(why) => chunk_bad.push((*span, why)),
                             }
-                            bad.push(record);
                         }
                     }
                 }
-                good.extend(decode_all(&schema, &ok_lines).map_err(|e| {
-                    EngineError::Config(format!(
-                        "{file}: lines that decode alone fail together: {e}"
-                    ))
-                })?);
             }
+        }
+        chunk_bad.sort_by_key(|(span, _)| span.0);
+        for (span, reason) in chunk_bad {
+            let record = BadRecord {
+                file: file.to_owned(),
+                line: line_of(span),
+                raw: String::from_utf8_lossy(&chunk[span.0..span.1]).into_owned(),
+                reason,
+            };
+            if mode == ParseMode::FailFast {
+                return Err(EngineError::Config(format!(
+                    "malformed record in {} line {}: {} (parse_mode = \"fail_fast\"; use \"permissive\" or \"drop_malformed\" to keep going)",
+                    record.file, record.line, record.reason
+                )));
+            }
+            bad.push(record);
         }
         line_no += lines as u64;
     }
-    let out_schema = output_schema(&schema, mode);
+    let out_schema = output_schema(&rules.target, mode);
     if mode != ParseMode::Permissive {
         return Ok(Decoded { batches: good, bad });
     }
@@ -140,21 +318,43 @@ pub fn decode(file: &str, bytes: &[u8], schema: &Schema, mode: ParseMode) -> Res
         batches.push(RecordBatch::try_new(out_schema.clone(), cols)?);
     }
     if !bad.is_empty() {
-        let rescued: Vec<String> = bad
-            .iter()
-            .map(|r| {
-                serde_json::json!({
-                    "_raw": r.raw, "_reason": r.reason, "_file_path": r.file, "_line": r.line
-                })
-                .to_string()
-            })
-            .collect();
-        let mut cols: Vec<ArrayRef> =
-            schema.fields().iter().map(|f| new_null_array(f.data_type(), bad.len())).collect();
-        cols.push(Arc::new(StringArray::from(rescued)));
-        batches.push(RecordBatch::try_new(out_schema, cols)?);
+        batches.push(rescued_rows(&rules.target, &out_schema, &bad)?);
     }
     Ok(Decoded { batches, bad })
+}
+
+/// Bad records as rows: every field NULL, `_rescued_data` holding the raw record, the reason
+/// and where it came from.
+pub fn rescued_rows(
+    schema: &Schema,
+    out_schema: &SchemaRef,
+    bad: &[BadRecord],
+) -> Result<RecordBatch> {
+    let rescued: Vec<String> = bad
+        .iter()
+        .map(|r| {
+            serde_json::json!({
+                "_raw": r.raw, "_reason": r.reason, "_file_path": r.file, "_line": r.line
+            })
+            .to_string()
+        })
+        .collect();
+    let mut cols: Vec<ArrayRef> =
+        schema.fields().iter().map(|f| new_null_array(f.data_type(), bad.len())).collect();
+    cols.push(Arc::new(StringArray::from(rescued)));
+    Ok(RecordBatch::try_new(out_schema.clone(), cols)?)
+}
+
+/// The batch without the rows listed in `bad` (a filter kernel; no copy when none).
+fn drop_rows(batch: RecordBatch, bad: &[(usize, String)]) -> Result<RecordBatch> {
+    if bad.is_empty() {
+        return Ok(batch);
+    }
+    let mut keep = vec![true; batch.num_rows()];
+    for (r, _) in bad {
+        keep[*r] = false;
+    }
+    Ok(arrow::compute::filter_record_batch(&batch, &arrow::array::BooleanArray::from(keep))?)
 }
 
 #[cfg(test)]
@@ -200,5 +400,42 @@ mod tests {
         let d = decode("f.json", text.as_bytes(), &schema(), ParseMode::DropMalformed).unwrap();
         assert_eq!(d.batches.iter().map(RecordBatch::num_rows).sum::<usize>(), 10_000);
         assert!(d.bad.is_empty());
+    }
+
+    fn rows_of(d: &Decoded) -> String {
+        arrow::util::pretty::pretty_format_batches(&d.batches).unwrap().to_string()
+    }
+
+    #[test]
+    fn spark_rules_for_string_fields_and_the_byte_order_mark() {
+        // PySpark 4.3 (scripts/spark_json_rules.py): `{"track_id": 0, "ok": true, "o": {"a": 1}}`
+        // as `track_id STRING, ok STRING, o STRING` gives '0', 'true', '{"a": 1}' (raw text)
+        let s =
+            crate::engine::schema::ddl_to_schema("track_id STRING, ok STRING, o STRING").unwrap();
+        let input = "\u{feff}{\"track_id\": 0, \"ok\": true, \"o\": {\"a\": 1}}\n{\"track_id\": \"x\", \"ok\": null, \"o\": [1, {\"b\": 2.50}]}\n";
+        let d = decode("f.json", input.as_bytes(), &s, ParseMode::FailFast).unwrap();
+        assert!(d.bad.is_empty(), "{:?}", d.bad);
+        assert_eq!(
+            rows_of(&d),
+            "+----------+------+------------------+\n| track_id | ok   | o                |\n+----------+------+------------------+\n| 0        | true | {\"a\": 1}         |\n| x        |      | [1, {\"b\": 2.50}] |\n+----------+------+------------------+"
+        );
+    }
+
+    #[test]
+    fn timestamps_read_spark_formats_and_bad_ones_are_bad_records() {
+        let s = crate::engine::schema::ddl_to_schema("id BIGINT, ts TIMESTAMP, d DATE").unwrap();
+        let input = b"{\"id\": 1, \"ts\": \"2026-01-02T03:04:05.120+01:00\", \"d\": \"2026-01-02\"}\n{\"id\": 2, \"ts\": 1767323045}\n{\"id\": 3, \"ts\": \"soon\"}\n";
+        let d = decode("f.json", input, &s, ParseMode::DropMalformed).unwrap();
+        assert_eq!(
+            rows_of(&d),
+            "+----+--------------------------+------------+\n| id | ts                       | d          |\n+----+--------------------------+------------+\n| 1  | 2026-01-02T02:04:05.120Z | 2026-01-02 |\n| 2  | 2026-01-02T03:04:05Z     |            |\n+----+--------------------------+------------+"
+        );
+        assert_eq!(d.bad.len(), 1);
+        assert_eq!(d.bad[0].line, 3);
+        assert!(
+            d.bad[0].reason.contains("cannot read \"soon\" as a TIMESTAMP"),
+            "{}",
+            d.bad[0].reason
+        );
     }
 }

@@ -1,12 +1,16 @@
 //! Sources: where a pipeline's data comes from. One file per kind; [`stream_source`] ties the
 //! streaming ones together for the micro-batch runtime.
 
+pub mod csv_lines;
 pub mod delta;
 pub mod files;
 pub mod generator;
 pub mod json_lines;
+pub mod json_spark;
 pub mod kafka;
+pub mod schema_tracking;
 pub(crate) mod stream_source;
+pub mod timestamps;
 
 use super::{EngineError, Result};
 

@@ -61,7 +61,7 @@ impl StreamSource {
     /// The source's schema as DDL, for the checkpoint metadata (files sources only).
     pub fn schema_ddl(&self) -> Option<String> {
         match self {
-            StreamSource::Files(s) => Some(s.schema_ddl()),
+            StreamSource::Files(s) => s.schema_ddl(),
             StreamSource::Delta(_) | StreamSource::Kafka(_) | StreamSource::Generator(_) => None,
         }
     }
@@ -178,9 +178,18 @@ pub(crate) async fn build_sources(
         let source = match &node.kind {
             NodeKind::FileSource(cfg) => {
                 let dir = planner.resolve(&cfg.path).at_node(&pipeline.name, &node.id)?;
-                let files = FileStream::try_new(&planner.ctx, node.id.clone(), cfg, dir, wake)
-                    .await
+                let schema_dir = super::schema_tracking::schema_dir(pipeline, root, &node.id, cfg)
                     .at_node(&pipeline.name, &node.id)?;
+                let files = FileStream::try_new(
+                    &planner.ctx,
+                    node.id.clone(),
+                    cfg,
+                    dir,
+                    wake,
+                    Some(schema_dir),
+                )
+                .await
+                .at_node(&pipeline.name, &node.id)?;
                 StreamSource::Files(files)
             }
             NodeKind::DeltaSource(cfg) if !cfg.static_table => {

@@ -182,7 +182,8 @@ impl Checkpoint {
                 && now != schema
             {
                 changes.push(format!(
-                    "the schema of source `{node}` changed from `{schema}` to `{now}`"
+                    "the schema of source `{node}` changed: {} (was `{schema}`, now `{now}`)",
+                    schema_change(schema, now)
                 ));
             }
         }
@@ -526,6 +527,35 @@ fn json_err(e: serde_json::Error) -> EngineError {
 
 pub fn now_ms() -> i64 {
     chrono::Utc::now().timestamp_millis()
+}
+
+/// What changed between two DDL schemas, column by column.
+fn schema_change(was: &str, now: &str) -> String {
+    let (Ok(a), Ok(b)) =
+        (super::super::schema::ddl_to_schema(was), super::super::schema::ddl_to_schema(now))
+    else {
+        return "the DDL differs".into();
+    };
+    let ddl = super::super::schema::type_ddl;
+    let mut out = Vec::new();
+    for f in a.fields() {
+        match b.field_with_name(f.name()) {
+            Err(_) => out.push(format!("column `{}` was removed", f.name())),
+            Ok(g) if g.data_type() != f.data_type() => out.push(format!(
+                "column `{}` changed from {} to {}",
+                f.name(),
+                ddl(f.data_type()),
+                ddl(g.data_type())
+            )),
+            Ok(_) => {}
+        }
+    }
+    for g in b.fields() {
+        if a.field_with_name(g.name()).is_err() {
+            out.push(format!("column `{}` ({}) was added", g.name(), ddl(g.data_type())));
+        }
+    }
+    if out.is_empty() { "the column order changed".into() } else { out.join(", ") }
 }
 
 #[cfg(test)]

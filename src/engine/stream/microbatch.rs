@@ -101,6 +101,20 @@ pub(super) async fn run_batch(
         return Err(EngineError::InjectedCrash("after the state write, before the Delta commit"));
     }
 
+    // every sink's input is planned before any commit: an expectation that fails (or a
+    // fail_fast record) stops the batch with nothing written
+    let mut already_committed = BTreeMap::new();
+    for sink in pipeline.sinks() {
+        if let NodeKind::DeltaSink(cfg) = &sink.kind {
+            let path = planner.resolve(&cfg.table).at_node(&pipeline.name, &sink.id)?;
+            let app_id = format!("{}/{}", meta.id, sink.id);
+            if let Some(v) = committed_version(&path, &app_id, entry.batch_id).await? {
+                already_committed.insert(sink.id.clone(), v);
+                continue;
+            }
+        }
+        planner.node_frame(&sink.id).await?;
+    }
     let t_write = Instant::now();
     let mut sinks_done = BTreeMap::new();
     let mut rows_per_node = BTreeMap::new();
@@ -119,7 +133,7 @@ pub(super) async fn run_batch(
         let path = planner.resolve(&cfg.table).at_node(&pipeline.name, &sink.id)?;
         first_sink_table.get_or_insert_with(|| path.clone());
         let app_id = format!("{}/{}", meta.id, sink.id);
-        if let Some(v) = committed_version(&path, &app_id, entry.batch_id).await? {
+        if let Some(&v) = already_committed.get(&sink.id) {
             sinks_done.insert(sink.id.to_string(), v);
             rows_per_node.insert(sink.id.to_string(), 0);
             continue;
@@ -161,9 +175,15 @@ pub(super) async fn run_batch(
             ParseMode::FailFast => {}
         }
     }
+    let mut expectations = BTreeMap::new();
+    for (node, report) in std::mem::take(&mut planner.quality) {
+        expectations.insert(node.to_string(), report);
+    }
+    quarantine.append(&mut planner.expectation_drops);
     if !quarantine.is_empty() {
         let table = quarantine_path(first_sink_table.as_deref(), root, pipeline);
-        write_quarantine(&table, meta, pipeline, project, entry.batch_id, &quarantine).await?;
+        write_quarantine(&table, Some(meta), pipeline, project, entry.batch_id, &quarantine)
+            .await?;
     }
     durations.insert("write".to_owned(), t_write.elapsed().as_millis() as u64);
     if opts.crash_at == Some((CrashPoint::AfterSinkCommit, entry.batch_id)) {
@@ -219,6 +239,7 @@ pub(super) async fn run_batch(
         node_ms,
         event_time,
         state_operators,
+        expectations,
     };
     Ok((progress, batch_state))
 }

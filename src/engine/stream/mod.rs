@@ -17,7 +17,7 @@ pub mod checkpoint;
 mod microbatch;
 pub mod operators;
 mod progress;
-mod quarantine;
+pub(crate) mod quarantine;
 mod runtime;
 pub mod state;
 pub mod stateful;

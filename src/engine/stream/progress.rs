@@ -42,6 +42,9 @@ pub struct StreamProgress {
     /// Spark's `stateOperators`, per stateful node.
     #[serde(default, rename = "stateOperators", skip_serializing_if = "BTreeMap::is_empty")]
     pub state_operators: BTreeMap<String, StateOperatorProgress>,
+    /// Per Expectations node: rows in, out, dropped, and each rule's passed/failed counts.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub expectations: BTreeMap<String, super::super::transforms::expectations::ExpectationReport>,
 }
 
 /// Spark's `eventTime` block (times in UTC, RFC 3339), with the watermark in milliseconds.

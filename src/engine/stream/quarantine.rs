@@ -1,5 +1,7 @@
-//! The quarantine table: malformed records dropped in `drop_malformed` mode, with where they
-//! came from and why, committed once per batch.
+//! The quarantine table, one per pipeline (`<first sink table>_quarantine`): malformed
+//! records dropped in `drop_malformed` mode, rows dropped by expectations (with the rules'
+//! names) and late rows, with where they came from and why in `reason`, committed once per
+//! batch (a stream's with its application transaction, so a replay does not add them twice).
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -17,7 +19,7 @@ use super::checkpoint::Metadata;
 use super::microbatch::committed_version;
 
 /// The quarantine table: next to the first sink (`bronze/users_quarantine`).
-pub(super) fn quarantine_path(
+pub(crate) fn quarantine_path(
     first_sink: Option<&Path>,
     root: &Path,
     pipeline: &Pipeline,
@@ -48,16 +50,20 @@ pub fn quarantine_schema() -> SchemaRef {
     ]))
 }
 
-pub(super) async fn write_quarantine(
+/// Appends `records`; `stream` is the query's metadata for a stream's batch (`batch_id`),
+/// `None` for a batch run.
+pub(crate) async fn write_quarantine(
     table: &Path,
-    meta: &Metadata,
+    stream: Option<&Metadata>,
     pipeline: &Pipeline,
     project: &Project,
     batch_id: u64,
     records: &[(NodeId, BadRecord)],
 ) -> Result<()> {
-    let app_id = format!("{}/quarantine", meta.id);
-    if committed_version(table, &app_id, batch_id).await?.is_some() {
+    let app_id = stream.map(|meta| format!("{}/quarantine", meta.id));
+    if let Some(app_id) = &app_id
+        && committed_version(table, app_id, batch_id).await?.is_some()
+    {
         return Ok(());
     }
     let n = records.len();
@@ -66,21 +72,27 @@ pub(super) async fn write_quarantine(
         quarantine_schema(),
         vec![
             Arc::new(StringArray::from_iter_values(records.iter().map(|(n, _)| n.as_str()))),
-            Arc::new(StringArray::from_iter(records.iter().map(|(_, r)| Some(r.file.as_str())))),
-            Arc::new(Int64Array::from_iter(records.iter().map(|(_, r)| Some(r.line as i64)))),
+            Arc::new(StringArray::from_iter(
+                records.iter().map(|(_, r)| Some(r.file.as_str()).filter(|f| !f.is_empty())),
+            )),
+            Arc::new(Int64Array::from_iter(
+                records.iter().map(|(_, r)| Some(r.line as i64).filter(|l| *l > 0)),
+            )),
             Arc::new(StringArray::from_iter(records.iter().map(|(_, r)| Some(r.raw.as_str())))),
             Arc::new(StringArray::from_iter_values(records.iter().map(|(_, r)| r.reason.as_str()))),
             Arc::new(Int64Array::from(vec![batch_id as i64; n])),
             Arc::new(TimestampMicrosecondArray::from(vec![now; n]).with_timezone("UTC")),
         ],
     )?;
-    let props = CommitMeta {
+    let mut props = CommitMeta {
         project: project.name.clone(),
         pipeline: pipeline.name.clone(),
         node: "quarantine".into(),
     }
-    .properties()
-    .with_application_transaction(Transaction::new(&app_id, batch_id as i64));
+    .properties();
+    if let Some(app_id) = &app_id {
+        props = props.with_application_transaction(Transaction::new(app_id, batch_id as i64));
+    }
     let t = delta::open_for_write(table).await?;
     t.write(vec![batch])
         .with_save_mode(deltalake::protocol::SaveMode::Append)

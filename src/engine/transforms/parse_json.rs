@@ -191,4 +191,31 @@ mod tests {
         let fail = ParseJson { parse_mode: ParseMode::FailFast, ..cfg };
         assert!(parse(&input, &fail).unwrap_err().to_string().contains("row 2"));
     }
+
+    #[test]
+    fn kafka_values_with_numbers_and_objects_into_strings_are_kept_as_in_spark() {
+        // the issue's case: `track_id` is sometimes a JSON number; Spark keeps every message
+        let schema = Arc::new(Schema::new(vec![Field::new("value", DataType::Binary, true)]));
+        let docs: Vec<&[u8]> = vec![
+            br#"{"track_id": 0, "ok": true, "o": {"a": 1}}"#,
+            br#"{"track_id": "t-2", "ok": false, "o": [1, 2]}"#,
+        ];
+        let input = RecordBatch::try_new(
+            schema,
+            vec![Arc::new(arrow::array::BinaryArray::from(docs)) as ArrayRef],
+        )
+        .unwrap();
+        let cfg = ParseJson {
+            column: "value".into(),
+            schema: "track_id STRING, ok STRING, o STRING".into(),
+            parse_mode: ParseMode::DropMalformed,
+            keep: vec![],
+        };
+        let (out, bad) = parse(&input, &cfg).unwrap();
+        assert!(bad.is_empty(), "{bad:?}");
+        assert_eq!(
+            arrow::util::pretty::pretty_format_batches(&[out]).unwrap().to_string(),
+            "+----------+-------+----------+\n| track_id | ok    | o        |\n+----------+-------+----------+\n| 0        | true  | {\"a\": 1} |\n| t-2      | false | [1, 2]   |\n+----------+-------+----------+"
+        );
+    }
 }

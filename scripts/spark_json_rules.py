@@ -1,0 +1,36 @@
+"""What Spark's JSON reader does with the cases README's "JSON the way Spark reads it" lists.
+
+    ~/.cache/medallion/venv/bin/python scripts/spark_json_rules.py   (needs pyspark and Java 17)
+"""
+import os
+import tempfile
+
+from pyspark.sql import SparkSession
+
+spark = (SparkSession.builder.master("local[1]").config("spark.sql.session.timeZone", "UTC")
+         .config("spark.ui.enabled", "false").getOrCreate())
+spark.sparkContext.setLogLevel("ERROR")
+d = tempfile.mkdtemp()
+
+
+def read(name, text, schema, **opts):
+    path = os.path.join(d, name)
+    with open(path, "wb") as f:
+        f.write(text.encode("utf-8") if isinstance(text, str) else text)
+    df = spark.read.schema(schema).options(**opts).json(path)
+    print(f"--- {name}: {schema} {opts}")
+    for r in df.collect():
+        print("   ", r)
+
+
+read("strings.json",
+     '{"track_id": 0, "ok": true, "o": {"a": 1}, "f": 2.50, "arr": [1, {"b": 2.50}]}\n',
+     "track_id STRING, ok STRING, o STRING, f STRING, arr STRING")
+read("bom.json", b"\xef\xbb\xbf" + b'{"id": 1}\n{"id": 2}\n', "id BIGINT, _corrupt_record STRING")
+read("ts.json",
+     '{"ts": "2026-01-02T03:04:05.123Z"}\n{"ts": "2026-01-02T03:04:05"}\n{"ts": "2026-01-02 03:04:05"}\n'
+     '{"ts": "2026-01-02T04:04:05+01:00"}\n{"ts": "2026-01-02"}\n{"ts": 1767323045}\n{"ts": "soon"}\n',
+     "ts TIMESTAMP, _corrupt_record STRING")
+read("date.json", '{"d": "2026-01-02"}\n{"d": "2026-1-2"}\n', "d DATE")
+read("numtext.json", '{"n": "7"}\n{"n": 7}\n', "n BIGINT, _corrupt_record STRING")
+read("partial.json", '{"a": 1, "b": "x", "c": 3}\n', "a BIGINT, b BIGINT, c BIGINT, _corrupt_record STRING")

@@ -1,0 +1,284 @@
+//! Spark's JSON reading rules that arrow-json does not have, applied to the records that
+//! need them (the slow path of `json_lines`): an object or array read into a STRING field
+//! becomes its JSON text exactly as written in the record (PySpark 4.3 keeps the raw text:
+//! `{"a": 1}` stays `{"a": 1}`, `2.50` stays `2.50`), and a JSON integer read into a
+//! TIMESTAMP field is seconds since the epoch.
+//!
+//! A record is rewritten guided by the schema, byte by byte, without building a document
+//! tree: fields outside the schema and values that need no change are copied as they are.
+
+use arrow::datatypes::{DataType, Fields, Schema};
+
+type Res<T> = std::result::Result<T, String>;
+
+/// Rewrites one JSON record so arrow-json reads it the way Spark does.
+pub fn normalize_record(line: &[u8], schema: &Schema) -> Res<Vec<u8>> {
+    let mut out = Vec::with_capacity(line.len() + 16);
+    let mut p = Parser { s: line, i: 0 };
+    p.ws();
+    if p.peek() == Some(b'{') {
+        p.object(schema.fields(), &mut out)?;
+    } else {
+        // not an object: left for arrow-json to report
+        return Ok(line.to_vec());
+    }
+    p.ws();
+    if p.i != p.s.len() {
+        return Err(format!("unexpected text after the record at byte {}", p.i + 1));
+    }
+    Ok(out)
+}
+
+struct Parser<'a> {
+    s: &'a [u8],
+    i: usize,
+}
+
+impl Parser<'_> {
+    fn peek(&self) -> Option<u8> {
+        self.s.get(self.i).copied()
+    }
+
+    fn ws(&mut self) {
+        while self.peek().is_some_and(|b| b.is_ascii_whitespace()) {
+            self.i += 1;
+        }
+    }
+
+    fn expect(&mut self, b: u8) -> Res<()> {
+        self.ws();
+        if self.peek() == Some(b) {
+            self.i += 1;
+            Ok(())
+        } else {
+            Err(format!("expected `{}` at byte {}", b as char, self.i + 1))
+        }
+    }
+
+    /// The extent of the string starting at `self.i` (a `"`), quotes included.
+    fn string(&mut self) -> Res<&[u8]> {
+        let start = self.i;
+        self.i += 1;
+        while let Some(b) = self.peek() {
+            self.i += 1;
+            match b {
+                b'\\' => self.i += 1,
+                b'"' => return Ok(&self.s[start..self.i]),
+                _ => {}
+            }
+        }
+        Err("unterminated string".into())
+    }
+
+    /// Skips one value, returning its bytes.
+    fn value_span(&mut self) -> Res<&[u8]> {
+        self.ws();
+        let start = self.i;
+        match self.peek() {
+            Some(b'"') => {
+                self.string()?;
+            }
+            Some(b'{') | Some(b'[') => {
+                let mut depth = 0usize;
+                while let Some(b) = self.peek() {
+                    match b {
+                        b'"' => {
+                            self.string()?;
+                            continue;
+                        }
+                        b'{' | b'[' => depth += 1,
+                        b'}' | b']' => {
+                            depth -= 1;
+                            if depth == 0 {
+                                self.i += 1;
+                                return Ok(&self.s[start..self.i]);
+                            }
+                        }
+                        _ => {}
+                    }
+                    self.i += 1;
+                }
+                return Err("unterminated object or array".into());
+            }
+            Some(_) => {
+                while self
+                    .peek()
+                    .is_some_and(|b| !matches!(b, b',' | b'}' | b']') && !b.is_ascii_whitespace())
+                {
+                    self.i += 1;
+                }
+                if self.i == start {
+                    return Err(format!("expected a value at byte {}", start + 1));
+                }
+            }
+            None => return Err("the record ends where a value should be".into()),
+        }
+        Ok(&self.s[start..self.i])
+    }
+
+    fn object(&mut self, fields: &Fields, out: &mut Vec<u8>) -> Res<()> {
+        self.expect(b'{')?;
+        out.push(b'{');
+        self.ws();
+        if self.peek() == Some(b'}') {
+            self.i += 1;
+            out.push(b'}');
+            return Ok(());
+        }
+        loop {
+            self.ws();
+            if self.peek() != Some(b'"') {
+                return Err(format!("expected a field name at byte {}", self.i + 1));
+            }
+            let key = self.string()?;
+            out.extend_from_slice(key);
+            let name = std::str::from_utf8(&key[1..key.len() - 1]).unwrap_or_default();
+            let field = fields.iter().find(|f| f.name() == name).map(|f| f.data_type().clone());
+            self.expect(b':')?;
+            out.push(b':');
+            self.value(field.as_ref(), out)?;
+            self.ws();
+            match self.peek() {
+                Some(b',') => {
+                    self.i += 1;
+                    out.push(b',');
+                }
+                Some(b'}') => {
+                    self.i += 1;
+                    out.push(b'}');
+                    return Ok(());
+                }
+                _ => return Err(format!("expected `,` or `}}` at byte {}", self.i + 1)),
+            }
+        }
+    }
+
+    fn array(&mut self, item: &DataType, out: &mut Vec<u8>) -> Res<()> {
+        self.expect(b'[')?;
+        out.push(b'[');
+        self.ws();
+        if self.peek() == Some(b']') {
+            self.i += 1;
+            out.push(b']');
+            return Ok(());
+        }
+        loop {
+            self.value(Some(item), out)?;
+            self.ws();
+            match self.peek() {
+                Some(b',') => {
+                    self.i += 1;
+                    out.push(b',');
+                }
+                Some(b']') => {
+                    self.i += 1;
+                    out.push(b']');
+                    return Ok(());
+                }
+                _ => return Err(format!("expected `,` or `]` at byte {}", self.i + 1)),
+            }
+        }
+    }
+
+    fn value(&mut self, t: Option<&DataType>, out: &mut Vec<u8>) -> Res<()> {
+        self.ws();
+        let next = self.peek();
+        match (t, next) {
+            (Some(DataType::Struct(fields)), Some(b'{')) => self.object(fields, out),
+            (Some(DataType::List(f) | DataType::LargeList(f)), Some(b'[')) => {
+                self.array(f.data_type(), out)
+            }
+            (
+                Some(DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View),
+                Some(b'{' | b'['),
+            ) => {
+                let span = self.value_span()?;
+                write_json_string(span, out);
+                Ok(())
+            }
+            (Some(DataType::Timestamp(_, _)), Some(b'-' | b'0'..=b'9')) => {
+                let span = self.value_span()?;
+                let text = std::str::from_utf8(span).unwrap_or_default();
+                match text.parse::<i64>() {
+                    // Spark: a JSON integer into a TIMESTAMP is seconds since the epoch
+                    Ok(secs) => {
+                        let micros = secs.checked_mul(1_000_000).ok_or_else(|| {
+                            format!("{secs} seconds is out of range for a TIMESTAMP")
+                        })?;
+                        out.extend_from_slice(micros.to_string().as_bytes());
+                        Ok(())
+                    }
+                    Err(_) => Err(format!("cannot read {text} as a TIMESTAMP")),
+                }
+            }
+            _ => {
+                let span = self.value_span()?;
+                out.extend_from_slice(span);
+                Ok(())
+            }
+        }
+    }
+}
+
+/// `text` as a JSON string literal.
+fn write_json_string(text: &[u8], out: &mut Vec<u8>) {
+    out.push(b'"');
+    for &b in text {
+        match b {
+            b'"' => out.extend_from_slice(b"\\\""),
+            b'\\' => out.extend_from_slice(b"\\\\"),
+            b'\n' => out.extend_from_slice(b"\\n"),
+            b'\r' => out.extend_from_slice(b"\\r"),
+            b'\t' => out.extend_from_slice(b"\\t"),
+            _ => out.push(b),
+        }
+    }
+    out.push(b'"');
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::engine::schema::ddl_to_schema;
+
+    fn norm(line: &str, ddl: &str) -> String {
+        String::from_utf8(normalize_record(line.as_bytes(), &ddl_to_schema(ddl).unwrap()).unwrap())
+            .unwrap()
+    }
+
+    #[test]
+    fn objects_and_arrays_into_strings_become_their_json_text() {
+        assert_eq!(
+            norm(
+                r#"{"track_id": 0, "o": {"a": 1, "b": [1, 2]}, "x": {"k": 1}}"#,
+                "track_id STRING, o STRING"
+            ),
+            r#"{"track_id":0,"o":"{\"a\": 1, \"b\": [1, 2]}","x":{"k": 1}}"#
+        );
+        assert_eq!(
+            norm(r#"{"o": ["a b", "c\"d"]}"#, "o STRING"),
+            r#"{"o":"[\"a b\", \"c\\\"d\"]"}"#
+        );
+        assert_eq!(
+            norm(r#"{"s": {"inner": {"z": true}}}"#, "s STRUCT<inner: STRING>"),
+            r#"{"s":{"inner":"{\"z\": true}"}}"#
+        );
+        assert_eq!(norm(r#"{"l": [{"a": 1}]}"#, "l ARRAY<STRING>"), r#"{"l":["{\"a\": 1}"]}"#);
+    }
+
+    #[test]
+    fn integer_timestamps_are_seconds() {
+        assert_eq!(norm(r#"{"ts": 1700000000}"#, "ts TIMESTAMP"), r#"{"ts":1700000000000000}"#);
+        assert!(
+            normalize_record(b"{\"ts\": 1.5}", &ddl_to_schema("ts TIMESTAMP").unwrap()).is_err()
+        );
+    }
+
+    #[test]
+    fn broken_records_say_where() {
+        let s = ddl_to_schema("a STRING").unwrap();
+        assert!(normalize_record(b"{\"a\": {\"b\": 1", &s).unwrap_err().contains("unterminated"));
+        assert!(normalize_record(b"{\"a\": {\"b\": 1}", &s).unwrap_err().contains("expected `,`"));
+        assert!(normalize_record(b"{\"a\" 1}", &s).unwrap_err().contains("expected `:`"));
+    }
+}
