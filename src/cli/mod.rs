@@ -12,6 +12,9 @@ use clap::{Args, Parser, Subcommand};
 use crate::engine::{self, RunEvent, RunOptions};
 use crate::model::{NodeId, Project, Severity, validate};
 
+mod pipeline_tests;
+mod upkeep;
+
 #[derive(Parser, Debug)]
 #[command(name = "medallion", version, about = "Design, run and monitor lakehouse pipelines")]
 pub struct Cli {
@@ -511,31 +514,12 @@ async fn run_async(command: Command) -> anyhow::Result<i32> {
             Ok(0)
         }
         Command::Optimize { table, where_, zorder_by, target_size } => {
-            let (path, meta) = resolve_table(&table)?;
-            let opts = engine::lakehouse::OptimizeOptions { where_, zorder_by, target_size };
-            let report = engine::lakehouse::optimize(&path, &opts, &meta)
-                .await
-                .with_context(|| format!("optimize {}", path.display()))?;
-            println!("{}: {report}", path.display());
-            Ok(0)
+            upkeep::optimize(&table, where_, zorder_by, target_size).await
         }
         Command::Vacuum { table, retain_hours, dry_run, force } => {
-            let (path, meta) = resolve_table(&table)?;
-            let opts = engine::lakehouse::VacuumOptions { retain_hours, dry_run, force };
-            let report = match engine::lakehouse::vacuum(&path, &opts, &meta).await {
-                Ok(r) => r,
-                Err(e) => {
-                    eprintln!("error: {e}");
-                    return Ok(1);
-                }
-            };
-            for (file, bytes) in &report.files {
-                println!("{}{file}\t{bytes}", if dry_run { "would delete " } else { "deleted " });
-            }
-            println!("{}: {report}", path.display());
-            Ok(0)
+            upkeep::vacuum(&table, retain_hours, dry_run, force).await
         }
-        Command::Test(args) => test_command(args).await,
+        Command::Test(args) => pipeline_tests::test_command(args).await,
         Command::History { table_path, limit } => {
             let entries = engine::lakehouse::history(&table_path, limit).await?;
             println!(
@@ -557,145 +541,6 @@ async fn run_async(command: Command) -> anyhow::Result<i32> {
             Ok(0)
         }
     }
-}
-
-/// The table `optimize` / `vacuum` work on, and the commit metadata that names the command.
-fn resolve_table(args: &TableArgs) -> anyhow::Result<(PathBuf, engine::delta::CommitMeta)> {
-    let mut meta = engine::delta::CommitMeta::tool("medallion-cli");
-    let path = match &args.project {
-        None => PathBuf::from(&args.table),
-        Some(file) => {
-            let project = Project::load(file)?;
-            let root = project.lakehouse_root(file, args.lakehouse.as_deref());
-            meta.project = project.name.clone();
-            let dotted = args.table.replacen('.', "/", 1);
-            let sink =
-                project.pipelines.iter().flat_map(|p| p.sinks()).find_map(|n| match &n.kind {
-                    crate::model::node::NodeKind::DeltaSink(s)
-                        if n.id.as_str() == args.table
-                            || s.table == args.table
-                            || s.table == dotted =>
-                    {
-                        Some(s.table.clone())
-                    }
-                    _ => None,
-                });
-            let table = match sink {
-                Some(t) => crate::model::env::expand(&t)?,
-                None if root.join(&dotted).join("_delta_log").is_dir() => dotted,
-                None => args.table.clone(),
-            };
-            engine::delta::resolve(&root, &table)
-        }
-    };
-    if !path.join("_delta_log").is_dir() {
-        bail!(
-            "no Delta table at {} (no _delta_log folder); give a table path, or a table of a project with --project PROJECT (silver/users, silver.users or the sink's id)",
-            path.display()
-        );
-    }
-    Ok((path, meta))
-}
-
-/// `medallion test`: replay (or accept) the recorded tests, or `test record`.
-async fn test_command(args: TestArgs) -> anyhow::Result<i32> {
-    use engine::testing;
-    if let Some(TestCommand::Record { project: p, node, name, pipeline, limit, batches }) =
-        args.record
-    {
-        let (project, root) = load(&p)?;
-        let opts = testing::RecordOptions {
-            name: name.clone(),
-            pipeline,
-            node: NodeId::new(node),
-            limit,
-            batches,
-        };
-        let recorded = testing::record(&project, &p.project, &root, &opts)
-            .await
-            .map_err(|e| anyhow::anyhow!(e.detail()))?;
-        let t = &recorded.test;
-        println!(
-            "recorded test `{name}` of node `{}` (pipeline `{}`) in {} micro-batch(es)",
-            t.node, t.pipeline, t.batches
-        );
-        for (source, rows) in &recorded.sources {
-            println!("  fixture: {rows} row(s) of source `{source}`");
-        }
-        let expected: Vec<String> = recorded.expected_rows.iter().map(usize::to_string).collect();
-        println!("  expected output: {} row(s) (per batch)", expected.join(" + "));
-        for n in &recorded.notes {
-            println!("  {n}");
-        }
-        if !t.key.is_empty() {
-            println!("  rows are named by `{}` in diffs", t.key.join(", "));
-        }
-        if t.ordered {
-            println!("  the node sorts: rows compare in order");
-        }
-        let text = std::fs::read_to_string(&p.project)
-            .with_context(|| format!("reading {}", p.project.display()))?;
-        let updated = crate::model::pipeline_test::upsert_test_block(&text, t, &recorded.notes)
-            .map_err(anyhow::Error::msg)?;
-        // the project must still load with the new entry before it replaces the file
-        Project::from_toml(&updated, &p.project)?;
-        let tmp = p.project.with_extension("toml.tmp");
-        std::fs::write(&tmp, updated).with_context(|| format!("writing {}", tmp.display()))?;
-        std::fs::rename(&tmp, &p.project)
-            .with_context(|| format!("writing {}", p.project.display()))?;
-        println!(
-            "wrote the fixtures to {} and the [[tests]] entry to {}",
-            testing::fixtures::test_dir(&p.project, t).display(),
-            p.project.display()
-        );
-        return Ok(0);
-    }
-    let Some(file) = args.project else { bail!("give the project file: medallion test PROJECT") };
-    let project = Project::load(&file)?;
-    let selected = testing::select(&project, args.name.as_deref());
-    if selected.is_empty() {
-        match &args.name {
-            Some(glob) => {
-                println!(
-                    "no test of project `{}` matches `{glob}`; tests are: {}",
-                    project.name,
-                    project.tests.iter().map(|t| t.name.as_str()).collect::<Vec<_>>().join(", ")
-                );
-                return Ok(1);
-            }
-            None => {
-                println!(
-                    "project `{}` has no tests; record one with `medallion test record`",
-                    project.name
-                );
-                println!("0 passed, 0 failed");
-                return Ok(0);
-            }
-        }
-    }
-    if args.accept {
-        for t in selected {
-            let rows = testing::accept(&project, &file, &t.name)
-                .await
-                .map_err(|e| anyhow::anyhow!("test `{}`: {}", t.name, e.detail()))?;
-            println!("accepted the current output of `{}` as expected ({rows} row(s))", t.name);
-        }
-        return Ok(0);
-    }
-    let started = Instant::now();
-    let mut results = Vec::new();
-    for t in selected {
-        let r = testing::run_test(&project, &file, t).await;
-        let verdict = if r.passed() { "ok" } else { "FAILED" };
-        println!(
-            "test {} ({} / {}) ... {verdict} ({} ms)",
-            r.name, r.pipeline, r.node, r.duration_ms
-        );
-        print!("{}", r.failure_text());
-        results.push(r);
-    }
-    println!("{} ({:.2} s)", testing::summary_line(&results), started.elapsed().as_secs_f64());
-    Ok(if results.iter().all(testing::TestResult::passed) { 0 } else { 1 })
 }
 
 fn tempfile_dir(dir: Option<PathBuf>) -> anyhow::Result<PathBuf> {
