@@ -19,7 +19,7 @@ use crate::model::node::{FileFormat, FileSource, ParseMode, SchemaEvolutionMode}
 use super::super::checkpoint::{FileEntry, SourceOffset};
 use super::super::{EngineError, Result, schema};
 use super::stream_source::{SourceData, empty, offset_mismatch};
-use super::{json_lines, schema_tracking};
+use super::{csv_evolution, json_lines, schema_tracking};
 
 /// Files under `dir` matching the source's glob, sorted by name (the order they are read).
 pub fn list_files(dir: &Path, source: &FileSource) -> Result<Vec<PathBuf>> {
@@ -299,12 +299,15 @@ impl FileStream {
             let rows = df.clone().count().await? as u64;
             return Ok(SourceData { df, rows, bad: Vec::new(), mode: cfg.parse_mode });
         }
-        let decoded =
-            if cfg.format == FileFormat::Json && self.evolution != SchemaEvolutionMode::None {
-                self.decode_evolving(paths).await?
-            } else {
-                decode_files(paths, cfg, strip_rescued(schema)).await?
-            };
+        // a tracked CSV schema is matched by header names, whatever the evolution mode
+        let csv_by_name = cfg.format == FileFormat::Csv && cfg.header && self.schema_dir.is_some();
+        let json_evolving =
+            cfg.format == FileFormat::Json && self.evolution != SchemaEvolutionMode::None;
+        let decoded = if csv_by_name || json_evolving {
+            self.decode_evolving(paths).await?
+        } else {
+            decode_files(paths, cfg, strip_rescued(schema)).await?
+        };
         let rows = decoded.batches.iter().map(RecordBatch::num_rows).sum::<usize>() as u64;
         let table = MemTable::try_new(decoded.schema, vec![decoded.batches])?;
         Ok(SourceData {
@@ -317,8 +320,8 @@ impl FileStream {
 }
 
 impl FileStream {
-    /// JSON files under a schema evolution mode: each file is checked for top-level fields
-    /// the schema lacks. addNewColumns writes the next schema version and stops (the next
+    /// JSON files under a schema evolution mode, or CSV files with a tracked schema (read by
+    /// header names): each file is checked for top-level fields the schema lacks. addNewColumns writes the next schema version and stops (the next
     /// start reads them); failOnNewColumns stops; rescue puts them into `_rescued_data`.
     async fn decode_evolving(&self, paths: Vec<PathBuf>) -> Result<DecodedFiles> {
         let base = strip_rescued(&self.schema);
@@ -326,12 +329,37 @@ impl FileStream {
         let hints = self.cfg.schema_hints.clone();
         let out_schema = self.schema.clone();
         let schema_in = base.clone();
+        let csv = self.cfg.format == FileFormat::Csv;
+        let stops = matches!(
+            evolution,
+            SchemaEvolutionMode::AddNewColumns | SchemaEvolutionMode::FailOnNewColumns
+        );
         let found = tokio::task::spawn_blocking(move || -> Result<_> {
             let mut batches = Vec::new();
             let mut bad = Vec::new();
             for path in &paths {
                 let bytes = std::fs::read(path).map_err(|e| EngineError::io(path, e))?;
                 let name = path.to_string_lossy().into_owned();
+                if csv {
+                    let header = csv_evolution::header(&name, &bytes)?;
+                    let new = csv_evolution::new_fields(&header, &schema_in, hints.as_deref())?;
+                    if !new.is_empty() && stops {
+                        return Ok(Err((name, new)));
+                    }
+                    let rescue = evolution == SchemaEvolutionMode::Rescue;
+                    let d = csv_evolution::decode(
+                        &name,
+                        &bytes,
+                        &header,
+                        &schema_in,
+                        mode,
+                        rescue,
+                        &out_schema,
+                    )?;
+                    batches.extend(d.batches);
+                    bad.extend(d.bad);
+                    continue;
+                }
                 let new = schema_tracking::new_fields(&bytes, &schema_in, hints.as_deref())?;
                 if !new.is_empty() && evolution != SchemaEvolutionMode::Rescue {
                     return Ok(Err((name, new)));
