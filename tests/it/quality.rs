@@ -9,8 +9,8 @@ use medallion::model::Project;
 
 use crate::common::*;
 
-#[path = "quality_csv.rs"]
-mod csv;
+#[path = "quality_autoloader.rs"]
+mod autoloader;
 
 fn project(toml: &str) -> Project {
     Project::from_toml(toml, Path::new("quality.toml")).unwrap()

@@ -186,6 +186,11 @@ impl FileStream {
                 "schema_evolution_mode = \"addNewColumns\" needs a tracked schema: remove `schema` (pin column types with schema_hints) or use \"rescue\", \"failOnNewColumns\" or \"none\"".into(),
             ));
         }
+        if cfg.format == FileFormat::Parquet && evolution == SchemaEvolutionMode::Rescue {
+            return Err(EngineError::Config(
+                "schema_evolution_mode = \"rescue\" is not supported for Parquet files yet; use \"addNewColumns\", \"failOnNewColumns\" or \"none\"".into(),
+            ));
+        }
         let schema_dir = schema_dir.filter(|_| declared.is_none());
         let schema = match (declared, &schema_dir) {
             (Some(s), _) => s,
@@ -291,6 +296,14 @@ impl FileStream {
         let (cfg, schema) = (&self.cfg, &self.schema);
         let paths: Vec<PathBuf> = files.iter().map(|f| self.dir.join(&f.path)).collect();
         if cfg.format == FileFormat::Parquet {
+            if self.schema_dir.is_some()
+                && matches!(
+                    self.evolution,
+                    SchemaEvolutionMode::AddNewColumns | SchemaEvolutionMode::FailOnNewColumns
+                )
+            {
+                self.check_parquet_columns(&paths)?;
+            }
             let df = if paths.is_empty() {
                 empty(ctx, schema.clone())?
             } else {
@@ -404,19 +417,58 @@ impl FileStream {
             }
             Err(found) => found,
         };
+        Err(self.new_columns(&file, new, &base)?)
+    }
+
+    /// Parquet files under addNewColumns / failOnNewColumns: a file whose own schema (its
+    /// footer, no rows read) has columns the tracked schema lacks stops the stream as JSON
+    /// and CSV files do; the new columns keep their Parquet types.
+    fn check_parquet_columns(&self, paths: &[PathBuf]) -> Result<()> {
+        use datafusion::parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+        for path in paths {
+            let f = std::fs::File::open(path).map_err(|e| EngineError::io(path, e))?;
+            let own = ParquetRecordBatchReaderBuilder::try_new(f)
+                .map_err(|e| {
+                    EngineError::Config(format!("{}: not a Parquet file: {e}", path.display()))
+                })?
+                .schema()
+                .clone();
+            let new: Vec<arrow::datatypes::Field> = own
+                .fields()
+                .iter()
+                .filter(|f| self.schema.field_with_name(f.name()).is_err())
+                .map(|f| f.as_ref().clone().with_nullable(true))
+                .collect();
+            if !new.is_empty() {
+                let file = path.to_string_lossy();
+                return Err(self.new_columns(&file, new, &self.schema)?);
+            }
+        }
+        Ok(())
+    }
+
+    /// The error that stops the stream for `new` columns in `file` (addNewColumns first
+    /// writes the next schema version with them).
+    fn new_columns(
+        &self,
+        file: &str,
+        new: Vec<arrow::datatypes::Field>,
+        base: &Schema,
+    ) -> Result<EngineError> {
+        let evolution = self.evolution;
         let names = new
             .iter()
             .map(|f| format!("`{}` ({})", f.name(), schema::type_ddl(f.data_type())))
             .collect::<Vec<_>>()
             .join(", ");
         if evolution == SchemaEvolutionMode::FailOnNewColumns {
-            return Err(EngineError::Schema(format!(
+            return Ok(EngineError::Schema(format!(
                 "file {file} has new columns {names}; schema_evolution_mode = \"failOnNewColumns\" stops the stream. \
                  Add them to the schema, or use \"addNewColumns\" (evolve) or \"rescue\" (keep them in `_rescued_data`)"
             )));
         }
         let Some(dir) = &self.schema_dir else {
-            return Err(EngineError::Schema(format!(
+            return Ok(EngineError::Schema(format!(
                 "file {file} has new columns {names}, and the schema is fixed by DDL; add them to `schema`"
             )));
         };
@@ -425,7 +477,7 @@ impl FileStream {
         fields.extend(new);
         let evolved = Schema::new(fields);
         let v = schema_tracking::append(dir, &evolved, format!("new columns {names} in {file}"))?;
-        Err(EngineError::Schema(format!(
+        Ok(EngineError::Schema(format!(
             "file {file} has new columns {names}: the tracked schema at {} is now version {} with them. \
              Restart the stream to read them (Auto Loader's addNewColumns); the Delta sink needs \
              schema_mode = \"merge\" to add them to its table",

@@ -1,6 +1,6 @@
-//! Auto Loader schema tracking for CSV file streams (a submodule of `quality`): columns come
-//! from the header, a new header column is a new field under each evolution mode, including
-//! a restart.
+//! Auto Loader schema tracking for CSV and Parquet file streams (a submodule of `quality`):
+//! CSV columns come from the header, Parquet columns from the file; a new column is a new
+//! field under each evolution mode, including a restart.
 
 use super::*;
 
@@ -87,6 +87,78 @@ async fn csv_rescue_fail_and_none_modes() {
                 );
                 available_now(&p, root).await.unwrap();
                 assert_eq!(scalar_i64(&table, "SELECT count(*) FROM t").await, 3);
+            }
+        }
+    }
+}
+
+/// A Parquet file of `id BIGINT, kind STRING` rows, plus `genre INT` when `genre` is given.
+fn write_parquet(root: &Path, rel: &str, id: i64, genre: Option<i32>) {
+    use arrow::array::{ArrayRef, Int32Array, Int64Array, RecordBatch, StringArray};
+    use std::sync::Arc;
+    let mut cols: Vec<(&str, ArrayRef)> = vec![
+        ("id", Arc::new(Int64Array::from(vec![id]))),
+        ("kind", Arc::new(StringArray::from(vec!["p"]))),
+    ];
+    if let Some(g) = genre {
+        cols.push(("genre", Arc::new(Int32Array::from(vec![g]))));
+    }
+    let batch = RecordBatch::try_from_iter(cols).unwrap();
+    let path = root.join(rel);
+    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+    let tmp = path.with_file_name(format!(".{}", path.file_name().unwrap().to_string_lossy()));
+    let file = std::fs::File::create(&tmp).unwrap();
+    let mut w =
+        datafusion::parquet::arrow::ArrowWriter::try_new(file, batch.schema(), None).unwrap();
+    w.write(&batch).unwrap();
+    w.close().unwrap();
+    std::fs::rename(tmp, path).unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn parquet_new_column_under_each_mode() {
+    for mode in ["addNewColumns", "failOnNewColumns", "none", "rescue"] {
+        let lake = tempfile::tempdir().unwrap();
+        let root = lake.path();
+        let p = tracked_project_in("parquet", &format!("schema_evolution_mode = \"{mode}\""));
+        write_parquet(root, "landing/events/1.parquet", 1, None);
+        let first = available_now(&p, root).await;
+        if mode == "rescue" {
+            let err = first.unwrap_err().to_string();
+            assert!(err.contains("not supported for Parquet"), "{err}");
+            continue;
+        }
+        first.unwrap();
+        let schemas = root.join("_checkpoints/events/_schemas/landing");
+        let history = engine::sources::schema_tracking::history(&schemas).unwrap();
+        // the file's own types
+        assert_eq!(history[0].ddl, "id BIGINT, kind STRING");
+        write_parquet(root, "landing/events/2.parquet", 2, Some(5));
+        let result = available_now(&p, root).await;
+        let table = root.join("bronze/events");
+        match mode {
+            "addNewColumns" => {
+                let err = result.unwrap_err().to_string();
+                assert!(err.contains("new columns `genre` (INT)"), "{err}");
+                assert!(err.contains("Restart the stream"), "{err}");
+                assert_eq!(scalar_i64(&table, "SELECT count(*) FROM t").await, 1);
+                available_now(&p, root).await.unwrap();
+                assert_eq!(
+                    pretty(&query(&table, "SELECT id, genre FROM t ORDER BY id").await),
+                    "+----+-------+\n| id | genre |\n+----+-------+\n| 1  |       |\n| 2  | 5     |\n+----+-------+"
+                );
+            }
+            "failOnNewColumns" => {
+                let err = result.unwrap_err().to_string();
+                assert!(err.contains("failOnNewColumns") && err.contains("`genre`"), "{err}");
+                assert!(available_now(&p, root).await.is_err());
+                assert_eq!(scalar_i64(&table, "SELECT count(*) FROM t").await, 1);
+            }
+            _ => {
+                result.unwrap();
+                let rows = pretty(&query(&table, "SELECT * FROM t ORDER BY id").await);
+                assert!(!rows.contains("genre"), "{rows}");
+                assert_eq!(scalar_i64(&table, "SELECT count(*) FROM t").await, 2);
             }
         }
     }
