@@ -33,4 +33,11 @@ read("ts.json",
      "ts TIMESTAMP, _corrupt_record STRING")
 read("date.json", '{"d": "2026-01-02"}\n{"d": "2026-1-2"}\n', "d DATE")
 read("numtext.json", '{"n": "7"}\n{"n": 7}\n', "n BIGINT, _corrupt_record STRING")
+# PySpark 4.3.0: "7" into BIGINT / INT / DOUBLE and "true" into BOOLEAN are malformed records;
+# "NaN" into DOUBLE and "7.50" into DECIMAL are read
+read("numtext_int.json", '{"n": "7"}\n{"n": 7}\n', "n INT, _corrupt_record STRING")
+read("numtext_double.json", '{"n": "7"}\n{"n": "7.5"}\n{"n": "NaN"}\n{"n": 7}\n',
+     "n DOUBLE, _corrupt_record STRING")
+read("numtext_decimal.json", '{"n": "7.50"}\n{"n": 7.5}\n', "n DECIMAL(10,2), _corrupt_record STRING")
+read("booltext.json", '{"n": "true"}\n{"n": true}\n', "n BOOLEAN, _corrupt_record STRING")
 read("partial.json", '{"a": 1, "b": "x", "c": 3}\n', "a BIGINT, b BIGINT, c BIGINT, _corrupt_record STRING")

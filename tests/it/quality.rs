@@ -9,6 +9,9 @@ use medallion::model::Project;
 
 use crate::common::*;
 
+#[path = "quality_autoloader.rs"]
+mod autoloader;
+
 fn project(toml: &str) -> Project {
     Project::from_toml(toml, Path::new("quality.toml")).unwrap()
 }
@@ -299,6 +302,11 @@ fn dirs_python() -> String {
 
 /// A file stream with a tracked schema (no DDL) → bronze/events with `schema_mode = merge`.
 fn tracked_project(evolution: &str) -> Project {
+    tracked_project_in("json", evolution)
+}
+
+/// [`tracked_project`] for files of `format`.
+fn tracked_project_in(format: &str, evolution: &str) -> Project {
     project(&format!(
         r#"
 format_version = 1
@@ -312,6 +320,7 @@ mode = "stream"
 id = "landing"
 kind = "file_source"
 path = "landing/events"
+format = "{format}"
 schema_hints = "id BIGINT"
 {evolution}
 

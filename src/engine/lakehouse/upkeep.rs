@@ -151,7 +151,7 @@ fn split_and(s: &str) -> Vec<String> {
             quoted = !quoted;
         }
         let ahead: String = chars[i..chars.len().min(i + 5)].iter().collect();
-        if !quoted && ahead.len() == 5 && ahead.to_ascii_uppercase() == " AND " {
+        if !quoted && ahead.len() == 5 && ahead.eq_ignore_ascii_case(" AND ") {
             out.push(std::mem::take(&mut cur));
             i += 5;
             continue;

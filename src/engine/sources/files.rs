@@ -19,7 +19,7 @@ use crate::model::node::{FileFormat, FileSource, ParseMode, SchemaEvolutionMode}
 use super::super::checkpoint::{FileEntry, SourceOffset};
 use super::super::{EngineError, Result, schema};
 use super::stream_source::{SourceData, empty, offset_mismatch};
-use super::{json_lines, schema_tracking};
+use super::{csv_evolution, json_lines, schema_tracking};
 
 /// Files under `dir` matching the source's glob, sorted by name (the order they are read).
 pub fn list_files(dir: &Path, source: &FileSource) -> Result<Vec<PathBuf>> {
@@ -186,6 +186,11 @@ impl FileStream {
                 "schema_evolution_mode = \"addNewColumns\" needs a tracked schema: remove `schema` (pin column types with schema_hints) or use \"rescue\", \"failOnNewColumns\" or \"none\"".into(),
             ));
         }
+        if cfg.format == FileFormat::Parquet && evolution == SchemaEvolutionMode::Rescue {
+            return Err(EngineError::Config(
+                "schema_evolution_mode = \"rescue\" is not supported for Parquet files yet; use \"addNewColumns\", \"failOnNewColumns\" or \"none\"".into(),
+            ));
+        }
         let schema_dir = schema_dir.filter(|_| declared.is_none());
         let schema = match (declared, &schema_dir) {
             (Some(s), _) => s,
@@ -291,6 +296,14 @@ impl FileStream {
         let (cfg, schema) = (&self.cfg, &self.schema);
         let paths: Vec<PathBuf> = files.iter().map(|f| self.dir.join(&f.path)).collect();
         if cfg.format == FileFormat::Parquet {
+            if self.schema_dir.is_some()
+                && matches!(
+                    self.evolution,
+                    SchemaEvolutionMode::AddNewColumns | SchemaEvolutionMode::FailOnNewColumns
+                )
+            {
+                self.check_parquet_columns(&paths)?;
+            }
             let df = if paths.is_empty() {
                 empty(ctx, schema.clone())?
             } else {
@@ -299,12 +312,15 @@ impl FileStream {
             let rows = df.clone().count().await? as u64;
             return Ok(SourceData { df, rows, bad: Vec::new(), mode: cfg.parse_mode });
         }
-        let decoded =
-            if cfg.format == FileFormat::Json && self.evolution != SchemaEvolutionMode::None {
-                self.decode_evolving(paths).await?
-            } else {
-                decode_files(paths, cfg, strip_rescued(schema)).await?
-            };
+        // a tracked CSV schema is matched by header names, whatever the evolution mode
+        let csv_by_name = cfg.format == FileFormat::Csv && cfg.header && self.schema_dir.is_some();
+        let json_evolving =
+            cfg.format == FileFormat::Json && self.evolution != SchemaEvolutionMode::None;
+        let decoded = if csv_by_name || json_evolving {
+            self.decode_evolving(paths).await?
+        } else {
+            decode_files(paths, cfg, strip_rescued(schema)).await?
+        };
         let rows = decoded.batches.iter().map(RecordBatch::num_rows).sum::<usize>() as u64;
         let table = MemTable::try_new(decoded.schema, vec![decoded.batches])?;
         Ok(SourceData {
@@ -317,8 +333,8 @@ impl FileStream {
 }
 
 impl FileStream {
-    /// JSON files under a schema evolution mode: each file is checked for top-level fields
-    /// the schema lacks. addNewColumns writes the next schema version and stops (the next
+    /// JSON files under a schema evolution mode, or CSV files with a tracked schema (read by
+    /// header names): each file is checked for top-level fields the schema lacks. addNewColumns writes the next schema version and stops (the next
     /// start reads them); failOnNewColumns stops; rescue puts them into `_rescued_data`.
     async fn decode_evolving(&self, paths: Vec<PathBuf>) -> Result<DecodedFiles> {
         let base = strip_rescued(&self.schema);
@@ -326,12 +342,37 @@ impl FileStream {
         let hints = self.cfg.schema_hints.clone();
         let out_schema = self.schema.clone();
         let schema_in = base.clone();
+        let csv = self.cfg.format == FileFormat::Csv;
+        let stops = matches!(
+            evolution,
+            SchemaEvolutionMode::AddNewColumns | SchemaEvolutionMode::FailOnNewColumns
+        );
         let found = tokio::task::spawn_blocking(move || -> Result<_> {
             let mut batches = Vec::new();
             let mut bad = Vec::new();
             for path in &paths {
                 let bytes = std::fs::read(path).map_err(|e| EngineError::io(path, e))?;
                 let name = path.to_string_lossy().into_owned();
+                if csv {
+                    let header = csv_evolution::header(&name, &bytes)?;
+                    let new = csv_evolution::new_fields(&header, &schema_in, hints.as_deref())?;
+                    if !new.is_empty() && stops {
+                        return Ok(Err((name, new)));
+                    }
+                    let rescue = evolution == SchemaEvolutionMode::Rescue;
+                    let d = csv_evolution::decode(
+                        &name,
+                        &bytes,
+                        &header,
+                        &schema_in,
+                        mode,
+                        rescue,
+                        &out_schema,
+                    )?;
+                    batches.extend(d.batches);
+                    bad.extend(d.bad);
+                    continue;
+                }
                 let new = schema_tracking::new_fields(&bytes, &schema_in, hints.as_deref())?;
                 if !new.is_empty() && evolution != SchemaEvolutionMode::Rescue {
                     return Ok(Err((name, new)));
@@ -376,19 +417,58 @@ impl FileStream {
             }
             Err(found) => found,
         };
+        Err(self.new_columns(&file, new, &base)?)
+    }
+
+    /// Parquet files under addNewColumns / failOnNewColumns: a file whose own schema (its
+    /// footer, no rows read) has columns the tracked schema lacks stops the stream as JSON
+    /// and CSV files do; the new columns keep their Parquet types.
+    fn check_parquet_columns(&self, paths: &[PathBuf]) -> Result<()> {
+        use datafusion::parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+        for path in paths {
+            let f = std::fs::File::open(path).map_err(|e| EngineError::io(path, e))?;
+            let own = ParquetRecordBatchReaderBuilder::try_new(f)
+                .map_err(|e| {
+                    EngineError::Config(format!("{}: not a Parquet file: {e}", path.display()))
+                })?
+                .schema()
+                .clone();
+            let new: Vec<arrow::datatypes::Field> = own
+                .fields()
+                .iter()
+                .filter(|f| self.schema.field_with_name(f.name()).is_err())
+                .map(|f| f.as_ref().clone().with_nullable(true))
+                .collect();
+            if !new.is_empty() {
+                let file = path.to_string_lossy();
+                return Err(self.new_columns(&file, new, &self.schema)?);
+            }
+        }
+        Ok(())
+    }
+
+    /// The error that stops the stream for `new` columns in `file` (addNewColumns first
+    /// writes the next schema version with them).
+    fn new_columns(
+        &self,
+        file: &str,
+        new: Vec<arrow::datatypes::Field>,
+        base: &Schema,
+    ) -> Result<EngineError> {
+        let evolution = self.evolution;
         let names = new
             .iter()
             .map(|f| format!("`{}` ({})", f.name(), schema::type_ddl(f.data_type())))
             .collect::<Vec<_>>()
             .join(", ");
         if evolution == SchemaEvolutionMode::FailOnNewColumns {
-            return Err(EngineError::Schema(format!(
+            return Ok(EngineError::Schema(format!(
                 "file {file} has new columns {names}; schema_evolution_mode = \"failOnNewColumns\" stops the stream. \
                  Add them to the schema, or use \"addNewColumns\" (evolve) or \"rescue\" (keep them in `_rescued_data`)"
             )));
         }
         let Some(dir) = &self.schema_dir else {
-            return Err(EngineError::Schema(format!(
+            return Ok(EngineError::Schema(format!(
                 "file {file} has new columns {names}, and the schema is fixed by DDL; add them to `schema`"
             )));
         };
@@ -397,7 +477,7 @@ impl FileStream {
         fields.extend(new);
         let evolved = Schema::new(fields);
         let v = schema_tracking::append(dir, &evolved, format!("new columns {names} in {file}"))?;
-        Err(EngineError::Schema(format!(
+        Ok(EngineError::Schema(format!(
             "file {file} has new columns {names}: the tracked schema at {} is now version {} with them. \
              Restart the stream to read them (Auto Loader's addNewColumns); the Delta sink needs \
              schema_mode = \"merge\" to add them to its table",

@@ -1,6 +1,7 @@
 //! Sources: where a pipeline's data comes from. One file per kind; [`stream_source`] ties the
 //! streaming ones together for the micro-batch runtime.
 
+pub mod csv_evolution;
 pub mod csv_lines;
 pub mod delta;
 pub mod files;
