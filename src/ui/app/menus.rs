@@ -1,0 +1,224 @@
+//! Keyboard shortcuts, the menu bar and toolbar, and the pipeline tabs.
+
+use super::*;
+
+impl MedallionApp {
+    pub(super) fn shortcuts(&mut self, ui: &Ui) {
+        let typing = ui.ctx().memory(|m| m.focused().is_some());
+        let (undo, redo, save, delete, copy, paste) = ui.input(|i| {
+            let cmd = i.modifiers.command;
+            (
+                cmd && !i.modifiers.shift && i.key_pressed(egui::Key::Z),
+                cmd && i.modifiers.shift && i.key_pressed(egui::Key::Z),
+                cmd && i.key_pressed(egui::Key::S),
+                i.key_pressed(egui::Key::Delete),
+                i.events.iter().any(|e| matches!(e, egui::Event::Copy)),
+                i.events.iter().find_map(|e| match e {
+                    egui::Event::Paste(t) => Some(t.clone()),
+                    _ => None,
+                }),
+            )
+        });
+        if typing {
+            return;
+        }
+        if redo {
+            self.redo();
+        } else if undo {
+            self.undo();
+        }
+        if save {
+            self.save();
+        }
+        let selection = self.canvas_selection(ui);
+        if delete {
+            self.delete_nodes(&selection);
+        }
+        if copy {
+            self.copy_nodes(&selection);
+        }
+        if let Some(text) = paste {
+            self.paste(&text);
+        }
+    }
+
+    pub(super) fn widget_id(&self) -> egui::Id {
+        let generation = self.canvases.get(self.tab).map_or(0, |c| c.generation);
+        egui::Id::new(("medallion_canvas", self.tab, generation))
+    }
+
+    /// Nodes selected on the canvas, or the inspected node.
+    pub(super) fn canvas_selection(&self, ui: &Ui) -> Vec<NodeId> {
+        let mut ids = self
+            .canvases
+            .get(self.tab)
+            .map(|c| c.selected(ui, self.widget_id()))
+            .unwrap_or_default();
+        if ids.is_empty()
+            && let Some(s) = &self.selected
+        {
+            ids.push(s.clone());
+        }
+        ids
+    }
+
+    pub(super) fn menu_ui(&mut self, ui: &mut Ui) {
+        egui::MenuBar::new().ui(ui, |ui| {
+            ui.menu_button("File", |ui| {
+                if ui.button("New").clicked() {
+                    self.guarded(Pending::New);
+                }
+                if ui.button("Open…").clicked() {
+                    self.guarded(Pending::Open);
+                }
+                if ui.button("Save").clicked() {
+                    self.save();
+                }
+                if ui.button("Save As…").clicked() {
+                    self.save_as();
+                }
+                ui.menu_button("Open Recent", |ui| {
+                    for p in self.recent.clone() {
+                        if ui.button(p.display().to_string()).clicked() {
+                            self.guarded(Pending::OpenPath(p));
+                        }
+                    }
+                });
+                ui.separator();
+                if ui.button("Quit").clicked() {
+                    self.guarded(Pending::Quit);
+                }
+            });
+            ui.menu_button("Edit", |ui| {
+                if ui.add_enabled(self.history.can_undo(), egui::Button::new("Undo")).clicked() {
+                    self.undo();
+                }
+                if ui.add_enabled(self.history.can_redo(), egui::Button::new("Redo")).clicked() {
+                    self.redo();
+                }
+                if ui.button("Delete selected").clicked() {
+                    let sel = self.canvas_selection(ui);
+                    self.delete_nodes(&sel);
+                }
+            });
+            ui.menu_button("Run", |ui| {
+                if ui.button("Run pipeline").clicked() {
+                    self.request_run(false);
+                }
+                if ui.button("Run all pipelines").clicked() {
+                    self.request_run(true);
+                }
+                ui.separator();
+                if ui.button("Start all streams").clicked() {
+                    self.start_all_streams();
+                }
+                if ui.button("Stop all streams").clicked() {
+                    self.stop_pipeline(None);
+                }
+            });
+            ui.menu_button("View", |ui| {
+                if ui.button("Fit to view").clicked()
+                    && let Some(c) = self.canvases.get_mut(self.tab)
+                {
+                    c.generation += 1;
+                }
+                if ui
+                    .button("Auto-layout")
+                    .on_hover_text("arrange left to right by the edges")
+                    .clicked()
+                    && self.doc.project.pipelines.get(self.tab).is_some()
+                {
+                    self.history.record(&self.doc.project);
+                    self.doc.project.pipelines[self.tab].auto_layout();
+                    if let Some(c) = self.canvases.get_mut(self.tab) {
+                        c.generation += 1;
+                    }
+                }
+            });
+            ui.separator();
+            let current = self.pipeline().map(|p| (p.name.clone(), p.mode));
+            match current {
+                Some((name, PipelineMode::Stream)) => {
+                    let status = self.monitor.status(&name);
+                    if status.is_active() {
+                        if ui
+                            .button("■ Stop")
+                            .on_hover_text("Stop after the batch in flight")
+                            .clicked()
+                        {
+                            self.stop_pipeline(Some(&name));
+                        }
+                    } else if ui
+                        .button("▶ Start")
+                        .on_hover_text("Run this stream until stopped")
+                        .clicked()
+                    {
+                        self.start_pipeline(&name);
+                        self.bottom = BottomTab::Monitor;
+                    }
+                    if ui
+                        .button("▶ Run")
+                        .on_hover_text("Process what is available now, then stop (availableNow)")
+                        .clicked()
+                    {
+                        self.request_run(false);
+                    }
+                }
+                _ => {
+                    if ui.button("▶ Run").on_hover_text("Run the pipeline in this tab").clicked()
+                    {
+                        self.request_run(false);
+                    }
+                }
+            }
+            if self.monitor.any_active() {
+                if ui.button("■ Stop all").clicked() {
+                    self.stop_pipeline(None);
+                }
+            } else if ui.button("▶ Start all streams").clicked() {
+                self.start_all_streams();
+            }
+            if ui.button("Fit").clicked()
+                && let Some(c) = self.canvases.get_mut(self.tab)
+            {
+                c.generation += 1;
+            }
+            ui.label(RichText::new(&self.status).weak());
+        });
+    }
+
+    pub(super) fn tabs_ui(&mut self, ui: &mut Ui) {
+        ui.horizontal(|ui| {
+            let names: Vec<String> =
+                self.doc.project.pipelines.iter().map(|p| p.name.clone()).collect();
+            for (i, name) in names.iter().enumerate() {
+                let errors = self
+                    .diagnostics
+                    .iter()
+                    .filter(|d| &d.pipeline == name && d.severity == Severity::Error)
+                    .count();
+                let label = if errors > 0 { format!("{name} ({errors})") } else { name.clone() };
+                let status = self.monitor.status(name);
+                let label = if status == RunStatus::Idle {
+                    RichText::new(label)
+                } else {
+                    RichText::new(format!("⏺ {label}")).color(status.color())
+                };
+                if ui.selectable_label(self.tab == i, label).clicked() && self.tab != i {
+                    self.tab = i;
+                    self.trigger_text.clear();
+                    self.selected = None;
+                    self.schedule_plan(Duration::ZERO);
+                }
+            }
+            if ui.button("+ pipeline").clicked() {
+                self.before_edit();
+                let n = self.doc.project.pipelines.len() + 1;
+                self.doc.project.pipelines.push(Pipeline::new(format!("pipeline_{n}")));
+                self.canvases.push(Canvas::default());
+                self.tab = n - 1;
+                self.trigger_text.clear();
+            }
+        });
+    }
+}

@@ -1,0 +1,666 @@
+//! The Medallion desktop app: canvas in the middle, palette on the left, inspector on the
+//! right, preview / problems / run log at the bottom. All engine work goes through
+//! `EngineHandle`; file dialogs run on the engine's runtime, never on the UI thread.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use arrow::datatypes::SchemaRef;
+use eframe::egui::{self, RichText, Ui};
+use serde::{Deserialize, Serialize};
+
+use crate::engine::eventlog::{EventTail, LoggedEvent};
+use crate::engine::handle::{CheckpointInfo, Command, EngineHandle, Event};
+use crate::engine::{Preview, RunEvent};
+use crate::model::node::NodeKind;
+use crate::model::{
+    Diagnostic, Edge, Node, NodeId, Pipeline, PipelineMode, Pos, Project, Severity,
+};
+
+use super::canvas::{self, Canvas, CanvasAction, Overlay};
+use super::inspector::{self, InspectorAction};
+use super::monitor::{self, EventFilter, Monitor, RunStatus};
+use super::preview::preview_table_ui;
+use super::state::{Document, History, push_recent};
+use super::table_health::{self, UpkeepAction};
+use super::tables::{self, TablesAction, TablesState};
+use super::theme;
+
+mod bottom;
+mod events;
+mod menus;
+mod panels;
+mod requests;
+
+/// How Open / Save As find their file: the native dialog, or a fixed path (tests, scripts).
+#[derive(Clone, Debug)]
+pub enum Picker {
+    Native,
+    Fixed(PathBuf),
+}
+
+#[derive(Debug)]
+enum FileOp {
+    Open(PathBuf),
+    SaveAs(PathBuf),
+}
+
+/// What to do once unsaved changes are dealt with.
+#[derive(Clone, Debug, PartialEq)]
+enum Pending {
+    New,
+    Open,
+    OpenPath(PathBuf),
+    Quit,
+}
+
+#[derive(Default)]
+struct PreviewState {
+    request: Option<u64>,
+    node: Option<NodeId>,
+    output: Option<Result<Preview, String>>,
+    input: Option<Result<Preview, String>>,
+}
+
+#[derive(Default)]
+struct RunState {
+    request: Option<u64>,
+    log: Vec<String>,
+    rows: HashMap<NodeId, u64>,
+    errors: HashMap<NodeId, String>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum BottomTab {
+    #[default]
+    Preview,
+    Problems,
+    Run,
+    Monitor,
+    Lakehouse,
+    Events,
+    Checkpoint,
+    Sql,
+    Tests,
+    Quality,
+}
+
+/// The monitor's panels: what they show and the requests in flight.
+#[derive(Default)]
+struct MonitorPanels {
+    /// Continuous runs started from the app: request → pipeline.
+    streams: HashMap<u64, String>,
+    tables_request: Option<u64>,
+    history_request: Option<u64>,
+    events: Vec<LoggedEvent>,
+    /// The event logs read so far (back from the engine between refreshes).
+    event_tail: Option<Box<EventTail>>,
+    events_request: Option<u64>,
+    event_filter: EventFilter,
+    checkpoint: Option<(String, Result<Box<CheckpointInfo>, String>)>,
+    checkpoint_request: Option<u64>,
+    /// Pipeline whose checkpoint reset waits for confirmation, with what it would redo.
+    confirm_reset: Option<(String, Vec<String>)>,
+    last_refresh: Option<Instant>,
+    /// When the table list was last asked for outside the Lakehouse tab.
+    tables_listed: Option<Instant>,
+}
+
+/// Nodes on the clipboard, as TOML (so they paste into another window too).
+#[derive(Serialize, Deserialize)]
+struct Clip {
+    #[serde(default)]
+    nodes: Vec<Node>,
+    #[serde(default)]
+    edges: Vec<Edge>,
+}
+
+pub struct MedallionApp {
+    pub doc: Document,
+    pub history: History,
+    engine: EngineHandle,
+    pub tab: usize,
+    canvases: Vec<Canvas>,
+    pub selected: Option<NodeId>,
+    pub schemas: HashMap<(String, NodeId), SchemaRef>,
+    pub diagnostics: Vec<Diagnostic>,
+    plan_due: Option<Instant>,
+    plan_request: Option<u64>,
+    preview: PreviewState,
+    run: RunState,
+    bottom: BottomTab,
+    palette_filter: String,
+    /// The pipeline panel's trigger interval as typed (kept while it does not parse).
+    trigger_text: String,
+    graph_menu_filter: String,
+    pub recent: Vec<PathBuf>,
+    pub picker: Picker,
+    file_ops: Arc<Mutex<Vec<FileOp>>>,
+    confirm: Option<Pending>,
+    allow_close: bool,
+    pub status: String,
+    last_edit_was_move: bool,
+    ctx: egui::Context,
+    pub monitor: Monitor,
+    pub tables: TablesState,
+    panels: MonitorPanels,
+    pub sql: super::sql::SqlConsole,
+    pub tests: super::tests_tab::TestsTab,
+    pub quality: super::quality::QualityState,
+}
+
+const RECENT_KEY: &str = "medallion.recent";
+
+impl MedallionApp {
+    pub fn new(cc: &eframe::CreationContext<'_>, path: Option<PathBuf>) -> anyhow::Result<Self> {
+        cc.egui_ctx.all_styles_mut(|s| s.interaction.selectable_labels = false);
+        let ctx = cc.egui_ctx.clone();
+        let wake_ctx = ctx.clone();
+        let engine = EngineHandle::start(move || wake_ctx.request_repaint())?;
+        let recent = cc
+            .storage
+            .and_then(|s| eframe::get_value::<Vec<PathBuf>>(s, RECENT_KEY))
+            .unwrap_or_default();
+        let mut app = Self {
+            doc: Document::new(Project::new("untitled"), None),
+            history: History::default(),
+            engine,
+            tab: 0,
+            canvases: Vec::new(),
+            selected: None,
+            schemas: HashMap::new(),
+            diagnostics: Vec::new(),
+            plan_due: None,
+            plan_request: None,
+            preview: PreviewState::default(),
+            run: RunState::default(),
+            bottom: BottomTab::default(),
+            palette_filter: String::new(),
+            trigger_text: String::new(),
+            graph_menu_filter: String::new(),
+            recent,
+            picker: Picker::Native,
+            file_ops: Arc::new(Mutex::new(Vec::new())),
+            confirm: None,
+            allow_close: false,
+            status: String::new(),
+            last_edit_was_move: false,
+            ctx,
+            monitor: Monitor::default(),
+            tables: TablesState::default(),
+            panels: MonitorPanels::default(),
+            quality: super::quality::QualityState::default(),
+            sql: super::sql::SqlConsole::with_history(
+                cc.storage.and_then(|s| eframe::get_value(s, super::sql::HISTORY_KEY)),
+            ),
+            tests: Default::default(),
+        };
+        match path {
+            Some(p) => app.open_path(p),
+            None => app.new_project(),
+        }
+        Ok(app)
+    }
+
+    // ---- documents -------------------------------------------------------------------------
+
+    fn reset_views(&mut self) {
+        self.canvases = self.doc.project.pipelines.iter().map(|_| Canvas::default()).collect();
+        self.tab = self.tab.min(self.doc.project.pipelines.len().saturating_sub(1));
+        self.selected = None;
+        self.schemas.clear();
+        self.diagnostics.clear();
+        self.preview = PreviewState::default();
+        self.run = RunState::default();
+        self.tests = Default::default();
+        self.schedule_plan(Duration::ZERO);
+    }
+
+    pub fn new_project(&mut self) {
+        let mut project = Project::new("untitled");
+        project.pipelines.push(Pipeline::new("pipeline_1"));
+        self.doc = Document::new(project, None);
+        self.history.clear();
+        self.reset_views();
+        self.status = "new project".into();
+    }
+
+    /// Opens a project file (errors go to the status line; the current project stays).
+    pub fn open_path(&mut self, path: PathBuf) {
+        match Project::load(&path) {
+            Ok(mut project) => {
+                // a hand-written file without positions: every node would sit on the others
+                for p in &mut project.pipelines {
+                    if p.has_overlapping_nodes() {
+                        p.auto_layout();
+                    }
+                }
+                let lakehouse = self.doc.lakehouse_override.take();
+                self.doc = Document::new(project, Some(path.clone()));
+                self.doc.lakehouse_override = lakehouse;
+                self.history.clear();
+                self.tab = 0;
+                self.reset_views();
+                push_recent(&mut self.recent, path.clone());
+                self.status = format!("opened {}", path.display());
+            }
+            Err(e) => self.status = format!("cannot open: {e}"),
+        }
+    }
+
+    /// Saves to `path` (atomically); the project file is the same TOML the CLI runs.
+    pub fn save_to(&mut self, path: PathBuf) {
+        let path = if path.extension().is_none() { path.with_extension("toml") } else { path };
+        match self.doc.project.save(&path) {
+            Ok(()) => {
+                self.doc.mark_saved(path.clone());
+                push_recent(&mut self.recent, path.clone());
+                self.status = format!("saved {}", path.display());
+            }
+            Err(e) => self.status = format!("cannot save: {e}"),
+        }
+    }
+
+    pub fn save(&mut self) {
+        match self.doc.path.clone() {
+            Some(p) => self.save_to(p),
+            None => self.save_as(),
+        }
+    }
+
+    fn pick(&mut self, save: bool) {
+        match self.picker.clone() {
+            Picker::Fixed(path) => {
+                if save {
+                    self.save_to(path);
+                } else {
+                    self.open_path(path);
+                }
+            }
+            Picker::Native => {
+                let ops = self.file_ops.clone();
+                let ctx = self.ctx.clone();
+                let name = self
+                    .doc
+                    .path
+                    .as_ref()
+                    .and_then(|p| p.file_name())
+                    .map(|n| n.to_string_lossy().into_owned());
+                self.engine.spawn(async move {
+                    let dialog =
+                        rfd::AsyncFileDialog::new().add_filter("Medallion project", &["toml"]);
+                    let picked = if save {
+                        dialog
+                            .set_file_name(name.unwrap_or_else(|| "project.toml".into()))
+                            .save_file()
+                            .await
+                    } else {
+                        dialog.pick_file().await
+                    };
+                    if let Some(h) = picked
+                        && let Ok(mut ops) = ops.lock()
+                    {
+                        let path = h.path().to_path_buf();
+                        ops.push(if save { FileOp::SaveAs(path) } else { FileOp::Open(path) });
+                    }
+                    ctx.request_repaint();
+                });
+            }
+        }
+    }
+
+    pub fn save_as(&mut self) {
+        self.pick(true);
+    }
+
+    /// Runs `action` now, or asks first when there are unsaved changes.
+    fn guarded(&mut self, action: Pending) {
+        if self.doc.dirty() {
+            self.confirm = Some(action);
+        } else {
+            self.perform(action);
+        }
+    }
+
+    fn perform(&mut self, action: Pending) {
+        match action {
+            Pending::New => self.new_project(),
+            Pending::Open => self.pick(false),
+            Pending::OpenPath(p) => self.open_path(p),
+            Pending::Quit => {
+                self.allow_close = true;
+                self.ctx.send_viewport_cmd(egui::ViewportCommand::Close);
+            }
+        }
+    }
+
+    // ---- editing ---------------------------------------------------------------------------
+
+    pub fn pipeline(&self) -> Option<&Pipeline> {
+        self.doc.project.pipelines.get(self.tab)
+    }
+
+    fn pipeline_mut(&mut self) -> Option<&mut Pipeline> {
+        self.doc.project.pipelines.get_mut(self.tab)
+    }
+
+    /// Remembers the project for undo before an edit.
+    fn before_edit(&mut self) {
+        self.history.record(&self.doc.project);
+        self.last_edit_was_move = false;
+        self.schedule_plan(Duration::from_millis(250));
+    }
+
+    /// Adds a node of `kind` to the current pipeline; returns its id.
+    pub fn add_node(&mut self, kind: NodeKind, pos: Option<Pos>) -> Option<NodeId> {
+        self.pipeline()?;
+        self.before_edit();
+        let pipeline = self.pipeline_mut()?;
+        let n = pipeline.nodes.len() as f32;
+        let pos = pos.unwrap_or(Pos { x: 80.0 + 40.0 * (n % 8.0), y: 80.0 + 60.0 * (n % 6.0) });
+        let id = canvas::add_node(pipeline, kind, pos);
+        self.selected = Some(id.clone());
+        Some(id)
+    }
+
+    /// Connects two nodes of the current pipeline by the model's rules.
+    pub fn connect(&mut self, from: &NodeId, to: &NodeId, port: &str) -> Result<(), String> {
+        let p = self.pipeline().ok_or("no pipeline")?;
+        p.can_connect(from, to, port).map_err(|e| e.to_string())?;
+        self.before_edit();
+        let p = self.pipeline_mut().ok_or("no pipeline")?;
+        p.connect(from, to, port).map_err(|e| e.to_string())
+    }
+
+    pub fn delete_nodes(&mut self, ids: &[NodeId]) {
+        if ids.is_empty() {
+            return;
+        }
+        self.before_edit();
+        if let Some(p) = self.pipeline_mut() {
+            for id in ids {
+                p.remove_node(id);
+            }
+        }
+        if self.selected.as_ref().is_some_and(|s| ids.contains(s)) {
+            self.selected = None;
+        }
+    }
+
+    pub fn undo(&mut self) {
+        if self.history.undo(&mut self.doc.project) {
+            self.after_history();
+            self.status = "undo".into();
+        }
+    }
+
+    pub fn redo(&mut self) {
+        if self.history.redo(&mut self.doc.project) {
+            self.after_history();
+            self.status = "redo".into();
+        }
+    }
+
+    fn after_history(&mut self) {
+        let n = self.doc.project.pipelines.len();
+        self.canvases.resize_with(n, Canvas::default);
+        self.tab = self.tab.min(n.saturating_sub(1));
+        if let Some(sel) = &self.selected
+            && self.pipeline().is_none_or(|p| p.node(sel).is_none())
+        {
+            self.selected = None;
+        }
+        self.schedule_plan(Duration::ZERO);
+    }
+
+    fn copy_nodes(&mut self, ids: &[NodeId]) {
+        let Some(p) = self.pipeline() else { return };
+        let nodes: Vec<Node> = p.nodes.iter().filter(|n| ids.contains(&n.id)).cloned().collect();
+        let edges = p
+            .edges
+            .iter()
+            .filter(|e| ids.contains(&e.from) && ids.contains(&e.to))
+            .cloned()
+            .collect();
+        if let Ok(text) = toml::to_string(&Clip { nodes, edges }) {
+            self.ctx.copy_text(text);
+            self.status = format!("copied {} node(s)", ids.len());
+        }
+    }
+
+    /// Pastes nodes copied as TOML: fresh ids, shifted positions, inner edges kept.
+    pub fn paste(&mut self, text: &str) {
+        let Ok(clip) = toml::from_str::<Clip>(text) else { return };
+        if clip.nodes.is_empty() || self.pipeline().is_none() {
+            return;
+        }
+        self.before_edit();
+        let Some(p) = self.pipeline_mut() else { return };
+        let mut renamed = HashMap::new();
+        for mut n in clip.nodes {
+            let id = p.fresh_id(&n.kind);
+            renamed.insert(n.id.clone(), id.clone());
+            n.id = id;
+            n.pos = Pos { x: n.pos.x + 40.0, y: n.pos.y + 40.0 };
+            let _ = p.add_node(n);
+        }
+        for e in clip.edges {
+            if let (Some(f), Some(t)) = (renamed.get(&e.from), renamed.get(&e.to)) {
+                let _ = p.connect(f, t, &e.port);
+            }
+        }
+        self.status = format!("pasted {} node(s)", renamed.len());
+    }
+
+    // ---- engine ----------------------------------------------------------------------------
+
+    fn schedule_plan(&mut self, after: Duration) {
+        self.plan_due = Some(Instant::now() + after);
+        self.ctx.request_repaint_after(after);
+    }
+
+    fn send_plan(&mut self) {
+        let Some(p) = self.pipeline() else { return };
+        let name = p.name.clone();
+        let request = self.engine.request_id();
+        let cmd = Command::Plan {
+            request,
+            project: Arc::new(self.doc.project.clone()),
+            pipeline: name,
+            root: self.doc.lakehouse_root(),
+        };
+        if self.engine.send(cmd) {
+            self.plan_request = Some(request);
+        }
+    }
+
+    /// Previews `node` of the current pipeline (never writes).
+    pub fn request_preview(&mut self, node: NodeId) {
+        let Some(pipeline) = self.pipeline().map(|p| p.name.clone()) else { return };
+        if let Some(old) = self.preview.request.take() {
+            self.engine.send(Command::Cancel { request: old });
+        }
+        let request = self.engine.request_id();
+        let cmd = Command::Preview {
+            request,
+            project: Arc::new(self.doc.project.clone()),
+            pipeline,
+            node: node.clone(),
+            root: self.doc.lakehouse_root(),
+            limit: 100,
+        };
+        if self.engine.send(cmd) {
+            self.preview = PreviewState {
+                request: Some(request),
+                node: Some(node),
+                output: None,
+                input: None,
+            };
+            self.bottom = BottomTab::Preview;
+        }
+    }
+
+    /// Shows `output` as the preview of `node` (benchmarks and tests).
+    pub fn show_preview(&mut self, node: NodeId, output: Preview) {
+        self.preview =
+            PreviewState { request: None, node: Some(node), output: Some(Ok(output)), input: None };
+        self.bottom = BottomTab::Preview;
+    }
+
+    pub fn cancel_preview(&mut self) {
+        if let Some(r) = self.preview.request.take() {
+            self.engine.send(Command::Cancel { request: r });
+            self.status = "preview cancelled".into();
+        }
+    }
+
+    /// Runs the current pipeline (or all) on the engine.
+    pub fn request_run(&mut self, all: bool) {
+        let pipeline = if all { None } else { self.pipeline().map(|p| p.name.clone()) };
+        let request = self.engine.request_id();
+        let cmd = Command::Run {
+            request,
+            project: Arc::new(self.doc.project.clone()),
+            pipeline,
+            root: self.doc.lakehouse_root(),
+            continuous: false,
+        };
+        if self.engine.send(cmd) {
+            self.run = RunState { request: Some(request), ..RunState::default() };
+            self.bottom = BottomTab::Run;
+            self.status = "running…".into();
+        }
+    }
+
+    /// Starts a stream pipeline until stopped (a batch pipeline runs once).
+    pub fn start_pipeline(&mut self, name: &str) {
+        if self.monitor.status(name).is_active() {
+            return;
+        }
+        let request = self.engine.request_id();
+        let cmd = Command::Run {
+            request,
+            project: Arc::new(self.doc.project.clone()),
+            pipeline: Some(name.to_owned()),
+            root: self.doc.lakehouse_root(),
+            continuous: true,
+        };
+        if self.engine.send(cmd) {
+            self.panels.streams.insert(request, name.to_owned());
+            self.run.errors.clear();
+            self.status = format!("started {name}");
+        }
+    }
+
+    /// Starts every stream pipeline of the project, side by side.
+    pub fn start_all_streams(&mut self) {
+        let names: Vec<String> = self
+            .doc
+            .project
+            .pipelines
+            .iter()
+            .filter(|p| p.mode == PipelineMode::Stream)
+            .map(|p| p.name.clone())
+            .collect();
+        for n in names {
+            self.start_pipeline(&n);
+        }
+        self.bottom = BottomTab::Monitor;
+    }
+
+    /// Stops a running stream after its batch in flight (all of them when `None`).
+    pub fn stop_pipeline(&mut self, name: Option<&str>) {
+        if !self.engine.send(Command::Stop { pipeline: name.map(str::to_owned) }) {
+            self.status = "the engine is busy: Stop was not sent, try again".into();
+            return;
+        }
+        self.status = match name {
+            Some(n) => format!("stopping {n}…"),
+            None => "stopping all streams…".into(),
+        };
+    }
+
+    fn confirm_ui(&mut self, ui: &Ui) {
+        let Some(pending) = self.confirm.clone() else { return };
+        let mut choice = None;
+        let modal = egui::Modal::new(egui::Id::new("unsaved")).show(ui.ctx(), |ui| {
+            ui.heading("Unsaved changes");
+            ui.label("The project has changes that are not saved.");
+            ui.horizontal(|ui| {
+                if ui.button("Save").clicked() {
+                    choice = Some(0);
+                }
+                if ui.button("Discard").clicked() {
+                    choice = Some(1);
+                }
+                if ui.button("Cancel").clicked() {
+                    choice = Some(2);
+                }
+            });
+        });
+        if modal.should_close() && choice.is_none() {
+            choice = Some(2);
+        }
+        match choice {
+            Some(0) => {
+                self.save();
+                self.confirm = None;
+                if !self.doc.dirty() {
+                    self.perform(pending);
+                }
+            }
+            Some(1) => {
+                self.confirm = None;
+                self.doc.saved = self.doc.project.clone();
+                self.perform(pending);
+            }
+            Some(_) => self.confirm = None,
+            None => {}
+        }
+    }
+
+    /// The whole window; shared by `App::ui` and the benchmarks.
+    pub fn frame_ui(&mut self, ui: &mut Ui) {
+        self.poll();
+        self.shortcuts(ui);
+        if ui.input(|i| i.viewport().close_requested()) && self.doc.dirty() && !self.allow_close {
+            ui.send_viewport_cmd(egui::ViewportCommand::CancelClose);
+            self.confirm = Some(Pending::Quit);
+        }
+        ui.send_viewport_cmd(egui::ViewportCommand::Title(self.doc.title()));
+        egui::Panel::top("menu").show(ui, |ui| {
+            self.menu_ui(ui);
+            self.tabs_ui(ui);
+        });
+        egui::Panel::left("palette")
+            .resizable(true)
+            .default_size(190.0)
+            .show(ui, |ui| self.palette_panel_ui(ui));
+        egui::Panel::right("inspector")
+            .resizable(true)
+            .default_size(360.0)
+            .min_size(240.0)
+            .show(ui, |ui| self.inspector_panel_ui(ui));
+        egui::Panel::bottom("bottom")
+            .resizable(true)
+            .default_size(340.0)
+            .min_size(220.0)
+            .show(ui, |ui| self.bottom_panel_ui(ui));
+        egui::CentralPanel::default().show(ui, |ui| self.canvas_panel_ui(ui));
+        self.confirm_ui(ui);
+        self.confirm_reset_ui(ui);
+    }
+}
+
+impl eframe::App for MedallionApp {
+    fn ui(&mut self, ui: &mut Ui, _frame: &mut eframe::Frame) {
+        self.frame_ui(ui);
+    }
+
+    fn save(&mut self, storage: &mut dyn eframe::Storage) {
+        eframe::set_value(storage, RECENT_KEY, &self.recent);
+        eframe::set_value(storage, super::sql::HISTORY_KEY, &self.sql.history);
+    }
+}

@@ -1,0 +1,177 @@
+//! The side panels and the canvas: the node palette, the inspector (or the pipeline's
+//! settings), and the graph with its overlays (schemas, rows, status, badges).
+
+use super::*;
+
+impl MedallionApp {
+    pub(super) fn palette_panel_ui(&mut self, ui: &mut Ui) {
+        ui.heading("Nodes");
+        egui::ScrollArea::vertical().show(ui, |ui| {
+            if let Some(kind) = canvas::palette_ui(ui, &mut self.palette_filter) {
+                self.add_node(kind, None);
+            }
+        });
+    }
+
+    pub(super) fn inspector_panel_ui(&mut self, ui: &mut Ui) {
+        let Some(sel) = self.selected.clone() else {
+            let before = self.doc.project.clone();
+            let mut trigger_text = std::mem::take(&mut self.trigger_text);
+            let changed = match self.pipeline_mut() {
+                Some(p) => {
+                    super::super::pipeline_settings::pipeline_settings_ui(ui, p, &mut trigger_text)
+                }
+                None => {
+                    ui.heading("Inspector");
+                    ui.label("Select a node (click it) to edit its settings.");
+                    false
+                }
+            };
+            self.trigger_text = trigger_text;
+            if changed {
+                self.history.record(&before);
+                self.last_edit_was_move = false;
+                self.schedule_plan(Duration::from_millis(300));
+            }
+            return;
+        };
+        let pipeline_name = self.pipeline().map(|p| p.name.clone()).unwrap_or_default();
+        let schema = self.schemas.get(&(pipeline_name.clone(), sel.clone())).cloned();
+        let diags: Vec<Diagnostic> = self
+            .diagnostics
+            .iter()
+            .filter(|d| d.pipeline == pipeline_name && d.node.as_ref() == Some(&sel))
+            .cloned()
+            .collect();
+        let before = self.doc.project.clone();
+        let Some(node) = self.pipeline_mut().and_then(|p| p.node_mut(&sel)) else {
+            self.selected = None;
+            return;
+        };
+        let file_source = match &node.kind {
+            crate::model::node::NodeKind::FileSource(f) => Some(f.clone()),
+            _ => None,
+        };
+        let (changed, actions) = egui::ScrollArea::vertical()
+            .show(ui, |ui| inspector::inspector_ui(ui, node, schema.as_ref(), &diags))
+            .inner;
+        if let (Some(f), Some(p)) = (file_source, self.doc.project.pipelines.get(self.tab)) {
+            let root = self.doc.lakehouse_root();
+            self.quality.tracked_schema_ui(ui, p, &root, &sel, &f);
+        }
+        if changed {
+            // the edit already happened: remember the state before it
+            self.history.record(&before);
+            self.last_edit_was_move = false;
+            self.schedule_plan(Duration::from_millis(300));
+        }
+        for a in actions {
+            match a {
+                InspectorAction::Preview => self.request_preview(sel.clone()),
+                InspectorAction::InferSchema => {
+                    let request = self.engine.request_id();
+                    self.engine.send(Command::InferSchema {
+                        request,
+                        project: Arc::new(self.doc.project.clone()),
+                        pipeline: pipeline_name.clone(),
+                        node: sel.clone(),
+                        root: self.doc.lakehouse_root(),
+                    });
+                }
+            }
+        }
+    }
+
+    pub(super) fn canvas_panel_ui(&mut self, ui: &mut Ui) {
+        if self.canvases.len() != self.doc.project.pipelines.len() {
+            self.canvases.resize_with(self.doc.project.pipelines.len(), Canvas::default);
+        }
+        let widget_id = self.widget_id();
+        let before = self.doc.project.clone();
+        let tab = self.tab;
+        let upkeep_badges =
+            self.doc.project.pipelines.get(tab).map(|p| self.upkeep_badges(p)).unwrap_or_default();
+        let test_badges = match self.doc.project.pipelines.get(tab) {
+            Some(p) => self.tests.badges(&self.doc.project, &p.name),
+            None => HashMap::new(),
+        };
+        let Some(pipeline) = self.doc.project.pipelines.get_mut(tab) else {
+            ui.label("No pipeline: add one with “+ pipeline”.");
+            return;
+        };
+        let name = pipeline.name.clone();
+        let schemas: HashMap<NodeId, SchemaRef> = self
+            .schemas
+            .iter()
+            .filter(|((p, _), _)| p == &name)
+            .map(|((_, n), s)| (n.clone(), s.clone()))
+            .collect();
+        let diags: Vec<Diagnostic> =
+            self.diagnostics.iter().filter(|d| d.pipeline == name).cloned().collect();
+        let edge_rates = self.monitor.edge_rates(&name);
+        let node_status = self.monitor.node_status(pipeline);
+        let slowest = self.monitor.slowest(&name);
+        let mut state_badges =
+            super::super::stateful::state_badges(self.monitor.pipelines.get(&name));
+        state_badges.extend(self.quality.badges(&name));
+        let overlay = Overlay {
+            schemas: Some(&schemas),
+            diagnostics: &diags,
+            rows: Some(&self.run.rows),
+            errors: Some(&self.run.errors),
+            selected: self.selected.as_ref(),
+            edge_rates: Some(&edge_rates),
+            status: Some(&node_status),
+            slowest: slowest.as_ref(),
+            state: Some(&state_badges),
+            upkeep: Some(&upkeep_badges),
+            tests: Some(&test_badges),
+        };
+        let actions = canvas::canvas_ui(
+            ui,
+            &mut self.canvases[tab],
+            pipeline,
+            overlay,
+            &mut self.graph_menu_filter,
+            widget_id,
+        );
+        if self.doc.project != before {
+            let structural = {
+                let (a, b) = (&before.pipelines[tab], &self.doc.project.pipelines[tab]);
+                a.edges != b.edges || a.nodes.len() != b.nodes.len()
+            };
+            // a drag is one undo step, not one per frame
+            if structural || !self.last_edit_was_move {
+                self.history.record(&before);
+            }
+            self.last_edit_was_move = !structural;
+            if structural {
+                self.schedule_plan(Duration::from_millis(100));
+            }
+        }
+        for a in actions {
+            match a {
+                CanvasAction::Select(id) => self.selected = Some(id),
+                CanvasAction::Preview(id) => {
+                    self.selected = Some(id.clone());
+                    self.request_preview(id);
+                }
+                CanvasAction::Delete(id) => self.delete_nodes(&[id]),
+                CanvasAction::Duplicate(id) => {
+                    self.copy_nodes(std::slice::from_ref(&id));
+                    if let Some(p) = self.pipeline() {
+                        let nodes: Vec<Node> =
+                            p.nodes.iter().filter(|n| n.id == id).cloned().collect();
+                        if let Ok(t) = toml::to_string(&Clip { nodes, edges: Vec::new() }) {
+                            self.paste(&t);
+                        }
+                    }
+                }
+                CanvasAction::Add(kind, pos) => {
+                    self.add_node(kind, Some(pos));
+                }
+                CanvasAction::Refused(msg) => self.status = msg,
+            }
+        }
+    }
+}
