@@ -193,16 +193,18 @@ async fn vacuum_lists_exactly_the_unreferenced_files_and_respects_retention() {
     t.write(vec![batch]).with_save_mode(deltalake::protocol::SaveMode::Overwrite).await.unwrap();
     let first = data_files(&table).into_iter().next().unwrap();
     std::fs::copy(table.join(&first), table.join("part-orphan-from-a-crash.parquet")).unwrap();
+    // and a writer killed mid-upload left object_store's staging file (hidden from its listing)
+    std::fs::write(table.join("part-killed-mid-upload.zstd.parquet#1"), b"PAR1 half").unwrap();
     let on_disk = data_files(&table);
-    assert_eq!(on_disk.len(), 7);
+    assert_eq!(on_disk.len(), 8);
     let live: BTreeSet<String> = {
         let t = engine::delta::open(&table).await.unwrap();
         t.snapshot().unwrap().log_data().iter().map(|f| f.path().to_string()).collect()
     };
     let unreferenced: BTreeSet<String> = on_disk.difference(&live).cloned().collect();
-    assert_eq!(unreferenced.len(), 6);
+    assert_eq!(unreferenced.len(), 7);
     let health = lakehouse::table_health(&table).await.unwrap();
-    assert_eq!(health.unreferenced_files, 6);
+    assert_eq!(health.unreferenced_files, 7);
 
     let path = table.to_str().unwrap();
     // the default retention (7 days) keeps everything this young
@@ -226,14 +228,14 @@ async fn vacuum_lists_exactly_the_unreferenced_files_and_respects_retention() {
     assert_eq!(listed, unreferenced);
     let sizes: u64 =
         unreferenced.iter().map(|f| std::fs::metadata(table.join(f)).unwrap().len()).sum();
-    assert!(out.contains(&format!("would delete 6 file(s), {sizes} bytes")), "{out}");
+    assert!(out.contains(&format!("would delete 7 file(s), {sizes} bytes")), "{out}");
     assert_eq!(data_files(&table), on_disk, "a dry run deletes nothing");
     let version = lakehouse::table_health(&table).await.unwrap().version;
 
     // the real thing
     let (code, out, err) = medallion_cli(&["vacuum", path, "--retain-hours", "0", "--force"]);
     assert_eq!(code, 0, "{err}");
-    assert!(out.contains("deleted 6 file(s)"), "{out}");
+    assert!(out.contains("deleted 7 file(s)"), "{out}");
     assert_eq!(data_files(&table), live);
     assert_eq!(py_rows(&table, None), (3, 303));
     let history = lakehouse::history(&table, Some(2)).await.unwrap();

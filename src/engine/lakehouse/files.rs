@@ -56,6 +56,35 @@ fn walk(dir: &Path, prefix: &str, out: &mut Vec<(String, u64)>) {
     }
 }
 
+/// Whether `name` is an object_store upload staging file (`part-….parquet#3`): a writer
+/// killed mid-upload leaves one behind, and object_store's listing hides them, so delta-rs's
+/// VACUUM never sees them.
+pub(crate) fn is_staging_file(name: &str) -> bool {
+    match name.rsplit_once('#') {
+        Some((stem, n)) => !stem.is_empty() && !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()),
+        None => false,
+    }
+}
+
+/// The upload staging files under the table folder that were last written more than
+/// `older_than` ago, relative to the table with their sizes.
+pub(crate) fn stale_staging_files(
+    table: &Path,
+    older_than: std::time::Duration,
+) -> Vec<(String, u64)> {
+    let now = std::time::SystemTime::now();
+    data_files_on_disk(table)
+        .into_iter()
+        .filter(|(rel, _)| is_staging_file(rel.rsplit('/').next().unwrap_or(rel)))
+        .filter(|(rel, _)| {
+            std::fs::metadata(table.join(rel))
+                .and_then(|m| m.modified())
+                .map(|t| now.duration_since(t).unwrap_or_default() >= older_than)
+                .unwrap_or(false)
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -69,5 +98,15 @@ mod tests {
         assert_eq!(decode_path("regi%C3%A3o=s%C3%A3o/x"), "região=são/x");
         assert_eq!(decode_path("100%"), "100%");
         assert_eq!(decode_path("a%zzb"), "a%zzb");
+    }
+
+    #[test]
+    fn staging_files_are_told_from_data_files() {
+        assert!(is_staging_file("part-00000-8bd7-c000.zstd.parquet#1"));
+        assert!(is_staging_file("x.parquet#12"));
+        assert!(!is_staging_file("part-00000-8bd7-c000.zstd.parquet"));
+        assert!(!is_staging_file("a#b.parquet"));
+        assert!(!is_staging_file("#1"));
+        assert!(!is_staging_file("x.parquet#"));
     }
 }

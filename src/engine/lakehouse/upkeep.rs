@@ -13,7 +13,7 @@ use deltalake::{FilterOp, FilterValue};
 
 use super::super::delta::{self, CommitMeta};
 use super::super::{EngineError, Result};
-use super::files::{decode_path, file_size};
+use super::files::{decode_path, file_size, stale_staging_files};
 
 /// How to OPTIMIZE a table.
 #[derive(Clone, Debug, Default)]
@@ -348,12 +348,26 @@ pub async fn vacuum(path: &Path, opts: &VacuumOptions, meta: &CommitMeta) -> Res
             (f.clone(), size)
         })
         .collect();
+    // upload staging files of killed writers: object_store's listing hides them from delta-rs
+    let age = std::time::Duration::from_secs_f64(retain_hours * 3600.0);
+    let staging = stale_staging_files(path, age);
     let (table, metrics) = if opts.dry_run { (table, planned) } else { run(table, false).await? };
     let mut files: Vec<(String, u64)> = metrics
         .files_deleted
         .iter()
         .map(|f| (decode_path(f), sizes.get(f).copied().unwrap_or(0)))
         .collect();
+    for (rel, size) in staging {
+        if opts.dry_run {
+            files.push((rel, size));
+            continue;
+        }
+        match std::fs::remove_file(path.join(&rel)) {
+            Ok(()) => files.push((rel, size)),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(source) => return Err(EngineError::Io { path: path.join(&rel), source }),
+        }
+    }
     files.sort();
     let version = table.version().map_or(-1, |v| v as i64);
     Ok(VacuumReport {
