@@ -6,7 +6,7 @@ use std::time::Instant;
 use crate::model::node::{NodeKind, ParseMode};
 use crate::model::{NodeId, Pipeline, Project};
 
-use super::delta::CommitMeta;
+use super::delta::{self, CommitMeta};
 use super::error::NodeContext;
 use super::events::RunEvent;
 use super::plan::Planner;
@@ -56,7 +56,8 @@ pub async fn run_pipeline(
             pipeline: pipeline.name.clone(),
             node: sink.id.to_string(),
         };
-        let outcome = sinks::delta::write(&path, cfg, df, meta.properties())
+        let table = delta::try_open(&path).await.at_node(&pipeline.name, &sink.id)?;
+        let (outcome, _) = sinks::delta::write(table, &path, cfg, df, meta.properties())
             .await
             .at_node(&pipeline.name, &sink.id)?;
         summary.rows_written += outcome.rows_added + outcome.rows_updated;

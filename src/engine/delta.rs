@@ -103,18 +103,19 @@ pub struct CommitOutcome {
     pub files_added: u64,
 }
 
-/// Streams `df` into the table with the given save mode (and schema mode: the caller has
-/// checked the schema, see `sinks::schema_check`); returns the new version and rows.
+/// Streams `df` into `table` (an open table, or [`open_for_write`]'s handle for a new one) with
+/// the given save mode (and schema mode: the caller has checked the schema, see
+/// `sinks::schema_check`); returns the new version and rows, and the table at that version.
+#[allow(clippy::too_many_arguments)]
 pub async fn write_dataframe(
-    path: &Path,
+    table: DeltaTable,
     df: DataFrame,
     mode: SaveMode,
     partition_by: &[String],
     properties: &BTreeMap<String, String>,
     schema_mode: Option<deltalake::operations::write::SchemaMode>,
     props: CommitProperties,
-) -> Result<CommitOutcome> {
-    let table = open_for_write(path).await?;
+) -> Result<(CommitOutcome, DeltaTable)> {
     let creates = table.version().is_none();
     let (state, plan) = df.into_parts();
     let mut builder = table
@@ -134,7 +135,7 @@ pub async fn write_dataframe(
         builder = builder.with_schema_mode(schema_mode);
     }
     let table = builder.await?;
-    last_commit_outcome(&table).await
+    Ok((last_commit_outcome(&table).await?, table))
 }
 
 /// Reads the newest commit's version and row metrics.

@@ -19,6 +19,7 @@ pub mod events;
 pub mod handle;
 pub mod lakehouse;
 pub mod meter;
+pub mod open_tables;
 pub mod plan;
 pub mod schema;
 pub mod serve;

@@ -18,6 +18,7 @@ use crate::model::{NodeId, Pipeline, Project, env};
 
 use super::error::NodeContext;
 use super::meter::{EdgeKey, EdgeMeter};
+use super::open_tables::OpenTables;
 use super::sources::json_lines::BadRecord;
 use super::{EngineError, Result, delta, schema, sources, transforms};
 
@@ -71,6 +72,9 @@ pub struct Planner<'a> {
     /// Only the output schemas are wanted (validation): nodes that would compute their
     /// result eagerly (time windows) plan over no rows.
     schema_only: bool,
+    /// A stream's tables kept open across its micro-batches (static Delta sources read their
+    /// newest version through it).
+    open_tables: Option<OpenTables>,
 }
 
 impl<'a> Planner<'a> {
@@ -89,7 +93,14 @@ impl<'a> Planner<'a> {
             live_samples: false,
             meter: None,
             schema_only: false,
+            open_tables: None,
         }
+    }
+
+    /// Reads static Delta sources through a stream's open tables.
+    pub fn with_open_tables(mut self, tables: OpenTables) -> Self {
+        self.open_tables = Some(tables);
+        self
     }
 
     /// Plans for the output schemas only (validation), without computing eager nodes.
@@ -281,7 +292,16 @@ impl<'a> Planner<'a> {
                         pipeline: writer.clone(),
                     });
                 }
-                sources::delta::read(&self.ctx, &path, src).await
+                match &self.open_tables {
+                    Some(open) if src.version.is_none() && src.timestamp.is_none() => {
+                        let table = open
+                            .latest(&path)
+                            .await?
+                            .ok_or_else(|| EngineError::TableNotFound { path: path.clone() })?;
+                        Ok(self.ctx.read_table(table.table_provider().await?)?)
+                    }
+                    _ => sources::delta::read(&self.ctx, &path, src).await,
+                }
             }
             NodeKind::Select(Select { columns }) => {
                 self.sql_over(in_()?, |v| format!("SELECT {} FROM {v}", columns.join(", "))).await

@@ -356,3 +356,65 @@ to = "out"
     assert_eq!(scalar_i64(&table, "SELECT count(DISTINCT id) FROM t").await, USERS as i64);
     assert_eq!(scalar_i64(&table, "SELECT count(*) FROM t WHERE first_name IS NULL").await, 0);
 }
+
+/// availableNow processes everything up to the end offsets taken at start, however slowly the
+/// broker answers (it once stopped at 200k of 1M messages when a fetch was slow to start), in
+/// maxOffsetsPerTrigger batches; messages produced after the start wait for the next run.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn available_now_reads_to_the_end_offsets_at_start_however_slow_the_broker() {
+    let broker = Broker::start();
+    let lake = tempfile::tempdir().unwrap();
+    let root = lake.path();
+    let opts = engine::demo_data::MusicEventsOptions {
+        brokers: broker.addr.clone(),
+        topic: "music_data_json".into(),
+        events: 60_000,
+        partitions: 3,
+        seed: 3,
+    };
+    engine::demo_data::produce_music_events(&opts).await.unwrap();
+    let project = Project::from_toml(
+        &music_project(&broker, |t| {
+            t.replace("maxOffsetsPerTrigger = 200000", "maxOffsetsPerTrigger = 2000")
+        }),
+        Path::new("m.toml"),
+    )
+    .unwrap();
+    let events = std::sync::Mutex::new(Vec::new());
+    let record = |e| events.lock().unwrap().push(e);
+    let run_opts = engine::RunOptions { available_now: true, ..Default::default() };
+    let run = engine::run_project(&project, root, &run_opts, &record);
+    let bronze = root.join("bronze/music");
+    let driver = async {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while !bronze.join("_delta_log").exists() {
+            assert!(Instant::now() < deadline, "no first batch");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        // the broker stops answering mid-run, far longer than any idle wait
+        broker.signal("-STOP");
+        tokio::time::sleep(Duration::from_secs(3)).await;
+        broker.signal("-CONT");
+        // after the start: not this run's
+        produce(&broker, "music_data_json", &music_events(500, 9)).await;
+    };
+    let (result, ()) = tokio::join!(run, driver);
+    result.unwrap();
+    assert_exactly_once(&offsets_in(&bronze).await, 60_000, "bronze after the first run");
+    let batches: Vec<u64> = events
+        .lock()
+        .unwrap()
+        .iter()
+        .filter_map(|e| match e {
+            RunEvent::BatchCompleted(p) => Some(p.num_input_rows),
+            _ => None,
+        })
+        .collect();
+    // Spark shares the limit out by backlog, rounding each partition's share down
+    assert!(batches.iter().all(|n| *n <= 2000), "at most 2,000 offsets a batch: {batches:?}");
+    assert!(batches[..batches.len() - 1].iter().all(|n| *n >= 1998), "{batches:?}");
+    assert_eq!(batches.iter().sum::<u64>(), 60_000);
+    // the next run takes what came after the first one started
+    engine::run_project(&project, root, &run_opts, &|_| {}).await.unwrap();
+    assert_exactly_once(&offsets_in(&bronze).await, 60_500, "bronze after the second run");
+}

@@ -7,6 +7,7 @@ use datafusion::common::Column;
 use datafusion::functions::core::expr_fn::get_field;
 use datafusion::prelude::{DataFrame, Expr, col};
 use deltalake::kernel::transaction::CommitProperties;
+use deltalake::DeltaTable;
 use deltalake::protocol::SaveMode;
 
 use crate::model::node::{DeltaSink, OutputMode, SchemaMode, WriteMode};
@@ -34,43 +35,38 @@ pub fn for_output_mode(sink: &DeltaSink, mode: OutputMode, keys: Option<Vec<Stri
     }
 }
 
-/// Writes `df` (already conformed to Delta types) to the sink's table, enforcing the
-/// table's schema first (see `schema_check`).
+/// Writes `df` (already conformed to Delta types) to the sink's table at `path`, enforcing
+/// the table's schema first (see `schema_check`). `table` is the table as open now (`None`
+/// while there is none: the write creates it). Returns what the commit did and the table at
+/// the new version, for the next write to start from.
 pub async fn write(
+    table: Option<DeltaTable>,
     path: &Path,
     sink: &DeltaSink,
     df: DataFrame,
     props: CommitProperties,
-) -> Result<CommitOutcome> {
-    let enforced = super::schema_check::enforce(path, sink, df).await?;
+) -> Result<(CommitOutcome, DeltaTable)> {
+    let enforced = super::schema_check::enforce(table.as_ref(), sink, df)?;
     let (df, schema_mode) = (enforced.df, enforced.schema_mode.map(delta_schema_mode));
-    match sink.mode {
-        WriteMode::Append => {
-            delta::write_dataframe(
-                path,
-                df,
-                SaveMode::Append,
-                &sink.partition_by,
-                &sink.properties,
-                schema_mode,
-                props,
-            )
-            .await
-        }
-        WriteMode::Overwrite => {
-            delta::write_dataframe(
-                path,
-                df,
-                SaveMode::Overwrite,
-                &sink.partition_by,
-                &sink.properties,
-                schema_mode,
-                props,
-            )
-            .await
-        }
-        WriteMode::Merge => merge(path, sink, df, schema_mode.is_some(), props).await,
-    }
+    let save_mode = match sink.mode {
+        WriteMode::Append => SaveMode::Append,
+        WriteMode::Overwrite => SaveMode::Overwrite,
+        WriteMode::Merge => return merge(table, path, sink, df, schema_mode.is_some(), props).await,
+    };
+    let table = match table {
+        Some(t) => t,
+        None => delta::open_for_write(path).await?,
+    };
+    delta::write_dataframe(
+        table,
+        df,
+        save_mode,
+        &sink.partition_by,
+        &sink.properties,
+        schema_mode,
+        props,
+    )
+    .await
 }
 
 fn delta_schema_mode(mode: SchemaMode) -> deltalake::operations::write::SchemaMode {
@@ -83,12 +79,13 @@ fn delta_schema_mode(mode: SchemaMode) -> deltalake::operations::write::SchemaMo
 /// MERGE INTO target USING source ON keys WHEN MATCHED UPDATE SET * WHEN NOT MATCHED INSERT *.
 /// The first write creates the table.
 async fn merge(
+    table: Option<DeltaTable>,
     path: &Path,
     sink: &DeltaSink,
     source: DataFrame,
     merge_schema: bool,
     props: CommitProperties,
-) -> Result<CommitOutcome> {
+) -> Result<(CommitOutcome, DeltaTable)> {
     let names: Vec<String> = source.schema().fields().iter().map(|f| f.name().clone()).collect();
     for k in &sink.merge_keys {
         if !names.contains(k) {
@@ -98,9 +95,9 @@ async fn merge(
             )));
         }
     }
-    let Some(table) = delta::try_open(path).await? else {
+    let Some(table) = table else {
         return delta::write_dataframe(
-            path,
+            delta::open_for_write(path).await?,
             source,
             SaveMode::Append,
             &sink.partition_by,
@@ -144,5 +141,5 @@ async fn merge(
             names.iter().fold(i, |i, c| i.set(Column::new_unqualified(c.as_str()), src(c)))
         })?
         .await?;
-    delta::last_commit_outcome(&table).await
+    Ok((delta::last_commit_outcome(&table).await?, table))
 }

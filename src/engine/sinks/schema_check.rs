@@ -11,17 +11,16 @@
 //! Errors name the column, the table's type, the input's type and the option that would
 //! allow the write; the caller pins them on the sink node.
 
-use std::path::Path;
-
 use arrow::datatypes::{DataType, Schema};
 use datafusion::common::ScalarValue;
 use datafusion::prelude::{DataFrame, Expr, cast, lit};
+use deltalake::DeltaTable;
 
 use crate::model::node::{DeltaSink, SchemaMode, WriteMode};
 
 use super::super::plan::column;
 use super::super::schema::type_ddl;
-use super::super::{EngineError, Result, delta};
+use super::super::{EngineError, Result};
 
 /// What the write must do: the input conformed to the table, and the schema mode to give
 /// delta-rs (`Merge` when columns are added, `Overwrite` to replace the schema).
@@ -30,9 +29,9 @@ pub struct Enforced {
     pub schema_mode: Option<SchemaMode>,
 }
 
-/// Checks `df` against the table at `path` (nothing to check when there is no table yet).
-pub async fn enforce(path: &Path, sink: &DeltaSink, df: DataFrame) -> Result<Enforced> {
-    let Some(table) = delta::try_open(path).await? else {
+/// Checks `df` against `table` (nothing to check when there is no table yet).
+pub fn enforce(table: Option<&DeltaTable>, sink: &DeltaSink, df: DataFrame) -> Result<Enforced> {
+    let Some(table) = table else {
         return Ok(Enforced { df, schema_mode: None });
     };
     let table_schema = table.snapshot()?.snapshot().arrow_schema();

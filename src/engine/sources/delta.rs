@@ -11,6 +11,7 @@ use crate::model::NodeId;
 use crate::model::node::{DeltaSource, ParseMode};
 
 use super::super::checkpoint::SourceOffset;
+use super::super::open_tables::VersionedTable;
 use super::super::{EngineError, Result, delta};
 use super::stream_source::{SourceData, empty, offset_mismatch};
 
@@ -138,8 +139,12 @@ pub fn appended_files_with_rows(
 
 /// The data files of the table's snapshot at `version`, in Spark's order for an initial
 /// snapshot (modification time, then path), with their rows from the statistics.
-async fn snapshot_files(path: &Path, version: i64) -> Result<Vec<(String, Option<u64>)>> {
-    let table = deltalake::open_table_with_version(delta::table_url(path)?, version as u64).await?;
+async fn snapshot_files(
+    open: &VersionedTable,
+    path: &Path,
+    version: i64,
+) -> Result<Vec<(String, Option<u64>)>> {
+    let table = open.at(path, version).await?;
     let mut files: Vec<(i64, String, Option<u64>)> = table
         .snapshot()?
         .log_data()
@@ -150,15 +155,12 @@ async fn snapshot_files(path: &Path, version: i64) -> Result<Vec<(String, Option
     Ok(files.into_iter().map(|(_, p, n)| (p, n)).collect())
 }
 
-/// The data of exactly the given files of the table at `version`.
-pub async fn read_files_at(
+/// The data of exactly the given files of `table` (opened at the version that has them).
+pub async fn read_files_of(
     ctx: &SessionContext,
-    path: &Path,
-    version: i64,
+    table: &deltalake::DeltaTable,
     files: Vec<String>,
 ) -> Result<DataFrame> {
-    let url = delta::table_url(path)?;
-    let table = deltalake::open_table_with_version(url, version as u64).await?;
     let provider = table.table_provider().with_file_paths(files).await?;
     Ok(ctx.read_table(provider)?)
 }
@@ -177,6 +179,10 @@ pub(crate) struct DeltaStream {
     snapshot: Option<(i64, u64, u64)>,
     bound: Option<i64>,
     backlog: u64,
+    /// The newest version seen: later ones are found by probing their commit files.
+    head: Option<i64>,
+    /// The table as of the version last read, moved forward batch by batch.
+    open: VersionedTable,
 }
 
 impl DeltaStream {
@@ -192,7 +198,28 @@ impl DeltaStream {
             snapshot: None,
             bound: None,
             backlog: 0,
+            head: None,
+            open: VersionedTable::default(),
         }
+    }
+
+    /// The table's newest version (-1 when there is no table): opened once, then found by
+    /// probing for the commit files after the last one seen — O(new commits) per batch, where
+    /// opening the table would replay the log since its last checkpoint.
+    async fn latest_version(&mut self) -> Result<i64> {
+        let mut v = match self.head {
+            Some(v) => v,
+            None => match delta::try_open(&self.path).await? {
+                Some(t) => t.version().map_or(-1, |v| v as i64),
+                None => -1,
+            },
+        };
+        let log = self.path.join("_delta_log");
+        while log.join(format!("{:020}.json", v + 1)).is_file() {
+            v += 1;
+        }
+        self.head = Some(v);
+        Ok(v)
     }
 
     pub fn node(&self) -> &NodeId {
@@ -230,19 +257,13 @@ impl DeltaStream {
 
     /// availableNow: only the versions committed now.
     pub async fn bind_available_now(&mut self) -> Result<()> {
-        self.bound = Some(match delta::try_open(&self.path).await? {
-            Some(t) => t.version().map_or(-1, |v| v as i64),
-            None => -1,
-        });
+        self.bound = Some(self.latest_version().await?);
         Ok(())
     }
 
     /// The next whole versions, up to about `maxFilesPerTrigger` new files.
     pub async fn plan_next(&mut self) -> Result<SourceOffset> {
-        let latest = match delta::try_open(&self.path).await? {
-            Some(t) => t.version().map_or(-1, |v| v as i64),
-            None => -1,
-        };
+        let latest = self.latest_version().await?;
         let target = self.bound.map_or(latest, |b| b.min(latest));
         // a fresh query without startingVersion reads the snapshot first (maxFilesPerTrigger
         // files a batch), then the versions after it: a log cleaned up long ago is no obstacle
@@ -251,7 +272,7 @@ impl DeltaStream {
                 Some((v, read, _)) => (v, read),
                 None => (target, 0),
             };
-            let total = snapshot_files(&self.path, version).await?.len() as u64;
+            let total = snapshot_files(&self.open, &self.path, version).await?.len() as u64;
             let to = (from + self.max_files as u64).min(total);
             self.backlog = total - to + (target - version).max(0) as u64;
             return Ok(SourceOffset::Delta {
@@ -290,7 +311,7 @@ impl DeltaStream {
         let path = &self.path;
         let (files, stats_rows) = match snapshot {
             Some([from, to, _]) => {
-                let all = snapshot_files(path, *end_version).await?;
+                let all = snapshot_files(&self.open, path, *end_version).await?;
                 let part = all.get(*from as usize..(*to as usize).min(all.len())).unwrap_or(&[]);
                 let rows = part.iter().map(|(_, n)| *n).sum::<Option<u64>>();
                 (part.iter().map(|(p, _)| p.clone()).collect(), rows)
@@ -302,12 +323,11 @@ impl DeltaStream {
                 self.skip_change_commits,
             )?,
         };
+        let table = self.open.at(path, *end_version).await?;
         let df = if files.is_empty() {
-            let t = delta::open(path).await?;
-            let s = t.snapshot()?.snapshot().arrow_schema();
-            empty(ctx, s)?
+            empty(ctx, table.snapshot()?.snapshot().arrow_schema())?
         } else {
-            read_files_at(ctx, path, *end_version, files).await?
+            read_files_of(ctx, &table, files).await?
         };
         // from the file statistics; only files without statistics are counted by a scan
         let rows = match stats_rows {

@@ -9,6 +9,7 @@ pub mod generator;
 pub mod json_lines;
 pub mod json_spark;
 pub mod kafka;
+pub mod kafka_client;
 pub mod schema_tracking;
 pub(crate) mod stream_source;
 pub mod timestamps;

@@ -13,9 +13,10 @@ use deltalake::kernel::Transaction;
 use crate::model::node::{NodeKind, ParseMode};
 use crate::model::{NodeId, Pipeline, Project};
 
-use super::super::delta::{self, CommitMeta};
+use super::super::delta::CommitMeta;
 use super::super::lakehouse::AutoCompactor;
 use super::super::meter::{EdgeMeter, node_self_ms};
+use super::super::open_tables::OpenTables;
 use super::super::plan::Planner;
 use super::super::sources::json_lines::BadRecord;
 use super::super::sources::stream_source::StreamSource;
@@ -46,11 +47,12 @@ pub(super) async fn run_batch(
     opts: &StreamOptions,
     stateful: Option<StatefulBatch<'_>>,
     compactor: &mut AutoCompactor,
+    tables: &OpenTables,
 ) -> Result<(StreamProgress, Option<BatchState>)> {
     let mut durations = BTreeMap::new();
     let t_read = Instant::now();
     let meter = opts.meter_edges.then(|| Arc::new(EdgeMeter::new()));
-    let mut planner = Planner::new(project, pipeline, root);
+    let mut planner = Planner::new(project, pipeline, root).with_open_tables(tables.clone());
     if let Some(m) = &meter {
         planner = planner.with_meter(m.clone());
     }
@@ -102,13 +104,17 @@ pub(super) async fn run_batch(
     }
 
     // every sink's input is planned before any commit: an expectation that fails (or a
-    // fail_fast record) stops the batch with nothing written
+    // fail_fast record) stops the batch with nothing written. Only a replayed batch can be in
+    // a table already (a fresh batch id was never written): the check reads the log since its
+    // last checkpoint, so it is not paid on every batch.
     let mut already_committed = BTreeMap::new();
     for sink in pipeline.sinks() {
-        if let NodeKind::DeltaSink(cfg) = &sink.kind {
+        if let NodeKind::DeltaSink(cfg) = &sink.kind
+            && replayed
+        {
             let path = planner.resolve(&cfg.table).at_node(&pipeline.name, &sink.id)?;
             let app_id = format!("{}/{}", meta.id, sink.id);
-            if let Some(v) = committed_version(&path, &app_id, entry.batch_id).await? {
+            if let Some(v) = committed_version(tables, &path, &app_id, entry.batch_id).await? {
                 already_committed.insert(sink.id.clone(), v);
                 continue;
             }
@@ -156,8 +162,11 @@ pub(super) async fn run_batch(
         };
         // a background compaction of this table ends before we commit to it
         compactor.before_write(sink.id.as_str()).await;
-        let outcome =
-            sinks::delta::write(&path, &cfg, df, props).await.at_node(&pipeline.name, &sink.id)?;
+        let table = tables.latest(&path).await.at_node(&pipeline.name, &sink.id)?;
+        let (outcome, table) = sinks::delta::write(table, &path, &cfg, df, props)
+            .await
+            .at_node(&pipeline.name, &sink.id)?;
+        tables.remember(&path, table).await;
         compactor.committed(sink.id.as_str(), outcome.files_added, outcome.version);
         sinks_done.insert(sink.id.to_string(), outcome.version);
         rows_per_node.insert(sink.id.to_string(), outcome.rows_added + outcome.rows_updated);
@@ -246,11 +255,12 @@ pub(super) async fn run_batch(
 
 /// The table version holding batch `batch_id` of `app_id`, if the table already has it.
 pub(super) async fn committed_version(
+    tables: &OpenTables,
     path: &Path,
     app_id: &str,
     batch_id: u64,
 ) -> Result<Option<i64>> {
-    let Some(table) = delta::try_open(path).await? else { return Ok(None) };
+    let Some(table) = tables.latest(path).await? else { return Ok(None) };
     let snapshot = table.snapshot()?;
     let txn = snapshot.transaction_version(table.log_store().as_ref(), app_id).await?;
     Ok(match txn {

@@ -16,6 +16,7 @@ use super::super::Result;
 use super::super::delta::{self, CommitMeta};
 use super::super::sources::json_lines::BadRecord;
 use super::checkpoint::Metadata;
+use super::super::open_tables::OpenTables;
 use super::microbatch::committed_version;
 
 /// The quarantine table: next to the first sink (`bronze/users_quarantine`).
@@ -62,7 +63,7 @@ pub(crate) async fn write_quarantine(
 ) -> Result<()> {
     let app_id = stream.map(|meta| format!("{}/quarantine", meta.id));
     if let Some(app_id) = &app_id
-        && committed_version(table, app_id, batch_id).await?.is_some()
+        && committed_version(&OpenTables::default(), table, app_id, batch_id).await?.is_some()
     {
         return Ok(());
     }

@@ -14,6 +14,7 @@ use crate::model::{NodeId, Pipeline, Project, Trigger};
 use super::super::delta::{self, CommitMeta};
 use super::super::events::RunEvent;
 use super::super::lakehouse::AutoCompactor;
+use super::super::open_tables::OpenTables;
 use super::super::sources::stream_source::{StreamSource, build_sources};
 use super::super::{EngineError, NodeContext, Result};
 use super::checkpoint::{
@@ -109,6 +110,8 @@ pub async fn run_stream(
         });
     }
     let mut compactor = auto_compactor(project, pipeline, root).await?;
+    // sink and static tables stay open across batches (see open_tables)
+    let tables = OpenTables::default();
     // restore: every committed batch's offsets are processed (purged ones via the compact log)
     let last_committed = cp.last_committed()?;
     for (node, offset) in cp.compacted()? {
@@ -241,6 +244,7 @@ pub async fn run_stream(
             opts,
             stateful_batch,
             &mut compactor,
+            &tables,
         )
         .await;
         report_compactions(pipeline, &mut compactor, on_event);
