@@ -8,7 +8,7 @@ source "$(dirname "${BASH_SOURCE[0]}")/env.sh"
 need_apt=()
 # build tools; X11/GL runtime libraries for the desktop app (glow on Mesa; no -dev packages);
 # psql, the client the Direct Query tests talk to `medallion serve` with
-for pkg in build-essential pkg-config cmake libssl-dev zlib1g-dev python3-venv postgresql-client \
+for pkg in build-essential time pkg-config cmake libssl-dev zlib1g-dev python3-venv postgresql-client \
     libgl1 libegl1 libgl1-mesa-dri libxkbcommon-x11-0 libxcursor1 libxrandr2 libxi6; do
     dpkg -s "$pkg" >/dev/null 2>&1 || need_apt+=("$pkg")
 done

@@ -271,6 +271,14 @@ pub enum BenchCommand {
         #[arg(long, default_value_t = 10_000)]
         small_files: usize,
     },
+    /// The ceiling for Kafka → bronze: a bare consumer that only counts a topic's messages,
+    /// from earliest to the end offsets at start; prints `msg_per_s=N` last.
+    KafkaConsume {
+        #[arg(long)]
+        bootstrap_servers: String,
+        #[arg(long)]
+        topic: String,
+    },
     /// The cost of an Expectations node with five rules: a batch pipeline over `rows` JSON
     /// rows into Delta, with and without the node, as process CPU seconds.
     Quality {
@@ -456,6 +464,14 @@ async fn run_async(command: Command) -> anyhow::Result<i32> {
                         .await?;
                 println!("{r}");
             }
+            Ok(0)
+        }
+        Command::Bench(BenchCommand::KafkaConsume { bootstrap_servers, topic }) => {
+            let r = tokio::task::spawn_blocking(move || {
+                engine::bench_kafka::consume(&bootstrap_servers, &topic)
+            })
+            .await??;
+            println!("{r}");
             Ok(0)
         }
         Command::Bench(BenchCommand::Quality { dir, rows, rounds }) => {

@@ -5,6 +5,7 @@
 
 pub mod batch;
 pub mod bench;
+pub mod bench_kafka;
 pub mod bench_quality;
 pub mod bench_stateful;
 pub mod bench_upkeep;

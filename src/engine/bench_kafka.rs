@@ -1,0 +1,98 @@
+//! `medallion bench kafka-consume`: the ceiling for Kafka → bronze. A bare rdkafka consumer
+//! that only counts the messages (and their bytes) of a topic from earliest to the end
+//! offsets at start — the same end offsets an availableNow query targets — with partitions
+//! assigned directly, as the source does. Prints figures, never a test.
+
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
+
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::message::Message;
+use rdkafka::{Offset, TopicPartitionList};
+
+use crate::model::node::KafkaSource;
+
+use super::sources::kafka::{KafkaClient, client_config, tp_key};
+use super::{EngineError, Result};
+
+/// What the consumer read.
+#[derive(Clone, Debug, Default)]
+pub struct ConsumeReport {
+    pub messages: u64,
+    pub bytes: u64,
+    pub secs: f64,
+}
+
+impl std::fmt::Display for ConsumeReport {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "messages={} bytes={} seconds={:.2} msg_per_s={:.0}",
+            self.messages,
+            self.bytes,
+            self.secs,
+            self.messages as f64 / self.secs.max(1e-9)
+        )
+    }
+}
+
+/// Counts every message of `topic` up to the end offsets at start (blocking).
+pub fn consume(bootstrap: &str, topic: &str) -> Result<ConsumeReport> {
+    let started = Instant::now();
+    let source = KafkaSource {
+        bootstrap_servers: bootstrap.to_owned(),
+        subscribe: vec![topic.to_owned()],
+        ..Default::default()
+    };
+    let meta = KafkaClient::new(&source, &format!("medallion-bench-{}", std::process::id()))?;
+    let mut marks = BTreeMap::new();
+    for (t, p) in meta.partitions()? {
+        marks.insert(tp_key(&t, p), meta.watermarks(&t, p)?);
+    }
+    let ends = meta.end_offsets(&marks)?;
+    let mut cfg = client_config(bootstrap, &Default::default())?;
+    cfg.set("group.id", format!("medallion-bench-{}", std::process::id()))
+        .set("enable.auto.commit", "false")
+        .set("log_level", "3");
+    let consumer: BaseConsumer =
+        cfg.create().map_err(|e| EngineError::Config(format!("bad Kafka settings: {e}")))?;
+    let mut tpl = TopicPartitionList::new();
+    let mut left: BTreeMap<(String, i32), i64> = BTreeMap::new();
+    for (key, (low, _)) in &marks {
+        let end = ends.get(key).copied().unwrap_or(*low);
+        if let Some((t, p)) = super::sources::kafka::parse_tp_key(key)
+            && end > *low
+        {
+            tpl.add_partition_offset(t, p, Offset::Offset(*low))
+                .map_err(|e| EngineError::Broker(e.to_string()))?;
+            left.insert((t.to_owned(), p), end);
+        }
+    }
+    consumer.assign(&tpl).map_err(|e| EngineError::Broker(e.to_string()))?;
+    let (mut messages, mut bytes) = (0u64, 0u64);
+    let mut last = Instant::now();
+    while !left.is_empty() {
+        match consumer.poll(Duration::from_millis(100)) {
+            Some(Ok(m)) => {
+                let key = (m.topic().to_owned(), m.partition());
+                let Some(&end) = left.get(&key) else { continue };
+                if m.offset() < end {
+                    messages += 1;
+                    bytes += m.payload_len() as u64;
+                }
+                if m.offset() + 1 >= end {
+                    left.remove(&key);
+                }
+                last = Instant::now();
+            }
+            _ if last.elapsed() > Duration::from_secs(20) => {
+                return Err(EngineError::Broker(format!(
+                    "no messages for 20 s with {} partition(s) short of their end offsets",
+                    left.len()
+                )));
+            }
+            _ => {}
+        }
+    }
+    Ok(ConsumeReport { messages, bytes, secs: started.elapsed().as_secs_f64() })
+}
