@@ -92,6 +92,31 @@ pub async fn overwrite_batches(
         .await?)
 }
 
+/// How our Delta writes encode Parquet. (Experiment switch while measuring; see #17.)
+pub fn writer_properties() -> datafusion::parquet::file::properties::WriterProperties {
+    use datafusion::parquet::basic::{Compression, ZstdLevel};
+    use datafusion::parquet::file::properties::WriterProperties;
+    let exp = std::env::var("MEDALLION_PQ").unwrap_or_default();
+    let mut b = WriterProperties::builder()
+        .set_created_by(format!("medallion {}", env!("CARGO_PKG_VERSION")));
+    b = match exp.as_str() {
+        e if e.contains("lz4") => b.set_compression(Compression::LZ4_RAW),
+        e if e.contains("zstd") => b.set_compression(Compression::ZSTD(ZstdLevel::try_new(1).unwrap_or_default())),
+        e if e.contains("none") => b.set_compression(Compression::UNCOMPRESSED),
+        _ => b.set_compression(Compression::SNAPPY),
+    };
+    if exp.contains("nodict") {
+        b = b.set_dictionary_enabled(false);
+    }
+    if exp.contains("rg128") {
+        b = b.set_max_row_group_row_count(Some(131_072));
+    }
+    if exp.contains("chunkstats") {
+        b = b.set_statistics_enabled(datafusion::parquet::file::properties::EnabledStatistics::Chunk);
+    }
+    b.build()
+}
+
 /// What one commit did, read from its commit info.
 #[derive(Clone, Debug, Default)]
 pub struct CommitOutcome {
@@ -123,6 +148,7 @@ pub async fn write_dataframe(
         .with_input_plan(plan)
         .with_session_state(Arc::new(state))
         .with_save_mode(mode)
+        .with_writer_properties(writer_properties())
         .with_commit_properties(props);
     if !partition_by.is_empty() {
         builder = builder.with_partition_columns(partition_by.iter().cloned());

@@ -14,6 +14,7 @@ mod pipeline_tests;
 mod projects;
 mod quality;
 mod stateful;
+mod stateful_example;
 mod stream;
 mod ui;
 mod upkeep;
