@@ -484,7 +484,11 @@ impl<'a> Emitter<'a> {
             self.line(format!("    F.lit({}).alias(\"source_node\"),", str_lit(node.id.as_str())));
             self.line("    F.col(\"_metadata.file_path\").alias(\"file\"),");
             self.line("    F.lit(None).cast(\"bigint\").alias(\"line\"),");
-            self.line(format!("    F.col({}).alias(\"raw\"),", str_lit(RESCUED_DATA_COLUMN)));
+            // naming the other columns too: Spark refuses a query of the corrupt-record column alone
+            self.line(format!(
+                "    F.coalesce(F.col({}), F.to_json(F.struct(\"*\"))).alias(\"raw\"),",
+                str_lit(RESCUED_DATA_COLUMN)
+            ));
             self.line("    F.lit(\"malformed record\").alias(\"reason\"),");
             self.line(")");
             self.quarantine.push(QuarantineFeed { var: bad });

@@ -227,15 +227,16 @@ impl Emitter<'_> {
             union = format!("{union}.unionByName({v})");
         }
         self.line(format!("# the pipeline's quarantine table ({table}): malformed records and expectation drops, with the reason"));
-        let stream = self.pipeline.mode == crate::model::PipelineMode::Stream
-            && self.quarantine.iter().any(|_| !self.streaming.is_empty());
-        if stream {
+        if self.pipeline.mode == crate::model::PipelineMode::Stream {
             let checkpoint = self.checkpoint("_quarantine");
             let trigger = self.trigger();
             self.line("queries.append(");
             self.line(format!("    {union}.writeStream.foreachBatch("));
             self.line(format!("        lambda batch, batch_id: write_quarantine(lake, batch, {}, batch_id)", str_lit(&table)));
-            self.line(format!("    ).option(\"checkpointLocation\", {checkpoint}).trigger(**{trigger}).start()"));
+            self.line("    )");
+            self.line(format!("    .option(\"checkpointLocation\", {checkpoint})"));
+            self.line(format!("    .trigger(**{trigger})"));
+            self.line("    .start()");
             self.line(")");
         } else {
             self.line(format!("write_quarantine(lake, {union}, {}, 0)", str_lit(&table)));
