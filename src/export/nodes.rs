@@ -50,15 +50,15 @@ pub struct Emitter<'a> {
 impl<'a> Emitter<'a> {
     pub fn new(pipeline: &'a Pipeline, table_names: &'a HashMap<String, String>, sdp: bool) -> Self {
         let mut taken = HashSet::new();
+        // node ids keep their own names where they can: helper variables get suffixes
+        let mut vars = HashMap::new();
         for n in &pipeline.nodes {
-            // reserve every node's name first, so ids keep their own names where they can
-            let _ = &n.id;
+            vars.insert(n.id.clone(), ident(n.id.as_str(), &mut taken));
         }
-        taken.insert(String::new());
         Self {
             pipeline,
             streaming: streaming_nodes(pipeline),
-            vars: HashMap::new(),
+            vars,
             taken,
             lines: Vec::new(),
             helpers: BTreeSet::new(),
@@ -471,6 +471,14 @@ impl<'a> Emitter<'a> {
         }
         let path = self.path(&src.path);
         self.line(format!("    .load({path})"));
+        if src.parse_mode == ParseMode::DropMalformed && parsed_mode {
+            // where a bad record came from, for the quarantine
+            self.line("    .select(\"*\", F.col(\"_metadata.file_path\").alias(\"_source_file\"))");
+            if !stream {
+                // Spark refuses to query the corrupt-record column alone from raw files
+                self.line("    .cache()");
+            }
+        }
         self.line(")");
         if stream && schema.is_none() {
             self.todo(
@@ -482,7 +490,7 @@ impl<'a> Emitter<'a> {
             let bad = self.fresh(&format!("{v}_malformed"));
             self.line(format!("{bad} = {target}.filter(F.col({r}).isNotNull()).select(", r = str_lit(RESCUED_DATA_COLUMN)));
             self.line(format!("    F.lit({}).alias(\"source_node\"),", str_lit(node.id.as_str())));
-            self.line("    F.col(\"_metadata.file_path\").alias(\"file\"),");
+            self.line("    F.col(\"_source_file\").alias(\"file\"),");
             self.line("    F.lit(None).cast(\"bigint\").alias(\"line\"),");
             // naming the other columns too: Spark refuses a query of the corrupt-record column alone
             self.line(format!(
@@ -493,7 +501,7 @@ impl<'a> Emitter<'a> {
             self.line(")");
             self.quarantine.push(QuarantineFeed { var: bad });
             self.line(format!(
-                "{v} = {target}.filter(F.col({r}).isNull()).drop({r})",
+                "{v} = {target}.filter(F.col({r}).isNull()).drop({r}, \"_source_file\")",
                 r = str_lit(RESCUED_DATA_COLUMN)
             ));
         }
@@ -568,9 +576,13 @@ impl<'a> Emitter<'a> {
                     )
                 })
                 .collect();
-            for (i, a) in asserts.iter().enumerate() {
-                let sep = if i + 1 < asserts.len() { " &" } else { "" };
-                self.line(format!("    ({a}){sep}"));
+            if let [one] = asserts.as_slice() {
+                self.line(format!("    {one}"));
+            } else {
+                for (i, a) in asserts.iter().enumerate() {
+                    let sep = if i + 1 < asserts.len() { " &" } else { "" };
+                    self.line(format!("    ({a}){sep}"));
+                }
             }
             self.line(")");
             current = checked;

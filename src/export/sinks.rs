@@ -144,7 +144,7 @@ impl Emitter<'_> {
                 ));
                 self.line(format!("    {input}.writeStream.outputMode({})", str_lit(d.output_mode.as_str())));
                 self.line(format!(
-                    "    .foreachBatch(lambda batch, batch_id: overwrite_table(lake, batch, {table}, batch_id))"
+                    "    .foreachBatch(lambda batch, _: overwrite_table(lake, batch, {table}))"
                 ));
                 self.line(format!("    .option(\"checkpointLocation\", {checkpoint})"));
                 self.line(format!("    .trigger(**{trigger})"));
