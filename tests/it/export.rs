@@ -140,6 +140,11 @@ async fn exported_projects_and_every_node_kind_compute_the_same_rows_on_spark() 
         run_available_now(&project, &med).await;
         let (script, _, todos) = write_export(&project, &scripts);
         todos_seen.extend(todos);
+        // the SDP source of the same project must be good code too (not run: see README)
+        let sdp = export_project(&project, Target::Sdp, &[]).unwrap();
+        std::fs::create_dir_all(scripts.join("sdp")).unwrap();
+        std::fs::write(scripts.join("sdp").join(&sdp.file_name), &sdp.code).unwrap();
+        assert!(sdp.code.contains("from pyspark import pipelines as dp"));
         cases.push(project_case(name, &script, &med, &w.join(format!("spark_{name}")), &tables));
     }
 
@@ -261,7 +266,9 @@ async fn exported_projects_and_every_node_kind_compute_the_same_rows_on_spark() 
         .expect("ruff runs (scripts/setup.sh installs it)");
     assert!(out.status.success(), "ruff check:\n{}", String::from_utf8_lossy(&out.stdout));
     let mut py_files: Vec<PathBuf> = std::fs::read_dir(&scripts).unwrap().map(|e| e.unwrap().path()).collect();
-    py_files.extend(std::fs::read_dir(scripts.join("nodes")).unwrap().map(|e| e.unwrap().path()));
+    for sub in ["nodes", "sdp"] {
+        py_files.extend(std::fs::read_dir(scripts.join(sub)).unwrap().map(|e| e.unwrap().path()));
+    }
     py_files.retain(|p| p.extension().is_some_and(|e| e == "py"));
     let out = Command::new(python()).args(["-m", "py_compile"]).args(&py_files).output().unwrap();
     assert!(out.status.success(), "py_compile: {}", String::from_utf8_lossy(&out.stderr));
