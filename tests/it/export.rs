@@ -368,3 +368,40 @@ fn cli_export_writes_the_script_and_lists_todos_on_stderr() {
     assert_ne!(code, 0);
     assert!(stderr.contains("use pyspark or sdp"), "{stderr}");
 }
+
+#[test]
+fn app_file_export_shows_the_code_and_copies_it() {
+    use egui_kittest::Harness;
+    use egui_kittest::kittest::Queryable as _;
+    let path = repo_path("projects/users_stream.toml");
+    let mut h = Harness::builder()
+        .with_size([1400.0, 900.0])
+        .with_max_steps(50)
+        .build_eframe(move |cc| {
+            medallion::ui::app::MedallionApp::new(cc, Some(path)).expect("app starts")
+        });
+    h.run_steps(3);
+    h.get_by_label("File").click();
+    h.run_steps(2);
+    h.get_by_label_contains("Export").click();
+    h.run_steps(2);
+    h.get_by_label("PySpark…").click();
+    h.run_steps(3);
+    assert!(h.state().export.open);
+    h.get_by_label("users_stream.py").hover();
+    let code = match &h.state().export.result {
+        Some(Ok(e)) => e.code.clone(),
+        other => panic!("no export: {:?}", other.as_ref().map(|r| r.as_ref().err())),
+    };
+    assert!(code.contains("def silver_users_stream(spark: SparkSession, lake: Lakehouse)"));
+    h.get_by_label("Copy").click();
+    h.run_steps(2);
+    assert_eq!(h.state().export.note, "copied users_stream.py to the clipboard");
+    // the other target, for one pipeline
+    h.get_by_label("Spark Declarative Pipelines").click();
+    h.run_steps(3);
+    match &h.state().export.result {
+        Some(Ok(e)) => assert!(e.code.contains("@dp.table(name=\"silver_users\"")),
+        other => panic!("no SDP export: {:?}", other.as_ref().map(|r| r.as_ref().err())),
+    }
+}
