@@ -119,7 +119,12 @@ pub fn export_project(
             return Err(ExportError::UnknownPipeline {
                 name: name.clone(),
                 project: project.name.clone(),
-                known: project.pipelines.iter().map(|p| p.name.as_str()).collect::<Vec<_>>().join(", "),
+                known: project
+                    .pipelines
+                    .iter()
+                    .map(|p| p.name.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", "),
             });
         }
     }

@@ -48,7 +48,11 @@ pub struct Emitter<'a> {
 }
 
 impl<'a> Emitter<'a> {
-    pub fn new(pipeline: &'a Pipeline, table_names: &'a HashMap<String, String>, sdp: bool) -> Self {
+    pub fn new(
+        pipeline: &'a Pipeline,
+        table_names: &'a HashMap<String, String>,
+        sdp: bool,
+    ) -> Self {
         let mut taken = HashSet::new();
         // node ids keep their own names where they can: helper variables get suffixes
         let mut vars = HashMap::new();
@@ -231,10 +235,16 @@ impl<'a> Emitter<'a> {
                         "F.lit(None).cast(\"string\")"
                     };
                     self.line(format!("{bad} = {parsed}.filter(F.col(\"_data._rescued_data\").isNotNull()).select("));
-                    self.line(format!("    F.lit({}).alias(\"source_node\"),", str_lit(node.id.as_str())));
+                    self.line(format!(
+                        "    F.lit({}).alias(\"source_node\"),",
+                        str_lit(node.id.as_str())
+                    ));
                     self.line(format!("    {origin}.alias(\"file\"),"));
                     self.line("    F.lit(None).cast(\"bigint\").alias(\"line\"),");
-                    self.line(format!("    F.col({}).cast(\"string\").alias(\"raw\"),", str_lit(&cfg.column)));
+                    self.line(format!(
+                        "    F.col({}).cast(\"string\").alias(\"raw\"),",
+                        str_lit(&cfg.column)
+                    ));
                     self.line("    F.lit(\"malformed record\").alias(\"reason\"),");
                     self.line(")");
                     self.quarantine.push(QuarantineFeed { var: bad });
@@ -289,34 +299,37 @@ impl<'a> Emitter<'a> {
                 }
                 self.line(format!("{v} = spark.sql("));
                 for l in sql_lit(&s.query).lines() {
-                    if l.is_empty() { self.line(""); } else { self.line(format!("    {l}")); }
+                    if l.is_empty() {
+                        self.line("");
+                    } else {
+                        self.line(format!("    {l}"));
+                    }
                 }
                 self.line(")");
             }
             NodeKind::Join(j) => {
                 let left = self.input(&node.id, "left");
                 let right = self.input(&node.id, "right");
-                let mut conds: Vec<String> = j
-                    .on
-                    .iter()
-                    .map(|[l, r]| format!("left.{} = right.{}", sql_ident(l), sql_ident(r)))
-                    .collect();
+                let mut conds: Vec<String> =
+                    j.on.iter()
+                        .map(|[l, r]| format!("left.{} = right.{}", sql_ident(l), sql_ident(r)))
+                        .collect();
                 if let Some(c) = j.condition.as_deref().filter(|c| !c.trim().is_empty()) {
                     conds.push(format!("({})", collapse_ws(c)));
                 }
                 let cond = if conds.is_empty() { "true".to_owned() } else { conds.join(" AND ") };
                 let how = j.how.as_str();
                 self.line(format!("{v} = {left}.alias(\"left\").join("));
-                self.line(format!("    {right}.alias(\"right\"), F.expr({}), {}", str_lit(&cond), str_lit(how)));
+                self.line(format!(
+                    "    {right}.alias(\"right\"), F.expr({}), {}",
+                    str_lit(&cond),
+                    str_lit(how)
+                ));
                 match j.how {
                     JoinHow::LeftSemi | JoinHow::LeftAnti => self.line(")"),
                     _ => {
-                        let same: Vec<String> = j
-                            .on
-                            .iter()
-                            .filter(|[l, r]| l == r)
-                            .map(|[l, _]| str_lit(l))
-                            .collect();
+                        let same: Vec<String> =
+                            j.on.iter().filter(|[l, r]| l == r).map(|[l, _]| str_lit(l)).collect();
                         let keys = format!("{{{}}}", same.join(", "));
                         let keys = if same.is_empty() { "set()".to_owned() } else { keys };
                         self.line(").select(");
@@ -330,7 +343,9 @@ impl<'a> Emitter<'a> {
                             _ => self.line(format!("    *[F.col(f\"left.`{{c}}`\") for c in {left}.columns],")),
                         }
                         if same.is_empty() {
-                            self.line(format!("    *[F.col(f\"right.`{{c}}`\") for c in {right}.columns],"));
+                            self.line(format!(
+                                "    *[F.col(f\"right.`{{c}}`\") for c in {right}.columns],"
+                            ));
                         } else {
                             self.line(format!(
                                 "    *[F.col(f\"right.`{{c}}`\") for c in {right}.columns if c not in {keys}],"
@@ -355,13 +370,19 @@ impl<'a> Emitter<'a> {
                 self.line(format!("{v} = {input}.{call}([{}])", keys.join(", ")));
             }
             NodeKind::Aggregate(a) => {
-                let aggs: Vec<String> =
-                    a.aggregates.iter().map(|e| format!("F.expr({})", str_lit(&collapse_ws(e)))).collect();
+                let aggs: Vec<String> = a
+                    .aggregates
+                    .iter()
+                    .map(|e| format!("F.expr({})", str_lit(&collapse_ws(e))))
+                    .collect();
                 if a.group_by.is_empty() {
                     self.line(format!("{v} = {input}.agg({})", aggs.join(", ")));
                 } else {
-                    let groups: Vec<String> =
-                        a.group_by.iter().map(|e| format!("F.expr({})", str_lit(&collapse_ws(e)))).collect();
+                    let groups: Vec<String> = a
+                        .group_by
+                        .iter()
+                        .map(|e| format!("F.expr({})", str_lit(&collapse_ws(e))))
+                        .collect();
                     self.line(format!("{v} = {input}.groupBy({}).agg(", groups.join(", ")));
                     for a in aggs {
                         self.line(format!("    {a},"));
@@ -408,7 +429,10 @@ impl<'a> Emitter<'a> {
         };
         self.line(format!("{target} = ("));
         if auto_loader {
-            self.line(format!("    lake.read_files_stream(spark, {})  # Auto Loader (cloudFiles)", str_lit(fmt)));
+            self.line(format!(
+                "    lake.read_files_stream(spark, {})  # Auto Loader (cloudFiles)",
+                str_lit(fmt)
+            ));
         } else if stream {
             self.line(format!("    spark.readStream.format({})", str_lit(fmt)));
         } else {
@@ -488,7 +512,10 @@ impl<'a> Emitter<'a> {
         }
         if src.parse_mode == ParseMode::DropMalformed && parsed_mode {
             let bad = self.fresh(&format!("{v}_malformed"));
-            self.line(format!("{bad} = {target}.filter(F.col({r}).isNotNull()).select(", r = str_lit(RESCUED_DATA_COLUMN)));
+            self.line(format!(
+                "{bad} = {target}.filter(F.col({r}).isNotNull()).select(",
+                r = str_lit(RESCUED_DATA_COLUMN)
+            ));
             self.line(format!("    F.lit({}).alias(\"source_node\"),", str_lit(node.id.as_str())));
             self.line("    F.col(\"_source_file\").alias(\"file\"),");
             self.line("    F.lit(None).cast(\"bigint\").alias(\"line\"),");
@@ -507,7 +534,13 @@ impl<'a> Emitter<'a> {
         }
     }
 
-    fn kafka_source(&mut self, _node: &Node, k: &crate::model::node::KafkaSource, v: &str, stream: bool) {
+    fn kafka_source(
+        &mut self,
+        _node: &Node,
+        k: &crate::model::node::KafkaSource,
+        v: &str,
+        stream: bool,
+    ) {
         self.helpers.insert(Helper::KafkaRecords);
         let servers = self.value(&k.bootstrap_servers);
         let mut opts: Vec<(String, String)> = vec![("kafka.bootstrap.servers".into(), servers)];
@@ -535,7 +568,9 @@ impl<'a> Emitter<'a> {
             let val = self.value(val);
             opts.push((key, val));
         }
-        self.line("if lake.verify:  # no Kafka connector offline: the topic's records from JSON files");
+        self.line(
+            "if lake.verify:  # no Kafka connector offline: the topic's records from JSON files",
+        );
         self.line(format!(
             "    {v} = kafka_records(spark, lake, {}, stream={})",
             str_lit(_node.id.as_str()),
@@ -543,7 +578,10 @@ impl<'a> Emitter<'a> {
         ));
         self.line("else:");
         self.line(format!("    {v} = ("));
-        self.line(format!("        spark.{}.format(\"kafka\")", if stream { "readStream" } else { "read" }));
+        self.line(format!(
+            "        spark.{}.format(\"kafka\")",
+            if stream { "readStream" } else { "read" }
+        ));
         for (key, val) in &opts {
             self.line(format!("        .option({}, {val})", str_lit(key)));
         }
@@ -551,7 +589,13 @@ impl<'a> Emitter<'a> {
         self.line("    )");
     }
 
-    fn expectations(&mut self, node: &Node, e: &crate::model::node::Expectations, v: &str, input: &str) {
+    fn expectations(
+        &mut self,
+        node: &Node,
+        e: &crate::model::node::Expectations,
+        v: &str,
+        input: &str,
+    ) {
         let cond = |c: &str| format!("({})", collapse_ws(c));
         for r in e.rules.iter().filter(|r| r.on_violation == OnViolation::Warn) {
             self.line(format!(
@@ -561,10 +605,13 @@ impl<'a> Emitter<'a> {
             ));
         }
         let mut current = input.to_owned();
-        let fails: Vec<_> = e.rules.iter().filter(|r| r.on_violation == OnViolation::Fail).collect();
+        let fails: Vec<_> =
+            e.rules.iter().filter(|r| r.on_violation == OnViolation::Fail).collect();
         if !fails.is_empty() {
             let checked = self.fresh(&format!("{v}_checked"));
-            self.line(format!("# expect_or_fail: the query stops at the first failing row, before it commits"));
+            self.line(format!(
+                "# expect_or_fail: the query stops at the first failing row, before it commits"
+            ));
             self.line(format!("{checked} = {current}.filter("));
             let asserts: Vec<String> = fails
                 .iter()
@@ -572,7 +619,11 @@ impl<'a> Emitter<'a> {
                     format!(
                         "F.assert_true(F.coalesce(F.expr({}), F.lit(False)), {}).isNull()",
                         str_lit(&cond(&r.condition)),
-                        str_lit(&format!("expectation `{}` failed: {}", r.name, collapse_ws(&r.condition)))
+                        str_lit(&format!(
+                            "expectation `{}` failed: {}",
+                            r.name,
+                            collapse_ws(&r.condition)
+                        ))
                     )
                 })
                 .collect();
@@ -587,7 +638,8 @@ impl<'a> Emitter<'a> {
             self.line(")");
             current = checked;
         }
-        let drops: Vec<_> = e.rules.iter().filter(|r| r.on_violation == OnViolation::Drop).collect();
+        let drops: Vec<_> =
+            e.rules.iter().filter(|r| r.on_violation == OnViolation::Drop).collect();
         if drops.is_empty() {
             self.line(format!("{v} = {current}"));
             return;
@@ -622,7 +674,8 @@ impl<'a> Emitter<'a> {
 
     /// How a Delta source reads its table.
     fn table_read(&mut self, table: &str) -> TableRead {
-        let named = if self.sdp { self.table_names.get(&normalize_table(table)).cloned() } else { None };
+        let named =
+            if self.sdp { self.table_names.get(&normalize_table(table)).cloned() } else { None };
         let rel = self.value(table);
         TableRead { path: format!("lake.path({rel})"), rel, named }
     }

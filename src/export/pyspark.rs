@@ -30,7 +30,8 @@ pub fn script(project: &Project, pipelines: &[&Pipeline]) -> (String, Vec<Todo>)
     let mut out = String::new();
     out.push_str(&docstring(project, pipelines));
     let any_stream = pipelines.iter().any(|p| p.mode == PipelineMode::Stream);
-    let helper_text: String = helpers.iter().map(|h| helper_code(*h)).collect::<Vec<_>>().join("\n\n");
+    let helper_text: String =
+        helpers.iter().map(|h| helper_code(*h)).collect::<Vec<_>>().join("\n\n");
     let uses_f = body.contains("F.") || helper_text.contains("F.");
     out.push_str("import argparse\nimport os\n\n");
     out.push_str(if helpers.is_empty() {
@@ -67,7 +68,9 @@ fn docstring(project: &Project, pipelines: &[&Pipeline]) -> String {
     if !project.description.is_empty() {
         s.push_str(&format!(": {}", escape_doc(&comment(&project.description))));
     }
-    s.push_str("\n\nExported from the Medallion project by `medallion export --to pyspark`. Run it with\n");
+    s.push_str(
+        "\n\nExported from the Medallion project by `medallion export --to pyspark`. Run it with\n",
+    );
     s.push_str("spark-submit, on Databricks, or over Spark Connect (SPARK_REMOTE):\n\n");
     s.push_str(&format!(
         "    python {}.py LAKEHOUSE [PIPELINE ...] [--available-now] [--verify]\n\n",

@@ -15,7 +15,9 @@ pub fn str_lit(s: &str) -> String {
             '\n' => out.push_str("\\n"),
             '\r' => out.push_str("\\r"),
             '\t' => out.push_str("\\t"),
-            c if (c as u32) < 0x20 || c == '\u{7f}' => out.push_str(&format!("\\x{:02x}", c as u32)),
+            c if (c as u32) < 0x20 || c == '\u{7f}' => {
+                out.push_str(&format!("\\x{:02x}", c as u32))
+            }
             c => out.push(c),
         }
     }
@@ -84,23 +86,92 @@ pub fn env_expr(text: &str) -> (String, bool) {
 /// Python keywords and the names the generated script defines or imports: a node id that is
 /// one of them gets a `_df` suffix.
 const RESERVED: &[&str] = &[
-    "False", "None", "True", "and", "as", "assert", "async", "await", "break", "class",
-    "continue", "def", "del", "elif", "else", "except", "finally", "for", "from", "global", "if",
-    "import", "in", "is", "lambda", "nonlocal", "not", "or", "pass", "raise", "return", "try",
-    "while", "with", "yield", "match", "case", "type", "F", "os", "sys", "argparse", "spark",
-    "lake", "trigger", "checkpoint", "queries", "query", "batch", "batch_id", "main", "Lakehouse",
-    "DataFrame", "SparkSession", "StructType", "flatten", "merge_into", "overwrite_table",
-    "quarantine", "write_quarantine", "dp", "filter", "map", "list", "dict", "set", "str", "int",
-    "len", "print", "sum", "min", "max", "id", "input", "format", "PIPELINES", "KAFKA_RECORDS",
-    "left", "right",
+    "False",
+    "None",
+    "True",
+    "and",
+    "as",
+    "assert",
+    "async",
+    "await",
+    "break",
+    "class",
+    "continue",
+    "def",
+    "del",
+    "elif",
+    "else",
+    "except",
+    "finally",
+    "for",
+    "from",
+    "global",
+    "if",
+    "import",
+    "in",
+    "is",
+    "lambda",
+    "nonlocal",
+    "not",
+    "or",
+    "pass",
+    "raise",
+    "return",
+    "try",
+    "while",
+    "with",
+    "yield",
+    "match",
+    "case",
+    "type",
+    "F",
+    "os",
+    "sys",
+    "argparse",
+    "spark",
+    "lake",
+    "trigger",
+    "checkpoint",
+    "queries",
+    "query",
+    "batch",
+    "batch_id",
+    "main",
+    "Lakehouse",
+    "DataFrame",
+    "SparkSession",
+    "StructType",
+    "flatten",
+    "merge_into",
+    "overwrite_table",
+    "quarantine",
+    "write_quarantine",
+    "dp",
+    "filter",
+    "map",
+    "list",
+    "dict",
+    "set",
+    "str",
+    "int",
+    "len",
+    "print",
+    "sum",
+    "min",
+    "max",
+    "id",
+    "input",
+    "format",
+    "PIPELINES",
+    "KAFKA_RECORDS",
+    "left",
+    "right",
 ];
 
 /// A Python identifier for a node id, unique among `taken` (which it joins).
 pub fn ident(id: &str, taken: &mut HashSet<String>) -> String {
-    let mut s: String = id
-        .chars()
-        .map(|c| if c.is_alphanumeric() || c == '_' { c } else { '_' })
-        .collect();
+    let mut s: String =
+        id.chars().map(|c| if c.is_alphanumeric() || c == '_' { c } else { '_' }).collect();
     if s.is_empty() || s.starts_with(|c: char| c.is_ascii_digit()) {
         s.insert(0, '_');
     }
@@ -149,7 +220,10 @@ mod tests {
         );
         let (e, uses) = env_expr("user=${USER} pw=${KAFKA_PASSWORD}");
         assert!(uses);
-        assert_eq!(e, "\"user=\" + os.environ[\"USER\"] + \" pw=\" + os.environ[\"KAFKA_PASSWORD\"]");
+        assert_eq!(
+            e,
+            "\"user=\" + os.environ[\"USER\"] + \" pw=\" + os.environ[\"KAFKA_PASSWORD\"]"
+        );
         assert_eq!(env_expr("a$$b").0, "\"a$b\"");
     }
 

@@ -78,7 +78,8 @@ silver_users); tables it only reads are read by path under medallion.lakehouse.
     } else {
         "from pyspark.sql import DataFrame, SparkSession\n"
     });
-    let helper_text: String = helpers.iter().map(|h| helper_code(*h)).collect::<Vec<_>>().join("\n\n");
+    let helper_text: String =
+        helpers.iter().map(|h| helper_code(*h)).collect::<Vec<_>>().join("\n\n");
     if body.contains("F.") || helper_text.contains("F.") {
         out.push_str("from pyspark.sql import functions as F\n");
     }
@@ -126,7 +127,11 @@ fn pipeline_block(
         "# pipeline {} ({}){}\ndef {fn_name}() -> dict:\n    \"\"\"The DataFrames of pipeline `{}`'s outputs.\"\"\"\n",
         p.name,
         if stream { "stream" } else { "batch" },
-        if p.description.is_empty() { String::new() } else { format!(": {}", comment(&p.description)) },
+        if p.description.is_empty() {
+            String::new()
+        } else {
+            format!(": {}", comment(&p.description))
+        },
         p.name
     );
     for l in &e.lines {
@@ -165,8 +170,8 @@ fn pipeline_block(
                         .collect();
                     args.push(format!("table_properties={{{}}}", props.join(", ")));
                 }
-                let upserts = d.mode == WriteMode::Merge
-                    || (stream && d.output_mode != OutputMode::Append);
+                let upserts =
+                    d.mode == WriteMode::Merge || (stream && d.output_mode != OutputMode::Append);
                 if upserts {
                     let msg = format!(
                         "node `{}` ({} / output mode {}): SDP has no MERGE of each micro-batch; use dp.create_auto_cdc_flow(target={name:?}, source=..., keys=[...], sequence_by=...) or a materialized view; exported as a table that appends",
@@ -175,7 +180,11 @@ fn pipeline_block(
                         d.output_mode.as_str()
                     );
                     text.push_str(&format!("# TODO(medallion): {msg}\n"));
-                    e.todos.push(Todo { pipeline: p.name.clone(), node: Some(node.id.clone()), message: msg });
+                    e.todos.push(Todo {
+                        pipeline: p.name.clone(),
+                        node: Some(node.id.clone()),
+                        message: msg,
+                    });
                 }
                 let decorator = if stream { "table" } else { "materialized_view" };
                 text.push_str(&format!(

@@ -69,7 +69,11 @@ impl Emitter<'_> {
         if d.mode == WriteMode::Merge {
             self.helpers.insert(Helper::MergeInto);
             let keys: Vec<String> = d.merge_keys.iter().map(|k| str_lit(k)).collect();
-            self.line(format!("merge_into(spark, lake, {input}, {}, [{}])", str_lit(&d.table), keys.join(", ")));
+            self.line(format!(
+                "merge_into(spark, lake, {input}, {}, [{}])",
+                str_lit(&d.table),
+                keys.join(", ")
+            ));
             let _ = path;
             return;
         }
@@ -118,7 +122,9 @@ impl Emitter<'_> {
             (OutputMode::Update, WriteMode::Merge) if !d.merge_keys.is_empty() => {
                 StreamWrite::Merge(d.merge_keys.clone())
             }
-            (OutputMode::Update, _) if keys.is_some() => StreamWrite::Merge(keys.unwrap_or_default()),
+            (OutputMode::Update, _) if keys.is_some() => {
+                StreamWrite::Merge(keys.unwrap_or_default())
+            }
             (_, WriteMode::Merge) => StreamWrite::Merge(d.merge_keys.clone()),
             _ => StreamWrite::Append,
         };
@@ -142,7 +148,10 @@ impl Emitter<'_> {
                 self.line(format!(
                     "    # Delta's complete mode rewrites the table each batch: the same as foreachBatch + overwrite"
                 ));
-                self.line(format!("    {input}.writeStream.outputMode({})", str_lit(d.output_mode.as_str())));
+                self.line(format!(
+                    "    {input}.writeStream.outputMode({})",
+                    str_lit(d.output_mode.as_str())
+                ));
                 self.line(format!(
                     "    .foreachBatch(lambda batch, _: overwrite_table(lake, batch, {table}))"
                 ));
@@ -154,7 +163,10 @@ impl Emitter<'_> {
                 self.helpers.insert(Helper::MergeInto);
                 let keys: Vec<String> = keys.iter().map(|k| str_lit(k)).collect();
                 self.line("    # Spark's Delta sink has no update mode: each micro-batch is MERGEd on the keys");
-                self.line(format!("    {input}.writeStream.outputMode({})", str_lit(d.output_mode.as_str())));
+                self.line(format!(
+                    "    {input}.writeStream.outputMode({})",
+                    str_lit(d.output_mode.as_str())
+                ));
                 self.line(format!(
                     "    .foreachBatch(lambda batch, batch_id: merge_into(spark, lake, batch, {table}, [{}]))",
                     keys.join(", ")
@@ -174,12 +186,17 @@ impl Emitter<'_> {
             cols.push(format!("F.col({}).cast(\"string\").alias(\"key\")", str_lit(key)));
         }
         match &k.value_column {
-            Some(v) => cols.push(format!("F.col({}).cast(\"string\").alias(\"value\")", str_lit(v))),
+            Some(v) => {
+                cols.push(format!("F.col({}).cast(\"string\").alias(\"value\")", str_lit(v)))
+            }
             None => cols.push("F.to_json(F.struct(\"*\")).alias(\"value\")".to_owned()),
         }
         self.line(format!("{records} = {input}.select({})", cols.join(", ")));
         let servers = self.value(&k.bootstrap_servers);
-        let mut opts = vec![("kafka.bootstrap.servers".to_owned(), servers), ("topic".to_owned(), str_lit(&k.topic))];
+        let mut opts = vec![
+            ("kafka.bootstrap.servers".to_owned(), servers),
+            ("topic".to_owned(), str_lit(&k.topic)),
+        ];
         for (key, val) in &k.options {
             let key = if key.starts_with("kafka.") { key.clone() } else { format!("kafka.{key}") };
             let val = self.value(val);
@@ -232,7 +249,10 @@ impl Emitter<'_> {
             let trigger = self.trigger();
             self.line("queries.append(");
             self.line(format!("    {union}.writeStream.foreachBatch("));
-            self.line(format!("        lambda batch, batch_id: write_quarantine(lake, batch, {}, batch_id)", str_lit(&table)));
+            self.line(format!(
+                "        lambda batch, batch_id: write_quarantine(lake, batch, {}, batch_id)",
+                str_lit(&table)
+            ));
             self.line("    )");
             self.line(format!("    .option(\"checkpointLocation\", {checkpoint})"));
             self.line(format!("    .trigger(**{trigger})"));

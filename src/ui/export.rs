@@ -38,7 +38,12 @@ impl ExportDialog {
     }
 
     /// The window; `project_path` decides where Save writes.
-    pub fn export_ui(&mut self, ctx: &egui::Context, project: &Project, project_path: Option<&Path>) {
+    pub fn export_ui(
+        &mut self,
+        ctx: &egui::Context,
+        project: &Project,
+        project_path: Option<&Path>,
+    ) {
         if !self.open {
             return;
         }

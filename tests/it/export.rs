@@ -265,7 +265,8 @@ async fn exported_projects_and_every_node_kind_compute_the_same_rows_on_spark() 
         .output()
         .expect("ruff runs (scripts/setup.sh installs it)");
     assert!(out.status.success(), "ruff check:\n{}", String::from_utf8_lossy(&out.stdout));
-    let mut py_files: Vec<PathBuf> = std::fs::read_dir(&scripts).unwrap().map(|e| e.unwrap().path()).collect();
+    let mut py_files: Vec<PathBuf> =
+        std::fs::read_dir(&scripts).unwrap().map(|e| e.unwrap().path()).collect();
     for sub in ["nodes", "sdp"] {
         py_files.extend(std::fs::read_dir(scripts.join(sub)).unwrap().map(|e| e.unwrap().path()));
     }
@@ -287,7 +288,14 @@ async fn exported_projects_and_every_node_kind_compute_the_same_rows_on_spark() 
     let text = std::fs::read_to_string(&results).unwrap_or_else(|_| {
         panic!(
             "no results from the Spark check:\n{stdout}\n{}",
-            String::from_utf8_lossy(&out.stderr).chars().rev().take(4000).collect::<String>().chars().rev().collect::<String>()
+            String::from_utf8_lossy(&out.stderr)
+                .chars()
+                .rev()
+                .take(4000)
+                .collect::<String>()
+                .chars()
+                .rev()
+                .collect::<String>()
         )
     });
     let results: Value = serde_json::from_str(&text).unwrap();
@@ -374,10 +382,8 @@ fn app_file_export_shows_the_code_and_copies_it() {
     use egui_kittest::Harness;
     use egui_kittest::kittest::Queryable as _;
     let path = repo_path("projects/users_stream.toml");
-    let mut h = Harness::builder()
-        .with_size([1400.0, 900.0])
-        .with_max_steps(50)
-        .build_eframe(move |cc| {
+    let mut h =
+        Harness::builder().with_size([1400.0, 900.0]).with_max_steps(50).build_eframe(move |cc| {
             medallion::ui::app::MedallionApp::new(cc, Some(path)).expect("app starts")
         });
     h.run_steps(3);

@@ -53,7 +53,11 @@ pub fn write_fixtures(root: &Path) {
         "landing/events/part-00000.json",
         "{\"k\": 1, \"payload\": \"{\\\"a\\\": 1, \\\"b\\\": \\\"x\\\"}\"}\n{\"k\": 2, \"payload\": \"not json\"}\n{\"k\": 3, \"payload\": \"{\\\"a\\\": 3, \\\"b\\\": \\\"ü\\\"}\"}",
     );
-    write(root, "landing/scores/part-00000.csv", "id,name,score\n1,Zoë,3.5\n2,\"Smith, J\",4\n3,Ann,\n");
+    write(
+        root,
+        "landing/scores/part-00000.csv",
+        "id,name,score\n1,Zoë,3.5\n2,\"Smith, J\",4\n3,Ann,\n",
+    );
 }
 
 fn write(root: &Path, rel: &str, text: &str) {
@@ -395,10 +399,7 @@ fn every_node_kind_has_a_round_trip_case() {
             assert!(names.iter().any(|n| n == w), "kind `{}`: no case named `{w}`", kind.tag());
         }
         // and the exporter handles it: a one-node pipeline exports and names the node
-        let case = cases("localhost:9092", "t")
-            .into_iter()
-            .find(|c| c.name == wanted[0])
-            .unwrap();
+        let case = cases("localhost:9092", "t").into_iter().find(|c| c.name == wanted[0]).unwrap();
         let export = medallion::export::export_project(
             &case.project,
             medallion::export::Target::PySpark,
