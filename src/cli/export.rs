@@ -5,7 +5,8 @@ use std::path::PathBuf;
 use anyhow::Context;
 use clap::Args;
 
-use crate::export::{Target, export_project};
+use crate::engine;
+use crate::export::{NodeSchemas, Target, export_project_with_schemas};
 use crate::model::Project;
 
 #[derive(Args, Debug)]
@@ -21,12 +22,25 @@ pub struct ExportArgs {
     /// Export only this pipeline (repeatable).
     #[arg(long)]
     pub pipeline: Vec<String>,
+    /// The lakehouse root, to plan the nodes' columns (SDP lists a Flatten's and a Join's
+    /// columns; default: the project's `lakehouse`).
+    #[arg(long)]
+    pub lakehouse: Option<PathBuf>,
 }
 
 /// Writes the export; prints its path on stdout and each TODO on stderr.
-pub fn export_command(args: &ExportArgs) -> anyhow::Result<i32> {
+pub async fn export_command(args: &ExportArgs) -> anyhow::Result<i32> {
     let project = Project::load(&args.project)?;
-    let export = export_project(&project, args.to, &args.pipeline)?;
+    let mut schemas = NodeSchemas::new();
+    if args.to == Target::Sdp {
+        // best effort: a node that does not plan (no data yet) is exported with a TODO
+        let root = project.lakehouse_root(&args.project, args.lakehouse.as_deref());
+        for p in &project.pipelines {
+            let (planned, _) = engine::plan_schemas(&project, p, &root).await;
+            schemas.extend(planned.into_iter().map(|(id, s)| ((p.name.clone(), id), s)));
+        }
+    }
+    let export = export_project_with_schemas(&project, args.to, &args.pipeline, &schemas)?;
     std::fs::create_dir_all(&args.out)
         .with_context(|| format!("cannot create {}", args.out.display()))?;
     let path = args.out.join(&export.file_name);

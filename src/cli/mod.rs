@@ -525,7 +525,7 @@ async fn run_async(command: Command) -> anyhow::Result<i32> {
             upkeep::vacuum(&table, retain_hours, dry_run, force).await
         }
         Command::Test(args) => pipeline_tests::test_command(args).await,
-        Command::Export(args) => export::export_command(&args),
+        Command::Export(args) => export::export_command(&args).await,
         Command::History { table_path, limit } => {
             let entries = engine::lakehouse::history(&table_path, limit).await?;
             println!(

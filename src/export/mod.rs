@@ -14,7 +14,9 @@ mod python;
 mod sdp;
 mod sinks;
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
+
+use arrow::datatypes::SchemaRef;
 
 use crate::model::node::NodeKind;
 use crate::model::{NodeId, Pipeline, Project, Severity, validate};
@@ -96,12 +98,26 @@ pub enum ExportError {
     Cycle(String),
 }
 
+/// Output schemas of nodes, by pipeline name and node id (the engine's `plan_schemas`).
+pub type NodeSchemas = HashMap<(String, NodeId), SchemaRef>;
+
 /// Generates `target` source for the project's pipelines (all, or those named), in the
 /// order they must run.
 pub fn export_project(
     project: &Project,
     target: Target,
     only: &[String],
+) -> Result<Export, ExportError> {
+    export_project_with_schemas(project, target, only, &NodeSchemas::new())
+}
+
+/// [`export_project`], with the nodes' planned output schemas: the SDP source then lists a
+/// Flatten's and a Join's columns (its query functions may not analyze a DataFrame).
+pub fn export_project_with_schemas(
+    project: &Project,
+    target: Target,
+    only: &[String],
+    schemas: &NodeSchemas,
 ) -> Result<Export, ExportError> {
     let errors: Vec<String> = validate::validate_project(project)
         .into_iter()
@@ -134,7 +150,7 @@ pub fn export_project(
         .collect();
     let (code, todos) = match target {
         Target::PySpark => pyspark::script(project, &order),
-        Target::Sdp => sdp::source(project, &order),
+        Target::Sdp => sdp::source(project, &order, schemas),
     };
     Ok(Export { file_name: format!("{}.py", file_stem(&project.name)), code, todos })
 }

@@ -7,10 +7,12 @@
 use std::collections::{BTreeSet, HashMap, HashSet};
 
 use crate::model::node::{
-    FileFormat, FileSource, JoinHow, NodeKind, OnViolation, ParseMode, RESCUED_DATA_COLUMN,
+    DEFAULT_PORT, FileFormat, FileSource, JoinHow, NodeKind, OnViolation, ParseMode,
+    RESCUED_DATA_COLUMN,
 };
 use crate::model::streaming::{LateRows, streaming_nodes};
 use crate::model::{Node, NodeId, Pipeline, PipelineMode};
+use arrow::datatypes::{DataType, Field, SchemaRef};
 
 use super::Todo;
 use super::python::{collapse_ws, comment, env_expr, ident, sql_lit, str_lit};
@@ -45,6 +47,9 @@ pub struct Emitter<'a> {
     /// Tables written by this project's sinks (SDP reads them by name).
     pub table_names: &'a HashMap<String, String>,
     pub sdp: bool,
+    /// Output schemas of this pipeline's nodes, when the caller planned them (SDP query
+    /// functions may not analyze a DataFrame, so its Flatten and Join need them).
+    pub schemas: HashMap<NodeId, SchemaRef>,
 }
 
 impl<'a> Emitter<'a> {
@@ -71,7 +76,13 @@ impl<'a> Emitter<'a> {
             quarantine: Vec::new(),
             table_names,
             sdp,
+            schemas: HashMap::new(),
         }
+    }
+
+    /// The output schema of the node feeding `id`'s `port`, if known.
+    fn input_schema(&self, id: &NodeId, port: &str) -> Option<SchemaRef> {
+        self.pipeline.input_of(id, port).and_then(|from| self.schemas.get(from)).cloned()
     }
 
     pub fn is_stream(&self, id: &NodeId) -> bool {
@@ -263,6 +274,31 @@ impl<'a> Emitter<'a> {
                 }
                 self.line(")");
             }
+            NodeKind::Flatten(f) if self.sdp => match self.input_schema(&node.id, DEFAULT_PORT) {
+                Some(schema) => {
+                    self.line(format!("{v} = {input}.select("));
+                    for field in schema.fields() {
+                        let chosen = f.columns.is_empty() || f.columns.contains(field.name());
+                        let base = format!(
+                            "F.col({})",
+                            str_lit(&format!("`{}`", field.name().replace('`', "``")))
+                        );
+                        if chosen && matches!(field.data_type(), DataType::Struct(_)) {
+                            flatten_fields(&base, field, field.name(), f, &mut self.lines);
+                        } else {
+                            self.line(format!("    {base},"));
+                        }
+                    }
+                    self.line(")");
+                }
+                None => {
+                    self.todo(
+                        node,
+                        "Flatten needs the input's columns and an SDP query function may not analyze a DataFrame: export from the CLI with the lakehouse (or the app) so the columns are known, or list them in a select",
+                    );
+                    self.line(format!("{v} = {input}"));
+                }
+            },
             NodeKind::Flatten(f) => {
                 self.helpers.insert(Helper::Flatten);
                 let cols: Vec<String> = f.columns.iter().map(|c| str_lit(c)).collect();
@@ -333,6 +369,11 @@ impl<'a> Emitter<'a> {
                         let keys = format!("{{{}}}", same.join(", "));
                         let keys = if same.is_empty() { "set()".to_owned() } else { keys };
                         self.line(").select(");
+                        if self.sdp {
+                            self.join_columns_sdp(node, j);
+                            self.line(")");
+                            return;
+                        }
                         match j.how {
                             JoinHow::Right => self.line(format!(
                                 "    *[F.col(f\"right.`{{c}}`\" if c in {keys} else f\"left.`{{c}}`\").alias(c) for c in {left}.columns],"
@@ -470,14 +511,11 @@ impl<'a> Emitter<'a> {
             if auto_loader {
                 let loc = match &src.schema_location {
                     Some(l) => self.path(l),
-                    None => format!(
-                        "{}",
-                        self.path(&format!(
-                            "{}/_schemas/{}",
-                            checkpoint_rel(self.pipeline),
-                            node.id
-                        ))
-                    ),
+                    None => self.path(&format!(
+                        "{}/_schemas/{}",
+                        checkpoint_rel(self.pipeline),
+                        node.id
+                    )),
                 };
                 if schema.is_none() || tracking {
                     opts.push(("cloudFiles.schemaLocation".into(), loc));
@@ -609,9 +647,9 @@ impl<'a> Emitter<'a> {
             e.rules.iter().filter(|r| r.on_violation == OnViolation::Fail).collect();
         if !fails.is_empty() {
             let checked = self.fresh(&format!("{v}_checked"));
-            self.line(format!(
-                "# expect_or_fail: the query stops at the first failing row, before it commits"
-            ));
+            self.line(
+                "# expect_or_fail: the query stops at the first failing row, before it commits",
+            );
             self.line(format!("{checked} = {current}.filter("));
             let asserts: Vec<String> = fails
                 .iter()
@@ -670,6 +708,42 @@ impl<'a> Emitter<'a> {
         self.line(")");
         self.quarantine.push(QuarantineFeed { var: bad });
         self.line(format!("{v} = {current}.filter({})  # expect_or_drop", str_lit(&all)));
+    }
+
+    /// SDP: the join's output columns listed from the inputs' known schemas (a query
+    /// function may not ask a DataFrame for its columns).
+    fn join_columns_sdp(&mut self, node: &Node, j: &crate::model::node::Join) {
+        let (Some(l), Some(r)) =
+            (self.input_schema(&node.id, "left"), self.input_schema(&node.id, "right"))
+        else {
+            self.todo(
+                node,
+                "the join's columns need the inputs' schemas (an SDP query function may not analyze a DataFrame): export from the CLI with the lakehouse (or the app)",
+            );
+            self.line("    \"*\",");
+            return;
+        };
+        let same: Vec<&String> = j.on.iter().filter(|[a, b]| a == b).map(|[a, _]| a).collect();
+        let q = |side: &str, c: &str| str_lit(&format!("{side}.`{}`", c.replace('`', "``")));
+        for f in l.fields() {
+            let c = f.name();
+            let expr = match j.how {
+                JoinHow::Right if same.contains(&c) => {
+                    format!("F.col({}).alias({})", q("right", c), str_lit(c))
+                }
+                JoinHow::Full if same.contains(&c) => format!(
+                    "F.coalesce(F.col({}), F.col({})).alias({})",
+                    q("left", c),
+                    q("right", c),
+                    str_lit(c)
+                ),
+                _ => format!("F.col({})", q("left", c)),
+            };
+            self.line(format!("    {expr},"));
+        }
+        for f in r.fields().iter().filter(|f| !same.contains(&f.name())) {
+            self.line(format!("    F.col({}),", q("right", f.name())));
+        }
     }
 
     /// How a Delta source reads its table.
@@ -738,4 +812,27 @@ pub fn group_key_names(group_by: &[String]) -> Vec<String> {
             }
         })
         .collect()
+}
+
+/// SDP Flatten: `F.col("`s`").getField("f").alias("s_f")` for every field of a struct.
+fn flatten_fields(
+    base: &str,
+    field: &Field,
+    prefix: &str,
+    f: &crate::model::node::Flatten,
+    out: &mut Vec<String>,
+) {
+    let DataType::Struct(children) = field.data_type() else {
+        out.push(format!("    {base}.alias({}),", str_lit(prefix)));
+        return;
+    };
+    for child in children {
+        let name = format!("{prefix}{}{}", f.separator, child.name());
+        let expr = format!("{base}.getField({})", str_lit(child.name()));
+        if f.recursive && matches!(child.data_type(), DataType::Struct(_)) {
+            flatten_fields(&expr, child, &name, f, out);
+        } else {
+            out.push(format!("    {expr}.alias({}),", str_lit(&name)));
+        }
+    }
 }

@@ -191,11 +191,11 @@ pub fn ident(id: &str, taken: &mut HashSet<String>) -> String {
 /// Medallion's `500ms`, `2s`, `1 minute` as Spark's interval text (`500 milliseconds`).
 pub fn interval_text(ms: u64) -> String {
     let plural = |n: u64, unit: &str| format!("{n} {unit}{}", if n == 1 { "" } else { "s" });
-    if ms % 3_600_000 == 0 && ms > 0 {
+    if ms.is_multiple_of(3_600_000) && ms > 0 {
         plural(ms / 3_600_000, "hour")
-    } else if ms % 60_000 == 0 && ms > 0 {
+    } else if ms.is_multiple_of(60_000) && ms > 0 {
         plural(ms / 60_000, "minute")
-    } else if ms % 1000 == 0 && ms > 0 {
+    } else if ms.is_multiple_of(1000) && ms > 0 {
         plural(ms / 1000, "second")
     } else {
         plural(ms, "millisecond")

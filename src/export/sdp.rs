@@ -24,7 +24,11 @@ fn dataset_name(table: &str) -> String {
         .collect()
 }
 
-pub fn source(project: &Project, pipelines: &[&Pipeline]) -> (String, Vec<Todo>) {
+pub fn source(
+    project: &Project,
+    pipelines: &[&Pipeline],
+    schemas: &super::NodeSchemas,
+) -> (String, Vec<Todo>) {
     let mut table_names: HashMap<String, String> = HashMap::new();
     for p in pipelines {
         for s in p.sinks() {
@@ -38,7 +42,7 @@ pub fn source(project: &Project, pipelines: &[&Pipeline]) -> (String, Vec<Todo>)
     let mut blocks = Vec::new();
     let mut names = std::collections::HashSet::new();
     for p in pipelines {
-        let (block, h, t) = pipeline_block(p, &table_names, &mut names);
+        let (block, h, t) = pipeline_block(p, &table_names, &mut names, schemas);
         blocks.push(block);
         helpers.extend(h);
         todos.extend(t);
@@ -65,6 +69,7 @@ Pipelines source. Run it with `spark-pipelines run` and a spec beside it
           include: {stem}.py
     configuration:
       medallion.lakehouse: /path/to/lakehouse
+      medallion.verify: "false"   # "true": Parquet for Delta, JSON files for Kafka
 
 Tables this project writes are datasets named after their paths (silver/users is
 silver_users); tables it only reads are read by path under medallion.lakehouse.
@@ -92,7 +97,7 @@ silver_users); tables it only reads are read by path under medallion.lakehouse.
         out.push_str("\n\n");
         out.push_str(helper_code(*h));
     }
-    out.push_str("\n\nspark = SparkSession.active()\nlake = Lakehouse(spark.conf.get(\"medallion.lakehouse\", \"lakehouse\"))\n\n\n");
+    out.push_str("\n\nspark = SparkSession.active()\nlake = Lakehouse(\n    spark.conf.get(\"medallion.lakehouse\", \"lakehouse\"),\n    verify=spark.conf.get(\"medallion.verify\", \"false\") == \"true\",\n)\n\n\n");
     out.push_str(&body);
     (out, todos)
 }
@@ -101,8 +106,14 @@ fn pipeline_block(
     p: &Pipeline,
     table_names: &HashMap<String, String>,
     names: &mut std::collections::HashSet<String>,
+    schemas: &super::NodeSchemas,
 ) -> (String, BTreeSet<Helper>, Vec<Todo>) {
     let mut e = Emitter::new(p, table_names, true);
+    e.schemas = schemas
+        .iter()
+        .filter(|((pipeline, _), _)| pipeline == &p.name)
+        .map(|((_, id), s)| (id.clone(), s.clone()))
+        .collect();
     let stream = p.mode == PipelineMode::Stream;
     let mut outputs: Vec<(String, String)> = Vec::new();
     for id in super::exported_nodes(p) {

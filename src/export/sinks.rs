@@ -145,9 +145,7 @@ impl Emitter<'_> {
             }
             StreamWrite::Overwrite => {
                 self.helpers.insert(Helper::OverwriteTable);
-                self.line(format!(
-                    "    # Delta's complete mode rewrites the table each batch: the same as foreachBatch + overwrite"
-                ));
+                self.line("    # Delta's complete mode rewrites the table each batch: the same as foreachBatch + overwrite");
                 self.line(format!(
                     "    {input}.writeStream.outputMode({})",
                     str_lit(d.output_mode.as_str())

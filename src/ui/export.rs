@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 
 use eframe::egui::{self, RichText};
 
-use crate::export::{Export, Target, export_project};
+use crate::export::{Export, NodeSchemas, Target, export_project_with_schemas};
 use crate::model::Project;
 
 /// The export window's state.
@@ -31,17 +31,21 @@ impl ExportDialog {
         self.note.clear();
     }
 
-    fn regenerate(&mut self, project: &Project) {
+    fn regenerate(&mut self, project: &Project, schemas: &NodeSchemas) {
         let target = self.target.unwrap_or(Target::PySpark);
         let only: Vec<String> = self.pipeline.iter().cloned().collect();
-        self.result = Some(export_project(project, target, &only).map_err(|e| e.to_string()));
+        self.result = Some(
+            export_project_with_schemas(project, target, &only, schemas).map_err(|e| e.to_string()),
+        );
     }
 
-    /// The window; `project_path` decides where Save writes.
+    /// The window; `schemas` are the node schemas the app planned for the inspector (SDP lists
+    /// a Flatten's and a Join's columns from them); `project_path` decides where Save writes.
     pub fn export_ui(
         &mut self,
         ctx: &egui::Context,
         project: &Project,
+        schemas: &NodeSchemas,
         project_path: Option<&Path>,
     ) {
         if !self.open {
@@ -52,7 +56,7 @@ impl ExportDialog {
             self.pipeline = None;
         }
         // regenerate every frame the window is open: the project may have been edited
-        self.regenerate(project);
+        self.regenerate(project, schemas);
         let mut open = self.open;
         egui::Window::new(format!("Export to {}", target.label()))
             .id(egui::Id::new("export_window"))

@@ -310,15 +310,57 @@ async fn exported_projects_and_every_node_kind_compute_the_same_rows_on_spark() 
             failures.push(format!("{name}: {} {}", r["error"], r["tables"]));
         }
     }
-    if std::env::var_os("MEDALLION_KEEP_EXPORT_TEST").is_some() {
-        let _ = work.keep();
-    }
     assert_eq!(results["cases"].as_object().unwrap().len(), cases.len());
     assert!(failures.is_empty(), "cases that differ on Spark:\n{}", failures.join("\n"));
     assert!(
         todos_seen.iter().any(|t| t.contains("clicks_watermark") && t.contains("late_rows")),
         "{todos_seen:?}"
     );
+
+    // MEDALLION_KEEP_EXPORT_TEST=1 keeps the scripts, lakehouses and results for a look
+    let keep = std::env::var_os("MEDALLION_KEEP_EXPORT_TEST").is_some();
+    let w = if keep { work.keep() } else { w.to_owned() };
+
+    // the batch example on Sail: the script unchanged (real Delta, through SPARK_REMOTE), the
+    // tables read back by the Python deltalake package
+    let sail_lake = w.join("sail_users_batch");
+    copy_dir(demo.path(), &sail_lake);
+    let out = Command::new(sail_python())
+        .arg(repo_path("scripts/sail_export_check.py"))
+        .arg(scripts.join("users_batch.py"))
+        .arg(&sail_lake)
+        .arg(w.join("medallion_users_batch"))
+        .args(["bronze/users", "silver/users", "gold/users_by_title", "--ignore", "event_time"])
+        .output()
+        .expect("the Sail check runs");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    println!("{stdout}");
+    assert!(
+        out.status.success(),
+        "Sail: {stdout}\n{}",
+        tail(&String::from_utf8_lossy(&out.stderr))
+    );
+    for t in [
+        "bronze/users: 300 rows equal",
+        "silver/users: 300 rows equal",
+        "gold/users_by_title: 8 rows equal",
+    ] {
+        assert!(stdout.contains(t), "{stdout}");
+    }
+}
+
+fn tail(s: &str) -> String {
+    s.chars().rev().take(4000).collect::<String>().chars().rev().collect()
+}
+
+/// The Sail venv's Python (scripts/setup.sh: pysail and a Spark Connect client it accepts).
+fn sail_python() -> PathBuf {
+    let venv = std::env::var("MEDALLION_SAIL_VENV").map(PathBuf::from).unwrap_or_else(|_| {
+        PathBuf::from(std::env::var("HOME").unwrap()).join(".cache/medallion/venv-sail")
+    });
+    let py = venv.join("bin/python");
+    assert!(py.exists(), "{} is missing: run scripts/setup.sh (it installs pysail)", py.display());
+    py
 }
 
 #[test]

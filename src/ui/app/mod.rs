@@ -653,7 +653,7 @@ impl MedallionApp {
         egui::CentralPanel::default().show(ui, |ui| self.canvas_panel_ui(ui));
         self.confirm_ui(ui);
         self.confirm_reset_ui(ui);
-        self.export.export_ui(ui.ctx(), &self.doc.project, self.doc.path.as_deref());
+        self.export.export_ui(ui.ctx(), &self.doc.project, &self.schemas, self.doc.path.as_deref());
     }
 }
 
