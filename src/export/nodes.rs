@@ -328,6 +328,23 @@ impl<'a> Emitter<'a> {
             NodeKind::Filter(f) => {
                 self.line(format!("{v} = {input}.filter({})", str_lit(&collapse_ws(&f.condition))));
             }
+            NodeKind::Sql(s) if self.sdp => {
+                // SDP forbids temp views in query functions: DataFrames as named arguments
+                self.line(format!("{v} = spark.sql("));
+                for l in sql_lit(&sql_with_frame_args(&s.query, &s.inputs)).lines() {
+                    if l.is_empty() {
+                        self.line("");
+                    } else {
+                        self.line(format!("    {l}"));
+                    }
+                }
+                self.lines.last_mut().map(|l| l.push(','));
+                for port in &s.inputs {
+                    let from = self.input(&node.id, port);
+                    self.line(format!("    {port}={from},"));
+                }
+                self.line(")");
+            }
             NodeKind::Sql(s) => {
                 for port in &s.inputs {
                     let from = self.input(&node.id, port);
@@ -834,5 +851,36 @@ fn flatten_fields(
         } else {
             out.push(format!("    {expr}.alias({}),", str_lit(&name)));
         }
+    }
+}
+
+/// `FROM users u JOIN ssn s` → `FROM {users} u JOIN {ssn} s`: the ports as `spark.sql`'s
+/// DataFrame arguments (other braces doubled, as `str.format` reads them).
+pub fn sql_with_frame_args(query: &str, ports: &[String]) -> String {
+    let mut q = query.replace('{', "{{").replace('}', "}}");
+    for port in ports {
+        let re = regex::Regex::new(&format!(r"(?i)\b(FROM|JOIN)(\s+){}\b", regex::escape(port)));
+        if let Ok(re) = re {
+            q = re.replace_all(&q, format!("${{1}}${{2}}{{{port}}}").as_str()).into_owned();
+        }
+    }
+    q
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sql_ports_become_dataframe_arguments() {
+        let q = "SELECT u.a, '{x}' FROM users u\nLEFT JOIN ssn s ON u.id = s.id JOIN users_old o ON 1 = 1";
+        assert_eq!(
+            sql_with_frame_args(q, &["users".into(), "ssn".into()]),
+            "SELECT u.a, '{{x}}' FROM {users} u\nLEFT JOIN {ssn} s ON u.id = s.id JOIN users_old o ON 1 = 1"
+        );
+        assert_eq!(
+            group_key_names(&["window(t, '1 minute')".into(), "a AS b".into(), "c".into()]),
+            ["window", "b", "c"]
+        );
     }
 }

@@ -148,6 +148,59 @@ async fn exported_projects_and_every_node_kind_compute_the_same_rows_on_spark() 
         cases.push(project_case(name, &script, &med, &w.join(format!("spark_{name}")), &tables));
     }
 
+    // users_batch as Spark Declarative Pipelines: `spark-pipelines run` over the same inputs
+    // (bronze/ssn as Parquet: no Delta connector), its datasets in its spark-warehouse
+    {
+        let project = load_project("projects/users_batch.toml");
+        let med = w.join("medallion_users_batch");
+        let sdp_dir = w.join("sdp_users_batch");
+        let lake = sdp_dir.join("lake");
+        let mut schemas = medallion::export::NodeSchemas::new();
+        for p in &project.pipelines {
+            let (planned, _) = engine::plan_schemas(&project, p, &med).await;
+            schemas.extend(planned.into_iter().map(|(id, s)| ((p.name.clone(), id), s)));
+        }
+        let sdp =
+            medallion::export::export_project_with_schemas(&project, Target::Sdp, &[], &schemas)
+                .unwrap();
+        assert!(sdp.todos.is_empty(), "{:?}", sdp.todos);
+        std::fs::create_dir_all(&sdp_dir).unwrap();
+        std::fs::write(sdp_dir.join(&sdp.file_name), &sdp.code).unwrap();
+        let spec = format!(
+            "name: users_batch\nstorage: file://{}\nlibraries:\n  - glob:\n      include: {}\nconfiguration:\n  medallion.lakehouse: {}\n  medallion.verify: \"true\"\n",
+            sdp_dir.join("storage").display(),
+            sdp.file_name,
+            lake.display()
+        );
+        std::fs::write(sdp_dir.join("spark-pipeline.yml"), spec).unwrap();
+        let warehouse = sdp_dir.join("spark-warehouse");
+        let compare: Vec<Value> = [
+            ("bronze/users", "bronze_users"),
+            ("silver/users", "silver_users"),
+            ("gold/users_by_title", "gold_users_by_title"),
+        ]
+        .iter()
+        .map(|(t, d)| {
+            json!({
+                "name": format!("{t} (SDP)"),
+                "expected": {"delta": med.join(t)},
+                "actual": {"parquet": warehouse.join(d)},
+                "ignore": ["event_time"],
+            })
+        })
+        .collect();
+        cases.push(json!({
+            "name": "users_batch (SDP)",
+            "command": [venv_bin("spark-pipelines"), "run", "--spec", "spark-pipeline.yml"],
+            "cwd": sdp_dir,
+            "prepare": {
+                "delta_to_parquet": [[med.join("bronze/ssn"), lake.join("bronze/ssn")]],
+                "copy": [[med.join("landing"), lake.join("landing")]],
+            },
+            "compare": compare,
+        }));
+    }
+
     // music_kafka: a real broker for Medallion; Spark reads the same records from JSON
     let broker = Broker::start();
     let topic = "music_data_json";
