@@ -13,6 +13,8 @@ mod pyspark;
 mod python;
 mod sdp;
 mod sinks;
+mod sources;
+mod transforms;
 
 use std::collections::{HashMap, HashSet};
 

@@ -6,16 +6,15 @@
 
 use std::collections::{BTreeSet, HashMap, HashSet};
 
-use crate::model::node::{
-    DEFAULT_PORT, FileFormat, FileSource, JoinHow, NodeKind, OnViolation, ParseMode,
-    RESCUED_DATA_COLUMN,
-};
+use arrow::datatypes::{DataType, SchemaRef};
+
+use crate::model::node::{DEFAULT_PORT, JoinHow, NodeKind, ParseMode, RESCUED_DATA_COLUMN};
 use crate::model::streaming::{LateRows, streaming_nodes};
 use crate::model::{Node, NodeId, Pipeline, PipelineMode};
-use arrow::datatypes::{DataType, Field, SchemaRef};
 
 use super::Todo;
 use super::python::{collapse_ws, comment, env_expr, ident, sql_lit, str_lit};
+use super::transforms::{flatten_fields, sql_with_frame_args};
 
 /// Helpers a script defines only when a node uses them (no dead code).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -81,7 +80,7 @@ impl<'a> Emitter<'a> {
     }
 
     /// The output schema of the node feeding `id`'s `port`, if known.
-    fn input_schema(&self, id: &NodeId, port: &str) -> Option<SchemaRef> {
+    pub(super) fn input_schema(&self, id: &NodeId, port: &str) -> Option<SchemaRef> {
         self.pipeline.input_of(id, port).and_then(|from| self.schemas.get(from)).cloned()
     }
 
@@ -338,7 +337,9 @@ impl<'a> Emitter<'a> {
                         self.line(format!("    {l}"));
                     }
                 }
-                self.lines.last_mut().map(|l| l.push(','));
+                if let Some(l) = self.lines.last_mut() {
+                    l.push(',');
+                }
                 for port in &s.inputs {
                     let from = self.input(&node.id, port);
                     self.line(format!("    {port}={from},"));
@@ -467,316 +468,6 @@ impl<'a> Emitter<'a> {
             }
         }
     }
-
-    fn file_source(&mut self, node: &Node, src: &FileSource, v: &str, stream: bool) {
-        let fmt = src.format.as_str();
-        let tracking = src.schema_location.is_some()
-            || src.schema_hints.is_some()
-            || src.schema_evolution_mode.is_some();
-        let auto_loader = stream && (src.use_notifications || tracking || src.schema.is_none());
-        let parsed_mode = src.format != FileFormat::Parquet;
-        let mut schema = src.schema.as_deref().map(collapse_ws).filter(|s| !s.is_empty());
-        let rescued = parsed_mode && src.parse_mode != ParseMode::FailFast;
-        if rescued && let Some(s) = schema.as_mut() {
-            s.push_str(&format!(", {RESCUED_DATA_COLUMN} STRING"));
-        }
-        let target = if src.parse_mode == ParseMode::DropMalformed && parsed_mode {
-            self.fresh(&format!("{v}_all"))
-        } else {
-            v.to_owned()
-        };
-        self.line(format!("{target} = ("));
-        if auto_loader {
-            self.line(format!(
-                "    lake.read_files_stream(spark, {})  # Auto Loader (cloudFiles)",
-                str_lit(fmt)
-            ));
-        } else if stream {
-            self.line(format!("    spark.readStream.format({})", str_lit(fmt)));
-        } else {
-            self.line(format!("    spark.read.format({})", str_lit(fmt)));
-        }
-        if let Some(s) = &schema {
-            self.line(format!("    .schema({})", str_lit(s)));
-        }
-        let mut opts: Vec<(String, String)> = Vec::new();
-        if src.format == FileFormat::Csv {
-            opts.push(("header".into(), str_lit(if src.header { "true" } else { "false" })));
-        }
-        if parsed_mode {
-            match src.parse_mode {
-                ParseMode::FailFast => opts.push(("mode".into(), str_lit("FAILFAST"))),
-                _ => opts.push(("columnNameOfCorruptRecord".into(), str_lit(RESCUED_DATA_COLUMN))),
-            }
-        }
-        if let Some(g) = &src.glob {
-            opts.push(("pathGlobFilter".into(), str_lit(g)));
-        }
-        if stream {
-            if let Some(m) = src.max_files_per_trigger {
-                if auto_loader {
-                    opts.push(("cloudFiles.maxFilesPerTrigger".into(), m.to_string()));
-                }
-                opts.push(("maxFilesPerTrigger".into(), m.to_string()));
-            }
-            if let Some(b) = src.max_bytes_per_trigger {
-                opts.push(("cloudFiles.maxBytesPerTrigger".into(), b.to_string()));
-            }
-            if src.use_notifications {
-                opts.push(("cloudFiles.useNotifications".into(), str_lit("true")));
-            }
-            if auto_loader {
-                let loc = match &src.schema_location {
-                    Some(l) => self.path(l),
-                    None => self.path(&format!(
-                        "{}/_schemas/{}",
-                        checkpoint_rel(self.pipeline),
-                        node.id
-                    )),
-                };
-                if schema.is_none() || tracking {
-                    opts.push(("cloudFiles.schemaLocation".into(), loc));
-                }
-                if let Some(h) = &src.schema_hints {
-                    opts.push(("cloudFiles.schemaHints".into(), str_lit(&collapse_ws(h))));
-                }
-                if let Some(m) = src.schema_evolution_mode {
-                    opts.push(("cloudFiles.schemaEvolutionMode".into(), str_lit(m.as_str())));
-                }
-            }
-        }
-        for (k, val) in &opts {
-            self.line(format!("    .option({}, {val})", str_lit(k)));
-        }
-        let path = self.path(&src.path);
-        self.line(format!("    .load({path})"));
-        if src.parse_mode == ParseMode::DropMalformed && parsed_mode {
-            // where a bad record came from, for the quarantine
-            self.line("    .select(\"*\", F.col(\"_metadata.file_path\").alias(\"_source_file\"))");
-            if !stream {
-                // Spark refuses to query the corrupt-record column alone from raw files
-                self.line("    .cache()");
-            }
-        }
-        self.line(")");
-        if stream && schema.is_none() {
-            self.todo(
-                node,
-                "no DDL schema: Auto Loader infers and tracks it under cloudFiles.schemaLocation; open-source Spark's file stream needs .schema(...) (the verify profile cannot run without one)",
-            );
-        }
-        if src.parse_mode == ParseMode::DropMalformed && parsed_mode {
-            let bad = self.fresh(&format!("{v}_malformed"));
-            self.line(format!(
-                "{bad} = {target}.filter(F.col({r}).isNotNull()).select(",
-                r = str_lit(RESCUED_DATA_COLUMN)
-            ));
-            self.line(format!("    F.lit({}).alias(\"source_node\"),", str_lit(node.id.as_str())));
-            self.line("    F.col(\"_source_file\").alias(\"file\"),");
-            self.line("    F.lit(None).cast(\"bigint\").alias(\"line\"),");
-            // naming the other columns too: Spark refuses a query of the corrupt-record column alone
-            self.line(format!(
-                "    F.coalesce(F.col({}), F.to_json(F.struct(\"*\"))).alias(\"raw\"),",
-                str_lit(RESCUED_DATA_COLUMN)
-            ));
-            self.line("    F.lit(\"malformed record\").alias(\"reason\"),");
-            self.line(")");
-            self.quarantine.push(QuarantineFeed { var: bad });
-            self.line(format!(
-                "{v} = {target}.filter(F.col({r}).isNull()).drop({r}, \"_source_file\")",
-                r = str_lit(RESCUED_DATA_COLUMN)
-            ));
-        }
-    }
-
-    fn kafka_source(
-        &mut self,
-        _node: &Node,
-        k: &crate::model::node::KafkaSource,
-        v: &str,
-        stream: bool,
-    ) {
-        self.helpers.insert(Helper::KafkaRecords);
-        let servers = self.value(&k.bootstrap_servers);
-        let mut opts: Vec<(String, String)> = vec![("kafka.bootstrap.servers".into(), servers)];
-        if !k.subscribe.is_empty() {
-            opts.push(("subscribe".into(), str_lit(&k.subscribe.join(","))));
-        }
-        if let Some(p) = &k.subscribe_pattern {
-            opts.push(("subscribePattern".into(), str_lit(p)));
-        }
-        opts.push((
-            "startingOffsets".into(),
-            str_lit(k.starting_offsets.as_deref().unwrap_or("earliest")),
-        ));
-        if !stream {
-            opts.push(("endingOffsets".into(), str_lit("latest")));
-        }
-        if stream && let Some(m) = k.max_offsets_per_trigger {
-            opts.push(("maxOffsetsPerTrigger".into(), m.to_string()));
-        }
-        if !k.fail_on_data_loss {
-            opts.push(("failOnDataLoss".into(), str_lit("false")));
-        }
-        for (key, val) in &k.options {
-            let key = if key.starts_with("kafka.") { key.clone() } else { format!("kafka.{key}") };
-            let val = self.value(val);
-            opts.push((key, val));
-        }
-        self.line(
-            "if lake.verify:  # no Kafka connector offline: the topic's records from JSON files",
-        );
-        self.line(format!(
-            "    {v} = kafka_records(spark, lake, {}, stream={})",
-            str_lit(_node.id.as_str()),
-            if stream { "True" } else { "False" }
-        ));
-        self.line("else:");
-        self.line(format!("    {v} = ("));
-        self.line(format!(
-            "        spark.{}.format(\"kafka\")",
-            if stream { "readStream" } else { "read" }
-        ));
-        for (key, val) in &opts {
-            self.line(format!("        .option({}, {val})", str_lit(key)));
-        }
-        self.line("        .load()");
-        self.line("    )");
-    }
-
-    fn expectations(
-        &mut self,
-        node: &Node,
-        e: &crate::model::node::Expectations,
-        v: &str,
-        input: &str,
-    ) {
-        let cond = |c: &str| format!("({})", collapse_ws(c));
-        for r in e.rules.iter().filter(|r| r.on_violation == OnViolation::Warn) {
-            self.line(format!(
-                "# expect `{}` (warn): {} — rows are kept; Medallion counts the failures",
-                r.name,
-                comment(&r.condition)
-            ));
-        }
-        let mut current = input.to_owned();
-        let fails: Vec<_> =
-            e.rules.iter().filter(|r| r.on_violation == OnViolation::Fail).collect();
-        if !fails.is_empty() {
-            let checked = self.fresh(&format!("{v}_checked"));
-            self.line(
-                "# expect_or_fail: the query stops at the first failing row, before it commits",
-            );
-            self.line(format!("{checked} = {current}.filter("));
-            let asserts: Vec<String> = fails
-                .iter()
-                .map(|r| {
-                    format!(
-                        "F.assert_true(F.coalesce(F.expr({}), F.lit(False)), {}).isNull()",
-                        str_lit(&cond(&r.condition)),
-                        str_lit(&format!(
-                            "expectation `{}` failed: {}",
-                            r.name,
-                            collapse_ws(&r.condition)
-                        ))
-                    )
-                })
-                .collect();
-            if let [one] = asserts.as_slice() {
-                self.line(format!("    {one}"));
-            } else {
-                for (i, a) in asserts.iter().enumerate() {
-                    let sep = if i + 1 < asserts.len() { " &" } else { "" };
-                    self.line(format!("    ({a}){sep}"));
-                }
-            }
-            self.line(")");
-            current = checked;
-        }
-        let drops: Vec<_> =
-            e.rules.iter().filter(|r| r.on_violation == OnViolation::Drop).collect();
-        if drops.is_empty() {
-            self.line(format!("{v} = {current}"));
-            return;
-        }
-        let all = drops.iter().map(|r| cond(&r.condition)).collect::<Vec<_>>().join(" AND ");
-        let bad = self.fresh(&format!("{v}_dropped"));
-        self.line(format!(
-            "{bad} = {current}.filter(~F.coalesce(F.expr({}), F.lit(False))).select(",
-            str_lit(&all)
-        ));
-        self.line(format!("    F.lit({}).alias(\"source_node\"),", str_lit(node.id.as_str())));
-        self.line("    F.lit(None).cast(\"string\").alias(\"file\"),");
-        self.line("    F.lit(None).cast(\"bigint\").alias(\"line\"),");
-        self.line("    F.to_json(F.struct(\"*\")).alias(\"raw\"),");
-        self.line("    F.concat(");
-        self.line("        F.lit(\"expectations failed: \"),");
-        self.line("        F.concat_ws(");
-        self.line("            \", \",");
-        for r in &drops {
-            self.line(format!(
-                "            F.when(~F.coalesce(F.expr({}), F.lit(False)), F.lit({})),",
-                str_lit(&cond(&r.condition)),
-                str_lit(&r.name)
-            ));
-        }
-        self.line("        ),");
-        self.line("    ).alias(\"reason\"),");
-        self.line(")");
-        self.quarantine.push(QuarantineFeed { var: bad });
-        self.line(format!("{v} = {current}.filter({})  # expect_or_drop", str_lit(&all)));
-    }
-
-    /// SDP: the join's output columns listed from the inputs' known schemas (a query
-    /// function may not ask a DataFrame for its columns).
-    fn join_columns_sdp(&mut self, node: &Node, j: &crate::model::node::Join) {
-        let (Some(l), Some(r)) =
-            (self.input_schema(&node.id, "left"), self.input_schema(&node.id, "right"))
-        else {
-            self.todo(
-                node,
-                "the join's columns need the inputs' schemas (an SDP query function may not analyze a DataFrame): export from the CLI with the lakehouse (or the app)",
-            );
-            self.line("    \"*\",");
-            return;
-        };
-        let same: Vec<&String> = j.on.iter().filter(|[a, b]| a == b).map(|[a, _]| a).collect();
-        let q = |side: &str, c: &str| str_lit(&format!("{side}.`{}`", c.replace('`', "``")));
-        for f in l.fields() {
-            let c = f.name();
-            let expr = match j.how {
-                JoinHow::Right if same.contains(&c) => {
-                    format!("F.col({}).alias({})", q("right", c), str_lit(c))
-                }
-                JoinHow::Full if same.contains(&c) => format!(
-                    "F.coalesce(F.col({}), F.col({})).alias({})",
-                    q("left", c),
-                    q("right", c),
-                    str_lit(c)
-                ),
-                _ => format!("F.col({})", q("left", c)),
-            };
-            self.line(format!("    {expr},"));
-        }
-        for f in r.fields().iter().filter(|f| !same.contains(&f.name())) {
-            self.line(format!("    F.col({}),", q("right", f.name())));
-        }
-    }
-
-    /// How a Delta source reads its table.
-    fn table_read(&mut self, table: &str) -> TableRead {
-        let named =
-            if self.sdp { self.table_names.get(&normalize_table(table)).cloned() } else { None };
-        let rel = self.value(table);
-        TableRead { path: format!("lake.path({rel})"), rel, named }
-    }
-}
-
-struct TableRead {
-    rel: String,
-    path: String,
-    /// SDP: the dataset name of a table this project writes.
-    named: Option<String>,
 }
 
 /// `bronze/users`, `./bronze/users/` → `bronze/users`: table paths compared across pipelines.
@@ -829,58 +520,4 @@ pub fn group_key_names(group_by: &[String]) -> Vec<String> {
             }
         })
         .collect()
-}
-
-/// SDP Flatten: `F.col("`s`").getField("f").alias("s_f")` for every field of a struct.
-fn flatten_fields(
-    base: &str,
-    field: &Field,
-    prefix: &str,
-    f: &crate::model::node::Flatten,
-    out: &mut Vec<String>,
-) {
-    let DataType::Struct(children) = field.data_type() else {
-        out.push(format!("    {base}.alias({}),", str_lit(prefix)));
-        return;
-    };
-    for child in children {
-        let name = format!("{prefix}{}{}", f.separator, child.name());
-        let expr = format!("{base}.getField({})", str_lit(child.name()));
-        if f.recursive && matches!(child.data_type(), DataType::Struct(_)) {
-            flatten_fields(&expr, child, &name, f, out);
-        } else {
-            out.push(format!("    {expr}.alias({}),", str_lit(&name)));
-        }
-    }
-}
-
-/// `FROM users u JOIN ssn s` → `FROM {users} u JOIN {ssn} s`: the ports as `spark.sql`'s
-/// DataFrame arguments (other braces doubled, as `str.format` reads them).
-pub fn sql_with_frame_args(query: &str, ports: &[String]) -> String {
-    let mut q = query.replace('{', "{{").replace('}', "}}");
-    for port in ports {
-        let re = regex::Regex::new(&format!(r"(?i)\b(FROM|JOIN)(\s+){}\b", regex::escape(port)));
-        if let Ok(re) = re {
-            q = re.replace_all(&q, format!("${{1}}${{2}}{{{port}}}").as_str()).into_owned();
-        }
-    }
-    q
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn sql_ports_become_dataframe_arguments() {
-        let q = "SELECT u.a, '{x}' FROM users u\nLEFT JOIN ssn s ON u.id = s.id JOIN users_old o ON 1 = 1";
-        assert_eq!(
-            sql_with_frame_args(q, &["users".into(), "ssn".into()]),
-            "SELECT u.a, '{{x}}' FROM {users} u\nLEFT JOIN {ssn} s ON u.id = s.id JOIN users_old o ON 1 = 1"
-        );
-        assert_eq!(
-            group_key_names(&["window(t, '1 minute')".into(), "a AS b".into(), "c".into()]),
-            ["window", "b", "c"]
-        );
-    }
 }
