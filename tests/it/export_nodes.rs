@@ -41,6 +41,9 @@ pub fn write_fixtures(root: &Path) {
         r#"{"id": 5, "name": "O'Brien \"Q\"", "dept": "hr", "amount": 100.0, "ts": "2026-01-01T11:02:00Z", "info": {"city": "Cork", "geo": {"lat": 51.9, "lon": -8.47}}, "tags": ["d", "e", "f"]}"#,
     ];
     write(root, "landing/people/part-00000.json", &people.join("\n"));
+    // two files, one micro-batch each: the second changes groups the first wrote
+    write(root, "landing/people_stream/part-00000.json", &people[..3].join("\n"));
+    write(root, "landing/people_stream/part-00001.json", &people[3..].join("\n"));
     let bad = format!("{}\n{{\"id\": 9, \"name\": broken\n{}", people[0], people[4]);
     write(root, "landing/people_bad/part-00000.json", &bad);
     write(
@@ -157,6 +160,36 @@ fn join(name: &str, how: JoinHow, condition: Option<&str>) -> NodeCase {
             condition: condition.map(str::to_owned),
         }),
     )
+}
+
+/// A stream: people → count per dept → a Delta sink in `mode` (update: foreachBatch + MERGE
+/// on the grouping keys; complete: foreachBatch + overwrite), compared with Medallion's run.
+fn stream_aggregate(name: &str, mode: OutputMode) -> NodeCase {
+    let source = NodeKind::FileSource(FileSource {
+        path: "landing/people_stream".into(),
+        schema: Some(PEOPLE_DDL.into()),
+        parse_mode: ParseMode::FailFast,
+        max_files_per_trigger: Some(1),
+        ..FileSource::default()
+    });
+    let mut c = case_with(
+        name,
+        vec![("people", source, DEFAULT_PORT)],
+        NodeKind::Aggregate(Aggregate {
+            group_by: vec!["dept".into()],
+            aggregates: vec!["count(*) AS n".into(), "max(amount) AS top".into()],
+        }),
+    );
+    let p = &mut c.project.pipelines[0];
+    p.mode = medallion::model::PipelineMode::Stream;
+    p.trigger = Some(medallion::model::Trigger::AvailableNow);
+    for n in &mut p.nodes {
+        if let NodeKind::DeltaSink(d) = &mut n.kind {
+            d.mode = WriteMode::Append;
+            d.output_mode = mode;
+        }
+    }
+    c
 }
 
 /// Every case; `kafka` is the broker's address (the Kafka source case reads `topic`).
@@ -299,6 +332,11 @@ pub fn cases(kafka: &str, topic: &str) -> Vec<NodeCase> {
                 aggregates: vec!["count(*) AS n".into(), "max(amount) AS top".into()],
             }),
         ),
+        NodeCase { compare_run: true, ..stream_aggregate("aggregate_update_stream", OutputMode::Update) },
+        NodeCase {
+            compare_run: true,
+            ..stream_aggregate("aggregate_complete_stream", OutputMode::Complete)
+        },
         case(
             "watermark",
             NodeKind::Watermark(Watermark {
@@ -381,7 +419,12 @@ pub fn cases_for(kind: &NodeKind) -> &'static [&'static str] {
         NodeKind::Join(_) => &["join_left", "join_full", "join_inner_condition", "join_left_anti"],
         NodeKind::Distinct(_) => &["distinct"],
         NodeKind::Deduplicate(_) => &["deduplicate"],
-        NodeKind::Aggregate(_) => &["aggregate", "aggregate_window"],
+        NodeKind::Aggregate(_) => &[
+            "aggregate",
+            "aggregate_window",
+            "aggregate_update_stream",
+            "aggregate_complete_stream",
+        ],
         NodeKind::Watermark(_) => &["watermark"],
         NodeKind::Expectations(_) => &["expectations"],
         NodeKind::DeltaSink(_) => &["delta_sink"],
