@@ -7,5 +7,6 @@
 
 pub mod cli;
 pub mod engine;
+pub mod export;
 pub mod model;
 pub mod ui;

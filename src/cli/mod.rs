@@ -1,5 +1,5 @@
 //! The command line: `medallion validate | run | preview | demo-data | tables | history |
-//! optimize | vacuum | serve | test`.
+//! optimize | vacuum | serve | test | export`.
 //!
 //! This is the contract other tools depend on (DESIGN.md); keep names and exit codes stable.
 
@@ -12,6 +12,7 @@ use clap::{Args, Parser, Subcommand};
 use crate::engine::{self, RunEvent, RunOptions};
 use crate::model::{NodeId, Project, Severity, validate};
 
+mod export;
 mod pipeline_tests;
 mod upkeep;
 
@@ -168,6 +169,10 @@ pub enum Command {
     /// or record one from a node's sample rows (`medallion test record PROJECT --node ID --name
     /// NAME`). Prints a diff per failing test and `N passed, M failed`; exits 1 on a failure.
     Test(TestArgs),
+    /// Export the project to Spark: `OUT/<project>.py`, a PySpark script (`--to pyspark`, run
+    /// as `python <project>.py LAKEHOUSE [PIPELINE...]`) or a Spark Declarative Pipelines
+    /// source (`--to sdp`). Constructs without a faithful Spark equivalent are listed on stderr.
+    Export(export::ExportArgs),
     /// Delta history of one table, newest first.
     History {
         table_path: PathBuf,
@@ -536,6 +541,7 @@ async fn run_async(command: Command) -> anyhow::Result<i32> {
             upkeep::vacuum(&table, retain_hours, dry_run, force).await
         }
         Command::Test(args) => pipeline_tests::test_command(args).await,
+        Command::Export(args) => export::export_command(&args).await,
         Command::History { table_path, limit } => {
             let entries = engine::lakehouse::history(&table_path, limit).await?;
             println!(

@@ -72,7 +72,7 @@ impl Drop for Broker {
 }
 
 /// Produces raw values to `topic` (creating it with 3 partitions through demo-data).
-async fn produce(broker: &Broker, topic: &str, values: &[String]) {
+pub async fn produce(broker: &Broker, topic: &str, values: &[String]) {
     use rdkafka::producer::{FutureProducer, FutureRecord};
     let producer: FutureProducer = rdkafka::ClientConfig::new()
         .set("bootstrap.servers", &broker.addr)
@@ -94,7 +94,7 @@ async fn produce(broker: &Broker, topic: &str, values: &[String]) {
     futures::future::join_all(sends).await;
 }
 
-async fn create_topic(broker: &Broker, topic: &str) {
+pub async fn create_topic(broker: &Broker, topic: &str) {
     let opts = engine::demo_data::MusicEventsOptions {
         brokers: broker.addr.clone(),
         topic: topic.into(),
@@ -105,7 +105,7 @@ async fn create_topic(broker: &Broker, topic: &str) {
     engine::demo_data::produce_music_events(&opts).await.unwrap();
 }
 
-fn music_events(n: u64, seed: u64) -> Vec<String> {
+pub fn music_events(n: u64, seed: u64) -> Vec<String> {
     use rand::SeedableRng;
     let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
     (0..n).map(|i| engine::demo_data::music_event_json(&mut rng, i)).collect()

@@ -6,6 +6,8 @@ mod cli;
 mod common;
 mod direct_query;
 mod errors;
+mod export;
+mod export_nodes;
 mod interop;
 mod kafka;
 mod kinds;

@@ -84,6 +84,13 @@ impl MedallionApp {
                         }
                     }
                 });
+                ui.menu_button("Export", |ui| {
+                    for target in crate::export::Target::ALL {
+                        if ui.button(format!("{}…", target.label())).clicked() {
+                            self.export.open(target);
+                        }
+                    }
+                });
                 ui.separator();
                 if ui.button("Quit").clicked() {
                     self.guarded(Pending::Quit);

@@ -149,6 +149,7 @@ pub struct MedallionApp {
     pub sql: super::sql::SqlConsole,
     pub tests: super::tests_tab::TestsTab,
     pub quality: super::quality::QualityState,
+    pub export: super::export::ExportDialog,
 }
 
 const RECENT_KEY: &str = "medallion.recent";
@@ -196,6 +197,7 @@ impl MedallionApp {
                 cc.storage.and_then(|s| eframe::get_value(s, super::sql::HISTORY_KEY)),
             ),
             tests: Default::default(),
+            export: Default::default(),
         };
         match path {
             Some(p) => app.open_path(p),
@@ -651,6 +653,7 @@ impl MedallionApp {
         egui::CentralPanel::default().show(ui, |ui| self.canvas_panel_ui(ui));
         self.confirm_ui(ui);
         self.confirm_reset_ui(ui);
+        self.export.export_ui(ui.ctx(), &self.doc.project, &self.schemas, self.doc.path.as_deref());
     }
 }
 
