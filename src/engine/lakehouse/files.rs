@@ -61,7 +61,9 @@ fn walk(dir: &Path, prefix: &str, out: &mut Vec<(String, u64)>) {
 /// VACUUM never sees them.
 pub(crate) fn is_staging_file(name: &str) -> bool {
     match name.rsplit_once('#') {
-        Some((stem, n)) => !stem.is_empty() && !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()),
+        Some((stem, n)) => {
+            !stem.is_empty() && !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit())
+        }
         None => false,
     }
 }

@@ -4,14 +4,41 @@ use super::*;
 
 impl MedallionApp {
     pub(super) fn shortcuts(&mut self, ui: &Ui) {
-        let typing = ui.ctx().memory(|m| m.focused().is_some());
-        let (undo, redo, save, delete, copy, paste) = ui.input(|i| {
-            let cmd = i.modifiers.command;
+        use egui::{Key, Modifiers};
+        let typing = ui.ctx().egui_wants_keyboard_input();
+        let cmd = Modifiers::COMMAND;
+        let cmd_shift = Modifiers::COMMAND | Modifiers::SHIFT;
+        // file shortcuts work wherever the focus is, as in any editor
+        let (save_as, save, open, new) = ui.input_mut(|i| {
             (
-                cmd && !i.modifiers.shift && i.key_pressed(egui::Key::Z),
-                cmd && i.modifiers.shift && i.key_pressed(egui::Key::Z),
-                cmd && i.key_pressed(egui::Key::S),
-                i.key_pressed(egui::Key::Delete),
+                i.consume_key(cmd_shift, Key::S),
+                i.consume_key(cmd, Key::S),
+                i.consume_key(cmd, Key::O),
+                i.consume_key(cmd, Key::N),
+            )
+        });
+        if save_as {
+            self.save_as();
+        } else if save {
+            self.save();
+        }
+        if open {
+            self.guarded(Pending::Open);
+        }
+        if new {
+            self.guarded(Pending::New);
+        }
+        // the rest belongs to a text field while one has the focus (its own undo, copy, delete)
+        if typing {
+            return;
+        }
+        let (undo, redo, delete, escape, copy, paste) = ui.input_mut(|i| {
+            let redo = i.consume_key(cmd_shift, Key::Z) || i.consume_key(cmd, Key::Y);
+            (
+                i.consume_key(cmd, Key::Z),
+                redo,
+                i.key_pressed(Key::Delete) || i.key_pressed(Key::Backspace),
+                i.key_pressed(Key::Escape),
                 i.events.iter().any(|e| matches!(e, egui::Event::Copy)),
                 i.events.iter().find_map(|e| match e {
                     egui::Event::Paste(t) => Some(t.clone()),
@@ -19,20 +46,17 @@ impl MedallionApp {
                 }),
             )
         });
-        if typing {
-            return;
-        }
         if redo {
             self.redo();
         } else if undo {
             self.undo();
         }
-        if save {
-            self.save();
-        }
         let selection = self.canvas_selection(ui);
         if delete {
             self.delete_nodes(&selection);
+        }
+        if escape {
+            self.selected = None;
         }
         if copy {
             self.copy_nodes(&selection);
@@ -205,20 +229,17 @@ impl MedallionApp {
                     RichText::new(format!("⏺ {label}")).color(status.color())
                 };
                 if ui.selectable_label(self.tab == i, label).clicked() && self.tab != i {
-                    self.tab = i;
-                    self.trigger_text.clear();
-                    self.selected = None;
-                    self.schedule_plan(Duration::ZERO);
+                    self.open_tab(i);
                 }
             }
-            if ui.button("+ pipeline").clicked() {
-                self.before_edit();
-                let n = self.doc.project.pipelines.len() + 1;
-                self.doc.project.pipelines.push(Pipeline::new(format!("pipeline_{n}")));
-                self.canvases.push(Canvas::default());
-                self.tab = n - 1;
-                self.trigger_text.clear();
-            }
+            ui.menu_button("+ pipeline", |ui| {
+                if ui.button("Batch pipeline").clicked() {
+                    self.add_pipeline(PipelineMode::Batch);
+                }
+                if ui.button("Stream pipeline").clicked() {
+                    self.add_pipeline(PipelineMode::Stream);
+                }
+            });
         });
     }
 }

@@ -32,6 +32,7 @@ mod bottom;
 mod events;
 mod menus;
 mod panels;
+mod pipelines;
 mod requests;
 
 /// How Open / Save As find their file: the native dialog, or a fixed path (tests, scripts).
@@ -142,6 +143,9 @@ pub struct MedallionApp {
     allow_close: bool,
     pub status: String,
     last_edit_was_move: bool,
+    /// The text field the last edit was typed into: further keystrokes there are the same
+    /// undo step.
+    typing_in: Option<egui::Id>,
     ctx: egui::Context,
     pub monitor: Monitor,
     pub tables: TablesState,
@@ -187,6 +191,7 @@ impl MedallionApp {
             allow_close: false,
             status: String::new(),
             last_edit_was_move: false,
+            typing_in: None,
             ctx,
             monitor: Monitor::default(),
             tables: TablesState::default(),
@@ -350,7 +355,20 @@ impl MedallionApp {
     fn before_edit(&mut self) {
         self.history.record(&self.doc.project);
         self.last_edit_was_move = false;
+        self.typing_in = None;
         self.schedule_plan(Duration::from_millis(250));
+    }
+
+    /// Remembers `before` for undo after an edit made in a form: typing in one text field is
+    /// one undo step, not one per keystroke.
+    fn record_typing(&mut self, before: &Project) {
+        let focus =
+            self.ctx.memory(|m| m.focused()).filter(|_| self.ctx.egui_wants_keyboard_input());
+        if focus.is_none() || focus != self.typing_in {
+            self.history.record(before);
+        }
+        self.typing_in = focus;
+        self.last_edit_was_move = false;
     }
 
     /// Adds a node of `kind` to the current pipeline; returns its id.
@@ -404,6 +422,8 @@ impl MedallionApp {
     }
 
     fn after_history(&mut self) {
+        self.typing_in = None;
+        self.trigger_text.clear();
         let n = self.doc.project.pipelines.len();
         self.canvases.resize_with(n, Canvas::default);
         self.tab = self.tab.min(n.saturating_sub(1));

@@ -15,24 +15,7 @@ impl MedallionApp {
 
     pub(super) fn inspector_panel_ui(&mut self, ui: &mut Ui) {
         let Some(sel) = self.selected.clone() else {
-            let before = self.doc.project.clone();
-            let mut trigger_text = std::mem::take(&mut self.trigger_text);
-            let changed = match self.pipeline_mut() {
-                Some(p) => {
-                    super::super::pipeline_settings::pipeline_settings_ui(ui, p, &mut trigger_text)
-                }
-                None => {
-                    ui.heading("Inspector");
-                    ui.label("Select a node (click it) to edit its settings.");
-                    false
-                }
-            };
-            self.trigger_text = trigger_text;
-            if changed {
-                self.history.record(&before);
-                self.last_edit_was_move = false;
-                self.schedule_plan(Duration::from_millis(300));
-            }
+            self.pipeline_panel_ui(ui);
             return;
         };
         let pipeline_name = self.pipeline().map(|p| p.name.clone()).unwrap_or_default();
@@ -61,8 +44,7 @@ impl MedallionApp {
         }
         if changed {
             // the edit already happened: remember the state before it
-            self.history.record(&before);
-            self.last_edit_was_move = false;
+            self.record_typing(&before);
             self.schedule_plan(Duration::from_millis(300));
         }
         for a in actions {
