@@ -7,6 +7,7 @@ use eframe::egui::{self, RichText, Ui};
 use crate::model::graph::parse_duration_ms;
 use crate::model::{Diagnostic, Pipeline, PipelineMode, Severity, Trigger, WatermarkPolicy};
 
+use super::form::edits;
 use super::theme;
 
 /// Edits to the project's list of pipelines that the panel asks the app to make.
@@ -67,6 +68,7 @@ pub fn pipeline_settings_ui(
         }
     });
     ui.separator();
+    edits("name");
     ui.horizontal(|ui| {
         let l = ui.label("Pipeline name");
         changed |= ui
@@ -77,6 +79,7 @@ pub fn pipeline_settings_ui(
     if let Some(problem) = name_problem(&p.name, cx.others) {
         ui.label(RichText::new(problem).color(theme::ERROR));
     }
+    edits("mode");
     ui.horizontal(|ui| {
         ui.label("Mode");
         for (mode, label) in [(PipelineMode::Batch, "batch"), (PipelineMode::Stream, "stream")] {
@@ -84,6 +87,7 @@ pub fn pipeline_settings_ui(
         }
     });
     if p.mode == PipelineMode::Stream {
+        edits("trigger");
         ui.horizontal(|ui| {
             ui.label("Trigger");
             let current = p.trigger.unwrap_or_default();
@@ -121,6 +125,7 @@ pub fn pipeline_settings_ui(
                 }
             });
         }
+        edits("checkpoint");
         let mut cp = p.checkpoint.clone().unwrap_or_default();
         ui.horizontal(|ui| {
             let l = ui.label("Checkpoint location");
@@ -136,6 +141,7 @@ pub fn pipeline_settings_ui(
                 changed = true;
             }
         });
+        edits("min_batches_to_retain");
         changed |= ui
             .horizontal(|ui| {
                 let mut on = p.min_batches_to_retain.is_some();
@@ -152,6 +158,7 @@ pub fn pipeline_settings_ui(
                 c
             })
             .inner;
+        edits("watermark_policy");
         ui.horizontal(|ui| {
             ui.label("Watermark policy");
             for policy in [WatermarkPolicy::Min, WatermarkPolicy::Max] {
@@ -162,6 +169,7 @@ pub fn pipeline_settings_ui(
             }
         });
     }
+    edits("description");
     ui.label("Description");
     changed |= ui
         .add(

@@ -16,4 +16,5 @@ mod quality;
 mod stateful;
 mod stream;
 mod ui;
+mod ui_authoring;
 mod upkeep;

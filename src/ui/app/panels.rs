@@ -27,6 +27,8 @@ impl MedallionApp {
             .cloned()
             .collect();
         let before = self.doc.project.clone();
+        let Some(pipeline) = self.pipeline() else { return };
+        let rewire = inputs_ui(ui, pipeline, &sel);
         let Some(node) = self.pipeline_mut().and_then(|p| p.node_mut(&sel)) else {
             self.selected = None;
             return;
@@ -38,6 +40,9 @@ impl MedallionApp {
         let (changed, actions) = egui::ScrollArea::vertical()
             .show(ui, |ui| inspector::inspector_ui(ui, node, schema.as_ref(), &diags))
             .inner;
+        if let Some((port, from)) = rewire {
+            self.rewire(&sel, &port, from);
+        }
         if let (Some(f), Some(p)) = (file_source, self.doc.project.pipelines.get(self.tab)) {
             let root = self.doc.lakehouse_root();
             self.quality.tracked_schema_ui(ui, p, &root, &sel, &f);
@@ -61,6 +66,21 @@ impl MedallionApp {
                     });
                 }
             }
+        }
+    }
+
+    /// Connects `from` (or nothing) to `to.port`, replacing what fed it; one undo step.
+    pub fn rewire(&mut self, to: &NodeId, port: &str, from: Option<NodeId>) {
+        self.before_edit();
+        let Some(p) = self.pipeline_mut() else { return };
+        let old = p.disconnect(to, port);
+        if let Some(from) = from
+            && let Err(e) = p.connect(&from, to, port)
+        {
+            if let Some(old) = old {
+                p.edges.push(old);
+            }
+            self.status = e.to_string();
         }
     }
 
@@ -156,4 +176,45 @@ impl MedallionApp {
             }
         }
     }
+}
+
+/// The node's inputs, each a choice of the node that feeds it (the keyboard's way to draw an
+/// edge). Returns a port to rewire and its new source.
+fn inputs_ui(ui: &mut Ui, p: &Pipeline, id: &NodeId) -> Option<(String, Option<NodeId>)> {
+    let node = p.node(id)?;
+    let mut out = None;
+    for port in node.kind.input_ports() {
+        let current = p.input_of(id, &port).cloned();
+        let label = if port == crate::model::node::DEFAULT_PORT {
+            "Input from".to_owned()
+        } else {
+            format!("Input `{port}` from")
+        };
+        let mut chosen = current.clone();
+        ui.horizontal(|ui| {
+            let l = ui.label(&label);
+            egui::ComboBox::from_id_salt(("input", &port))
+                .selected_text(current.as_ref().map_or("not connected", |c| c.as_str()))
+                .show_ui(ui, |ui| {
+                    ui.selectable_value(&mut chosen, None, "not connected");
+                    // any node with an output that does not depend on this one
+                    for n in p
+                        .nodes
+                        .iter()
+                        .filter(|n| &n.id != id && n.kind.has_output() && !p.reaches(id, &n.id))
+                    {
+                        ui.selectable_value(&mut chosen, Some(n.id.clone()), format!("← {}", n.id));
+                    }
+                })
+                .response
+                .labelled_by(l.id);
+        });
+        if chosen != current {
+            out = Some((port, chosen));
+        }
+    }
+    if !node.kind.input_ports().is_empty() {
+        ui.separator();
+    }
+    out
 }
