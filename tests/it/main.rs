@@ -15,6 +15,7 @@ mod projects;
 mod quality;
 mod stateful;
 mod stream;
+mod trigger_once;
 mod ui;
 mod ui_authoring;
 mod upkeep;
