@@ -18,4 +18,5 @@ mod stream;
 mod trigger_once;
 mod ui;
 mod ui_authoring;
+mod ui_editing;
 mod upkeep;

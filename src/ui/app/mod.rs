@@ -644,6 +644,10 @@ impl MedallionApp {
     /// The whole window; shared by `App::ui` and the benchmarks.
     pub fn frame_ui(&mut self, ui: &mut Ui) {
         self.poll();
+        // focus left the field typed in: typing there again is a new undo step
+        if self.typing_in.is_some() && ui.ctx().memory(|m| m.focused()) != self.typing_in {
+            self.typing_in = None;
+        }
         self.shortcuts(ui);
         if ui.input(|i| i.viewport().close_requested()) && self.doc.dirty() && !self.allow_close {
             ui.send_viewport_cmd(egui::ViewportCommand::CancelClose);
