@@ -149,3 +149,41 @@ fn multibyte_text_at_every_cut_position_never_breaks_the_ui() {
         h.get_by_label(&whole);
     }
 }
+
+#[test]
+fn the_first_view_fits_every_node_of_the_demo_and_titles_are_readable() {
+    let dir = tempfile::tempdir().unwrap();
+    let demo = dir.path().join("demo.toml");
+    let mut project = crate::common::load_project("projects/demo.toml");
+    project.lakehouse = ".".into();
+    project.save(&demo).unwrap();
+    let mut h = egui_kittest::Harness::builder()
+        .with_size([1400.0, 860.0])
+        .with_max_steps(50)
+        .build_eframe(move |cc| medallion::ui::app::MedallionApp::new(cc, Some(demo)).unwrap());
+    h.run_steps(3);
+    h.get_by_label("silver_users").click();
+    h.run_steps(5);
+    assert_eq!(h.state().pipeline().unwrap().nodes.len(), 7);
+    let check = |h: &egui_kittest::Harness<'static, medallion::ui::app::MedallionApp>| {
+        let canvas = h.state().canvas().unwrap();
+        let (view, rects) = canvas.on_screen().unwrap();
+        assert_eq!(rects.len(), 7);
+        for r in &rects {
+            assert!(view.expand(1.0).contains_rect(*r), "node {r:?} outside the canvas {view:?}");
+        }
+        let px = canvas.title_px(&h.ctx);
+        assert!(px >= 11.0, "titles are {px:.1} px at zoom {:.2}", canvas.scale);
+        canvas.scale
+    };
+    let fitted = check(&h);
+    // zoom out twice, then Fit brings every node back at the same zoom
+    h.get_by_label("−").click();
+    h.run_steps(2);
+    h.get_by_label("−").click();
+    h.run_steps(2);
+    assert!(h.state().canvas().unwrap().scale < fitted * 0.7);
+    h.get_by_label("Fit").click();
+    h.run_steps(4);
+    assert!((check(&h) - fitted).abs() < 0.02);
+}

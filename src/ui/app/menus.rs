@@ -144,7 +144,7 @@ impl MedallionApp {
                 if ui.button("Fit to view").clicked()
                     && let Some(c) = self.canvases.get_mut(self.tab)
                 {
-                    c.generation += 1;
+                    c.fitted = false;
                 }
                 if ui
                     .button("Auto-layout")
@@ -155,7 +155,7 @@ impl MedallionApp {
                     self.history.record(&self.doc.project);
                     self.doc.project.pipelines[self.tab].auto_layout();
                     if let Some(c) = self.canvases.get_mut(self.tab) {
-                        c.generation += 1;
+                        c.fitted = false;
                     }
                 }
             });
@@ -202,10 +202,18 @@ impl MedallionApp {
             } else if ui.button("▶ Start all streams").clicked() {
                 self.start_all_streams();
             }
-            if ui.button("Fit").clicked()
-                && let Some(c) = self.canvases.get_mut(self.tab)
-            {
-                c.generation += 1;
+            if let Some(c) = self.canvases.get_mut(self.tab) {
+                ui.separator();
+                if ui.button("−").on_hover_text("Zoom out").clicked() {
+                    c.zoom = Some(0.8);
+                }
+                ui.label(format!("{:.0}%", c.scale * 100.0));
+                if ui.button("+").on_hover_text("Zoom in").clicked() {
+                    c.zoom = Some(1.25);
+                }
+                if ui.button("Fit").on_hover_text("Show every node").clicked() {
+                    c.fitted = false;
+                }
             }
             ui.label(RichText::new(&self.status).weak());
         });

@@ -343,6 +343,11 @@ impl MedallionApp {
 
     // ---- editing ---------------------------------------------------------------------------
 
+    /// The canvas of the current tab.
+    pub fn canvas(&self) -> Option<&Canvas> {
+        self.canvases.get(self.tab)
+    }
+
     pub fn pipeline(&self) -> Option<&Pipeline> {
         self.doc.project.pipelines.get(self.tab)
     }
