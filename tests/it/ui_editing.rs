@@ -187,3 +187,46 @@ fn the_first_view_fits_every_node_of_the_demo_and_titles_are_readable() {
     h.run_steps(4);
     assert!((check(&h) - fitted).abs() < 0.02);
 }
+
+#[test]
+fn open_and_save_failures_are_notifications_with_the_reason() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut h = harness(None);
+    h.run_steps(3);
+    // the in-app file dialog (the fallback when the system has none)
+    h.get_by_label("File").click();
+    h.run_steps(2);
+    h.get_by_label("Open path…").click();
+    h.run_steps(2);
+    let missing = dir.path().join("nowhere/projet_données.toml");
+    h.get_by_label("Project file path").focus();
+    h.key_press_modifiers(Modifiers::COMMAND, Key::A);
+    h.get_by_label("Project file path").type_text(missing.to_str().unwrap());
+    h.run_steps(1);
+    h.get_by_label("Open").click();
+    h.run_steps(3);
+    let notices = h.state().notices();
+    assert_eq!(notices.len(), 1, "{notices:?}");
+    assert!(notices[0].1, "an error");
+    assert!(
+        notices[0].0.contains("Cannot open the project")
+            && notices[0].0.contains("projet_données.toml"),
+        "{notices:?}"
+    );
+    let shown = notices[0].0.clone();
+    h.get_by_label(&shown);
+    // saving into a folder that does not exist says so too
+    h.state_mut().picker = Picker::Fixed(dir.path().join("no/such/dir/p.toml"));
+    h.key_press_modifiers(Modifiers::COMMAND | Modifiers::SHIFT, Key::S);
+    h.run_steps(3);
+    let notices = h.state().notices();
+    assert!(
+        notices.iter().any(|(t, e)| *e && t.contains("Cannot save the project")),
+        "{notices:?}"
+    );
+    // dismissed with its ✕
+    let before = h.state().notices().len();
+    h.get_all_by_label("✕").last().unwrap().click();
+    h.run_steps(2);
+    assert_eq!(h.state().notices().len(), before - 1);
+}

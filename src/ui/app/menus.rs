@@ -101,6 +101,20 @@ impl MedallionApp {
                 if ui.button("Save As…").clicked() {
                     self.save_as();
                 }
+                if ui
+                    .button("Open path…")
+                    .on_hover_text("Type the file's path (no system dialog)")
+                    .clicked()
+                {
+                    self.open_path_dialog(false);
+                }
+                if ui
+                    .button("Save to path…")
+                    .on_hover_text("Type the file's path (no system dialog)")
+                    .clicked()
+                {
+                    self.open_path_dialog(true);
+                }
                 ui.menu_button("Open Recent", |ui| {
                     for p in self.recent.clone() {
                         if ui.button(p.display().to_string()).clicked() {
@@ -141,6 +155,14 @@ impl MedallionApp {
                 }
             });
             ui.menu_button("View", |ui| {
+                for (shown, label) in self.panels_shown.iter_mut().zip([
+                    "Node palette",
+                    "Inspector",
+                    "Bottom panel (preview, problems, monitor…)",
+                ]) {
+                    ui.checkbox(shown, label);
+                }
+                ui.separator();
                 if ui.button("Fit to view").clicked()
                     && let Some(c) = self.canvases.get_mut(self.tab)
                 {

@@ -31,6 +31,7 @@ use super::theme;
 mod bottom;
 mod events;
 mod menus;
+mod notices;
 mod panels;
 mod pipelines;
 mod requests;
@@ -46,6 +47,10 @@ pub enum Picker {
 enum FileOp {
     Open(PathBuf),
     SaveAs(PathBuf),
+    /// The system's dialog returned at once without a file: there is none (no xdg portal).
+    NoDialog {
+        save: bool,
+    },
 }
 
 /// What to do once unsaved changes are dealt with.
@@ -139,6 +144,10 @@ pub struct MedallionApp {
     pub recent: Vec<PathBuf>,
     pub picker: Picker,
     file_ops: Arc<Mutex<Vec<FileOp>>>,
+    notices: Vec<notices::Notice>,
+    /// Which side and bottom panels are shown (View menu).
+    pub panels_shown: [bool; 3],
+    path_dialog: Option<notices::PathDialog>,
     confirm: Option<Pending>,
     allow_close: bool,
     pub status: String,
@@ -187,6 +196,9 @@ impl MedallionApp {
             recent,
             picker: Picker::Native,
             file_ops: Arc::new(Mutex::new(Vec::new())),
+            notices: Vec::new(),
+            panels_shown: [true; 3],
+            path_dialog: None,
             confirm: None,
             allow_close: false,
             status: String::new(),
@@ -251,7 +263,7 @@ impl MedallionApp {
                 push_recent(&mut self.recent, path.clone());
                 self.status = format!("opened {}", path.display());
             }
-            Err(e) => self.status = format!("cannot open: {e}"),
+            Err(e) => self.notify(format!("Cannot open the project: {e}"), true),
         }
     }
 
@@ -264,7 +276,7 @@ impl MedallionApp {
                 push_recent(&mut self.recent, path.clone());
                 self.status = format!("saved {}", path.display());
             }
-            Err(e) => self.status = format!("cannot save: {e}"),
+            Err(e) => self.notify(format!("Cannot save the project: {e}"), true),
         }
     }
 
@@ -294,6 +306,7 @@ impl MedallionApp {
                     .and_then(|p| p.file_name())
                     .map(|n| n.to_string_lossy().into_owned());
                 self.engine.spawn(async move {
+                    let asked = Instant::now();
                     let dialog =
                         rfd::AsyncFileDialog::new().add_filter("Medallion project", &["toml"]);
                     let picked = if save {
@@ -304,11 +317,22 @@ impl MedallionApp {
                     } else {
                         dialog.pick_file().await
                     };
-                    if let Some(h) = picked
-                        && let Ok(mut ops) = ops.lock()
-                    {
-                        let path = h.path().to_path_buf();
-                        ops.push(if save { FileOp::SaveAs(path) } else { FileOp::Open(path) });
+                    if let Ok(mut ops) = ops.lock() {
+                        match picked {
+                            Some(h) => {
+                                let path = h.path().to_path_buf();
+                                ops.push(if save {
+                                    FileOp::SaveAs(path)
+                                } else {
+                                    FileOp::Open(path)
+                                });
+                            }
+                            // no person cancels a dialog within 300 ms: none could open
+                            None if asked.elapsed() < Duration::from_millis(300) => {
+                                ops.push(FileOp::NoDialog { save });
+                            }
+                            None => {}
+                        }
                     }
                     ctx.request_repaint();
                 });
@@ -516,7 +540,7 @@ impl MedallionApp {
             root: self.doc.lakehouse_root(),
             limit: 100,
         };
-        if self.engine.send(cmd) {
+        if self.send_or_notify(cmd, "the preview") {
             self.preview = PreviewState {
                 request: Some(request),
                 node: Some(node),
@@ -552,7 +576,7 @@ impl MedallionApp {
             root: self.doc.lakehouse_root(),
             continuous: false,
         };
-        if self.engine.send(cmd) {
+        if self.send_or_notify(cmd, "the run") {
             self.run = RunState { request: Some(request), ..RunState::default() };
             self.bottom = BottomTab::Run;
             self.status = "running…".into();
@@ -572,7 +596,7 @@ impl MedallionApp {
             root: self.doc.lakehouse_root(),
             continuous: true,
         };
-        if self.engine.send(cmd) {
+        if self.send_or_notify(cmd, "the start") {
             self.panels.streams.insert(request, name.to_owned());
             self.run.errors.clear();
             self.status = format!("started {name}");
@@ -597,8 +621,7 @@ impl MedallionApp {
 
     /// Stops a running stream after its batch in flight (all of them when `None`).
     pub fn stop_pipeline(&mut self, name: Option<&str>) {
-        if !self.engine.send(Command::Stop { pipeline: name.map(str::to_owned) }) {
-            self.status = "the engine is busy: Stop was not sent, try again".into();
+        if !self.send_or_notify(Command::Stop { pipeline: name.map(str::to_owned) }, "Stop") {
             return;
         }
         self.status = match name {
@@ -663,23 +686,32 @@ impl MedallionApp {
             self.menu_ui(ui);
             self.tabs_ui(ui);
         });
-        egui::Panel::left("palette")
-            .resizable(true)
-            .default_size(190.0)
-            .show(ui, |ui| self.palette_panel_ui(ui));
-        egui::Panel::right("inspector")
-            .resizable(true)
-            .default_size(360.0)
-            .min_size(240.0)
-            .show(ui, |ui| self.inspector_panel_ui(ui));
-        egui::Panel::bottom("bottom")
-            .resizable(true)
-            .default_size(340.0)
-            .min_size(220.0)
-            .show(ui, |ui| self.bottom_panel_ui(ui));
+        let [palette, inspector, bottom] = self.panels_shown;
+        if palette {
+            egui::Panel::left("palette")
+                .resizable(true)
+                .default_size(190.0)
+                .show(ui, |ui| self.palette_panel_ui(ui));
+        }
+        if inspector {
+            egui::Panel::right("inspector")
+                .resizable(true)
+                .default_size(360.0)
+                .min_size(240.0)
+                .show(ui, |ui| self.inspector_panel_ui(ui));
+        }
+        if bottom {
+            egui::Panel::bottom("bottom")
+                .resizable(true)
+                .default_size(340.0)
+                .min_size(220.0)
+                .show(ui, |ui| self.bottom_panel_ui(ui));
+        }
         egui::CentralPanel::default().show(ui, |ui| self.canvas_panel_ui(ui));
         self.confirm_ui(ui);
         self.confirm_reset_ui(ui);
+        self.path_dialog_ui(ui);
+        self.notices_ui(ui);
     }
 }
 

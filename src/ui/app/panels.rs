@@ -172,7 +172,7 @@ impl MedallionApp {
                 CanvasAction::Add(kind, pos) => {
                     self.add_node(kind, Some(pos));
                 }
-                CanvasAction::Refused(msg) => self.status = msg,
+                CanvasAction::Refused(msg) => self.notify(msg, true),
             }
         }
     }
