@@ -230,3 +230,41 @@ fn open_and_save_failures_are_notifications_with_the_reason() {
     h.run_steps(2);
     assert_eq!(h.state().notices().len(), before - 1);
 }
+
+#[test]
+fn nodes_copied_in_one_window_paste_into_another_through_the_clipboard() {
+    use eframe::egui::{Event, OutputCommand};
+    use medallion::model::node::NodeKind;
+    let mut a = harness(None);
+    a.run_steps(3);
+    a.get_by_label("filter  ·  transform").click();
+    a.run_steps(2);
+    a.get_by_label("Condition").focus();
+    a.get_by_label("Condition").type_text("preço > 10 AND região = 'Sé'");
+    a.run_steps(2);
+    a.key_press(Key::Escape); // out of the field; the node stays selected
+    a.run_steps(2);
+    // the platform's Copy event (Ctrl+C in a real window) puts the nodes on the clipboard
+    a.event(Event::Copy);
+    a.step();
+    let copied = a
+        .output()
+        .platform_output
+        .commands
+        .iter()
+        .find_map(|c| match c {
+            OutputCommand::CopyText(t) => Some(t.clone()),
+            _ => None,
+        })
+        .expect("the node went to the clipboard");
+    // a second window receives the clipboard's text as the platform's Paste event (Ctrl+V)
+    let mut b = harness(None);
+    b.run_steps(3);
+    b.event(Event::Paste(copied));
+    b.run_steps(2);
+    let nodes = &b.state().pipeline().unwrap().nodes;
+    assert_eq!(nodes.len(), 1);
+    let NodeKind::Filter(f) = &nodes[0].kind else { panic!("{:?}", nodes[0].kind) };
+    assert_eq!(f.condition, "preço > 10 AND região = 'Sé'");
+    assert!(b.state().history.can_undo(), "a paste is one undo step");
+}

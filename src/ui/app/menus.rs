@@ -5,7 +5,7 @@ use super::*;
 impl MedallionApp {
     pub(super) fn shortcuts(&mut self, ui: &Ui) {
         use egui::{Key, Modifiers};
-        let typing = ui.ctx().egui_wants_keyboard_input();
+        let typing = ui.ctx().text_edit_focused() || self.was_typing;
         let cmd = Modifiers::COMMAND;
         let cmd_shift = Modifiers::COMMAND | Modifiers::SHIFT;
         // file shortcuts work wherever the focus is, as in any editor

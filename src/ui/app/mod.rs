@@ -155,6 +155,9 @@ pub struct MedallionApp {
     /// The text field the last edit was typed into: further keystrokes there are the same
     /// undo step.
     typing_in: Option<egui::Id>,
+    /// A text field had the focus at the end of the last frame (egui drops the focus on
+    /// Escape before the frame's shortcuts see the key).
+    was_typing: bool,
     ctx: egui::Context,
     pub monitor: Monitor,
     pub tables: TablesState,
@@ -204,6 +207,7 @@ impl MedallionApp {
             status: String::new(),
             last_edit_was_move: false,
             typing_in: None,
+            was_typing: false,
             ctx,
             monitor: Monitor::default(),
             tables: TablesState::default(),
@@ -712,6 +716,7 @@ impl MedallionApp {
         self.confirm_reset_ui(ui);
         self.path_dialog_ui(ui);
         self.notices_ui(ui);
+        self.was_typing = ui.ctx().text_edit_focused();
     }
 }
 
