@@ -151,6 +151,10 @@ pub struct Overlay<'a> {
     pub status: Option<&'a HashMap<NodeId, RunStatus>>,
     /// The node with the most time of its own per batch, and that time in ms.
     pub slowest: Option<&'a (NodeId, f64)>,
+    /// Every node's own time per batch (ms) while its stream runs.
+    pub node_ms: Option<&'a HashMap<NodeId, f64>>,
+    /// Sources with a backlog: how long reading it takes at the current pace.
+    pub behind: Option<&'a HashMap<NodeId, String>>,
     /// Stateful nodes: state rows and late rows at the last batch (see `ui::stateful`).
     pub state: Option<&'a HashMap<NodeId, String>>,
     /// Sinks whose tables have gathered many small files.
@@ -401,6 +405,14 @@ impl SnarlViewer<NodeId> for Viewer<'_> {
                         .small()
                         .strong()
                         .color(theme::SLOWEST),
+                );
+            } else if let Some(ms) = self.overlay.node_ms.and_then(|t| t.get(&id)) {
+                ui.small(format!("{ms:.0} ms / batch"))
+                    .on_hover_text("this node's own time per micro-batch, recent average");
+            }
+            if let Some(behind) = self.overlay.behind.and_then(|b| b.get(&id)) {
+                ui.label(RichText::new(behind).small().color(theme::WARNING)).on_hover_text(
+                    "backlog ÷ the pace of the last batch: how long this source needs to catch up",
                 );
             }
             if let Some(r) = self.overlay.rows.and_then(|r| r.get(&id)) {

@@ -3,6 +3,7 @@
 
 pub mod app;
 pub mod canvas;
+pub mod catch_up;
 pub mod form;
 pub mod inspector;
 pub mod monitor;

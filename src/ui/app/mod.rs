@@ -9,7 +9,6 @@ use std::time::{Duration, Instant};
 
 use arrow::datatypes::SchemaRef;
 use eframe::egui::{self, RichText, Ui};
-use serde::{Deserialize, Serialize};
 
 use crate::engine::eventlog::{EventTail, LoggedEvent};
 use crate::engine::handle::{CheckpointInfo, Command, EngineHandle, Event};
@@ -29,6 +28,7 @@ use super::tables::{self, TablesAction, TablesState};
 use super::theme;
 
 mod bottom;
+mod clipboard;
 mod events;
 mod menus;
 mod notices;
@@ -112,15 +112,6 @@ struct MonitorPanels {
     last_refresh: Option<Instant>,
     /// When the table list was last asked for outside the Lakehouse tab.
     tables_listed: Option<Instant>,
-}
-
-/// Nodes on the clipboard, as TOML (so they paste into another window too).
-#[derive(Serialize, Deserialize)]
-struct Clip {
-    #[serde(default)]
-    nodes: Vec<Node>,
-    #[serde(default)]
-    edges: Vec<Edge>,
 }
 
 pub struct MedallionApp {
@@ -468,45 +459,6 @@ impl MedallionApp {
         self.schedule_plan(Duration::ZERO);
     }
 
-    fn copy_nodes(&mut self, ids: &[NodeId]) {
-        let Some(p) = self.pipeline() else { return };
-        let nodes: Vec<Node> = p.nodes.iter().filter(|n| ids.contains(&n.id)).cloned().collect();
-        let edges = p
-            .edges
-            .iter()
-            .filter(|e| ids.contains(&e.from) && ids.contains(&e.to))
-            .cloned()
-            .collect();
-        if let Ok(text) = toml::to_string(&Clip { nodes, edges }) {
-            self.ctx.copy_text(text);
-            self.status = format!("copied {} node(s)", ids.len());
-        }
-    }
-
-    /// Pastes nodes copied as TOML: fresh ids, shifted positions, inner edges kept.
-    pub fn paste(&mut self, text: &str) {
-        let Ok(clip) = toml::from_str::<Clip>(text) else { return };
-        if clip.nodes.is_empty() || self.pipeline().is_none() {
-            return;
-        }
-        self.before_edit();
-        let Some(p) = self.pipeline_mut() else { return };
-        let mut renamed = HashMap::new();
-        for mut n in clip.nodes {
-            let id = p.fresh_id(&n.kind);
-            renamed.insert(n.id.clone(), id.clone());
-            n.id = id;
-            n.pos = Pos { x: n.pos.x + 40.0, y: n.pos.y + 40.0 };
-            let _ = p.add_node(n);
-        }
-        for e in clip.edges {
-            if let (Some(f), Some(t)) = (renamed.get(&e.from), renamed.get(&e.to)) {
-                let _ = p.connect(f, t, &e.port);
-            }
-        }
-        self.status = format!("pasted {} node(s)", renamed.len());
-    }
-
     // ---- engine ----------------------------------------------------------------------------
 
     fn schedule_plan(&mut self, after: Duration) {
@@ -632,45 +584,6 @@ impl MedallionApp {
             Some(n) => format!("stopping {n}…"),
             None => "stopping all streams…".into(),
         };
-    }
-
-    fn confirm_ui(&mut self, ui: &Ui) {
-        let Some(pending) = self.confirm.clone() else { return };
-        let mut choice = None;
-        let modal = egui::Modal::new(egui::Id::new("unsaved")).show(ui.ctx(), |ui| {
-            ui.heading("Unsaved changes");
-            ui.label("The project has changes that are not saved.");
-            ui.horizontal(|ui| {
-                if ui.button("Save").clicked() {
-                    choice = Some(0);
-                }
-                if ui.button("Discard").clicked() {
-                    choice = Some(1);
-                }
-                if ui.button("Cancel").clicked() {
-                    choice = Some(2);
-                }
-            });
-        });
-        if modal.should_close() && choice.is_none() {
-            choice = Some(2);
-        }
-        match choice {
-            Some(0) => {
-                self.save();
-                self.confirm = None;
-                if !self.doc.dirty() {
-                    self.perform(pending);
-                }
-            }
-            Some(1) => {
-                self.confirm = None;
-                self.doc.saved = self.doc.project.clone();
-                self.perform(pending);
-            }
-            Some(_) => self.confirm = None,
-            None => {}
-        }
     }
 
     /// The whole window; shared by `App::ui` and the benchmarks.

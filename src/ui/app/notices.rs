@@ -1,6 +1,7 @@
-//! What went wrong, where the user sees it: notifications in the window's corner (errors stay
-//! until dismissed, information fades after a few seconds), and the in-app file dialog used
-//! when the system has none (rfd's xdg portal missing on a bare desktop).
+//! What the user must see or answer: notifications in the window's corner (errors stay
+//! until dismissed, information fades after a few seconds), the in-app file dialog used
+//! when the system has none (rfd's xdg portal missing on a bare desktop), and the unsaved
+//! changes question.
 
 use super::*;
 
@@ -125,6 +126,45 @@ impl MedallionApp {
                     self.guarded(Pending::OpenPath(path));
                 }
             }
+        }
+    }
+
+    pub(super) fn confirm_ui(&mut self, ui: &Ui) {
+        let Some(pending) = self.confirm.clone() else { return };
+        let mut choice = None;
+        let modal = egui::Modal::new(egui::Id::new("unsaved")).show(ui.ctx(), |ui| {
+            ui.heading("Unsaved changes");
+            ui.label("The project has changes that are not saved.");
+            ui.horizontal(|ui| {
+                if ui.button("Save").clicked() {
+                    choice = Some(0);
+                }
+                if ui.button("Discard").clicked() {
+                    choice = Some(1);
+                }
+                if ui.button("Cancel").clicked() {
+                    choice = Some(2);
+                }
+            });
+        });
+        if modal.should_close() && choice.is_none() {
+            choice = Some(2);
+        }
+        match choice {
+            Some(0) => {
+                self.save();
+                self.confirm = None;
+                if !self.doc.dirty() {
+                    self.perform(pending);
+                }
+            }
+            Some(1) => {
+                self.confirm = None;
+                self.doc.saved = self.doc.project.clone();
+                self.perform(pending);
+            }
+            Some(_) => self.confirm = None,
+            None => {}
         }
     }
 }

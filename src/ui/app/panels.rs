@@ -113,6 +113,22 @@ impl MedallionApp {
         let edge_rates = self.monitor.edge_rates(&name);
         let node_status = self.monitor.node_status(pipeline);
         let slowest = self.monitor.slowest(&name);
+        let node_ms = self.monitor.node_ms(&name);
+        let interval = match pipeline.trigger.unwrap_or_default() {
+            crate::model::Trigger::Interval { interval_ms } => Some(interval_ms),
+            _ => None,
+        };
+        let behind: HashMap<NodeId, String> = self
+            .monitor
+            .pipelines
+            .get(&name)
+            .filter(|pm| pm.status.is_active())
+            .and_then(|pm| pm.last.as_deref())
+            .map(|p| crate::ui::catch_up::catch_up_secs(p, interval))
+            .unwrap_or_default()
+            .into_iter()
+            .map(|(n, secs)| (n, crate::ui::catch_up::behind_text(secs)))
+            .collect();
         let mut state_badges =
             super::super::stateful::state_badges(self.monitor.pipelines.get(&name));
         state_badges.extend(self.quality.badges(&name));
@@ -125,6 +141,8 @@ impl MedallionApp {
             edge_rates: Some(&edge_rates),
             status: Some(&node_status),
             slowest: slowest.as_ref(),
+            node_ms: Some(&node_ms),
+            behind: Some(&behind),
             state: Some(&state_badges),
             upkeep: Some(&upkeep_badges),
             tests: Some(&test_badges),
@@ -164,7 +182,9 @@ impl MedallionApp {
                     if let Some(p) = self.pipeline() {
                         let nodes: Vec<Node> =
                             p.nodes.iter().filter(|n| n.id == id).cloned().collect();
-                        if let Ok(t) = toml::to_string(&Clip { nodes, edges: Vec::new() }) {
+                        if let Ok(t) =
+                            toml::to_string(&clipboard::Clip { nodes, edges: Vec::new() })
+                        {
                             self.paste(&t);
                         }
                     }
