@@ -42,6 +42,8 @@ pub const MIN_SCALE: f32 = 0.25;
 const MAX_SCALE: f32 = 1.25;
 /// Below this zoom the node text grows so that it stays readable on screen.
 const LOD_SCALE: f32 = 0.92;
+/// Below this zoom a running node drops its edge rates and "running" line.
+const BUSY_DETAIL_SCALE: f32 = 0.8;
 
 fn structure(p: &Pipeline) -> (Vec<NodeId>, Vec<crate::model::Edge>, Vec<usize>) {
     (
@@ -325,7 +327,8 @@ impl SnarlViewer<NodeId> for Viewer<'_> {
         let rate = snarl
             .get_node(pin.id.node)
             .and_then(|n| self.overlay.edge_rates.and_then(|r| r.get(&(n.clone(), name.clone()))));
-        if let Some(r) = rate {
+        // zoomed out, the rates along edges give way to the nodes' own labels
+        if let Some(r) = rate.filter(|_| self.view.scale >= BUSY_DETAIL_SCALE) {
             ui.label(RichText::new(format!("{} rows/s", compact(*r))).small().color(theme::OK));
         }
         PinInfo::circle().with_fill(Color32::from_rgb(120, 160, 230))
@@ -393,7 +396,10 @@ impl SnarlViewer<NodeId> for Viewer<'_> {
                 }
             });
             }
-            if let Some(status) = self.overlay.status.and_then(|s| s.get(&id)) {
+            // "running" on every node says what the tab already does: only when zoomed in
+            if let Some(status) = self.overlay.status.and_then(|s| s.get(&id)).filter(|s| {
+                **s != RunStatus::Running || self.view.scale >= BUSY_DETAIL_SCALE
+            }) {
                 ui.label(
                     RichText::new(format!("⏺ {}", status.label())).small().color(status.color()),
                 );
@@ -406,7 +412,9 @@ impl SnarlViewer<NodeId> for Viewer<'_> {
                         .strong()
                         .color(theme::SLOWEST),
                 );
-            } else if let Some(ms) = self.overlay.node_ms.and_then(|t| t.get(&id)) {
+            } else if let Some(ms) =
+                self.overlay.node_ms.and_then(|t| t.get(&id)).filter(|ms| **ms >= 0.5)
+            {
                 ui.small(format!("{ms:.0} ms / batch"))
                     .on_hover_text("this node's own time per micro-batch, recent average");
             }

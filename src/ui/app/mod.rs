@@ -607,13 +607,13 @@ impl MedallionApp {
         if palette {
             egui::Panel::left("palette")
                 .resizable(true)
-                .default_size(190.0)
+                .default_size(170.0)
                 .show(ui, |ui| self.palette_panel_ui(ui));
         }
         if inspector {
             egui::Panel::right("inspector")
                 .resizable(true)
-                .default_size(360.0)
+                .default_size(330.0)
                 .min_size(240.0)
                 .show(ui, |ui| self.inspector_panel_ui(ui));
         }
