@@ -268,3 +268,44 @@ fn nodes_copied_in_one_window_paste_into_another_through_the_clipboard() {
     assert_eq!(f.condition, "preço > 10 AND região = 'Sé'");
     assert!(b.state().history.can_undo(), "a paste is one undo step");
 }
+
+#[test]
+fn escape_deselects_and_delete_or_backspace_remove_the_node() {
+    let mut h = harness(None);
+    h.run_steps(3);
+    for entry in ["filter  ·  transform", "select  ·  transform"] {
+        h.get_by_label(entry).click();
+        h.run_steps(2);
+    }
+    assert_eq!(h.state().selected, Some(NodeId::new("select")));
+    // Escape inside a field only leaves the field; the node stays in the inspector
+    h.get_by_label("Name").focus();
+    h.run_steps(1);
+    h.key_press(Key::Escape);
+    h.run_steps(2);
+    assert_eq!(h.state().selected, Some(NodeId::new("select")));
+    // Backspace in a field edits the text, on the canvas it deletes the node
+    h.get_by_label("Name").focus();
+    h.get_by_label("Name").type_text("x");
+    h.key_press(Key::Backspace);
+    h.run_steps(2);
+    assert_eq!(h.state().pipeline().unwrap().nodes.len(), 2);
+    h.key_press(Key::Escape);
+    h.run_steps(2);
+    h.key_press(Key::Backspace);
+    h.run_steps(2);
+    let ids: Vec<_> = h.state().pipeline().unwrap().nodes.iter().map(|n| n.id.clone()).collect();
+    assert_eq!(ids, [NodeId::new("filter")]);
+    // Escape on the canvas deselects: the inspector shows the pipeline
+    h.state_mut().selected = Some(NodeId::new("filter"));
+    h.run_steps(2);
+    h.key_press(Key::Escape);
+    h.run_steps(2);
+    assert_eq!(h.state().selected, None);
+    h.get_by_label("Pipeline name");
+    h.state_mut().selected = Some(NodeId::new("filter"));
+    h.run_steps(2);
+    h.key_press(Key::Delete);
+    h.run_steps(2);
+    assert!(h.state().pipeline().unwrap().nodes.is_empty());
+}
