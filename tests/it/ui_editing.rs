@@ -309,3 +309,66 @@ fn escape_deselects_and_delete_or_backspace_remove_the_node() {
     h.run_steps(2);
     assert!(h.state().pipeline().unwrap().nodes.is_empty());
 }
+
+#[test]
+fn the_preview_of_a_join_shows_both_inputs_beside_the_output() {
+    let dir = tempfile::tempdir().unwrap();
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let opts = medallion::engine::demo_data::DemoDataOptions {
+        users: 300,
+        files: 2,
+        seed: 5,
+        impressions: 0,
+    };
+    rt.block_on(medallion::engine::demo_data::write_demo_data(dir.path(), &opts)).unwrap();
+    let text = r#"
+format_version = 1
+name = "join_preview"
+lakehouse = "."
+[[pipeline]]
+name = "users_ssn"
+[[pipeline.nodes]]
+id = "users"
+kind = "file_source"
+path = "landing/users"
+schema = "uuid STRING, id BIGINT, first_name STRING"
+[[pipeline.nodes]]
+id = "ssn"
+kind = "delta_source"
+table = "bronze/ssn"
+[[pipeline.nodes]]
+id = "joined"
+kind = "join"
+how = "left"
+on = [["id", "user_id"]]
+[[pipeline.edges]]
+from = "users"
+to = "joined"
+port = "left"
+[[pipeline.edges]]
+from = "ssn"
+to = "joined"
+port = "right"
+"#;
+    let file = dir.path().join("join.toml");
+    std::fs::write(&file, text).unwrap();
+    let mut h = harness(Some(file));
+    h.run_steps(3);
+    h.state_mut().selected = Some(NodeId::new("joined"));
+    h.run_steps(3);
+    h.get_by_label("Preview rows").click();
+    h.run_steps(2);
+    crate::ui::wait_until(&mut h, "the preview", |a| {
+        a.preview_rows().is_some() || a.preview_error().is_some()
+    });
+    assert_eq!(h.state().preview_rows(), Some(100), "{:?}", h.state().preview_error());
+    let inputs = h.state().preview_inputs();
+    let ports: Vec<&str> = inputs.iter().map(|(p, _)| p.as_str()).collect();
+    assert_eq!(ports, ["left", "right"]);
+    for (port, rows) in &inputs {
+        assert_eq!(rows.as_ref().ok(), Some(&100), "{port}: {rows:?}");
+    }
+    h.get_by_label("input `left`");
+    h.get_by_label("input `right`");
+    h.get_by_label("output");
+}

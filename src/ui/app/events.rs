@@ -14,7 +14,7 @@ impl MedallionApp {
                 self.diagnostics.retain(|d| d.pipeline != pipeline);
                 self.diagnostics.extend(diagnostics);
             }
-            Event::Previewed { request, node, output, input } => {
+            Event::Previewed { request, node, output, inputs } => {
                 if self.preview.request == Some(request) {
                     if let Err(e) = &output {
                         self.run.errors.insert(node.clone(), e.clone());
@@ -23,7 +23,7 @@ impl MedallionApp {
                     }
                     self.preview.request = None;
                     self.preview.output = Some(output);
-                    self.preview.input = input;
+                    self.preview.inputs = inputs;
                 }
             }
             Event::Run(e) => {

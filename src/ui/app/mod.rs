@@ -67,7 +67,8 @@ struct PreviewState {
     request: Option<u64>,
     node: Option<NodeId>,
     output: Option<Result<Preview, String>>,
-    input: Option<Result<Preview, String>>,
+    /// The node's inputs by port (all of them: a join shows left and right).
+    inputs: Vec<(String, Result<Preview, String>)>,
 }
 
 #[derive(Default)]
@@ -501,7 +502,7 @@ impl MedallionApp {
                 request: Some(request),
                 node: Some(node),
                 output: None,
-                input: None,
+                inputs: Vec::new(),
             };
             self.bottom = BottomTab::Preview;
         }
@@ -509,8 +510,12 @@ impl MedallionApp {
 
     /// Shows `output` as the preview of `node` (benchmarks and tests).
     pub fn show_preview(&mut self, node: NodeId, output: Preview) {
-        self.preview =
-            PreviewState { request: None, node: Some(node), output: Some(Ok(output)), input: None };
+        self.preview = PreviewState {
+            request: None,
+            node: Some(node),
+            output: Some(Ok(output)),
+            inputs: Vec::new(),
+        };
         self.bottom = BottomTab::Preview;
     }
 
