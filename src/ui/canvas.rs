@@ -147,6 +147,8 @@ pub struct Overlay<'a> {
     pub rows: Option<&'a HashMap<NodeId, u64>>,
     pub errors: Option<&'a HashMap<NodeId, String>>,
     pub selected: Option<&'a NodeId>,
+    /// Ctrl+A: every node is drawn as selected.
+    pub all_selected: bool,
     /// Rows per second along each edge of a running stream, by target node and port.
     pub edge_rates: Option<&'a HashMap<(NodeId, String), f64>>,
     /// What each node is doing while its pipeline runs.
@@ -496,7 +498,7 @@ impl SnarlViewer<NodeId> for Viewer<'_> {
                 .any(|d| d.node.as_ref() == Some(id) && d.severity == Severity::Error)
                 || self.overlay.errors.is_some_and(|e| e.contains_key(id))
         });
-        let selected = id.is_some() && id == self.overlay.selected;
+        let selected = id.is_some() && (self.overlay.all_selected || id == self.overlay.selected);
         let layer = id.and_then(|id| self.pipeline.node(id)).and_then(|n| n.kind.layer());
         let slowest = id.is_some_and(|id| self.overlay.slowest.is_some_and(|(n, _)| n == id));
         let stroke = if has_error {

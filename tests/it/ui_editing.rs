@@ -372,3 +372,37 @@ port = "right"
     h.get_by_label("input `right`");
     h.get_by_label("output");
 }
+
+#[test]
+fn ctrl_a_selects_every_node_for_copy_and_delete() {
+    let mut h = harness(None);
+    h.run_steps(3);
+    for entry in ["filter  ·  transform", "select  ·  transform", "distinct  ·  transform"] {
+        h.get_by_label(entry).click();
+        h.run_steps(2);
+    }
+    h.key_press(Key::Escape);
+    h.run_steps(2);
+    h.key_press_modifiers(Modifiers::COMMAND, Key::A);
+    h.run_steps(2);
+    assert!(h.state().all_selected);
+    h.event(eframe::egui::Event::Copy);
+    h.step();
+    let copied = h
+        .output()
+        .platform_output
+        .commands
+        .iter()
+        .find_map(|c| match c {
+            eframe::egui::OutputCommand::CopyText(t) => Some(t.clone()),
+            _ => None,
+        })
+        .unwrap();
+    assert_eq!(copied.matches("[[nodes]]").count(), 3, "{copied}");
+    h.key_press(Key::Delete);
+    h.run_steps(2);
+    assert!(h.state().pipeline().unwrap().nodes.is_empty());
+    h.key_press_modifiers(Modifiers::COMMAND, Key::Z);
+    h.run_steps(2);
+    assert_eq!(h.state().pipeline().unwrap().nodes.len(), 3, "one undo brings all back");
+}

@@ -32,8 +32,9 @@ impl MedallionApp {
         if typing {
             return;
         }
-        let (undo, redo, delete, escape, copy, paste) = ui.input_mut(|i| {
+        let (undo, redo, delete, escape, copy, paste, all) = ui.input_mut(|i| {
             let redo = i.consume_key(cmd_shift, Key::Z) || i.consume_key(cmd, Key::Y);
+            let all = i.consume_key(cmd, Key::A);
             (
                 i.consume_key(cmd, Key::Z),
                 redo,
@@ -44,8 +45,12 @@ impl MedallionApp {
                     egui::Event::Paste(t) => Some(t.clone()),
                     _ => None,
                 }),
+                all,
             )
         });
+        if all {
+            self.all_selected = true;
+        }
         if redo {
             self.redo();
         } else if undo {
@@ -57,6 +62,7 @@ impl MedallionApp {
         }
         if escape {
             self.selected = None;
+            self.all_selected = false;
         }
         if copy {
             self.copy_nodes(&selection);
@@ -73,6 +79,12 @@ impl MedallionApp {
 
     /// Nodes selected on the canvas, or the inspected node.
     pub(super) fn canvas_selection(&self, ui: &Ui) -> Vec<NodeId> {
+        if self.all_selected {
+            return self
+                .pipeline()
+                .map(|p| p.nodes.iter().map(|n| n.id.clone()).collect())
+                .unwrap_or_default();
+        }
         let mut ids = self
             .canvases
             .get(self.tab)

@@ -150,6 +150,8 @@ pub struct MedallionApp {
     /// A text field had the focus at the end of the last frame (egui drops the focus on
     /// Escape before the frame's shortcuts see the key).
     was_typing: bool,
+    /// Ctrl+A: every node of the tab is selected (until Escape, a click or another tab).
+    pub all_selected: bool,
     ctx: egui::Context,
     pub monitor: Monitor,
     pub tables: TablesState,
@@ -200,6 +202,7 @@ impl MedallionApp {
             last_edit_was_move: false,
             typing_in: None,
             was_typing: false,
+            all_selected: false,
             ctx,
             monitor: Monitor::default(),
             tables: TablesState::default(),
@@ -430,6 +433,7 @@ impl MedallionApp {
         if self.selected.as_ref().is_some_and(|s| ids.contains(s)) {
             self.selected = None;
         }
+        self.all_selected = false;
     }
 
     pub fn undo(&mut self) {

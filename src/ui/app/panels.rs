@@ -138,6 +138,7 @@ impl MedallionApp {
             rows: Some(&self.run.rows),
             errors: Some(&self.run.errors),
             selected: self.selected.as_ref(),
+            all_selected: self.all_selected,
             edge_rates: Some(&edge_rates),
             status: Some(&node_status),
             slowest: slowest.as_ref(),
@@ -171,7 +172,10 @@ impl MedallionApp {
         }
         for a in actions {
             match a {
-                CanvasAction::Select(id) => self.selected = Some(id),
+                CanvasAction::Select(id) => {
+                    self.selected = Some(id);
+                    self.all_selected = false;
+                }
                 CanvasAction::Preview(id) => {
                     self.selected = Some(id.clone());
                     self.request_preview(id);

@@ -71,6 +71,7 @@ impl MedallionApp {
 
     pub(super) fn open_tab(&mut self, i: usize) {
         self.tab = i;
+        self.all_selected = false;
         self.trigger_text.clear();
         self.selected = None;
         self.schedule_plan(Duration::ZERO);
