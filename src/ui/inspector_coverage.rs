@@ -5,6 +5,7 @@
 use std::collections::BTreeSet;
 
 use eframe::egui;
+use serde::Deserialize as _;
 use serde::de::{self, DeserializeOwned, Visitor};
 
 use crate::model::node::*;
@@ -162,4 +163,26 @@ fn every_pipeline_setting_has_an_editor() {
     let missing: Vec<_> =
         expected.iter().filter(|k| !seen.contains(*k) && !["nodes", "edges"].contains(k)).collect();
     assert!(missing.is_empty(), "pipeline settings without an editor: {missing:?}");
+}
+
+/// A node added from the palette starts with the project file's defaults: dropping any
+/// optional key from its TOML reads back the same settings (a derived `Default` once gave a
+/// new Kafka source `failOnDataLoss = false` and a CSV source no header line).
+#[test]
+fn palette_nodes_start_with_the_project_files_defaults() {
+    for kind in NodeKind::palette() {
+        let toml::Value::Table(table) = toml::Value::try_from(&kind).unwrap() else { panic!() };
+        for key in table.keys().filter(|k| *k != "kind") {
+            let mut without = table.clone();
+            without.remove(key);
+            if let Ok(read) = NodeKind::deserialize(toml::Value::Table(without)) {
+                assert_eq!(
+                    read,
+                    kind,
+                    "{}: `{key}` differs from its default in the file",
+                    kind.tag()
+                );
+            }
+        }
+    }
 }

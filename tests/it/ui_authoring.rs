@@ -239,3 +239,70 @@ fn users_stream_authored_in_the_app_runs_like_the_checked_in_project() {
         assert_eq!(a, b, "{table} differs");
     }
 }
+
+/// `music_kafka` authored the same way: the saved pipeline equals the shipped one but for the
+/// node ids the palette chose and the positions (no broker needed: the settings are the run).
+#[test]
+fn music_kafka_authored_in_the_app_equals_the_checked_in_pipeline() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut h = harness(None);
+    h.run_steps(3);
+    click(&mut h, "File");
+    click(&mut h, "New");
+    let h = &mut h;
+    set_text(h, "Pipeline name", "bronze_music");
+    click(h, "stream");
+    set_text(h, "Trigger interval", "1 second");
+    palette(h, "kafka source  ·  source");
+    set_text(h, "Name", "Kafka music_data_json");
+    type_lines(h, "subscribe (one topic per line)", &["music_data_json"]);
+    set_text(h, "startingOffsets", "earliest");
+    set_number(h, "maxOffsetsPerTrigger", "200000");
+    palette(h, "parse json  ·  transform");
+    set_text(h, "Name", "from_json(value)");
+    choose(h, "Input from", "← kafka_source");
+    set_text(
+        h,
+        "Schema (DDL)",
+        "user_id BIGINT, track_id STRING, artist STRING, title STRING, genre STRING, \
+         duration_ms BIGINT, played_at TIMESTAMP",
+    );
+    choose(h, "Parse mode", "drop_malformed");
+    type_lines(h, "Keep columns (one per line)", &["topic", "partition", "offset", "timestamp"]);
+    palette(h, "delta sink  ·  sink");
+    set_text(h, "Name", "bronze/music");
+    set_text(h, "Table", "bronze/music");
+    choose(h, "Input from", "← parse_json");
+    let file = dir.path().join("music.toml");
+    h.state_mut().picker = Picker::Fixed(file.clone());
+    click(h, "File");
+    click(h, "Save As…");
+    assert!(!h.state().doc.dirty(), "{}", h.state().status);
+
+    let mut authored = Project::load(&file).unwrap().pipelines.remove(0);
+    let shipped = Project::load(&repo_path("projects/music_kafka.toml")).unwrap();
+    let mut shipped = shipped.pipelines[0].clone();
+    let ids = [
+        ("kafka_source", "music_topic"),
+        ("parse_json", "from_json"),
+        ("delta_sink", "bronze_music"),
+    ];
+    let rename = |id: &mut medallion::model::NodeId| {
+        if let Some((_, to)) = ids.iter().find(|(from, _)| id.as_str() == *from) {
+            *id = medallion::model::NodeId::new(*to);
+        }
+    };
+    for n in &mut authored.nodes {
+        rename(&mut n.id);
+    }
+    for e in &mut authored.edges {
+        rename(&mut e.from);
+        rename(&mut e.to);
+    }
+    for p in [&mut authored, &mut shipped] {
+        for n in &mut p.nodes {
+            n.pos = Default::default();
+        }
+    }
+    assert_eq!(authored, shipped);
+}
