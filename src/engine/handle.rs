@@ -89,7 +89,8 @@ pub enum Event {
         request: u64,
         node: NodeId,
         output: Result<Preview, String>,
-        input: Option<Result<Preview, String>>,
+        /// Every input port that is connected, in port order, with its rows.
+        inputs: Vec<(String, Result<Preview, String>)>,
     },
     Run(RunEvent),
     RunFinished {
@@ -333,19 +334,18 @@ impl EngineHandle {
                             let output = super::preview_node(&project, p, &node, &root, limit)
                                 .await
                                 .map_err(|e| e.detail());
-                            let first_input = p
-                                .node(&node)
-                                .and_then(|n| n.kind.input_ports().into_iter().next())
-                                .and_then(|port| p.input_of(&node, &port).cloned());
-                            let input = match first_input {
-                                Some(from) => Some(
-                                    super::preview_node(&project, p, &from, &root, limit)
+                            // every input beside the output (a join's left and right)
+                            let ports = p.node(&node).map(|n| n.kind.input_ports());
+                            let mut inputs = Vec::new();
+                            for port in ports.unwrap_or_default() {
+                                if let Some(from) = p.input_of(&node, &port).cloned() {
+                                    let rows = super::preview_node(&project, p, &from, &root, limit)
                                         .await
-                                        .map_err(|e| e.detail()),
-                                ),
-                                None => None,
-                            };
-                            send(Event::Previewed { request, node, output, input }).await;
+                                        .map_err(|e| e.detail());
+                                    inputs.push((port, rows));
+                                }
+                            }
+                            send(Event::Previewed { request, node, output, inputs }).await;
                         });
                         tasks.insert(request, task.abort_handle());
                     }

@@ -93,7 +93,8 @@ pub enum Trigger {
     Interval { interval_ms: u64 },
     /// `availableNow`: everything present at start, in bounded batches, then stop.
     AvailableNow,
-    /// `once`: everything present at start in one batch, then stop.
+    /// `once`: everything present at start in one batch, then stop; the per-trigger caps
+    /// (`max_files_per_trigger`, `max_bytes_per_trigger`, `maxOffsetsPerTrigger`) are ignored.
     Once,
 }
 

@@ -167,7 +167,7 @@ pub const RESCUED_DATA_COLUMN: &str = "_rescued_data";
 
 /// `readStream.format("kafka")`, with Spark's option names. Offsets live in the checkpoint.
 /// Columns: `key, value` (binary), `topic, partition, offset, timestamp, timestampType, headers`.
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct KafkaSource {
     /// `kafka.bootstrap.servers`; `${KAFKA_BOOTSTRAP_SERVERS:-localhost:9092}` keeps it out of
@@ -195,6 +195,21 @@ pub struct KafkaSource {
     /// (`"kafka.security.protocol" = "SASL_SSL"`, `"kafka.sasl.password" = "${KAFKA_PASSWORD}"`).
     #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
     pub options: std::collections::BTreeMap<String, String>,
+}
+
+impl Default for KafkaSource {
+    /// The project file's defaults (`failOnDataLoss` is true, as in Spark).
+    fn default() -> Self {
+        Self {
+            bootstrap_servers: String::new(),
+            subscribe: Vec::new(),
+            subscribe_pattern: None,
+            starting_offsets: None,
+            max_offsets_per_trigger: None,
+            fail_on_data_loss: true,
+            options: BTreeMap::new(),
+        }
+    }
 }
 
 /// `from_json(col(column).cast("string"), schema)` then `select("data.*")`: the JSON in a
@@ -286,7 +301,7 @@ impl FileFormat {
 }
 
 /// `spark.read.schema(s).json(dir)`: files in a folder.
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct FileSource {
     /// Folder (or single file), relative to the lakehouse root unless absolute.
@@ -325,6 +340,26 @@ pub struct FileSource {
     /// listing at every trigger as a safety net. Listing mode when false.
     #[serde(default, skip_serializing_if = "is_false")]
     pub use_notifications: bool,
+}
+
+impl Default for FileSource {
+    /// The project file's defaults (a CSV file has a header line unless `header = false`).
+    fn default() -> Self {
+        Self {
+            path: String::new(),
+            format: FileFormat::default(),
+            glob: None,
+            schema: None,
+            header: true,
+            parse_mode: ParseMode::default(),
+            schema_location: None,
+            schema_hints: None,
+            schema_evolution_mode: None,
+            max_files_per_trigger: None,
+            max_bytes_per_trigger: None,
+            use_notifications: false,
+        }
+    }
 }
 
 /// `select(expr.alias(..), ...)`: SQL expressions, each optionally `AS alias`.

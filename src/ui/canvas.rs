@@ -20,9 +20,30 @@ use super::theme;
 pub struct Canvas {
     pub snarl: Snarl<NodeId>,
     built_from: Option<(Vec<NodeId>, Vec<crate::model::Edge>, Vec<usize>)>,
-    /// Bumped to reset pan/zoom (a fresh widget state fits all nodes).
+    /// Bumped to reset the widget's state (selection, pan and zoom).
     pub generation: u64,
+    /// The view fits every node as drawn (false: fit at the next frame that knows their sizes).
+    pub fitted: bool,
+    /// Fits still to make: node sizes follow the zoom (readable text), so a fit is redone
+    /// on the next frames with the sizes it led to.
+    refits: u8,
+    /// Zoom by this factor at the next frame (the zoom buttons).
+    pub zoom: Option<f32>,
+    /// Screen pixels per canvas unit, as last drawn.
+    pub scale: f32,
+    /// Each node's rectangle as last drawn, in canvas units.
+    rects: HashMap<NodeId, egui::Rect>,
+    /// Where the canvas is on screen, and the canvas → screen transform, as last drawn.
+    view: Option<(egui::Rect, egui::emath::TSTransform)>,
 }
+
+/// Smallest zoom a fit or the buttons go to; text is scaled up below [`LOD_SCALE`].
+pub const MIN_SCALE: f32 = 0.25;
+const MAX_SCALE: f32 = 1.25;
+/// Below this zoom the node text grows so that it stays readable on screen.
+const LOD_SCALE: f32 = 0.92;
+/// Below this zoom a running node drops its edge rates and "running" line.
+const BUSY_DETAIL_SCALE: f32 = 0.8;
 
 fn structure(p: &Pipeline) -> (Vec<NodeId>, Vec<crate::model::Edge>, Vec<usize>) {
     (
@@ -83,6 +104,28 @@ impl Canvas {
         moved
     }
 
+    /// The canvas on screen and every node's rectangle there, as last drawn.
+    pub fn on_screen(&self) -> Option<(egui::Rect, Vec<egui::Rect>)> {
+        let (view, t) = self.view?;
+        let rects = self
+            .snarl
+            .nodes_info()
+            .filter_map(|n| {
+                let size = self.rects.get(&n.value)?.size();
+                Some(t * egui::Rect::from_min_size(n.pos, size))
+            })
+            .collect();
+        Some((view, rects))
+    }
+
+    /// Screen pixels of node titles at the current zoom.
+    pub fn title_px(&self, ctx: &egui::Context) -> f32 {
+        let body = ctx.global_style().text_styles[&egui::TextStyle::Body].size;
+        let scaled =
+            if self.scale < LOD_SCALE { body.max(11.5 / self.scale).min(body * 2.2) } else { body };
+        scaled * self.scale
+    }
+
     pub fn snarl_id(&self, node: &NodeId) -> Option<SnarlId> {
         self.snarl.node_ids().find(|(_, n)| *n == node).map(|(id, _)| id)
     }
@@ -104,12 +147,18 @@ pub struct Overlay<'a> {
     pub rows: Option<&'a HashMap<NodeId, u64>>,
     pub errors: Option<&'a HashMap<NodeId, String>>,
     pub selected: Option<&'a NodeId>,
+    /// Ctrl+A: every node is drawn as selected.
+    pub all_selected: bool,
     /// Rows per second along each edge of a running stream, by target node and port.
     pub edge_rates: Option<&'a HashMap<(NodeId, String), f64>>,
     /// What each node is doing while its pipeline runs.
     pub status: Option<&'a HashMap<NodeId, RunStatus>>,
     /// The node with the most time of its own per batch, and that time in ms.
     pub slowest: Option<&'a (NodeId, f64)>,
+    /// Every node's own time per batch (ms) while its stream runs.
+    pub node_ms: Option<&'a HashMap<NodeId, f64>>,
+    /// Sources with a backlog: how long reading it takes at the current pace.
+    pub behind: Option<&'a HashMap<NodeId, String>>,
     /// Stateful nodes: state rows and late rows at the last batch (see `ui::stateful`).
     pub state: Option<&'a HashMap<NodeId, String>>,
     /// Sinks whose tables have gathered many small files.
@@ -134,6 +183,42 @@ pub struct Viewer<'a> {
     pub overlay: Overlay<'a>,
     pub actions: Vec<CanvasAction>,
     pub palette_filter: &'a mut String,
+    /// Fit, zoom and node sizes (see `current_transform`).
+    view: ViewState,
+}
+
+/// What the viewer needs to fit and zoom the view, taken from the `Canvas` for a frame.
+struct ViewState {
+    transform: egui::emath::TSTransform,
+    fitted: bool,
+    refits: u8,
+    zoom: Option<f32>,
+    scale: f32,
+    rects: HashMap<NodeId, egui::Rect>,
+    view: egui::Rect,
+}
+
+/// Text sizes that stay readable on screen when the canvas is zoomed out: titles and body
+/// text at least ~11.5 px, small text ~10.5 px (a level of detail, as maps do).
+fn readable_text(ui: &mut Ui, scale: f32) {
+    if scale >= LOD_SCALE || scale <= 0.0 {
+        return;
+    }
+    for (style, font) in ui.style_mut().text_styles.iter_mut() {
+        let on_screen = match style {
+            egui::TextStyle::Small => 10.5,
+            egui::TextStyle::Heading => 14.0,
+            _ => 11.5,
+        };
+        font.size = font.size.max(on_screen / scale).min(font.size * 2.2);
+    }
+}
+
+/// The transform that shows `bb` (canvas units) centred in `view` (screen).
+pub fn fit_transform(bb: egui::Rect, view: egui::Rect) -> egui::emath::TSTransform {
+    let bb = bb.expand(24.0);
+    let scale = (view.size() / bb.size()).min_elem().clamp(MIN_SCALE, MAX_SCALE);
+    egui::emath::TSTransform::new(view.center().to_vec2() - bb.center().to_vec2() * scale, scale)
 }
 
 impl Viewer<'_> {
@@ -166,6 +251,55 @@ pub fn palette_ui(ui: &mut Ui, filter: &mut String) -> Option<NodeKind> {
 }
 
 impl SnarlViewer<NodeId> for Viewer<'_> {
+    fn current_transform(
+        &mut self,
+        to_global: &mut egui::emath::TSTransform,
+        snarl: &mut Snarl<NodeId>,
+    ) {
+        let v = &mut self.view;
+        // fit once every node has been drawn (their sizes are known only then)
+        // measured sizes at the nodes' current places (an auto-layout may have moved them)
+        let drawn: Vec<egui::Rect> = snarl
+            .nodes_info()
+            .filter_map(|n| {
+                let size = v.rects.get(&n.value)?.size();
+                Some(egui::Rect::from_min_size(n.pos, size))
+            })
+            .collect();
+        if (!v.fitted || v.refits > 0) && v.view.is_positive() {
+            if drawn.len() == snarl.nodes().count() && !drawn.is_empty() {
+                let bb = drawn.iter().fold(egui::Rect::NOTHING, |a, r| a.union(*r));
+                *to_global = fit_transform(bb, v.view);
+                v.refits = if v.fitted { v.refits - 1 } else { 3 };
+                v.fitted = true;
+            } else if drawn.is_empty() && snarl.nodes().count() == 0 {
+                v.fitted = true;
+            }
+        }
+        if let Some(factor) = v.zoom.take() {
+            let centre = v.view.center();
+            let old = to_global.scaling;
+            let new = (old * factor).clamp(MIN_SCALE, MAX_SCALE);
+            // keep the canvas point under the view's centre where it is
+            let g = (centre.to_vec2() - to_global.translation) / old;
+            *to_global = egui::emath::TSTransform::new(centre.to_vec2() - g * new, new);
+        }
+        v.scale = to_global.scaling;
+        v.transform = *to_global;
+    }
+
+    fn final_node_rect(
+        &mut self,
+        node: SnarlId,
+        rect: egui::Rect,
+        _ui: &mut Ui,
+        snarl: &mut Snarl<NodeId>,
+    ) {
+        if let Some(id) = snarl.get_node(node) {
+            self.view.rects.insert(id.clone(), rect);
+        }
+    }
+
     fn title(&mut self, node: &NodeId) -> String {
         self.pipeline.node(node).map(|n| n.title().to_owned()).unwrap_or_default()
     }
@@ -184,6 +318,7 @@ impl SnarlViewer<NodeId> for Viewer<'_> {
         ui: &mut Ui,
         snarl: &mut Snarl<NodeId>,
     ) -> impl SnarlPin + 'static {
+        readable_text(ui, self.view.scale);
         let name = snarl
             .get_node(pin.id.node)
             .and_then(|n| self.port_name(n, pin.id.input))
@@ -194,7 +329,8 @@ impl SnarlViewer<NodeId> for Viewer<'_> {
         let rate = snarl
             .get_node(pin.id.node)
             .and_then(|n| self.overlay.edge_rates.and_then(|r| r.get(&(n.clone(), name.clone()))));
-        if let Some(r) = rate {
+        // zoomed out, the rates along edges give way to the nodes' own labels
+        if let Some(r) = rate.filter(|_| self.view.scale >= BUSY_DETAIL_SCALE) {
             ui.label(RichText::new(format!("{} rows/s", compact(*r))).small().color(theme::OK));
         }
         PinInfo::circle().with_fill(Color32::from_rgb(120, 160, 230))
@@ -218,6 +354,7 @@ impl SnarlViewer<NodeId> for Viewer<'_> {
         snarl: &mut Snarl<NodeId>,
     ) {
         let Some(id) = self.model_id(snarl, node) else { return };
+        readable_text(ui, self.view.scale);
         let title = self.pipeline.node(&id).map(|n| n.title().to_owned()).unwrap_or_default();
         // click the title to select (a click-only widget leaves drags to the canvas)
         let response =
@@ -244,8 +381,12 @@ impl SnarlViewer<NodeId> for Viewer<'_> {
     ) {
         let Some(id) = self.model_id(snarl, node) else { return };
         let Some(n) = self.pipeline.node(&id) else { return };
+        readable_text(ui, self.view.scale);
+        // zoomed far out: fewer but larger labels (status, rows, problems)
+        let detail = self.view.scale >= 0.55;
         ui.vertical(|ui| {
-            ui.horizontal(|ui| {
+            if detail {
+                ui.horizontal(|ui| {
                 ui.small(RichText::new(n.kind.tag().replace('_', " ")).italics());
                 if let Some(layer) = n.kind.layer() {
                     ui.label(
@@ -256,7 +397,11 @@ impl SnarlViewer<NodeId> for Viewer<'_> {
                     );
                 }
             });
-            if let Some(status) = self.overlay.status.and_then(|s| s.get(&id)) {
+            }
+            // "running" on every node says what the tab already does: only when zoomed in
+            if let Some(status) = self.overlay.status.and_then(|s| s.get(&id)).filter(|s| {
+                **s != RunStatus::Running || self.view.scale >= BUSY_DETAIL_SCALE
+            }) {
                 ui.label(
                     RichText::new(format!("⏺ {}", status.label())).small().color(status.color()),
                 );
@@ -269,15 +414,26 @@ impl SnarlViewer<NodeId> for Viewer<'_> {
                         .strong()
                         .color(theme::SLOWEST),
                 );
+            } else if let Some(ms) =
+                self.overlay.node_ms.and_then(|t| t.get(&id)).filter(|ms| **ms >= 0.5)
+            {
+                ui.small(format!("{ms:.0} ms / batch"))
+                    .on_hover_text("this node's own time per micro-batch, recent average");
+            }
+            if let Some(behind) = self.overlay.behind.and_then(|b| b.get(&id)) {
+                ui.label(RichText::new(behind).small().color(theme::WARNING)).on_hover_text(
+                    "backlog ÷ the pace of the last batch: how long this source needs to catch up",
+                );
             }
             if let Some(r) = self.overlay.rows.and_then(|r| r.get(&id)) {
                 ui.small(format!("{} rows", compact(*r as f64)))
                     .on_hover_text(format!("{r} rows out of this node in the last run"));
             }
             match self.overlay.schemas.and_then(|s| s.get(&id)) {
-                Some(schema) => {
+                Some(schema) if detail => {
                     ui.small(format!("{} columns", schema.fields().len()));
                 }
+                Some(_) => {}
                 None => {
                     ui.small("…");
                 }
@@ -342,7 +498,7 @@ impl SnarlViewer<NodeId> for Viewer<'_> {
                 .any(|d| d.node.as_ref() == Some(id) && d.severity == Severity::Error)
                 || self.overlay.errors.is_some_and(|e| e.contains_key(id))
         });
-        let selected = id.is_some() && id == self.overlay.selected;
+        let selected = id.is_some() && (self.overlay.all_selected || id == self.overlay.selected);
         let layer = id.and_then(|id| self.pipeline.node(id)).and_then(|n| n.kind.layer());
         let slowest = id.is_some_and(|id| self.overlay.slowest.is_some_and(|(n, _)| n == id));
         let stroke = if has_error {
@@ -454,7 +610,8 @@ pub fn style() -> SnarlStyle {
         ))),
         collapsible: Some(false),
         // fitting a small graph should not blow it up
-        max_scale: Some(1.25),
+        max_scale: Some(MAX_SCALE),
+        min_scale: Some(MIN_SCALE),
         // double-click the background: fit the nodes as drawn (the initial fit only knows
         // their top-left corners)
         centering: Some(true),
@@ -472,11 +629,27 @@ pub fn canvas_ui(
     widget_id: egui::Id,
 ) -> Vec<CanvasAction> {
     canvas.sync_from(pipeline);
-    let mut viewer = Viewer { pipeline, overlay, actions: Vec::new(), palette_filter };
+    let view_rect = ui.available_rect_before_wrap().shrink(4.0);
+    let view = ViewState {
+        transform: Default::default(),
+        refits: canvas.refits,
+        fitted: canvas.fitted,
+        zoom: canvas.zoom.take(),
+        scale: if canvas.scale > 0.0 { canvas.scale } else { 1.0 },
+        rects: std::mem::take(&mut canvas.rects),
+        view: view_rect,
+    };
+    let mut viewer = Viewer { pipeline, overlay, actions: Vec::new(), palette_filter, view };
     SnarlWidget::new().id(widget_id).style(style()).show(&mut canvas.snarl, &mut viewer, ui);
-    let actions = std::mem::take(&mut viewer.actions);
-    canvas.positions_to(viewer.pipeline);
-    canvas.mark_synced(viewer.pipeline);
+    let Viewer { pipeline, actions, view, .. } = viewer;
+    canvas.fitted = view.fitted;
+    canvas.refits = view.refits;
+    canvas.zoom = view.zoom;
+    canvas.scale = view.scale;
+    canvas.view = Some((view_rect, view.transform));
+    canvas.rects = view.rects;
+    canvas.positions_to(pipeline);
+    canvas.mark_synced(pipeline);
     actions
 }
 

@@ -3,7 +3,9 @@
 
 pub mod app;
 pub mod canvas;
+pub mod catch_up;
 pub mod export;
+pub mod form;
 pub mod inspector;
 pub mod monitor;
 pub mod pipeline_settings;

@@ -247,21 +247,29 @@ impl Monitor {
     /// The node with the most time of its own over the recent batches of a running pipeline,
     /// with its average milliseconds per batch.
     pub fn slowest(&self, pipeline: &str) -> Option<(NodeId, f64)> {
-        let pm = self.pipelines.get(pipeline).filter(|p| p.status.is_active())?;
-        let since = self.now() - EDGE_WINDOW_SECS;
-        let recent: Vec<_> = pm.edges.iter().filter(|(t, _, _)| *t >= since).collect();
-        let mut total: BTreeMap<&str, f64> = BTreeMap::new();
-        for (_, _, nodes) in &recent {
-            for (n, ms) in nodes {
-                *total.entry(n).or_default() += ms;
-            }
-        }
-        let batches = recent.len().max(1) as f64;
-        total
+        self.node_ms(pipeline)
             .into_iter()
             .filter(|(_, ms)| *ms > 0.0)
             .max_by(|a, b| a.1.total_cmp(&b.1))
-            .map(|(n, ms)| (NodeId::new(n), ms / batches))
+    }
+
+    /// Each node's own time per batch (ms), averaged over the recent batches of a running
+    /// pipeline.
+    pub fn node_ms(&self, pipeline: &str) -> HashMap<NodeId, f64> {
+        let Some(pm) = self.pipelines.get(pipeline).filter(|p| p.status.is_active()) else {
+            return HashMap::new();
+        };
+        let since = self.now() - EDGE_WINDOW_SECS;
+        let recent: Vec<_> = pm.edges.iter().filter(|(t, _, _)| *t >= since).collect();
+        let mut total: HashMap<NodeId, f64> = HashMap::new();
+        for (_, _, nodes) in &recent {
+            for (n, ms) in nodes {
+                *total.entry(NodeId::new(n.as_str())).or_default() += ms;
+            }
+        }
+        let batches = recent.len().max(1) as f64;
+        total.values_mut().for_each(|ms| *ms /= batches);
+        total
     }
 
     /// Each node's status: the pipeline's, except that a failure is pinned on its node and a
@@ -323,6 +331,10 @@ pub fn plots_ui(ui: &mut Ui, name: &str, pm: &PipelineMonitor) {
             let sinks: Vec<String> =
                 p.sinks.iter().map(|(n, v)| format!("{n}: Delta v{v}")).collect();
             ui.label(RichText::new(sinks.join(", ")).weak());
+            for (node, secs) in super::catch_up::catch_up_secs(p, None) {
+                let text = format!("{node}: {}", super::catch_up::behind_text(secs));
+                ui.label(RichText::new(text).color(theme::WARNING));
+            }
         }
     });
     if let Some((node, msg)) = &pm.error {

@@ -1,20 +1,85 @@
-//! The pipeline's own settings, shown in the inspector when no node is selected: mode,
+//! The pipeline's own settings, shown in the inspector when no node is selected: name, mode,
 //! trigger, checkpoint location, watermark policy and description, with the same values and
-//! checks as the project file.
+//! checks as the project file; rename, duplicate, move and delete; the pipeline's problems.
 
 use eframe::egui::{self, RichText, Ui};
 
 use crate::model::graph::parse_duration_ms;
-use crate::model::{Pipeline, PipelineMode, Trigger, WatermarkPolicy};
+use crate::model::{Diagnostic, Pipeline, PipelineMode, Severity, Trigger, WatermarkPolicy};
 
+use super::form::edits;
 use super::theme;
 
-/// The form; returns true when something changed.
-pub fn pipeline_settings_ui(ui: &mut Ui, p: &mut Pipeline, trigger_text: &mut String) -> bool {
+/// Edits to the project's list of pipelines that the panel asks the app to make.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PipelineAction {
+    Duplicate,
+    MoveLeft,
+    MoveRight,
+    Delete,
+}
+
+/// What the panel needs besides the pipeline itself.
+pub struct PipelineContext<'a> {
+    /// The other pipelines' names (a name must be unique).
+    pub others: &'a [String],
+    /// Findings about this pipeline that are not on a node.
+    pub diagnostics: &'a [Diagnostic],
+    pub index: usize,
+    pub count: usize,
+}
+
+/// Why a pipeline name cannot be used, if it cannot.
+pub fn name_problem(name: &str, others: &[String]) -> Option<String> {
+    if name.trim().is_empty() {
+        Some("a pipeline needs a name".into())
+    } else if name.trim() != name {
+        Some("no spaces at the start or end of the name".into())
+    } else if others.iter().any(|o| o == name) {
+        Some(format!("another pipeline is named `{name}`"))
+    } else {
+        None
+    }
+}
+
+/// The form; returns whether the pipeline changed, and a list edit to make.
+pub fn pipeline_settings_ui(
+    ui: &mut Ui,
+    p: &mut Pipeline,
+    trigger_text: &mut String,
+    cx: &PipelineContext<'_>,
+) -> (bool, Option<PipelineAction>) {
     let mut changed = false;
+    let mut action = None;
     ui.heading(format!("Pipeline `{}`", p.name));
     ui.label(RichText::new(format!("{} nodes, {} edges", p.nodes.len(), p.edges.len())).weak());
+    ui.horizontal_wrapped(|ui| {
+        if ui.add_enabled(cx.index > 0, egui::Button::new("◀ Move left")).clicked() {
+            action = Some(PipelineAction::MoveLeft);
+        }
+        if ui.add_enabled(cx.index + 1 < cx.count, egui::Button::new("Move right ▶")).clicked() {
+            action = Some(PipelineAction::MoveRight);
+        }
+        if ui.button("Duplicate pipeline").clicked() {
+            action = Some(PipelineAction::Duplicate);
+        }
+        if ui.button("Delete pipeline").on_hover_text("Ctrl+Z brings it back").clicked() {
+            action = Some(PipelineAction::Delete);
+        }
+    });
     ui.separator();
+    edits("name");
+    ui.horizontal(|ui| {
+        let l = ui.label("Pipeline name");
+        changed |= ui
+            .add(egui::TextEdit::singleline(&mut p.name).desired_width(f32::INFINITY))
+            .labelled_by(l.id)
+            .changed();
+    });
+    if let Some(problem) = name_problem(&p.name, cx.others) {
+        ui.label(RichText::new(problem).color(theme::ERROR));
+    }
+    edits("mode");
     ui.horizontal(|ui| {
         ui.label("Mode");
         for (mode, label) in [(PipelineMode::Batch, "batch"), (PipelineMode::Stream, "stream")] {
@@ -22,6 +87,7 @@ pub fn pipeline_settings_ui(ui: &mut Ui, p: &mut Pipeline, trigger_text: &mut St
         }
     });
     if p.mode == PipelineMode::Stream {
+        edits("trigger");
         ui.horizontal(|ui| {
             ui.label("Trigger");
             let current = p.trigger.unwrap_or_default();
@@ -42,8 +108,10 @@ pub fn pipeline_settings_ui(ui: &mut Ui, p: &mut Pipeline, trigger_text: &mut St
                 *trigger_text = String::from(Trigger::Interval { interval_ms });
             }
             ui.horizontal(|ui| {
-                ui.label("every");
-                let r = ui.add(egui::TextEdit::singleline(trigger_text).desired_width(90.0));
+                let l = ui.label("Trigger interval");
+                let r = ui
+                    .add(egui::TextEdit::singleline(trigger_text).desired_width(90.0))
+                    .labelled_by(l.id);
                 match parse_duration_ms(trigger_text) {
                     Some(ms) if ms > 0 => {
                         if r.changed() && Some(Trigger::Interval { interval_ms: ms }) != p.trigger {
@@ -57,19 +125,23 @@ pub fn pipeline_settings_ui(ui: &mut Ui, p: &mut Pipeline, trigger_text: &mut St
                 }
             });
         }
+        edits("checkpoint");
         let mut cp = p.checkpoint.clone().unwrap_or_default();
         ui.horizontal(|ui| {
-            ui.label("Checkpoint location");
-            let r = ui.add(
-                egui::TextEdit::singleline(&mut cp)
-                    .hint_text(format!("_checkpoints/{}", p.name))
-                    .desired_width(f32::INFINITY),
-            );
+            let l = ui.label("Checkpoint location");
+            let r = ui
+                .add(
+                    egui::TextEdit::singleline(&mut cp)
+                        .hint_text(format!("_checkpoints/{}", p.name))
+                        .desired_width(f32::INFINITY),
+                )
+                .labelled_by(l.id);
             if r.changed() {
                 p.checkpoint = (!cp.trim().is_empty()).then_some(cp.clone());
                 changed = true;
             }
         });
+        edits("min_batches_to_retain");
         changed |= ui
             .horizontal(|ui| {
                 let mut on = p.min_batches_to_retain.is_some();
@@ -86,6 +158,7 @@ pub fn pipeline_settings_ui(ui: &mut Ui, p: &mut Pipeline, trigger_text: &mut St
                 c
             })
             .inner;
+        edits("watermark_policy");
         ui.horizontal(|ui| {
             ui.label("Watermark policy");
             for policy in [WatermarkPolicy::Min, WatermarkPolicy::Max] {
@@ -96,6 +169,7 @@ pub fn pipeline_settings_ui(ui: &mut Ui, p: &mut Pipeline, trigger_text: &mut St
             }
         });
     }
+    edits("description");
     ui.label("Description");
     changed |= ui
         .add(
@@ -104,7 +178,16 @@ pub fn pipeline_settings_ui(ui: &mut Ui, p: &mut Pipeline, trigger_text: &mut St
                 .desired_width(f32::INFINITY),
         )
         .changed();
+    let problems: Vec<&Diagnostic> = cx.diagnostics.iter().filter(|d| d.node.is_none()).collect();
+    if !problems.is_empty() {
+        ui.separator();
+        ui.label(RichText::new("Problems").strong());
+        for d in problems {
+            let color = if d.severity == Severity::Error { theme::ERROR } else { theme::WARNING };
+            ui.label(RichText::new(&d.message).color(color));
+        }
+    }
     ui.separator();
     ui.label(RichText::new("Select a node (click its title) to edit its settings.").weak());
-    changed
+    (changed, action)
 }

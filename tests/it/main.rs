@@ -18,5 +18,8 @@ mod quality;
 mod stateful;
 mod stateful_example;
 mod stream;
+mod trigger_once;
 mod ui;
+mod ui_authoring;
+mod ui_editing;
 mod upkeep;

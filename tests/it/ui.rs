@@ -11,7 +11,7 @@ use medallion::model::node::{NodeKind, Select};
 use medallion::model::{NodeId, Project, Severity};
 use medallion::ui::app::{MedallionApp, Picker};
 
-fn harness(path: Option<PathBuf>) -> Harness<'static, MedallionApp> {
+pub(crate) fn harness(path: Option<PathBuf>) -> Harness<'static, MedallionApp> {
     Harness::builder()
         .with_size([1400.0, 900.0])
         .with_max_steps(50)

@@ -64,6 +64,26 @@ pub fn checkpoint_dir(pipeline: &Pipeline, root: &Path) -> Result<PathBuf> {
     Ok(delta::resolve(root, &rel))
 }
 
+/// The pipeline with its sources' per-trigger caps lifted (`maxFilesPerTrigger`,
+/// `maxBytesPerTrigger`, `maxOffsetsPerTrigger`), as Spark's `Trigger.Once` ignores them.
+fn without_trigger_caps(pipeline: &Pipeline) -> Pipeline {
+    // more files than any batch lists, small enough that `from + cap` cannot overflow
+    const NO_CAP: usize = u32::MAX as usize;
+    let mut p = pipeline.clone();
+    for n in &mut p.nodes {
+        match &mut n.kind {
+            NodeKind::FileSource(f) => {
+                f.max_files_per_trigger = Some(NO_CAP);
+                f.max_bytes_per_trigger = None;
+            }
+            NodeKind::DeltaSource(d) => d.max_files_per_trigger = Some(NO_CAP),
+            NodeKind::KafkaSource(k) => k.max_offsets_per_trigger = None,
+            _ => {}
+        }
+    }
+    p
+}
+
 /// Source schemas as DDL, for the checkpoint metadata.
 fn source_schemas(sources: &[StreamSource]) -> BTreeMap<String, String> {
     sources.iter().filter_map(|s| Some((s.node().to_string(), s.schema_ddl()?))).collect()
@@ -83,7 +103,10 @@ pub async fn run_stream(
         pipeline.trigger.unwrap_or_default()
     };
     let (wake_tx, mut wake_rx) = mpsc::channel::<()>(1);
-    let mut sources = build_sources(project, pipeline, root, &wake_tx).await?;
+    // Trigger.Once: everything available at start in one batch, the per-trigger caps ignored
+    let uncapped = (trigger == Trigger::Once).then(|| without_trigger_caps(pipeline));
+    let mut sources =
+        build_sources(project, uncapped.as_ref().unwrap_or(pipeline), root, &wake_tx).await?;
     let cp = Checkpoint::new(checkpoint_dir(pipeline, root)?);
     let stateful = StatefulQuery::analyze(pipeline, cp.dir())?;
     let meta = cp.open(Metadata {

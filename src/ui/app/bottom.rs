@@ -55,17 +55,22 @@ impl MedallionApp {
                         self.tests.record_ui(ui, &self.engine, &self.doc, &p, &node);
                     }
                 });
-                match (&self.preview.input, &self.preview.output) {
-                    (Some(input), Some(output)) => {
-                        ui.columns(2, |cols| {
-                            cols[0].label(RichText::new("input").weak());
-                            preview_table_ui(&mut cols[0], "input", input);
-                            cols[1].label(RichText::new("output").weak());
-                            preview_table_ui(&mut cols[1], "output", output);
-                        });
-                    }
-                    (None, Some(output)) => preview_table_ui(ui, "output", output),
-                    _ => {}
+                if let Some(output) = &self.preview.output {
+                    let inputs = &self.preview.inputs;
+                    ui.columns(inputs.len() + 1, |cols| {
+                        for (i, (port, rows)) in inputs.iter().enumerate() {
+                            let label = if port == crate::model::node::DEFAULT_PORT {
+                                "input".to_owned()
+                            } else {
+                                format!("input `{port}`")
+                            };
+                            cols[i].label(RichText::new(&label).weak());
+                            preview_table_ui(&mut cols[i], &label, rows);
+                        }
+                        let last = inputs.len();
+                        cols[last].label(RichText::new("output").weak());
+                        preview_table_ui(&mut cols[last], "output", output);
+                    });
                 }
             }
             BottomTab::Problems => {

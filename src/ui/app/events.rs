@@ -14,7 +14,7 @@ impl MedallionApp {
                 self.diagnostics.retain(|d| d.pipeline != pipeline);
                 self.diagnostics.extend(diagnostics);
             }
-            Event::Previewed { request, node, output, input } => {
+            Event::Previewed { request, node, output, inputs } => {
                 if self.preview.request == Some(request) {
                     if let Err(e) = &output {
                         self.run.errors.insert(node.clone(), e.clone());
@@ -23,7 +23,7 @@ impl MedallionApp {
                     }
                     self.preview.request = None;
                     self.preview.output = Some(output);
-                    self.preview.input = input;
+                    self.preview.inputs = inputs;
                 }
             }
             Event::Run(e) => {
@@ -76,7 +76,7 @@ impl MedallionApp {
                             self.run.log.push(self.status.clone());
                         }
                         Err(e) => {
-                            self.status = "run failed".into();
+                            self.notify(format!("The run failed: {e}"), true);
                             self.run.log.push(format!("FAILED: {e}"));
                             if let Some(n) = failed_node {
                                 self.run.errors.insert(n, e);
@@ -232,6 +232,13 @@ impl MedallionApp {
             match op {
                 FileOp::Open(p) => self.open_path(p),
                 FileOp::SaveAs(p) => self.save_to(p),
+                FileOp::NoDialog { save } => {
+                    self.notify(
+                        "The system file dialog did not open (no xdg-desktop-portal?): type the path here instead.",
+                        true,
+                    );
+                    self.open_path_dialog(save);
+                }
             }
         }
         if let Some(due) = self.plan_due

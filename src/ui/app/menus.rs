@@ -4,35 +4,65 @@ use super::*;
 
 impl MedallionApp {
     pub(super) fn shortcuts(&mut self, ui: &Ui) {
-        let typing = ui.ctx().memory(|m| m.focused().is_some());
-        let (undo, redo, save, delete, copy, paste) = ui.input(|i| {
-            let cmd = i.modifiers.command;
+        use egui::{Key, Modifiers};
+        let typing = ui.ctx().text_edit_focused() || self.was_typing;
+        let cmd = Modifiers::COMMAND;
+        let cmd_shift = Modifiers::COMMAND | Modifiers::SHIFT;
+        // file shortcuts work wherever the focus is, as in any editor
+        let (save_as, save, open, new) = ui.input_mut(|i| {
             (
-                cmd && !i.modifiers.shift && i.key_pressed(egui::Key::Z),
-                cmd && i.modifiers.shift && i.key_pressed(egui::Key::Z),
-                cmd && i.key_pressed(egui::Key::S),
-                i.key_pressed(egui::Key::Delete),
+                i.consume_key(cmd_shift, Key::S),
+                i.consume_key(cmd, Key::S),
+                i.consume_key(cmd, Key::O),
+                i.consume_key(cmd, Key::N),
+            )
+        });
+        if save_as {
+            self.save_as();
+        } else if save {
+            self.save();
+        }
+        if open {
+            self.guarded(Pending::Open);
+        }
+        if new {
+            self.guarded(Pending::New);
+        }
+        // the rest belongs to a text field while one has the focus (its own undo, copy, delete)
+        if typing {
+            return;
+        }
+        let (undo, redo, delete, escape, copy, paste, all) = ui.input_mut(|i| {
+            let redo = i.consume_key(cmd_shift, Key::Z) || i.consume_key(cmd, Key::Y);
+            let all = i.consume_key(cmd, Key::A);
+            (
+                i.consume_key(cmd, Key::Z),
+                redo,
+                i.key_pressed(Key::Delete) || i.key_pressed(Key::Backspace),
+                i.key_pressed(Key::Escape),
                 i.events.iter().any(|e| matches!(e, egui::Event::Copy)),
                 i.events.iter().find_map(|e| match e {
                     egui::Event::Paste(t) => Some(t.clone()),
                     _ => None,
                 }),
+                all,
             )
         });
-        if typing {
-            return;
+        if all {
+            self.all_selected = true;
         }
         if redo {
             self.redo();
         } else if undo {
             self.undo();
         }
-        if save {
-            self.save();
-        }
         let selection = self.canvas_selection(ui);
         if delete {
             self.delete_nodes(&selection);
+        }
+        if escape {
+            self.selected = None;
+            self.all_selected = false;
         }
         if copy {
             self.copy_nodes(&selection);
@@ -49,6 +79,12 @@ impl MedallionApp {
 
     /// Nodes selected on the canvas, or the inspected node.
     pub(super) fn canvas_selection(&self, ui: &Ui) -> Vec<NodeId> {
+        if self.all_selected {
+            return self
+                .pipeline()
+                .map(|p| p.nodes.iter().map(|n| n.id.clone()).collect())
+                .unwrap_or_default();
+        }
         let mut ids = self
             .canvases
             .get(self.tab)
@@ -76,6 +112,20 @@ impl MedallionApp {
                 }
                 if ui.button("Save As…").clicked() {
                     self.save_as();
+                }
+                if ui
+                    .button("Open path…")
+                    .on_hover_text("Type the file's path (no system dialog)")
+                    .clicked()
+                {
+                    self.open_path_dialog(false);
+                }
+                if ui
+                    .button("Save to path…")
+                    .on_hover_text("Type the file's path (no system dialog)")
+                    .clicked()
+                {
+                    self.open_path_dialog(true);
                 }
                 ui.menu_button("Open Recent", |ui| {
                     for p in self.recent.clone() {
@@ -124,10 +174,18 @@ impl MedallionApp {
                 }
             });
             ui.menu_button("View", |ui| {
+                for (shown, label) in self.panels_shown.iter_mut().zip([
+                    "Node palette",
+                    "Inspector",
+                    "Bottom panel (preview, problems, monitor…)",
+                ]) {
+                    ui.checkbox(shown, label);
+                }
+                ui.separator();
                 if ui.button("Fit to view").clicked()
                     && let Some(c) = self.canvases.get_mut(self.tab)
                 {
-                    c.generation += 1;
+                    c.fitted = false;
                 }
                 if ui
                     .button("Auto-layout")
@@ -138,7 +196,7 @@ impl MedallionApp {
                     self.history.record(&self.doc.project);
                     self.doc.project.pipelines[self.tab].auto_layout();
                     if let Some(c) = self.canvases.get_mut(self.tab) {
-                        c.generation += 1;
+                        c.fitted = false;
                     }
                 }
             });
@@ -185,10 +243,18 @@ impl MedallionApp {
             } else if ui.button("▶ Start all streams").clicked() {
                 self.start_all_streams();
             }
-            if ui.button("Fit").clicked()
-                && let Some(c) = self.canvases.get_mut(self.tab)
-            {
-                c.generation += 1;
+            if let Some(c) = self.canvases.get_mut(self.tab) {
+                ui.separator();
+                if ui.button("−").on_hover_text("Zoom out").clicked() {
+                    c.zoom = Some(0.8);
+                }
+                ui.label(format!("{:.0}%", c.scale * 100.0));
+                if ui.button("+").on_hover_text("Zoom in").clicked() {
+                    c.zoom = Some(1.25);
+                }
+                if ui.button("Fit").on_hover_text("Show every node").clicked() {
+                    c.fitted = false;
+                }
             }
             ui.label(RichText::new(&self.status).weak());
         });
@@ -212,20 +278,17 @@ impl MedallionApp {
                     RichText::new(format!("⏺ {label}")).color(status.color())
                 };
                 if ui.selectable_label(self.tab == i, label).clicked() && self.tab != i {
-                    self.tab = i;
-                    self.trigger_text.clear();
-                    self.selected = None;
-                    self.schedule_plan(Duration::ZERO);
+                    self.open_tab(i);
                 }
             }
-            if ui.button("+ pipeline").clicked() {
-                self.before_edit();
-                let n = self.doc.project.pipelines.len() + 1;
-                self.doc.project.pipelines.push(Pipeline::new(format!("pipeline_{n}")));
-                self.canvases.push(Canvas::default());
-                self.tab = n - 1;
-                self.trigger_text.clear();
-            }
+            ui.menu_button("+ pipeline", |ui| {
+                if ui.button("Batch pipeline").clicked() {
+                    self.add_pipeline(PipelineMode::Batch);
+                }
+                if ui.button("Stream pipeline").clicked() {
+                    self.add_pipeline(PipelineMode::Stream);
+                }
+            });
         });
     }
 }

@@ -9,7 +9,6 @@ use std::time::{Duration, Instant};
 
 use arrow::datatypes::SchemaRef;
 use eframe::egui::{self, RichText, Ui};
-use serde::{Deserialize, Serialize};
 
 use crate::engine::eventlog::{EventTail, LoggedEvent};
 use crate::engine::handle::{CheckpointInfo, Command, EngineHandle, Event};
@@ -29,9 +28,12 @@ use super::tables::{self, TablesAction, TablesState};
 use super::theme;
 
 mod bottom;
+mod clipboard;
 mod events;
 mod menus;
+mod notices;
 mod panels;
+mod pipelines;
 mod requests;
 
 /// How Open / Save As find their file: the native dialog, or a fixed path (tests, scripts).
@@ -45,6 +47,10 @@ pub enum Picker {
 enum FileOp {
     Open(PathBuf),
     SaveAs(PathBuf),
+    /// The system's dialog returned at once without a file: there is none (no xdg portal).
+    NoDialog {
+        save: bool,
+    },
 }
 
 /// What to do once unsaved changes are dealt with.
@@ -61,7 +67,8 @@ struct PreviewState {
     request: Option<u64>,
     node: Option<NodeId>,
     output: Option<Result<Preview, String>>,
-    input: Option<Result<Preview, String>>,
+    /// The node's inputs by port (all of them: a join shows left and right).
+    inputs: Vec<(String, Result<Preview, String>)>,
 }
 
 #[derive(Default)]
@@ -108,15 +115,6 @@ struct MonitorPanels {
     tables_listed: Option<Instant>,
 }
 
-/// Nodes on the clipboard, as TOML (so they paste into another window too).
-#[derive(Serialize, Deserialize)]
-struct Clip {
-    #[serde(default)]
-    nodes: Vec<Node>,
-    #[serde(default)]
-    edges: Vec<Edge>,
-}
-
 pub struct MedallionApp {
     pub doc: Document,
     pub history: History,
@@ -138,10 +136,22 @@ pub struct MedallionApp {
     pub recent: Vec<PathBuf>,
     pub picker: Picker,
     file_ops: Arc<Mutex<Vec<FileOp>>>,
+    notices: Vec<notices::Notice>,
+    /// Which side and bottom panels are shown (View menu).
+    pub panels_shown: [bool; 3],
+    path_dialog: Option<notices::PathDialog>,
     confirm: Option<Pending>,
     allow_close: bool,
     pub status: String,
     last_edit_was_move: bool,
+    /// The text field the last edit was typed into: further keystrokes there are the same
+    /// undo step.
+    typing_in: Option<egui::Id>,
+    /// A text field had the focus at the end of the last frame (egui drops the focus on
+    /// Escape before the frame's shortcuts see the key).
+    was_typing: bool,
+    /// Ctrl+A: every node of the tab is selected (until Escape, a click or another tab).
+    pub all_selected: bool,
     ctx: egui::Context,
     pub monitor: Monitor,
     pub tables: TablesState,
@@ -184,10 +194,16 @@ impl MedallionApp {
             recent,
             picker: Picker::Native,
             file_ops: Arc::new(Mutex::new(Vec::new())),
+            notices: Vec::new(),
+            panels_shown: [true; 3],
+            path_dialog: None,
             confirm: None,
             allow_close: false,
             status: String::new(),
             last_edit_was_move: false,
+            typing_in: None,
+            was_typing: false,
+            all_selected: false,
             ctx,
             monitor: Monitor::default(),
             tables: TablesState::default(),
@@ -248,7 +264,7 @@ impl MedallionApp {
                 push_recent(&mut self.recent, path.clone());
                 self.status = format!("opened {}", path.display());
             }
-            Err(e) => self.status = format!("cannot open: {e}"),
+            Err(e) => self.notify(format!("Cannot open the project: {e}"), true),
         }
     }
 
@@ -261,7 +277,7 @@ impl MedallionApp {
                 push_recent(&mut self.recent, path.clone());
                 self.status = format!("saved {}", path.display());
             }
-            Err(e) => self.status = format!("cannot save: {e}"),
+            Err(e) => self.notify(format!("Cannot save the project: {e}"), true),
         }
     }
 
@@ -291,6 +307,7 @@ impl MedallionApp {
                     .and_then(|p| p.file_name())
                     .map(|n| n.to_string_lossy().into_owned());
                 self.engine.spawn(async move {
+                    let asked = Instant::now();
                     let dialog =
                         rfd::AsyncFileDialog::new().add_filter("Medallion project", &["toml"]);
                     let picked = if save {
@@ -301,11 +318,22 @@ impl MedallionApp {
                     } else {
                         dialog.pick_file().await
                     };
-                    if let Some(h) = picked
-                        && let Ok(mut ops) = ops.lock()
-                    {
-                        let path = h.path().to_path_buf();
-                        ops.push(if save { FileOp::SaveAs(path) } else { FileOp::Open(path) });
+                    if let Ok(mut ops) = ops.lock() {
+                        match picked {
+                            Some(h) => {
+                                let path = h.path().to_path_buf();
+                                ops.push(if save {
+                                    FileOp::SaveAs(path)
+                                } else {
+                                    FileOp::Open(path)
+                                });
+                            }
+                            // no person cancels a dialog within 300 ms: none could open
+                            None if asked.elapsed() < Duration::from_millis(300) => {
+                                ops.push(FileOp::NoDialog { save });
+                            }
+                            None => {}
+                        }
                     }
                     ctx.request_repaint();
                 });
@@ -340,6 +368,11 @@ impl MedallionApp {
 
     // ---- editing ---------------------------------------------------------------------------
 
+    /// The canvas of the current tab.
+    pub fn canvas(&self) -> Option<&Canvas> {
+        self.canvases.get(self.tab)
+    }
+
     pub fn pipeline(&self) -> Option<&Pipeline> {
         self.doc.project.pipelines.get(self.tab)
     }
@@ -352,7 +385,20 @@ impl MedallionApp {
     fn before_edit(&mut self) {
         self.history.record(&self.doc.project);
         self.last_edit_was_move = false;
+        self.typing_in = None;
         self.schedule_plan(Duration::from_millis(250));
+    }
+
+    /// Remembers `before` for undo after an edit made in a form: typing in one text field is
+    /// one undo step, not one per keystroke.
+    fn record_typing(&mut self, before: &Project) {
+        let focus =
+            self.ctx.memory(|m| m.focused()).filter(|_| self.ctx.egui_wants_keyboard_input());
+        if focus.is_none() || focus != self.typing_in {
+            self.history.record(before);
+        }
+        self.typing_in = focus;
+        self.last_edit_was_move = false;
     }
 
     /// Adds a node of `kind` to the current pipeline; returns its id.
@@ -389,6 +435,7 @@ impl MedallionApp {
         if self.selected.as_ref().is_some_and(|s| ids.contains(s)) {
             self.selected = None;
         }
+        self.all_selected = false;
     }
 
     pub fn undo(&mut self) {
@@ -406,6 +453,8 @@ impl MedallionApp {
     }
 
     fn after_history(&mut self) {
+        self.typing_in = None;
+        self.trigger_text.clear();
         let n = self.doc.project.pipelines.len();
         self.canvases.resize_with(n, Canvas::default);
         self.tab = self.tab.min(n.saturating_sub(1));
@@ -415,45 +464,6 @@ impl MedallionApp {
             self.selected = None;
         }
         self.schedule_plan(Duration::ZERO);
-    }
-
-    fn copy_nodes(&mut self, ids: &[NodeId]) {
-        let Some(p) = self.pipeline() else { return };
-        let nodes: Vec<Node> = p.nodes.iter().filter(|n| ids.contains(&n.id)).cloned().collect();
-        let edges = p
-            .edges
-            .iter()
-            .filter(|e| ids.contains(&e.from) && ids.contains(&e.to))
-            .cloned()
-            .collect();
-        if let Ok(text) = toml::to_string(&Clip { nodes, edges }) {
-            self.ctx.copy_text(text);
-            self.status = format!("copied {} node(s)", ids.len());
-        }
-    }
-
-    /// Pastes nodes copied as TOML: fresh ids, shifted positions, inner edges kept.
-    pub fn paste(&mut self, text: &str) {
-        let Ok(clip) = toml::from_str::<Clip>(text) else { return };
-        if clip.nodes.is_empty() || self.pipeline().is_none() {
-            return;
-        }
-        self.before_edit();
-        let Some(p) = self.pipeline_mut() else { return };
-        let mut renamed = HashMap::new();
-        for mut n in clip.nodes {
-            let id = p.fresh_id(&n.kind);
-            renamed.insert(n.id.clone(), id.clone());
-            n.id = id;
-            n.pos = Pos { x: n.pos.x + 40.0, y: n.pos.y + 40.0 };
-            let _ = p.add_node(n);
-        }
-        for e in clip.edges {
-            if let (Some(f), Some(t)) = (renamed.get(&e.from), renamed.get(&e.to)) {
-                let _ = p.connect(f, t, &e.port);
-            }
-        }
-        self.status = format!("pasted {} node(s)", renamed.len());
     }
 
     // ---- engine ----------------------------------------------------------------------------
@@ -493,12 +503,12 @@ impl MedallionApp {
             root: self.doc.lakehouse_root(),
             limit: 100,
         };
-        if self.engine.send(cmd) {
+        if self.send_or_notify(cmd, "the preview") {
             self.preview = PreviewState {
                 request: Some(request),
                 node: Some(node),
                 output: None,
-                input: None,
+                inputs: Vec::new(),
             };
             self.bottom = BottomTab::Preview;
         }
@@ -506,8 +516,12 @@ impl MedallionApp {
 
     /// Shows `output` as the preview of `node` (benchmarks and tests).
     pub fn show_preview(&mut self, node: NodeId, output: Preview) {
-        self.preview =
-            PreviewState { request: None, node: Some(node), output: Some(Ok(output)), input: None };
+        self.preview = PreviewState {
+            request: None,
+            node: Some(node),
+            output: Some(Ok(output)),
+            inputs: Vec::new(),
+        };
         self.bottom = BottomTab::Preview;
     }
 
@@ -529,7 +543,7 @@ impl MedallionApp {
             root: self.doc.lakehouse_root(),
             continuous: false,
         };
-        if self.engine.send(cmd) {
+        if self.send_or_notify(cmd, "the run") {
             self.run = RunState { request: Some(request), ..RunState::default() };
             self.bottom = BottomTab::Run;
             self.status = "running…".into();
@@ -549,7 +563,7 @@ impl MedallionApp {
             root: self.doc.lakehouse_root(),
             continuous: true,
         };
-        if self.engine.send(cmd) {
+        if self.send_or_notify(cmd, "the start") {
             self.panels.streams.insert(request, name.to_owned());
             self.run.errors.clear();
             self.status = format!("started {name}");
@@ -574,8 +588,7 @@ impl MedallionApp {
 
     /// Stops a running stream after its batch in flight (all of them when `None`).
     pub fn stop_pipeline(&mut self, name: Option<&str>) {
-        if !self.engine.send(Command::Stop { pipeline: name.map(str::to_owned) }) {
-            self.status = "the engine is busy: Stop was not sent, try again".into();
+        if !self.send_or_notify(Command::Stop { pipeline: name.map(str::to_owned) }, "Stop") {
             return;
         }
         self.status = match name {
@@ -584,48 +597,13 @@ impl MedallionApp {
         };
     }
 
-    fn confirm_ui(&mut self, ui: &Ui) {
-        let Some(pending) = self.confirm.clone() else { return };
-        let mut choice = None;
-        let modal = egui::Modal::new(egui::Id::new("unsaved")).show(ui.ctx(), |ui| {
-            ui.heading("Unsaved changes");
-            ui.label("The project has changes that are not saved.");
-            ui.horizontal(|ui| {
-                if ui.button("Save").clicked() {
-                    choice = Some(0);
-                }
-                if ui.button("Discard").clicked() {
-                    choice = Some(1);
-                }
-                if ui.button("Cancel").clicked() {
-                    choice = Some(2);
-                }
-            });
-        });
-        if modal.should_close() && choice.is_none() {
-            choice = Some(2);
-        }
-        match choice {
-            Some(0) => {
-                self.save();
-                self.confirm = None;
-                if !self.doc.dirty() {
-                    self.perform(pending);
-                }
-            }
-            Some(1) => {
-                self.confirm = None;
-                self.doc.saved = self.doc.project.clone();
-                self.perform(pending);
-            }
-            Some(_) => self.confirm = None,
-            None => {}
-        }
-    }
-
     /// The whole window; shared by `App::ui` and the benchmarks.
     pub fn frame_ui(&mut self, ui: &mut Ui) {
         self.poll();
+        // focus left the field typed in: typing there again is a new undo step
+        if self.typing_in.is_some() && ui.ctx().memory(|m| m.focused()) != self.typing_in {
+            self.typing_in = None;
+        }
         self.shortcuts(ui);
         if ui.input(|i| i.viewport().close_requested()) && self.doc.dirty() && !self.allow_close {
             ui.send_viewport_cmd(egui::ViewportCommand::CancelClose);
@@ -636,24 +614,34 @@ impl MedallionApp {
             self.menu_ui(ui);
             self.tabs_ui(ui);
         });
-        egui::Panel::left("palette")
-            .resizable(true)
-            .default_size(190.0)
-            .show(ui, |ui| self.palette_panel_ui(ui));
-        egui::Panel::right("inspector")
-            .resizable(true)
-            .default_size(360.0)
-            .min_size(240.0)
-            .show(ui, |ui| self.inspector_panel_ui(ui));
-        egui::Panel::bottom("bottom")
-            .resizable(true)
-            .default_size(340.0)
-            .min_size(220.0)
-            .show(ui, |ui| self.bottom_panel_ui(ui));
+        let [palette, inspector, bottom] = self.panels_shown;
+        if palette {
+            egui::Panel::left("palette")
+                .resizable(true)
+                .default_size(170.0)
+                .show(ui, |ui| self.palette_panel_ui(ui));
+        }
+        if inspector {
+            egui::Panel::right("inspector")
+                .resizable(true)
+                .default_size(330.0)
+                .min_size(240.0)
+                .show(ui, |ui| self.inspector_panel_ui(ui));
+        }
+        if bottom {
+            egui::Panel::bottom("bottom")
+                .resizable(true)
+                .default_size(340.0)
+                .min_size(220.0)
+                .show(ui, |ui| self.bottom_panel_ui(ui));
+        }
         egui::CentralPanel::default().show(ui, |ui| self.canvas_panel_ui(ui));
         self.confirm_ui(ui);
         self.confirm_reset_ui(ui);
         self.export.export_ui(ui.ctx(), &self.doc.project, &self.schemas, self.doc.path.as_deref());
+        self.path_dialog_ui(ui);
+        self.notices_ui(ui);
+        self.was_typing = ui.ctx().text_edit_focused();
     }
 }
 

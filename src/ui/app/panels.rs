@@ -15,24 +15,7 @@ impl MedallionApp {
 
     pub(super) fn inspector_panel_ui(&mut self, ui: &mut Ui) {
         let Some(sel) = self.selected.clone() else {
-            let before = self.doc.project.clone();
-            let mut trigger_text = std::mem::take(&mut self.trigger_text);
-            let changed = match self.pipeline_mut() {
-                Some(p) => {
-                    super::super::pipeline_settings::pipeline_settings_ui(ui, p, &mut trigger_text)
-                }
-                None => {
-                    ui.heading("Inspector");
-                    ui.label("Select a node (click it) to edit its settings.");
-                    false
-                }
-            };
-            self.trigger_text = trigger_text;
-            if changed {
-                self.history.record(&before);
-                self.last_edit_was_move = false;
-                self.schedule_plan(Duration::from_millis(300));
-            }
+            self.pipeline_panel_ui(ui);
             return;
         };
         let pipeline_name = self.pipeline().map(|p| p.name.clone()).unwrap_or_default();
@@ -44,6 +27,8 @@ impl MedallionApp {
             .cloned()
             .collect();
         let before = self.doc.project.clone();
+        let Some(pipeline) = self.pipeline() else { return };
+        let rewire = inputs_ui(ui, pipeline, &sel);
         let Some(node) = self.pipeline_mut().and_then(|p| p.node_mut(&sel)) else {
             self.selected = None;
             return;
@@ -55,14 +40,16 @@ impl MedallionApp {
         let (changed, actions) = egui::ScrollArea::vertical()
             .show(ui, |ui| inspector::inspector_ui(ui, node, schema.as_ref(), &diags))
             .inner;
+        if let Some((port, from)) = rewire {
+            self.rewire(&sel, &port, from);
+        }
         if let (Some(f), Some(p)) = (file_source, self.doc.project.pipelines.get(self.tab)) {
             let root = self.doc.lakehouse_root();
             self.quality.tracked_schema_ui(ui, p, &root, &sel, &f);
         }
         if changed {
             // the edit already happened: remember the state before it
-            self.history.record(&before);
-            self.last_edit_was_move = false;
+            self.record_typing(&before);
             self.schedule_plan(Duration::from_millis(300));
         }
         for a in actions {
@@ -79,6 +66,21 @@ impl MedallionApp {
                     });
                 }
             }
+        }
+    }
+
+    /// Connects `from` (or nothing) to `to.port`, replacing what fed it; one undo step.
+    pub fn rewire(&mut self, to: &NodeId, port: &str, from: Option<NodeId>) {
+        self.before_edit();
+        let Some(p) = self.pipeline_mut() else { return };
+        let old = p.disconnect(to, port);
+        if let Some(from) = from
+            && let Err(e) = p.connect(&from, to, port)
+        {
+            if let Some(old) = old {
+                p.edges.push(old);
+            }
+            self.status = e.to_string();
         }
     }
 
@@ -111,6 +113,22 @@ impl MedallionApp {
         let edge_rates = self.monitor.edge_rates(&name);
         let node_status = self.monitor.node_status(pipeline);
         let slowest = self.monitor.slowest(&name);
+        let node_ms = self.monitor.node_ms(&name);
+        let interval = match pipeline.trigger.unwrap_or_default() {
+            crate::model::Trigger::Interval { interval_ms } => Some(interval_ms),
+            _ => None,
+        };
+        let behind: HashMap<NodeId, String> = self
+            .monitor
+            .pipelines
+            .get(&name)
+            .filter(|pm| pm.status.is_active())
+            .and_then(|pm| pm.last.as_deref())
+            .map(|p| crate::ui::catch_up::catch_up_secs(p, interval))
+            .unwrap_or_default()
+            .into_iter()
+            .map(|(n, secs)| (n, crate::ui::catch_up::behind_text(secs)))
+            .collect();
         let mut state_badges =
             super::super::stateful::state_badges(self.monitor.pipelines.get(&name));
         state_badges.extend(self.quality.badges(&name));
@@ -120,9 +138,12 @@ impl MedallionApp {
             rows: Some(&self.run.rows),
             errors: Some(&self.run.errors),
             selected: self.selected.as_ref(),
+            all_selected: self.all_selected,
             edge_rates: Some(&edge_rates),
             status: Some(&node_status),
             slowest: slowest.as_ref(),
+            node_ms: Some(&node_ms),
+            behind: Some(&behind),
             state: Some(&state_badges),
             upkeep: Some(&upkeep_badges),
             tests: Some(&test_badges),
@@ -151,7 +172,10 @@ impl MedallionApp {
         }
         for a in actions {
             match a {
-                CanvasAction::Select(id) => self.selected = Some(id),
+                CanvasAction::Select(id) => {
+                    self.selected = Some(id);
+                    self.all_selected = false;
+                }
                 CanvasAction::Preview(id) => {
                     self.selected = Some(id.clone());
                     self.request_preview(id);
@@ -162,7 +186,9 @@ impl MedallionApp {
                     if let Some(p) = self.pipeline() {
                         let nodes: Vec<Node> =
                             p.nodes.iter().filter(|n| n.id == id).cloned().collect();
-                        if let Ok(t) = toml::to_string(&Clip { nodes, edges: Vec::new() }) {
+                        if let Ok(t) =
+                            toml::to_string(&clipboard::Clip { nodes, edges: Vec::new() })
+                        {
                             self.paste(&t);
                         }
                     }
@@ -170,8 +196,49 @@ impl MedallionApp {
                 CanvasAction::Add(kind, pos) => {
                     self.add_node(kind, Some(pos));
                 }
-                CanvasAction::Refused(msg) => self.status = msg,
+                CanvasAction::Refused(msg) => self.notify(msg, true),
             }
         }
     }
+}
+
+/// The node's inputs, each a choice of the node that feeds it (the keyboard's way to draw an
+/// edge). Returns a port to rewire and its new source.
+fn inputs_ui(ui: &mut Ui, p: &Pipeline, id: &NodeId) -> Option<(String, Option<NodeId>)> {
+    let node = p.node(id)?;
+    let mut out = None;
+    for port in node.kind.input_ports() {
+        let current = p.input_of(id, &port).cloned();
+        let label = if port == crate::model::node::DEFAULT_PORT {
+            "Input from".to_owned()
+        } else {
+            format!("Input `{port}` from")
+        };
+        let mut chosen = current.clone();
+        ui.horizontal(|ui| {
+            let l = ui.label(&label);
+            egui::ComboBox::from_id_salt(("input", &port))
+                .selected_text(current.as_ref().map_or("not connected", |c| c.as_str()))
+                .show_ui(ui, |ui| {
+                    ui.selectable_value(&mut chosen, None, "not connected");
+                    // any node with an output that does not depend on this one
+                    for n in p
+                        .nodes
+                        .iter()
+                        .filter(|n| &n.id != id && n.kind.has_output() && !p.reaches(id, &n.id))
+                    {
+                        ui.selectable_value(&mut chosen, Some(n.id.clone()), format!("← {}", n.id));
+                    }
+                })
+                .response
+                .labelled_by(l.id);
+        });
+        if chosen != current {
+            out = Some((port, chosen));
+        }
+    }
+    if !node.kind.input_ports().is_empty() {
+        ui.separator();
+    }
+    out
 }

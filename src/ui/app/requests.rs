@@ -212,6 +212,13 @@ impl MedallionApp {
         self.preview.output.as_ref().and_then(|o| o.as_ref().ok()).map(Preview::rows)
     }
 
+    /// The preview's inputs: port and rows (or the error).
+    pub fn preview_inputs(&self) -> Vec<(String, Result<usize, String>)> {
+        let rows =
+            |r: &Result<Preview, String>| r.as_ref().map(Preview::rows).map_err(Clone::clone);
+        self.preview.inputs.iter().map(|(port, r)| (port.clone(), rows(r))).collect()
+    }
+
     pub fn preview_error(&self) -> Option<&str> {
         self.preview.output.as_ref().and_then(|o| o.as_ref().err()).map(String::as_str)
     }
