@@ -137,10 +137,20 @@ fn rows_until(resp: Response, deadline: Option<Instant>, timeout: Option<Duratio
     let mut rows = query.data_rows;
     let (tx, rx) = tokio::sync::mpsc::channel(256);
     let produce = async move {
-        while let Some(row) = rows.next().await {
-            if tx.send(row).await.is_err() {
-                break; // the statement timed out: stop computing
+        let watch = tx.clone();
+        let rows_out = async {
+            while let Some(row) = rows.next().await {
+                if tx.send(row).await.is_err() {
+                    break;
+                }
             }
+        };
+        // the statement timed out (the client side is gone): stop computing at once, even
+        // when no row is due yet (an aggregate over a huge join): dropping the plan's stream
+        // cancels its work
+        tokio::select! {
+            () = rows_out => {}
+            () = watch.closed() => {}
         }
     };
     match executor() {
