@@ -155,9 +155,7 @@ fn monitor_streams_the_demo_then_time_travels_and_stops() {
         .expect("an old version on screen");
     h.get_by_label_contains(&format!("v{old}  ")).click();
     // (the table's newest version may still be on show until the old one's reply arrives)
-    wait_until(&mut h, "the old version", |a| {
-        a.tables.shown_rows().is_some_and(|(v, _)| v == old)
-    });
+    wait_until(&mut h, "the old version", |a| a.tables.shown_rows().is_some_and(|(v, _)| v == old));
     let expected = bronze_rows_at(root, old);
     let (v, preview_rows) = h.state().tables.shown_rows().unwrap();
     assert_eq!(v, old);

@@ -6,8 +6,8 @@ use arrow::datatypes::DataType;
 use datafusion::common::Column;
 use datafusion::functions::core::expr_fn::get_field;
 use datafusion::prelude::{DataFrame, Expr, col};
-use deltalake::kernel::transaction::CommitProperties;
 use deltalake::DeltaTable;
+use deltalake::kernel::transaction::CommitProperties;
 use deltalake::protocol::SaveMode;
 
 use crate::model::node::{DeltaSink, OutputMode, SchemaMode, WriteMode};
@@ -51,7 +51,9 @@ pub async fn write(
     let save_mode = match sink.mode {
         WriteMode::Append => SaveMode::Append,
         WriteMode::Overwrite => SaveMode::Overwrite,
-        WriteMode::Merge => return merge(table, path, sink, df, schema_mode.is_some(), props).await,
+        WriteMode::Merge => {
+            return merge(table, path, sink, df, schema_mode.is_some(), props).await;
+        }
     };
     let table = match table {
         Some(t) => t,

@@ -99,7 +99,10 @@ impl KafkaClient {
     /// before it. On Apache Kafka that read returns the last message and confirms the mark;
     /// brokers such as tansu report the start of the last record batch instead (seen: 1 for
     /// 3,000 messages produced in one batch), and the read finds the batch's real end.
-    pub fn end_offsets(&self, marks: &BTreeMap<String, (i64, i64)>) -> Result<BTreeMap<String, i64>> {
+    pub fn end_offsets(
+        &self,
+        marks: &BTreeMap<String, (i64, i64)>,
+    ) -> Result<BTreeMap<String, i64>> {
         let mut ends: BTreeMap<String, i64> =
             marks.iter().map(|(tp, (_, high))| (tp.clone(), *high)).collect();
         let mut tpl = TopicPartitionList::new();
@@ -366,4 +369,3 @@ impl BatchBuilder {
         Ok(RecordBatch::try_new(schema(), cols)?)
     }
 }
-

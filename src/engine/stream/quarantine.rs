@@ -14,9 +14,9 @@ use crate::model::{NodeId, Pipeline, Project};
 
 use super::super::Result;
 use super::super::delta::{self, CommitMeta};
+use super::super::open_tables::OpenTables;
 use super::super::sources::json_lines::BadRecord;
 use super::checkpoint::Metadata;
-use super::super::open_tables::OpenTables;
 use super::microbatch::committed_version;
 
 /// The quarantine table: next to the first sink (`bronze/users_quarantine`).
