@@ -21,15 +21,22 @@ pub struct PipelineSummary {
     pub commits: Vec<(String, String, i64)>,
 }
 
+/// Runs a batch pipeline. With `meter_edges` (the app), rows are counted on every edge as they
+/// flow and reported per node ([`RunEvent::NodeRows`]).
 pub async fn run_pipeline(
     project: &Project,
     pipeline: &Pipeline,
     root: &Path,
+    meter_edges: bool,
     on_event: &(dyn Fn(RunEvent) + Send + Sync),
 ) -> Result<PipelineSummary> {
     let started = Instant::now();
     on_event(RunEvent::PipelineStarted { pipeline: pipeline.name.clone() });
+    let meter = meter_edges.then(|| std::sync::Arc::new(super::meter::EdgeMeter::new()));
     let mut planner = Planner::new(project, pipeline, root);
+    if let Some(m) = &meter {
+        planner = planner.with_meter(m.clone());
+    }
     let mut summary = PipelineSummary::default();
     // every sink's input is planned before any write: a failing expectation or a fail_fast
     // record stops the run with every table at its previous version
@@ -74,6 +81,12 @@ pub async fn run_pipeline(
     }
     quarantine(project, pipeline, root, &mut planner, first_sink_table.as_deref(), on_event)
         .await?;
+    if let Some(m) = &meter {
+        on_event(RunEvent::NodeRows {
+            pipeline: pipeline.name.clone(),
+            rows: node_rows(&m.snapshot()),
+        });
+    }
     on_event(RunEvent::PipelineFinished {
         pipeline: pipeline.name.clone(),
         rows_written: summary.rows_written,
@@ -128,4 +141,47 @@ async fn quarantine(
         ),
     });
     Ok(())
+}
+
+/// Rows out of each node from the edge counts: what a node's outgoing edges carried (each
+/// carries all of it), and for a sink what came in.
+fn node_rows(edges: &[super::meter::EdgeStats]) -> std::collections::BTreeMap<String, u64> {
+    let mut out = std::collections::BTreeMap::new();
+    for e in edges {
+        let from = out.entry(e.from.to_string()).or_insert(0);
+        *from = (*from).max(e.rows);
+    }
+    for e in edges {
+        if !edges.iter().any(|o| o.from == e.to) {
+            *out.entry(e.to.to_string()).or_insert(0) += e.rows;
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::engine::meter::EdgeStats;
+
+    #[test]
+    fn rows_per_node_from_the_edges() {
+        let e = |from: &str, to: &str, port: &str, rows| EdgeStats {
+            from: NodeId::new(from),
+            to: NodeId::new(to),
+            port: port.into(),
+            rows,
+            produce_ms: 0.0,
+        };
+        // users (10) and ssn (4) join into 7 rows that feed two sinks
+        let edges = [
+            e("users", "join", "left", 10),
+            e("ssn", "join", "right", 4),
+            e("join", "silver", "in", 7),
+            e("join", "audit", "in", 7),
+        ];
+        let rows = node_rows(&edges);
+        let got: Vec<(&str, u64)> = rows.iter().map(|(n, r)| (n.as_str(), *r)).collect();
+        assert_eq!(got, [("audit", 7), ("join", 7), ("silver", 7), ("ssn", 4), ("users", 10)]);
+    }
 }

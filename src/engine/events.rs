@@ -58,6 +58,12 @@ pub enum RunEvent {
     Idle {
         pipeline: String,
     },
+    /// A batch pipeline's rows out of each node (into each sink), counted on the edges while
+    /// it ran: the canvas shows them without planning the nodes again.
+    NodeRows {
+        pipeline: String,
+        rows: std::collections::BTreeMap<String, u64>,
+    },
     /// Auto-compaction rewrote a streaming sink's small files (an OPTIMIZE commit).
     Compacted {
         pipeline: String,
@@ -81,6 +87,7 @@ impl RunEvent {
             | RunEvent::Warning { pipeline, .. }
             | RunEvent::ExpectationsChecked { pipeline, .. }
             | RunEvent::Idle { pipeline }
+            | RunEvent::NodeRows { pipeline, .. }
             | RunEvent::Compacted { pipeline, .. } => pipeline,
             RunEvent::BatchCompleted(p) => &p.pipeline,
         }
@@ -197,6 +204,10 @@ impl fmt::Display for RunEvent {
             }
             RunEvent::Idle { pipeline } => {
                 write!(f, "[{pipeline}] waiting for new data in its sources")
+            }
+            RunEvent::NodeRows { pipeline, rows } => {
+                let each: Vec<String> = rows.iter().map(|(n, r)| format!("{n} {r}")).collect();
+                write!(f, "[{pipeline}] rows per node: {}", each.join(", "))
             }
             RunEvent::PipelineFailed { pipeline, node, message } => match node {
                 Some(n) => write!(f, "[{pipeline}] FAILED at node `{n}`: {message}"),

@@ -10,7 +10,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use arrow::datatypes::SchemaRef;
 use tokio::sync::{mpsc, watch};
 
-use crate::model::{Diagnostic, NodeId, PipelineMode, Project};
+use crate::model::{Diagnostic, NodeId, Project};
 
 use super::checkpoint::{Checkpoint, CheckpointView};
 use super::lakehouse::{HistoryEntry, TableInfo, VersionDiff, VersionPreview};
@@ -106,12 +106,6 @@ pub enum Event {
         node: NodeId,
         result: Result<String, String>,
     },
-    /// Rows each node of a batch pipeline outputs, counted after a run.
-    NodeCounts {
-        request: u64,
-        pipeline: String,
-        counts: HashMap<NodeId, u64>,
-    },
     Tables {
         request: u64,
         result: Result<Vec<TableInfo>, String>,
@@ -200,24 +194,6 @@ async fn checkpoint_info(
     })
     .await
     .unwrap_or_else(|e| Err(format!("reading the checkpoint failed: {e}")))
-}
-
-/// Rows each node outputs now (sinks: what they would write).
-async fn count_rows(
-    project: &Project,
-    p: &crate::model::Pipeline,
-    root: &std::path::Path,
-) -> HashMap<NodeId, u64> {
-    let mut planner = super::plan::Planner::new(project, p, root);
-    let mut out = HashMap::new();
-    for n in &p.nodes {
-        if let Ok(df) = planner.node_frame(&n.id).await
-            && let Ok(c) = df.count().await
-        {
-            out.insert(n.id.clone(), c as u64);
-        }
-    }
-    out
 }
 
 async fn infer(
@@ -546,21 +522,8 @@ impl EngineHandle {
                                     "the run stopped unexpectedly: {e}"
                                 )))
                             });
+                            // rows per node came with the run (RunEvent::NodeRows)
                             let _ = forward.await;
-                            if result.is_ok() {
-                                for p in project.pipelines.iter().filter(|p| {
-                                    p.mode == PipelineMode::Batch
-                                        && pipeline.as_ref().is_none_or(|n| n == &p.name)
-                                }) {
-                                    let counts = count_rows(&project, p, &root).await;
-                                    send(Event::NodeCounts {
-                                        request,
-                                        pipeline: p.name.clone(),
-                                        counts,
-                                    })
-                                    .await;
-                                }
-                            }
                             let failed_node = result.as_ref().err().and_then(|e| e.node().cloned());
                             send(Event::RunFinished {
                                 request,

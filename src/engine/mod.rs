@@ -196,7 +196,9 @@ pub async fn run_project(
     for pipeline in selected {
         let result = match pipeline.mode {
             PipelineMode::Batch => {
-                batch::run_pipeline(project, pipeline, root, on_event).await.map(|s| s.rows_written)
+                batch::run_pipeline(project, pipeline, root, opts.meter_edges, on_event)
+                    .await
+                    .map(|s| s.rows_written)
             }
             PipelineMode::Stream
                 if opts.available_now

@@ -178,7 +178,7 @@ impl Monitor {
             }
             RunEvent::Idle { .. } => pm.status = RunStatus::Waiting,
             // the table's upkeep; the event log and the Lakehouse tab show it
-            RunEvent::Compacted { .. } => {}
+            RunEvent::Compacted { .. } | RunEvent::NodeRows { .. } => {}
             RunEvent::Warning { message, .. } => {
                 if message.starts_with("waiting for") {
                     pm.status = RunStatus::Waiting;

@@ -35,6 +35,11 @@ impl MedallionApp {
                 if let RunEvent::SinkCommitted { node, rows_added, rows_updated, .. } = &e {
                     *self.run.rows.entry(node.clone()).or_default() += rows_added + rows_updated;
                 }
+                if let RunEvent::NodeRows { pipeline, rows } = &e
+                    && self.pipeline().is_some_and(|p| &p.name == pipeline)
+                {
+                    self.run.rows.extend(rows.iter().map(|(n, r)| (NodeId::new(n.clone()), *r)));
+                }
                 if let RunEvent::BatchCompleted(p) = &e {
                     for (n, r) in &p.rows_per_node {
                         *self.run.rows.entry(NodeId::new(n.clone())).or_default() += r;
@@ -85,11 +90,6 @@ impl MedallionApp {
                     }
                     // tables changed: schemas downstream may too
                     self.schedule_plan(Duration::ZERO);
-                }
-            }
-            Event::NodeCounts { request: _, pipeline, counts } => {
-                if self.pipeline().is_some_and(|p| p.name == pipeline) {
-                    self.run.rows.extend(counts);
                 }
             }
             Event::Cancelled { request } => {
