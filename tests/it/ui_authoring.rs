@@ -241,7 +241,8 @@ fn users_stream_authored_in_the_app_runs_like_the_checked_in_project() {
 }
 
 /// `music_kafka` authored the same way: the saved pipeline equals the shipped one but for the
-/// node ids the palette chose and the positions (no broker needed: the settings are the run).
+/// node ids the palette chose and the positions, and `medallion run` runs the saved file
+/// against a real broker (the malformed record dropped, every good one landed once).
 #[test]
 fn music_kafka_authored_in_the_app_equals_the_checked_in_pipeline() {
     let dir = tempfile::tempdir().unwrap();
@@ -305,4 +306,33 @@ fn music_kafka_authored_in_the_app_equals_the_checked_in_pipeline() {
         }
     }
     assert_eq!(authored, shipped);
+
+    // and the saved file runs: a real broker, 300 events and a malformed one, availableNow
+    let broker = crate::kafka::Broker::start();
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let mut events = crate::kafka::music_events(300, 4);
+    events.push("{not json".into());
+    rt.block_on(async {
+        crate::kafka::create_topic(&broker, "music_data_json").await;
+        crate::kafka::produce(&broker, "music_data_json", &events).await;
+    });
+    let text = std::fs::read_to_string(&file).unwrap();
+    let text = text.replace("${KAFKA_BOOTSTRAP_SERVERS:-localhost:9092}", &broker.addr);
+    assert!(text.contains(&broker.addr), "the saved file names the brokers as the shipped one");
+    std::fs::write(&file, text).unwrap();
+    let lake = dir.path().join("lake");
+    let (code, out, err) = medallion_cli(&[
+        "run",
+        file.to_str().unwrap(),
+        "--lakehouse",
+        lake.to_str().unwrap(),
+        "--available-now",
+    ]);
+    assert_eq!(code, 0, "{out}\n{err}");
+    let rows = rt.block_on(query(
+        &lake.join("bronze/music"),
+        "SELECT count(*) AS n, count(DISTINCT \"offset\" * 10 + partition) AS d FROM t",
+    ));
+    let shown = pretty(&rows);
+    assert!(shown.contains("| 300 | 300 |"), "{shown}");
 }
