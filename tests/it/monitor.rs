@@ -150,12 +150,27 @@ fn monitor_streams_the_demo_then_time_travels_and_stops() {
 
     // ---- click an old version: time travel preview ---------------------------------------
     // the oldest version row on screen (the list is newest first and only draws what shows)
-    let old = (1..version)
-        .find(|v| h.query_by_label_contains(&format!("v{v}  ")).is_some())
-        .expect("an old version on screen");
-    h.get_by_label_contains(&format!("v{old}  ")).click();
-    // (the table's newest version may still be on show until the old one's reply arrives)
-    wait_until(&mut h, "the old version", |a| a.tables.shown_rows().is_some_and(|(v, _)| v == old));
+    // under load the list can still move between finding a row and clicking it (a history
+    // refresh): click again until the clicked version is on show, as a user would
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    let old = loop {
+        let old = (1..version)
+            .find(|v| h.query_by_label_contains(&format!("v{v}  ")).is_some())
+            .expect("an old version on screen");
+        h.get_by_label_contains(&format!("v{old}  ")).click();
+        let clicked = std::time::Instant::now();
+        while clicked.elapsed() < Duration::from_secs(10)
+            && !h.state().tables.shown_rows().is_some_and(|(v, _)| v == old)
+        {
+            std::thread::sleep(Duration::from_millis(20));
+            h.step();
+        }
+        if h.state().tables.shown_rows().is_some_and(|(v, _)| v == old) {
+            h.run_steps(2);
+            break old;
+        }
+        assert!(std::time::Instant::now() < deadline, "version {old} never shown");
+    };
     let expected = bronze_rows_at(root, old);
     let (v, preview_rows) = h.state().tables.shown_rows().unwrap();
     assert_eq!(v, old);
