@@ -135,3 +135,20 @@ def kafka_records(spark: SparkSession, lake: Lakehouse, node: str, stream: bool)
         "value", F.col("value").cast("binary")
     )
 "#;
+
+/// The end of the imports and the support code both exports share: the `StructType` import
+/// when a Flatten needs it, the `Lakehouse` class, then each helper the nodes use.
+pub fn push_support_code(
+    out: &mut String,
+    helpers: &std::collections::BTreeSet<super::nodes::Helper>,
+) {
+    if helpers.contains(&super::nodes::Helper::Flatten) {
+        out.push_str("from pyspark.sql.types import StructType\n");
+    }
+    out.push_str("\n\n");
+    out.push_str(LAKEHOUSE_CLASS);
+    for h in helpers {
+        out.push_str("\n\n");
+        out.push_str(helper_code(*h));
+    }
+}

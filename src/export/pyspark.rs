@@ -7,7 +7,7 @@ use std::collections::{BTreeSet, HashMap};
 use crate::model::{Pipeline, PipelineMode, Project, WatermarkPolicy};
 
 use super::Todo;
-use super::helpers::{LAKEHOUSE_CLASS, helper_code};
+use super::helpers::{helper_code, push_support_code};
 use super::nodes::{Emitter, Helper};
 use super::python::{comment, ident, str_lit};
 
@@ -45,15 +45,7 @@ pub fn script(project: &Project, pipelines: &[&Pipeline]) -> (String, Vec<Todo>)
     if any_stream {
         out.push_str("from pyspark.sql.streaming import StreamingQuery\n");
     }
-    if helpers.contains(&Helper::Flatten) {
-        out.push_str("from pyspark.sql.types import StructType\n");
-    }
-    out.push_str("\n\n");
-    out.push_str(LAKEHOUSE_CLASS);
-    for h in &helpers {
-        out.push_str("\n\n");
-        out.push_str(helper_code(*h));
-    }
+    push_support_code(&mut out, &helpers);
     out.push_str("\n\n");
     out.push_str(&body);
     out.push_str("\n\n# The pipelines in the order they run: a pipeline that reads a table another writes\n# comes after it.\nPIPELINES = {\n");

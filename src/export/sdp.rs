@@ -11,7 +11,7 @@ use crate::model::node::{NodeKind, NodeRole, OutputMode, WriteMode};
 use crate::model::{Pipeline, PipelineMode, Project};
 
 use super::Todo;
-use super::helpers::{LAKEHOUSE_CLASS, helper_code};
+use super::helpers::{helper_code, push_support_code};
 use super::nodes::{Emitter, Helper, normalize_table};
 use super::python::{comment, ident, str_lit};
 use super::sinks::quarantine_table;
@@ -88,15 +88,7 @@ silver_users); tables it only reads are read by path under medallion.lakehouse.
     if body.contains("F.") || helper_text.contains("F.") {
         out.push_str("from pyspark.sql import functions as F\n");
     }
-    if helpers.contains(&Helper::Flatten) {
-        out.push_str("from pyspark.sql.types import StructType\n");
-    }
-    out.push_str("\n\n");
-    out.push_str(LAKEHOUSE_CLASS);
-    for h in &helpers {
-        out.push_str("\n\n");
-        out.push_str(helper_code(*h));
-    }
+    push_support_code(&mut out, &helpers);
     out.push_str("\n\nspark = SparkSession.active()\nlake = Lakehouse(\n    spark.conf.get(\"medallion.lakehouse\", \"lakehouse\"),\n    verify=spark.conf.get(\"medallion.verify\", \"false\") == \"true\",\n)\n\n\n");
     out.push_str(&body);
     (out, todos)
