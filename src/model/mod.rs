@@ -7,6 +7,7 @@
 pub mod env;
 pub mod graph;
 pub mod node;
+mod node_kind;
 pub mod pipeline_test;
 pub mod project;
 pub mod quality;
