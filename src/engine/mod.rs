@@ -9,6 +9,7 @@ pub mod bench_kafka;
 pub mod bench_quality;
 pub mod bench_stateful;
 pub mod bench_upkeep;
+pub mod cancellable;
 pub mod catalog;
 pub mod delta;
 pub mod demo_ads;

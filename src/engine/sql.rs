@@ -224,7 +224,13 @@ pub fn lakehouse_context(catalog: &Arc<LakehouseCatalog>, postgres: bool) -> Ses
     let options = config.options_mut();
     options.sql_parser.enable_ident_normalization = postgres;
     options.sql_parser.collect_spans = true;
-    let ctx = SessionContext::new_with_config(config);
+    // a cancel or a statement timeout stops a query at once, even deep in a join
+    let state = datafusion::execution::SessionStateBuilder::new()
+        .with_config(config)
+        .with_default_features()
+        .with_physical_optimizer_rule(Arc::new(super::cancellable::YieldingJoins))
+        .build();
+    let ctx = SessionContext::new_with_state(state);
     ctx.register_catalog(CATALOG, LakehouseCatalogProvider::new(catalog.clone()));
     ctx
 }

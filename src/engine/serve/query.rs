@@ -3,7 +3,10 @@
 //! timeout covers streaming the rows, and errors carry a SQLSTATE, a position and a hint.
 
 use std::fmt::Debug;
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
+use std::task::{Context, Poll};
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -122,6 +125,31 @@ fn executor() -> Option<&'static tokio::runtime::Runtime> {
                 .ok()
         })
         .as_ref()
+}
+
+/// Polls a statement's future with the executor runtime entered, so the tasks DataFusion
+/// spawns when a plan starts (the partition inputs of a `CoalescePartitionsExec` and the like,
+/// where the work is done) run there and not on the server's runtime, whose timers (the
+/// statement timeout) and connections (a freed slot) must answer while a query computes.
+struct OnExecutor<F> {
+    handle: Option<tokio::runtime::Handle>,
+    fut: Pin<Box<F>>,
+}
+
+impl<F: Future> OnExecutor<F> {
+    fn new(fut: F) -> Self {
+        Self { handle: executor().map(|rt| rt.handle().clone()), fut: Box::pin(fut) }
+    }
+}
+
+impl<F: Future> Future for OnExecutor<F> {
+    type Output = F::Output;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<F::Output> {
+        let this = self.get_mut();
+        let _entered = this.handle.as_ref().map(tokio::runtime::Handle::enter);
+        this.fut.as_mut().poll(cx)
+    }
 }
 
 /// Ends a result's row stream with a timeout error once `deadline` passes. The rows are
@@ -245,7 +273,7 @@ impl SimpleQueryHandler for QueryService {
             if !is_read_statement(&statement) {
                 return Err(refused(&statement));
             }
-            let run = self.read(client, statement, query);
+            let run = OnExecutor::new(self.read(client, statement, query));
             let resp = match deadline {
                 Some(d) => tokio::time::timeout_at(d, run)
                     .await
@@ -304,7 +332,8 @@ impl ExtendedQueryHandler for QueryService {
             }
             _ => portal,
         };
-        let run = ExtendedQueryHandler::do_query(&self.inner, client, portal, max_rows);
+        let run =
+            OnExecutor::new(ExtendedQueryHandler::do_query(&self.inner, client, portal, max_rows));
         let resp = match deadline {
             Some(d) => tokio::time::timeout_at(d, run)
                 .await
