@@ -1,10 +1,10 @@
 use clap::Parser;
 use medallion::cli::{Cli, run};
 
-/// mimalloc instead of glibc's malloc: glibc's per-thread arenas (tokio and delta-kernel's
+/// jemalloc instead of glibc's malloc: glibc's per-thread arenas (tokio and delta-kernel's
 /// blocking threads) fragment on a long stream — RSS rose 150 → 280 MB over 1,500 small
-/// batches with a flat live heap; with mimalloc it stays flat, and batch runs spend less in
-/// the allocator (`medallion bench upkeep`, `scripts/bench.sh`).
+/// batches with a flat live heap; with jemalloc it stays flat (mimalloc did worse), and batch
+/// runs spend less in the allocator (`medallion bench upkeep`, `scripts/bench.sh`).
 #[global_allocator]
 static GLOBAL: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 

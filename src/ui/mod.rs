@@ -6,6 +6,7 @@ pub mod canvas;
 pub mod catch_up;
 pub mod export;
 pub mod form;
+pub mod frame_stats;
 pub mod inspector;
 pub mod monitor;
 pub mod pipeline_settings;

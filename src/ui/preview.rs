@@ -77,3 +77,28 @@ pub fn preview_table_ui(ui: &mut Ui, id: &str, preview: &Result<Preview, String>
             });
     });
 }
+
+/// `n` with its thousands grouped: 100000 → "100,000".
+pub fn thousands(n: usize) -> String {
+    let digits = n.to_string();
+    let mut out = String::with_capacity(digits.len() + digits.len() / 3);
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i) % 3 == 0 {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn thousands_groups_digits() {
+        let cases = [(0, "0"), (100, "100"), (1000, "1,000"), (100_000, "100,000")];
+        for (n, text) in cases {
+            assert_eq!(super::thousands(n), text);
+        }
+        assert_eq!(super::thousands(1_234_567), "1,234,567");
+    }
+}

@@ -2,6 +2,7 @@
 //! checkpoint, SQL, tests, quality) and the checkpoint-reset confirmation.
 
 use super::*;
+use crate::ui::preview::thousands;
 
 impl MedallionApp {
     pub(super) fn bottom_panel_ui(&mut self, ui: &mut Ui) {
@@ -43,6 +44,18 @@ impl MedallionApp {
                 };
                 ui.horizontal(|ui| {
                     ui.strong(format!("preview of `{node}`"));
+                    let before = self.preview_limit;
+                    egui::ComboBox::from_id_salt("preview_limit")
+                        .selected_text(format!("first {} rows", thousands(self.preview_limit)))
+                        .show_ui(ui, |ui| {
+                            for n in super::PREVIEW_LIMITS {
+                                let text = format!("first {} rows", thousands(n));
+                                ui.selectable_value(&mut self.preview_limit, n, text);
+                            }
+                        });
+                    if self.preview_limit != before {
+                        self.request_preview(node.clone());
+                    }
                     if self.preview.request.is_some() {
                         ui.spinner();
                         if ui.button("Cancel").clicked() {

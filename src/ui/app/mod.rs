@@ -62,6 +62,10 @@ enum Pending {
     Quit,
 }
 
+/// The row counts a preview can show, the first by default: a preview reads only what it shows
+/// (a limit pushed into the plan), and the table draws only the rows in view.
+pub const PREVIEW_LIMITS: [usize; 4] = [100, 1_000, 10_000, 100_000];
+
 #[derive(Default)]
 struct PreviewState {
     request: Option<u64>,
@@ -127,6 +131,9 @@ pub struct MedallionApp {
     plan_due: Option<Instant>,
     plan_request: Option<u64>,
     preview: PreviewState,
+    /// Rows a preview shows (the Preview tab's choice).
+    preview_limit: usize,
+    frame_stats: super::frame_stats::FrameStats,
     run: RunState,
     bottom: BottomTab,
     palette_filter: String,
@@ -186,6 +193,8 @@ impl MedallionApp {
             plan_due: None,
             plan_request: None,
             preview: PreviewState::default(),
+            preview_limit: PREVIEW_LIMITS[0],
+            frame_stats: super::frame_stats::FrameStats::from_env(),
             run: RunState::default(),
             bottom: BottomTab::default(),
             palette_filter: String::new(),
@@ -501,7 +510,7 @@ impl MedallionApp {
             pipeline,
             node: node.clone(),
             root: self.doc.lakehouse_root(),
-            limit: 100,
+            limit: self.preview_limit,
         };
         if self.send_or_notify(cmd, "the preview") {
             self.preview = PreviewState {
@@ -646,7 +655,8 @@ impl MedallionApp {
 }
 
 impl eframe::App for MedallionApp {
-    fn ui(&mut self, ui: &mut Ui, _frame: &mut eframe::Frame) {
+    fn ui(&mut self, ui: &mut Ui, frame: &mut eframe::Frame) {
+        self.frame_stats.record(frame);
         self.frame_ui(ui);
     }
 

@@ -1,0 +1,85 @@
+#!/usr/bin/env bash
+# Frame time of the real window, for the notes (issue #11): the release app under Xvfb with the
+# glow renderer, driven by xdotool, with a 200-node pipeline while panning and a 100,000-row
+# preview while scrolling. The app writes eframe's CPU time per frame (UI code, tessellation
+# and GL calls; not the wait for vsync) when MEDALLION_FRAME_STATS names a file.
+#   bash scripts/frame_time.sh [--frames N]
+# Builds in $MEDALLION_RELEASE_TARGET (default ~/.cache/medallion/target-release).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+frames=300
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --frames) frames="$2"; shift 2 ;;
+    *) echo "usage: $0 [--frames N]" >&2; exit 2 ;;
+  esac
+done
+source scripts/env.sh
+export CARGO_TARGET_DIR="${MEDALLION_RELEASE_TARGET:-$HOME/.cache/medallion/target-release}"
+cargo build --release --locked --bin medallion >&2
+bin="$CARGO_TARGET_DIR/release/medallion"
+unset RUST_BACKTRACE
+
+work=$(mktemp -d)
+trap 'kill $app 2>/dev/null || true; rm -rf "$work"' EXIT
+"$bin" demo-data "$work" --users 100000 --files 4 >/dev/null
+python3 - "$work/big.toml" <<'PY'
+import sys
+out = ['format_version = 1', 'name = "big"', 'lakehouse = "."', '',
+       '[[pipeline]]', 'name = "big"', '',
+       '[[pipeline.nodes]]', 'id = "n0"', 'kind = "file_source"', 'pos = [0.0, 0.0]',
+       'path = "landing/users"', 'format = "json"', '']
+for i in range(1, 200):
+    out += ['[[pipeline.nodes]]', f'id = "n{i}"', 'kind = "filter"',
+            f'pos = [{(i % 20) * 220.0}, {(i // 20) * 140.0}]', 'condition = "true"', '']
+for i in range(1, 200):
+    out += ['[[pipeline.edges]]', f'from = "n{i-1}"', f'to = "n{i}"', '']
+open(sys.argv[1], 'w').write('\n'.join(out))
+PY
+
+stats="$work/frames.txt"
+: > "$stats"
+export MEDALLION_FRAME_STATS="$stats" HOME="$work/home" XDG_DATA_HOME="$work/home/.local/share"
+mkdir -p "$HOME"
+Xvfb :77 -screen 0 1400x860x24 >/dev/null 2>&1 &
+xvfb=$!
+trap 'kill $app $xvfb 2>/dev/null || true; rm -rf "$work"' EXIT
+export DISPLAY=:77
+sleep 1
+"$bin" "$work/big.toml" >"$work/app.log" 2>&1 &
+app=$!
+for _ in $(seq 50); do
+  xdotool search --name Medallion >/dev/null 2>&1 && break
+  sleep 0.2
+done
+sleep 2
+
+# the frames from line $1 on: p50, p99, max
+report() {
+  tail -n +"$2" "$stats" | sort -n | awk -v what="$1" '
+    { v[NR] = $1 }
+    END {
+      if (NR == 0) { print what ": no frames"; exit }
+      p50 = v[int(NR * 0.50) + 1]; p99 = v[int(NR * 0.99) + 1]; if (int(NR*0.99)+1 > NR) p99 = v[NR]
+      printf "%s: %d frames, p50 %.2f ms, p99 %.2f ms, max %.2f ms\n", what, NR, p50, p99, v[NR]
+    }'
+}
+
+# 1. pan the canvas: drag its background back and forth
+from=$(($(wc -l <"$stats") + 1))
+xdotool mousemove 700 330 mousedown 1
+for i in $(seq "$frames"); do
+  if [ $((i / 40 % 2)) -eq 0 ]; then dx=6; else dx=-6; fi
+  xdotool mousemove_relative -- "$dx" 2
+  sleep 0.02
+done
+xdotool mouseup 1
+sleep 0.5
+report "200-node pipeline while panning" "$from"
+
+# 2. preview the source's first 100,000 rows and scroll the table
+xdotool key Escape
+xdotool mousemove "${NODE_X:-230}" "${NODE_Y:-120}" click 3
+sleep 0.5
+import -window root "$work/menu.png" 2>/dev/null || true
+echo "(menu screenshot: $work/menu.png)" >&2
