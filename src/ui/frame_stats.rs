@@ -1,13 +1,17 @@
 //! Frame times of the real window, for measuring: with `MEDALLION_FRAME_STATS=<file>` the app
-//! appends each frame's CPU time in milliseconds to the file, a line per frame. The time is
-//! eframe's: the app's UI code, tessellation and the GL calls, without the wait for vsync.
-//! `scripts/frame_time.sh` drives the window and reads the file.
+//! appends a line per frame to the file: eframe's CPU time for the frame (the app's UI code,
+//! tessellation and the GL calls; not the wait for vsync) and the UI code's share, both in
+//! milliseconds. `scripts/frame_time.sh` drives the window and reads the file.
 
 use std::fs::File;
 use std::io::{BufWriter, Write as _};
+use std::time::Duration;
 
 pub struct FrameStats {
     out: Option<BufWriter<File>>,
+    /// The UI code's time in the previous frame (eframe reports a frame's CPU time one frame
+    /// late, so the two are written together).
+    last_ui: Option<Duration>,
 }
 
 impl FrameStats {
@@ -23,16 +27,23 @@ impl FrameStats {
                 }
             }
         });
-        Self { out }
+        Self { out, last_ui: None }
     }
 
-    /// Records the previous frame's CPU time (eframe reports it one frame late).
-    pub fn record(&mut self, frame: &eframe::Frame) {
+    pub fn enabled(&self) -> bool {
+        self.out.is_some()
+    }
+
+    /// Records the previous frame: eframe's CPU time for it and `ui`, this frame's UI time,
+    /// kept for the next line.
+    pub fn record(&mut self, frame: &eframe::Frame, ui: Duration) {
         let Some(out) = self.out.as_mut() else { return };
-        let Some(seconds) = frame.info().cpu_usage else { return };
-        // flushed at once: the script reads the file while the app runs (a write per frame
-        // costs microseconds, and only when measuring)
-        let _ = writeln!(out, "{:.3}", f64::from(seconds) * 1000.0);
-        let _ = out.flush();
+        if let (Some(cpu), Some(last_ui)) = (frame.info().cpu_usage, self.last_ui) {
+            let ms = |s: f64| s * 1000.0;
+            // flushed at once: the script reads the file while the app runs
+            let _ = writeln!(out, "{:.3} {:.3}", ms(f64::from(cpu)), ms(last_ui.as_secs_f64()));
+            let _ = out.flush();
+        }
+        self.last_ui = Some(ui);
     }
 }

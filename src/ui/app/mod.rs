@@ -656,8 +656,13 @@ impl MedallionApp {
 
 impl eframe::App for MedallionApp {
     fn ui(&mut self, ui: &mut Ui, frame: &mut eframe::Frame) {
-        self.frame_stats.record(frame);
-        self.frame_ui(ui);
+        if self.frame_stats.enabled() {
+            let started = Instant::now();
+            self.frame_ui(ui);
+            self.frame_stats.record(frame, started.elapsed());
+        } else {
+            self.frame_ui(ui);
+        }
     }
 
     fn save(&mut self, storage: &mut dyn eframe::Storage) {
