@@ -111,7 +111,7 @@ async fn quarantine(
     }
     let mut records = std::mem::take(&mut planner.expectation_drops);
     let mut rescued = std::collections::BTreeMap::<NodeId, u64>::new();
-    for (node, mode, record) in std::mem::take(&mut planner.bad_records) {
+    for (node, mode, record) in planner.take_bad_records() {
         match mode {
             ParseMode::DropMalformed => records.push((node, record)),
             _ => *rescued.entry(node).or_default() += 1,

@@ -58,8 +58,10 @@ pub struct Planner<'a> {
     pending: PendingTables,
     /// Tables written by earlier pipelines that cannot be planned: (path, pipeline).
     broken: HashMap<PathBuf, String>,
-    /// Malformed records found by Parse JSON nodes and batch file sources while planning.
-    pub bad_records: Vec<(NodeId, ParseMode, BadRecord)>,
+    /// Malformed records found by Parse JSON nodes while planning.
+    bad_records: Vec<(NodeId, ParseMode, BadRecord)>,
+    /// Where file sources put theirs as the plan executes.
+    streamed_bad_records: Vec<(NodeId, ParseMode, sources::file_stream::BadRecords)>,
     /// What each Expectations node found, and the rows its `drop` rules removed.
     pub quality: Vec<(NodeId, transforms::expectations::ExpectationReport)>,
     pub expectation_drops: Vec<(NodeId, BadRecord)>,
@@ -78,6 +80,16 @@ pub struct Planner<'a> {
 }
 
 impl<'a> Planner<'a> {
+    /// The malformed records found so far: call it after the plans have executed (file
+    /// sources find theirs as they are read).
+    pub fn take_bad_records(&mut self) -> Vec<(NodeId, ParseMode, BadRecord)> {
+        let mut all = std::mem::take(&mut self.bad_records);
+        for (node, mode, bad) in &self.streamed_bad_records {
+            all.extend(bad.take().into_iter().map(|b| (node.clone(), *mode, b)));
+        }
+        all
+    }
+
     pub fn new(project: &'a Project, pipeline: &'a Pipeline, root: &Path) -> Self {
         Self {
             project,
@@ -88,6 +100,7 @@ impl<'a> Planner<'a> {
             pending: PendingTables::new(),
             broken: HashMap::new(),
             bad_records: Vec::new(),
+            streamed_bad_records: Vec::new(),
             quality: Vec::new(),
             expectation_drops: Vec::new(),
             live_samples: false,
@@ -224,10 +237,10 @@ impl<'a> Planner<'a> {
                 } else {
                     files
                 };
-                let decoded = sources::files::decode_files(files, src, schema).await?;
-                self.bad_records
-                    .extend(decoded.bad.into_iter().map(|b| (id.clone(), src.parse_mode, b)));
-                let table = MemTable::try_new(decoded.schema, vec![decoded.batches])?;
+                // decoded as the plan reads it: memory holds segments, not the input
+                let (table, bad) =
+                    sources::file_stream::streaming_table(id.as_str(), files, src, schema)?;
+                self.streamed_bad_records.push((id.clone(), src.parse_mode, bad));
                 Ok(self.ctx.read_table(Arc::new(table))?)
             }
             NodeKind::KafkaSource(_) if !self.live_samples => {

@@ -39,7 +39,7 @@ pub fn preview_table_ui(ui: &mut Ui, id: &str, preview: &Result<Preview, String>
     };
     let rows = p.rows();
     let cols = p.schema.fields().len();
-    ui.label(format!("{rows} rows × {cols} columns"));
+    ui.label(format!("{} rows × {cols} columns", thousands(rows)));
     egui::ScrollArea::horizontal().id_salt(("preview_h", id)).show(ui, |ui| {
         TableBuilder::new(ui)
             .id_salt(("preview", id))
@@ -83,7 +83,7 @@ pub fn thousands(n: usize) -> String {
     let digits = n.to_string();
     let mut out = String::with_capacity(digits.len() + digits.len() / 3);
     for (i, c) in digits.chars().enumerate() {
-        if i > 0 && (digits.len() - i) % 3 == 0 {
+        if i > 0 && (digits.len() - i).is_multiple_of(3) {
             out.push(',');
         }
         out.push(c);

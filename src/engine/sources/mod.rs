@@ -4,6 +4,7 @@
 pub mod csv_evolution;
 pub mod csv_lines;
 pub mod delta;
+pub mod file_stream;
 pub mod files;
 pub mod generator;
 pub mod json_lines;

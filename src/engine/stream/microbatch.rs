@@ -173,7 +173,7 @@ pub(super) async fn run_batch(
         sink_write_ms.insert(sink.id.to_string(), t_sink.elapsed().as_millis() as u64);
     }
     let mut transforms: BTreeMap<String, BadRecordCounts> = BTreeMap::new();
-    for (node, mode, record) in std::mem::take(&mut planner.bad_records) {
+    for (node, mode, record) in planner.take_bad_records() {
         let counts = transforms.entry(node.to_string()).or_default();
         match mode {
             ParseMode::Permissive => counts.rescued_records += 1,

@@ -7,6 +7,8 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use super::frame_stats::FrameStats;
+
 use arrow::datatypes::SchemaRef;
 use eframe::egui::{self, RichText, Ui};
 
@@ -133,7 +135,7 @@ pub struct MedallionApp {
     preview: PreviewState,
     /// Rows a preview shows (the Preview tab's choice).
     preview_limit: usize,
-    frame_stats: super::frame_stats::FrameStats,
+    frame_stats: FrameStats,
     run: RunState,
     bottom: BottomTab,
     palette_filter: String,
@@ -194,7 +196,7 @@ impl MedallionApp {
             plan_request: None,
             preview: PreviewState::default(),
             preview_limit: PREVIEW_LIMITS[0],
-            frame_stats: super::frame_stats::FrameStats::from_env(),
+            frame_stats: FrameStats::from_env(),
             run: RunState::default(),
             bottom: BottomTab::default(),
             palette_filter: String::new(),
@@ -657,9 +659,9 @@ impl MedallionApp {
 impl eframe::App for MedallionApp {
     fn ui(&mut self, ui: &mut Ui, frame: &mut eframe::Frame) {
         if self.frame_stats.enabled() {
-            let started = Instant::now();
-            self.frame_ui(ui);
-            self.frame_stats.record(frame, started.elapsed());
+            let mut stats = std::mem::replace(&mut self.frame_stats, FrameStats::off());
+            stats.measure(frame, || self.frame_ui(ui));
+            self.frame_stats = stats;
         } else {
             self.frame_ui(ui);
         }
