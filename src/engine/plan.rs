@@ -237,6 +237,13 @@ impl<'a> Planner<'a> {
                 } else {
                     files
                 };
+                if src.parse_mode == ParseMode::FailFast && !self.live_samples {
+                    // decoded before any sink writes: a malformed record stops the run at this
+                    // node with every table at its previous version
+                    let decoded = sources::files::decode_files(files, src, schema).await?;
+                    let table = MemTable::try_new(decoded.schema, vec![decoded.batches])?;
+                    return Ok(self.ctx.read_table(Arc::new(table))?);
+                }
                 // decoded as the plan reads it: memory holds segments, not the input
                 let (table, bad) =
                     sources::file_stream::streaming_table(id.as_str(), files, src, schema)?;

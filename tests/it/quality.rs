@@ -525,13 +525,16 @@ async fn batch_parse_modes_for_json_and_csv() {
             2
         );
 
+        // fail_fast: the run stops at the source, before the sink writes anything
+        let before = version(&table).await;
         let err = run_all(&parse_mode_project(format, "fail_fast"), root)
             .await
             .0
             .unwrap_err()
             .to_string();
-        assert!(err.contains("node `src`") && err.contains(&format!("{file} line")), "{err}");
-        assert!(err.contains("fail_fast"), "{err}");
+        assert!(err.starts_with("pipeline `load`, node `src`: malformed record in"), "{err}");
+        assert!(err.contains(&format!("{file} line")) && err.contains("fail_fast"), "{err}");
+        assert_eq!(version(&table).await, before, "{format}");
     }
 }
 
