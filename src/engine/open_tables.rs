@@ -28,13 +28,9 @@ impl OpenTables {
         if let Some(table) = open.get_mut(path) {
             match table.update_incremental(None).await {
                 Ok(()) => return Ok(Some(table.clone())),
-                Err(e) => {
-                    // deleted or replaced under us: open it afresh (or report it gone)
+                Err(_) => {
+                    // deleted or replaced under us: open it afresh below (or report it gone)
                     open.remove(path);
-                    if path.join("_delta_log").is_dir() {
-                        return Err(e.into());
-                    }
-                    return Ok(None);
                 }
             }
         }

@@ -13,6 +13,34 @@ fn names(p: &Project) -> Vec<String> {
     p.pipelines.iter().map(|p| p.name.clone()).collect()
 }
 
+/// Recorded tests follow a renamed pipeline, and a name typed on the way that another pipeline
+/// has does not take that pipeline's tests.
+#[test]
+fn recorded_tests_follow_a_rename_through_a_taken_name() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("users_batch.toml");
+    std::fs::copy(crate::common::repo_path("projects/users_batch.toml"), &file).unwrap();
+    let mut h = harness(Some(file));
+    h.run_steps(3);
+    h.state_mut().tab = 1; // silver_users
+    h.run_steps(2);
+    h.get_by_label("Pipeline name").focus();
+    h.run_steps(1);
+    h.key_press_modifiers(Modifiers::COMMAND, Key::A);
+    h.get_by_label("Pipeline name").type_text("gold_users");
+    h.run_steps(2);
+    h.get_by_label("another pipeline is named `gold_users`");
+    h.get_by_label("Pipeline name").type_text("_v2");
+    h.run_steps(2);
+    let p = &h.state().doc.project;
+    assert_eq!(names(p), ["bronze_users", "gold_users_v2", "gold_users"]);
+    let owner = |node: &str| {
+        p.tests.iter().find(|t| t.node.as_str() == node).map(|t| t.pipeline.clone()).unwrap()
+    };
+    assert_eq!(owner("domain_columns"), "gold_users_v2");
+    assert_eq!(owner("gold_users_by_title"), "gold_users");
+}
+
 #[test]
 fn pipelines_are_created_renamed_duplicated_moved_and_deleted_with_undo() {
     let mut h = harness(None);

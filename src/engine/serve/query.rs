@@ -152,11 +152,10 @@ impl<F: Future> Future for OnExecutor<F> {
     }
 }
 
-/// Ends a result's row stream with a timeout error once `deadline` passes. The rows are
-/// produced on the executor runtime and handed over through a bounded channel; when the
-/// deadline passes the channel is dropped, which stops (and cancels) the producer.
+/// Produces a result's rows on the executor runtime, handed over through a bounded channel,
+/// and ends the stream with a timeout error once `deadline` passes (if there is one): the
+/// channel is then dropped, which stops (and cancels) the producer.
 fn rows_until(resp: Response, deadline: Option<Instant>, timeout: Option<Duration>) -> Response {
-    let Some(deadline) = deadline else { return resp };
     let query = match resp {
         Response::Query(q) => q,
         other => return other,
@@ -187,7 +186,11 @@ fn rows_until(resp: Response, deadline: Option<Instant>, timeout: Option<Duratio
     }
     let stream = futures::stream::unfold(Some(rx), move |rx| async move {
         let mut rx: tokio::sync::mpsc::Receiver<PgWireResult<_>> = rx?;
-        match tokio::time::timeout_at(deadline, rx.recv()).await {
+        let next = match deadline {
+            Some(deadline) => tokio::time::timeout_at(deadline, rx.recv()).await,
+            None => Ok(rx.recv().await),
+        };
+        match next {
             Ok(Some(row)) => Some((row, Some(rx))),
             Ok(None) => None,
             Err(_) => Some((Err(timeout_error(timeout)), None)),

@@ -5,7 +5,7 @@
 
 use std::collections::BTreeMap;
 use std::fs::File;
-use std::io::Read as _;
+use std::io::Read;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
@@ -139,23 +139,16 @@ fn json_segments(
 ) -> Result<bool> {
     let name = path.to_string_lossy();
     let mut file = File::open(path).map_err(|e| EngineError::io(path, e))?;
-    let mut buf: Vec<u8> = Vec::with_capacity(SEGMENT_BYTES);
+    // grows as read: a small file costs its size, a large one a segment and a partial line
+    let mut buf: Vec<u8> = Vec::new();
     let mut lines_before = 0u64;
     let mut eof = false;
     while !eof {
         // a segment's worth of bytes after the carried partial line
-        let start = buf.len();
-        buf.resize(start + SEGMENT_BYTES, 0);
-        let mut filled = start;
-        while filled < buf.len() {
-            let n = file.read(&mut buf[filled..]).map_err(|e| EngineError::io(path, e))?;
-            if n == 0 {
-                eof = true;
-                break;
-            }
-            filled += n;
-        }
-        buf.truncate(filled);
+        let want = SEGMENT_BYTES as u64;
+        let n =
+            (&mut file).take(want).read_to_end(&mut buf).map_err(|e| EngineError::io(path, e))?;
+        eof = (n as u64) < want;
         // whole lines now, the partial last one on the next round (all of it at the end)
         let cut = match memchr::memrchr(b'\n', &buf) {
             Some(p) if !eof => p + 1,
@@ -227,5 +220,16 @@ mod tests {
         bytes.extend_from_slice(b"\"}\n{\"id\": 3}\n");
         let (rows, bad) = decode_all(&bytes, ParseMode::FailFast);
         assert_eq!((rows, bad.len()), (3, 0));
+    }
+
+    #[test]
+    fn small_and_empty_files() {
+        assert_eq!(decode_all(b"", ParseMode::FailFast), (0, vec![]));
+        assert_eq!(decode_all(b"{\"id\": 1}\n{\"id\": 2}", ParseMode::FailFast).0, 2);
+        // a file of exactly one segment, whole lines
+        let line = b"{\"id\": 1234567}\n";
+        assert_eq!(SEGMENT_BYTES % line.len(), 0, "the case needs a whole number of lines");
+        let bytes = line.repeat(SEGMENT_BYTES / line.len());
+        assert_eq!(decode_all(&bytes, ParseMode::FailFast).0, SEGMENT_BYTES / line.len());
     }
 }

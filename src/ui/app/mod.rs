@@ -141,6 +141,9 @@ pub struct MedallionApp {
     palette_filter: String,
     /// The pipeline panel's trigger interval as typed (kept while it does not parse).
     trigger_text: String,
+    /// A pipeline renamed to a name that is not valid yet (taken, empty): its tab and the last
+    /// valid name, under which its recorded tests wait.
+    renaming: Option<(usize, String)>,
     graph_menu_filter: String,
     pub recent: Vec<PathBuf>,
     pub picker: Picker,
@@ -201,6 +204,7 @@ impl MedallionApp {
             bottom: BottomTab::default(),
             palette_filter: String::new(),
             trigger_text: String::new(),
+            renaming: None,
             graph_menu_filter: String::new(),
             recent,
             picker: Picker::Native,

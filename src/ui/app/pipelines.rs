@@ -33,9 +33,18 @@ impl MedallionApp {
         if changed {
             let renamed = self.doc.project.pipelines[tab].name.clone();
             if renamed != name {
-                // recorded tests follow their pipeline
-                for t in self.doc.project.tests.iter_mut().filter(|t| t.pipeline == name) {
-                    t.pipeline = renamed.clone();
+                // recorded tests follow their pipeline once its new name is valid: while the
+                // name typed is another pipeline's, they wait under the last valid one
+                let from = match self.renaming.take() {
+                    Some((t, from)) if t == tab => from,
+                    _ => name.clone(),
+                };
+                if super::super::pipeline_settings::name_problem(&renamed, &others).is_none() {
+                    for t in self.doc.project.tests.iter_mut().filter(|t| t.pipeline == from) {
+                        t.pipeline = renamed.clone();
+                    }
+                } else {
+                    self.renaming = Some((tab, from));
                 }
             }
             self.record_typing(&before);
