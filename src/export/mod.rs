@@ -23,8 +23,6 @@ use arrow::datatypes::SchemaRef;
 use crate::model::node::NodeKind;
 use crate::model::{NodeId, Pipeline, Project, Severity, validate};
 
-pub use nodes::group_key_names;
-
 /// What to generate.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Target {

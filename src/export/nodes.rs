@@ -500,24 +500,3 @@ pub fn sql_ident(name: &str) -> String {
         format!("`{}`", name.replace('`', "``"))
     }
 }
-
-/// The output column names of an Aggregate's grouping items (update mode's MERGE keys).
-pub fn group_key_names(group_by: &[String]) -> Vec<String> {
-    group_by
-        .iter()
-        .map(|g| {
-            let t = g.trim();
-            let lower = t.to_ascii_lowercase();
-            if let Some(pos) = lower.rfind(" as ") {
-                return t[pos + 4..].trim().trim_matches('`').to_owned();
-            }
-            if lower.starts_with("session_window") {
-                "session_window".to_owned()
-            } else if lower.starts_with("window") {
-                "window".to_owned()
-            } else {
-                t.trim_matches('`').to_owned()
-            }
-        })
-        .collect()
-}

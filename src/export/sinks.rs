@@ -2,11 +2,13 @@
 //! pipeline's quarantine table. Batch pipelines write once; streams start one query per sink,
 //! each with its own folder under the pipeline's `checkpointLocation`.
 
-use crate::model::node::{DeltaSink, KafkaSink, NodeKind, OutputMode, SchemaMode, WriteMode};
+use crate::model::node::{DeltaSink, KafkaSink, NodeKind, SchemaMode, WriteMode};
 use crate::model::{Node, NodeId, Trigger};
 
-use super::nodes::{Emitter, Helper, checkpoint_rel, group_key_names};
+use super::nodes::{Emitter, Helper, checkpoint_rel};
 use super::python::{comment, interval_text, str_lit};
+use crate::engine::sinks::delta::for_output_mode;
+use crate::engine::stream::operators::aggregate::AggPlan;
 
 /// How a stream's Delta sink writes, after its output mode (as `engine::sinks::delta`).
 enum StreamWrite {
@@ -101,14 +103,15 @@ impl Emitter<'_> {
         }
     }
 
-    /// The grouping keys of the last Aggregate upstream of `id` (update mode's MERGE keys).
+    /// The grouping keys of the last Aggregate upstream of `id` (update mode's MERGE keys), as
+    /// the engine names them.
     fn upstream_group_keys(&self, id: &NodeId) -> Option<Vec<String>> {
         let order = self.pipeline.topological_order()?;
         order
             .iter()
             .filter(|n| self.pipeline.reaches(n, id))
             .filter_map(|n| match &self.pipeline.node(n)?.kind {
-                NodeKind::Aggregate(a) => Some(group_key_names(&a.group_by)),
+                NodeKind::Aggregate(a) => AggPlan::parse(&a, None).ok().map(|p| p.key_columns()),
                 _ => None,
             })
             .next_back()
@@ -117,15 +120,11 @@ impl Emitter<'_> {
     fn delta_stream(&mut self, node: &Node, d: &DeltaSink, input: &str) {
         self.properties_todo(node, d);
         let keys = self.upstream_group_keys(&node.id);
-        let write = match (d.output_mode, d.mode) {
-            (OutputMode::Complete, _) | (_, WriteMode::Overwrite) => StreamWrite::Overwrite,
-            (OutputMode::Update, WriteMode::Merge) if !d.merge_keys.is_empty() => {
-                StreamWrite::Merge(d.merge_keys.clone())
-            }
-            (OutputMode::Update, _) if keys.is_some() => {
-                StreamWrite::Merge(keys.unwrap_or_default())
-            }
-            (_, WriteMode::Merge) => StreamWrite::Merge(d.merge_keys.clone()),
+        // the engine's rule: update is a MERGE on the grouping keys, complete an overwrite
+        let effective = for_output_mode(d, d.output_mode, keys);
+        let write = match effective.mode {
+            WriteMode::Overwrite => StreamWrite::Overwrite,
+            WriteMode::Merge => StreamWrite::Merge(effective.merge_keys),
             _ => StreamWrite::Append,
         };
         let checkpoint = self.checkpoint(node.id.as_str());

@@ -164,7 +164,6 @@ pub fn sql_with_frame_args(query: &str, ports: &[String]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::export::group_key_names;
 
     #[test]
     fn sql_ports_become_dataframe_arguments() {
@@ -172,10 +171,6 @@ mod tests {
         assert_eq!(
             sql_with_frame_args(q, &["users".into(), "ssn".into()]),
             "SELECT u.a, '{{x}}' FROM {users} u\nLEFT JOIN {ssn} s ON u.id = s.id JOIN users_old o ON 1 = 1"
-        );
-        assert_eq!(
-            group_key_names(&["window(t, '1 minute')".into(), "a AS b".into(), "c".into()]),
-            ["window", "b", "c"]
         );
     }
 }

@@ -192,6 +192,15 @@ fn stream_aggregate(name: &str, mode: OutputMode) -> NodeCase {
     c
 }
 
+fn with_sink_mode(mut c: NodeCase, mode: WriteMode) -> NodeCase {
+    for n in &mut c.project.pipelines[0].nodes {
+        if let NodeKind::DeltaSink(d) = &mut n.kind {
+            d.mode = mode;
+        }
+    }
+    c
+}
+
 /// Every case; `kafka` is the broker's address (the Kafka source case reads `topic`).
 pub fn cases(kafka: &str, topic: &str) -> Vec<NodeCase> {
     let parse = |mode| {
@@ -333,6 +342,14 @@ pub fn cases(kafka: &str, topic: &str) -> Vec<NodeCase> {
             }),
         ),
         NodeCase { compare_run: true, ..stream_aggregate("aggregate_update_stream", OutputMode::Update) },
+        // update into an overwrite sink: the engine MERGEs on the keys, so must the export
+        NodeCase {
+            compare_run: true,
+            ..with_sink_mode(
+                stream_aggregate("aggregate_update_overwrite_stream", OutputMode::Update),
+                WriteMode::Overwrite,
+            )
+        },
         NodeCase {
             compare_run: true,
             ..stream_aggregate("aggregate_complete_stream", OutputMode::Complete)
@@ -423,6 +440,7 @@ pub fn cases_for(kind: &NodeKind) -> &'static [&'static str] {
             "aggregate",
             "aggregate_window",
             "aggregate_update_stream",
+            "aggregate_update_overwrite_stream",
             "aggregate_complete_stream",
         ],
         NodeKind::Watermark(_) => &["watermark"],
