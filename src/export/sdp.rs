@@ -198,25 +198,66 @@ fn pipeline_block(
             }
             NodeKind::KafkaSink(k) => {
                 let sink_name = ident(&format!("{}_sink", node.id), names);
-                let servers = e.value(&k.bootstrap_servers);
+                let options: Vec<String> = (e.kafka_options(k).into_iter())
+                    .map(|(key, val)| format!("{}: {val}", str_lit(&key)))
+                    .collect();
                 text.push_str(&format!(
-                    "dp.create_sink({}, \"kafka\", {{\"kafka.bootstrap.servers\": {servers}, \"topic\": {}}})\n\n\n",
+                    "dp.create_sink({}, \"kafka\", {{{}}})\n\n\n",
                     str_lit(&sink_name),
-                    str_lit(&k.topic)
+                    options.join(", ")
                 ));
                 let f = ident(&format!("{}_flow", node.id), names);
-                let value = match &k.value_column {
-                    Some(v) => format!("F.col({}).cast(\"string\").alias(\"value\")", str_lit(v)),
-                    None => "F.to_json(F.struct(\"*\")).alias(\"value\")".to_owned(),
-                };
                 text.push_str(&format!(
-                    "@dp.append_flow(target={})\ndef {f}():\n    return {fn_name}()[{}].select({value})\n",
+                    "@dp.append_flow(target={})\ndef {f}():\n    return {fn_name}()[{}].select({})\n",
                     str_lit(&sink_name),
-                    str_lit(out_id)
+                    str_lit(out_id),
+                    Emitter::kafka_records(k)
                 ));
             }
             _ => {}
         }
     }
     (text, e.helpers, e.todos)
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::export::{Target, export_project};
+    use crate::model::Project;
+
+    #[test]
+    fn a_kafka_sink_keeps_its_key_and_options() {
+        let toml = r#"
+format_version = 1
+name = "k"
+
+[[pipeline]]
+name = "out"
+
+[[pipeline.nodes]]
+id = "src"
+kind = "delta_source"
+table = "silver/users"
+
+[[pipeline.nodes]]
+id = "to_kafka"
+kind = "kafka_sink"
+"kafka.bootstrap.servers" = "localhost:9092"
+topic = "users"
+key_column = "user_id"
+options = { "kafka.acks" = "all", "kafka.linger.ms" = "5" }
+
+[[pipeline.edges]]
+from = "src"
+to = "to_kafka"
+"#;
+        let project = Project::from_toml(toml, std::path::Path::new("k.toml")).unwrap();
+        let code = export_project(&project, Target::Sdp, &[]).unwrap().code;
+        let sink = code.lines().find(|l| l.starts_with("dp.create_sink(")).unwrap();
+        assert!(sink.contains(r#""kafka.bootstrap.servers": "localhost:9092""#), "{sink}");
+        assert!(sink.contains(r#""topic": "users""#), "{sink}");
+        assert!(sink.contains(r#""kafka.acks": "all""#), "{sink}");
+        assert!(sink.contains(r#""kafka.linger.ms": "5""#), "{sink}");
+        assert!(code.contains(r#"F.col("user_id").cast("string").alias("key")"#), "{code}");
+    }
 }

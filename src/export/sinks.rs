@@ -176,8 +176,8 @@ impl Emitter<'_> {
         self.line(")");
     }
 
-    fn kafka_sink(&mut self, node: &Node, k: &KafkaSink, input: &str, stream: bool) {
-        let records = self.fresh(&format!("{}_records", node.id));
+    /// The records a Kafka sink sends: `key` (if set) and `value` columns as strings.
+    pub fn kafka_records(k: &KafkaSink) -> String {
         let mut cols = Vec::new();
         if let Some(key) = &k.key_column {
             cols.push(format!("F.col({}).cast(\"string\").alias(\"key\")", str_lit(key)));
@@ -188,7 +188,12 @@ impl Emitter<'_> {
             }
             None => cols.push("F.to_json(F.struct(\"*\")).alias(\"value\")".to_owned()),
         }
-        self.line(format!("{records} = {input}.select({})", cols.join(", ")));
+        cols.join(", ")
+    }
+
+    /// A Kafka sink's options for Spark's Kafka writer: servers, topic, and the sink's own
+    /// options under `kafka.`.
+    pub fn kafka_options(&mut self, k: &KafkaSink) -> Vec<(String, String)> {
         let servers = self.value(&k.bootstrap_servers);
         let mut opts = vec![
             ("kafka.bootstrap.servers".to_owned(), servers),
@@ -199,6 +204,13 @@ impl Emitter<'_> {
             let val = self.value(val);
             opts.push((key, val));
         }
+        opts
+    }
+
+    fn kafka_sink(&mut self, node: &Node, k: &KafkaSink, input: &str, stream: bool) {
+        let records = self.fresh(&format!("{}_records", node.id));
+        self.line(format!("{records} = {input}.select({})", Self::kafka_records(k)));
+        let opts = self.kafka_options(k);
         let verify_path = self.path(&format!("_verify/kafka_out/{}", node.id));
         if stream {
             let checkpoint = self.checkpoint(node.id.as_str());
