@@ -1,6 +1,6 @@
 //! File → Export: the project as a PySpark script or a Spark Declarative Pipelines source,
 //! previewed in a window with a Copy button and Save (to `export/` beside the project file).
-//! The code comes from `crate::export` (pure text generation, fast enough to redo per edit).
+//! The code comes from `crate::export` (pure text generation, redone when the project changes).
 
 use std::path::{Path, PathBuf};
 
@@ -18,6 +18,9 @@ pub struct ExportDialog {
     pub pipeline: Option<String>,
     /// The last generation: the code, or why there is none.
     pub result: Option<Result<Export, String>>,
+    /// What `result` was generated from (project, target, pipeline, planned schemas): the
+    /// code is generated again only when one of them changed, not every frame.
+    generated_from: Option<(Project, Target, Option<String>, usize)>,
     /// What the last Copy or Save did, shown under the code.
     pub note: String,
 }
@@ -31,12 +34,20 @@ impl ExportDialog {
         self.note.clear();
     }
 
+    /// Generates the code again if the project, the choices or the planned schemas changed.
     fn regenerate(&mut self, project: &Project, schemas: &NodeSchemas) {
         let target = self.target.unwrap_or(Target::PySpark);
+        let same = self.generated_from.as_ref().is_some_and(|(p, t, only, n)| {
+            *t == target && *only == self.pipeline && *n == schemas.len() && p == project
+        });
+        if same && self.result.is_some() {
+            return;
+        }
         let only: Vec<String> = self.pipeline.iter().cloned().collect();
         self.result = Some(
             export_project_with_schemas(project, target, &only, schemas).map_err(|e| e.to_string()),
         );
+        self.generated_from = Some((project.clone(), target, self.pipeline.clone(), schemas.len()));
     }
 
     /// The window; `schemas` are the node schemas the app planned for the inspector (SDP lists
@@ -55,7 +66,6 @@ impl ExportDialog {
         if self.pipeline.as_ref().is_some_and(|p| project.pipeline(p).is_none()) {
             self.pipeline = None;
         }
-        // regenerate every frame the window is open: the project may have been edited
         self.regenerate(project, schemas);
         let mut open = self.open;
         egui::Window::new(format!("Export to {}", target.label()))
@@ -89,7 +99,9 @@ impl ExportDialog {
                 });
         });
         ui.separator();
-        match self.result.clone() {
+        // taken out for the frame (the buttons below set `note`), put back after
+        let result = self.result.take();
+        match &result {
             Some(Ok(export)) => {
                 ui.horizontal(|ui| {
                     ui.label(RichText::new(&export.file_name).strong());
@@ -134,6 +146,7 @@ impl ExportDialog {
             }
             None => {}
         }
+        self.result = result;
     }
 }
 

@@ -498,11 +498,26 @@ fn app_file_export_shows_the_code_and_copies_it() {
     h.get_by_label("Copy").click();
     h.run_steps(2);
     assert_eq!(h.state().export.note, "copied users_stream.py to the clipboard");
-    // the other target, for one pipeline
+    // the other target
     h.get_by_label("Spark Declarative Pipelines").click();
     h.run_steps(3);
     match &h.state().export.result {
         Some(Ok(e)) => assert!(e.code.contains("@dp.table(name=\"silver_users\"")),
+        other => panic!("no SDP export: {:?}", other.as_ref().map(|r| r.as_ref().err())),
+    }
+    // an edit while the window is open shows in the code
+    for p in &mut h.state_mut().doc.project.pipelines {
+        for n in &mut p.nodes {
+            if let medallion::model::node::NodeKind::DeltaSink(d) = &mut n.kind
+                && d.table == "silver/users"
+            {
+                d.table = "silver/users_v2".into();
+            }
+        }
+    }
+    h.run_steps(2);
+    match &h.state().export.result {
+        Some(Ok(e)) => assert!(e.code.contains("@dp.table(name=\"silver_users_v2\""), "{}", e.code),
         other => panic!("no SDP export: {:?}", other.as_ref().map(|r| r.as_ref().err())),
     }
 }
