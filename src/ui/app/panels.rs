@@ -26,8 +26,10 @@ impl MedallionApp {
             .filter(|d| d.pipeline == pipeline_name && d.node.as_ref() == Some(&sel))
             .cloned()
             .collect();
-        let before = self.doc.project.clone();
+        // the node as it was: the project before an edit is rebuilt from it only on a change
+        // (cloning the whole project every frame cost the most on a large pipeline)
         let Some(pipeline) = self.pipeline() else { return };
+        let node_before = pipeline.node(&sel).cloned();
         let rewire = inputs_ui(ui, pipeline, &sel);
         let Some(node) = self.pipeline_mut().and_then(|p| p.node_mut(&sel)) else {
             self.selected = None;
@@ -49,6 +51,11 @@ impl MedallionApp {
         }
         if changed {
             // the edit already happened: remember the state before it
+            let mut before = self.doc.project.clone();
+            let slot = before.pipelines.get_mut(self.tab).and_then(|p| p.node_mut(&sel));
+            if let (Some(slot), Some(old)) = (slot, node_before) {
+                *slot = old;
+            }
             self.record_typing(&before);
             self.schedule_plan(Duration::from_millis(300));
         }

@@ -20,7 +20,17 @@ impl MedallionApp {
             .collect();
         let diagnostics: Vec<Diagnostic> =
             self.diagnostics.iter().filter(|d| d.pipeline == name).cloned().collect();
-        let before = self.doc.project.clone();
+        // the settings as they were (without the nodes and edges, which the panel does not
+        // edit) and the tests (a rename moves them): the project before an edit is rebuilt
+        // from them only on a change
+        let settings_before = {
+            let p = &mut self.doc.project.pipelines[tab];
+            let (nodes, edges) = (std::mem::take(&mut p.nodes), std::mem::take(&mut p.edges));
+            let settings = p.clone();
+            (p.nodes, p.edges) = (nodes, edges);
+            settings
+        };
+        let tests_before = self.doc.project.tests.clone();
         let mut trigger_text = std::mem::take(&mut self.trigger_text);
         let cx = PipelineContext { others: &others, diagnostics: &diagnostics, index: tab, count };
         let (changed, action) = egui::ScrollArea::vertical()
@@ -47,6 +57,11 @@ impl MedallionApp {
                     self.renaming = Some((tab, from));
                 }
             }
+            let mut before = self.doc.project.clone();
+            let now = &before.pipelines[tab];
+            before.pipelines[tab] =
+                Pipeline { nodes: now.nodes.clone(), edges: now.edges.clone(), ..settings_before };
+            before.tests = tests_before;
             self.record_typing(&before);
             self.schedule_plan(Duration::from_millis(300));
         }
