@@ -20,8 +20,6 @@ use super::theme;
 pub struct Canvas {
     pub snarl: Snarl<NodeId>,
     built_from: Option<(Vec<NodeId>, Vec<crate::model::Edge>, Vec<usize>)>,
-    /// Bumped to reset the widget's state (selection, pan and zoom).
-    pub generation: u64,
     /// The view fits every node as drawn (false: fit at the next frame that knows their sizes).
     pub fitted: bool,
     /// Fits still to make: node sizes follow the zoom (readable text), so a fit is redone

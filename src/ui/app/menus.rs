@@ -73,8 +73,7 @@ impl MedallionApp {
     }
 
     pub(super) fn widget_id(&self) -> egui::Id {
-        let generation = self.canvases.get(self.tab).map_or(0, |c| c.generation);
-        egui::Id::new(("medallion_canvas", self.tab, generation))
+        egui::Id::new(("medallion_canvas", self.tab))
     }
 
     /// Nodes selected on the canvas, or the inspected node.
