@@ -418,3 +418,38 @@ async fn available_now_reads_to_the_end_offsets_at_start_however_slow_the_broker
     engine::run_project(&project, root, &run_opts, &|_| {}).await.unwrap();
     assert_exactly_once(&offsets_in(&bronze).await, 60_500, "bronze after the second run");
 }
+
+/// A transactional producer leaves a commit marker after its messages: an offset that no
+/// consumer ever receives. availableNow reads to the end offsets taken at start, marker
+/// included, and must finish all the same (Spark's consumer does).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn available_now_finishes_when_a_transaction_marker_ends_the_topic() {
+    use rdkafka::producer::{FutureProducer, FutureRecord, Producer as _};
+    let broker = Broker::start();
+    let lake = tempfile::tempdir().unwrap();
+    create_topic(&broker, "music_data_json").await;
+    let producer: FutureProducer = rdkafka::ClientConfig::new()
+        .set("bootstrap.servers", &broker.addr)
+        .set("transactional.id", "medallion-test")
+        .set("log_level", "3")
+        .create()
+        .unwrap();
+    producer.init_transactions(Duration::from_secs(30)).unwrap();
+    producer.begin_transaction().unwrap();
+    for (i, v) in music_events(300, 5).iter().enumerate() {
+        let key = i.to_string();
+        let record = FutureRecord::to("music_data_json").payload(v).key(&key);
+        producer.send(record, Duration::from_secs(30)).await.map_err(|(e, _)| e).unwrap();
+    }
+    producer.commit_transaction(Duration::from_secs(30)).unwrap();
+    let project = Project::from_toml(&music_project(&broker, |t| t), Path::new("m.toml")).unwrap();
+    let run_opts = engine::RunOptions { available_now: true, ..Default::default() };
+    let started = Instant::now();
+    let run = engine::run_project(&project, lake.path(), &run_opts, &|_| {});
+    tokio::time::timeout(Duration::from_secs(60), run)
+        .await
+        .expect("availableNow finished (it waited for the marker's offset)")
+        .unwrap();
+    assert_exactly_once(&offsets_in(&lake.path().join("bronze/music")).await, 300, "bronze");
+    println!("finished in {} ms", started.elapsed().as_millis());
+}

@@ -185,6 +185,23 @@ impl KafkaClient {
                     }
                 }
                 None => {
+                    // offsets that carry no message (transaction markers, aborted records at
+                    // the end of a range) are never delivered: the consumer's position moving
+                    // past the range's end says it is done
+                    if let Ok(positions) = self.consumer.position() {
+                        for e in positions.elements() {
+                            let key = (e.topic().to_owned(), e.partition());
+                            if let (Offset::Offset(at), Some(&end)) =
+                                (e.offset(), remaining.get(&key))
+                                && at >= end
+                            {
+                                remaining.remove(&key);
+                            }
+                        }
+                    }
+                    if remaining.is_empty() {
+                        break;
+                    }
                     if last_progress.elapsed() > FETCH_STALL {
                         let missing: Vec<String> =
                             remaining.keys().map(|(t, p)| tp_key(t, *p)).collect();
