@@ -99,6 +99,13 @@ pub(crate) struct KafkaStream {
     warnings: Vec<String>,
 }
 
+impl Drop for KafkaStream {
+    fn drop(&mut self) {
+        // a read-ahead still fetching would hold the consumer for nobody
+        self.client.stop();
+    }
+}
+
 impl KafkaStream {
     /// The source with its client in consumer group `group` (used for progress only).
     pub fn try_new(node: NodeId, cfg: &KafkaSource, group: &str) -> Result<Self> {

@@ -34,6 +34,9 @@ fn kafka_err(what: &str, e: rdkafka::error::KafkaError) -> EngineError {
 pub struct KafkaClient {
     consumer: BaseConsumer,
     cfg: KafkaSource,
+    /// Set when the stream that owns the client ends: a read still running (the read-ahead)
+    /// stops at its next poll instead of fetching for nobody.
+    stopped: std::sync::atomic::AtomicBool,
 }
 
 impl KafkaClient {
@@ -50,7 +53,7 @@ impl KafkaClient {
             .set("log_level", "3");
         let consumer: BaseConsumer =
             config.create().map_err(|e| EngineError::Config(format!("bad Kafka settings: {e}")))?;
-        Ok(Self { consumer, cfg: cfg.clone() })
+        Ok(Self { consumer, cfg: cfg.clone(), stopped: Default::default() })
     }
 
     /// Partitions of the subscribed topics (or those matching the pattern).
@@ -141,6 +144,11 @@ impl KafkaClient {
         Ok(ends)
     }
 
+    /// Ends reads in progress (see `stopped`).
+    pub fn stop(&self) {
+        self.stopped.store(true, std::sync::atomic::Ordering::Relaxed);
+    }
+
     /// Reads exactly `[start, end)` of each partition.
     pub fn read(&self, ranges: &BTreeMap<String, [i64; 2]>) -> Result<Vec<RecordBatch>> {
         let mut tpl = TopicPartitionList::new();
@@ -164,6 +172,10 @@ impl KafkaClient {
         let mut batches = Vec::new();
         let mut last_progress = Instant::now();
         while !remaining.is_empty() {
+            if self.stopped.load(std::sync::atomic::Ordering::Relaxed) {
+                let _ = self.consumer.unassign();
+                return Err(EngineError::Config("the Kafka stream stopped".into()));
+            }
             match self.consumer.poll(Duration::from_millis(200)) {
                 Some(Ok(msg)) => {
                     let key = (msg.topic().to_owned(), msg.partition());
@@ -384,5 +396,34 @@ impl BatchBuilder {
             Arc::new(self.headers.finish()),
         ];
         Ok(RecordBatch::try_new(schema(), cols)?)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_read_stops_at_its_next_poll_once_the_stream_stops() {
+        // nothing listens there: the read would wait for the broker for FETCH_STALL
+        let cfg = KafkaSource {
+            bootstrap_servers: "127.0.0.1:9".into(),
+            subscribe: vec!["t".into()],
+            ..KafkaSource::default()
+        };
+        let client = std::sync::Arc::new(KafkaClient::new(&cfg, "test").unwrap());
+        let reader = client.clone();
+        let read = std::thread::spawn(move || {
+            let started = Instant::now();
+            let ranges = BTreeMap::from([(tp_key("t", 0), [0, 10])]);
+            (reader.read(&ranges), started.elapsed())
+        });
+        std::thread::sleep(Duration::from_millis(300));
+        client.stop();
+        let (result, took) = read.join().unwrap();
+        let err = result.unwrap_err().to_string();
+        assert!(err.contains("stopped"), "{err}");
+        // far sooner than the stall it would otherwise wait out
+        assert!(took < FETCH_STALL / 2, "the read ended {took:?} after it started");
     }
 }
