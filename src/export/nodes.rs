@@ -40,7 +40,6 @@ pub struct Emitter<'a> {
     pub taken: HashSet<String>,
     pub lines: Vec<String>,
     pub helpers: BTreeSet<Helper>,
-    pub uses_os: bool,
     pub todos: Vec<Todo>,
     pub quarantine: Vec<QuarantineFeed>,
     /// Tables written by this project's sinks (SDP reads them by name).
@@ -70,7 +69,6 @@ impl<'a> Emitter<'a> {
             taken,
             lines: Vec::new(),
             helpers: BTreeSet::new(),
-            uses_os: false,
             todos: Vec::new(),
             quarantine: Vec::new(),
             table_names,
@@ -104,9 +102,7 @@ impl<'a> Emitter<'a> {
 
     /// A setting as Python (env references become `os.environ` reads).
     pub fn value(&mut self, text: &str) -> String {
-        let (e, os) = env_expr(text);
-        self.uses_os |= os;
-        e
+        env_expr(text).0
     }
 
     /// `lake.path("bronze/users")`.

@@ -67,7 +67,6 @@ impl Emitter<'_> {
 
     fn delta_batch(&mut self, node: &Node, d: &DeltaSink, input: &str) {
         self.properties_todo(node, d);
-        let path = self.path(&d.table);
         if d.mode == WriteMode::Merge {
             self.helpers.insert(Helper::MergeInto);
             let keys: Vec<String> = d.merge_keys.iter().map(|k| str_lit(k)).collect();
@@ -76,9 +75,9 @@ impl Emitter<'_> {
                 str_lit(&d.table),
                 keys.join(", ")
             ));
-            let _ = path;
             return;
         }
+        let path = self.path(&d.table);
         self.line("(");
         self.line(format!("    {input}.write.format(lake.table_format)"));
         self.line(format!("    .mode({})", str_lit(d.mode.as_str())));

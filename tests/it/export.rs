@@ -140,7 +140,7 @@ async fn exported_projects_and_every_node_kind_compute_the_same_rows_on_spark() 
         run_available_now(&project, &med).await;
         let (script, _, todos) = write_export(&project, &scripts);
         todos_seen.extend(todos);
-        // the SDP source of the same project must be good code too (not run: see README)
+        // the SDP source of the same project must be good code too (run below for users_batch)
         let sdp = export_project(&project, Target::Sdp, &[]).unwrap();
         std::fs::create_dir_all(scripts.join("sdp")).unwrap();
         std::fs::write(scripts.join("sdp").join(&sdp.file_name), &sdp.code).unwrap();

@@ -175,6 +175,8 @@ pub struct MedallionApp {
 }
 
 const RECENT_KEY: &str = "medallion.recent";
+/// Which of the palette, inspector and bottom panels are shown (View menu).
+const PANELS_KEY: &str = "medallion.panels_shown";
 
 impl MedallionApp {
     pub fn new(cc: &eframe::CreationContext<'_>, path: Option<PathBuf>) -> anyhow::Result<Self> {
@@ -210,7 +212,10 @@ impl MedallionApp {
             picker: Picker::Native,
             file_ops: Arc::new(Mutex::new(Vec::new())),
             notices: Vec::new(),
-            panels_shown: [true; 3],
+            panels_shown: cc
+                .storage
+                .and_then(|s| eframe::get_value(s, PANELS_KEY))
+                .unwrap_or([true; 3]),
             path_dialog: None,
             confirm: None,
             allow_close: false,
@@ -673,6 +678,7 @@ impl eframe::App for MedallionApp {
 
     fn save(&mut self, storage: &mut dyn eframe::Storage) {
         eframe::set_value(storage, RECENT_KEY, &self.recent);
+        eframe::set_value(storage, PANELS_KEY, &self.panels_shown);
         eframe::set_value(storage, super::sql::HISTORY_KEY, &self.sql.history);
     }
 }
