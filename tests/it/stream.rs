@@ -204,6 +204,21 @@ async fn malformed_lines_in_each_parse_mode() {
     assert!(rows.contains("| 2    | {\"uuid\":\"u8\",\"id\":\"eight\"}"), "{rows}");
     assert!(rows.contains("| 3    | not json at all"), "{rows}");
 
+    // a crash after the batch's writes, before its commit: the replay writes its quarantined
+    // records once (the quarantine write is idempotent per batch, like the sink's)
+    let lake = tempfile::tempdir().unwrap();
+    let root = lake.path();
+    with_ssn(root).await;
+    bad_lines_file(root);
+    let project = stream_project(|t| t);
+    let crash = Some((CrashPoint::AfterSinkCommit, 0));
+    let err = run_with_crash(&project, "bronze_users_stream", root, crash).await.unwrap_err();
+    assert!(matches!(err, EngineError::InjectedCrash(_)));
+    run_with_crash(&project, "bronze_users_stream", root, None).await.unwrap();
+    let q = root.join("bronze/users_quarantine");
+    assert_eq!(scalar_i64(&q, "SELECT count(*) FROM t").await, 2, "quarantined once");
+    assert_eq!(ids(&root.join("bronze/users")).await, [0, 1, 2, 7, 9]);
+
     // permissive: every row kept, the bad ones with _rescued_data
     let lake = tempfile::tempdir().unwrap();
     let root = lake.path();

@@ -24,7 +24,7 @@ use super::super::{EngineError, NodeContext, Result, sinks};
 use super::checkpoint::{Metadata, OffsetsEntry, now_ms};
 use super::operators::event_time::EventTimeStats;
 use super::progress::{BadRecordCounts, EventTimeProgress, SourceProgress, StreamProgress};
-use super::quarantine::{quarantine_path, write_quarantine};
+use super::quarantine::{StreamBatch, quarantine_path, write_quarantine};
 use super::runtime::{CrashPoint, StreamOptions};
 use super::stateful::{BatchState, StatefulQuery};
 use super::watermark::{BatchWatermark, format_ms};
@@ -191,7 +191,8 @@ pub(super) async fn run_batch(
     quarantine.append(&mut planner.expectation_drops);
     if !quarantine.is_empty() {
         let table = quarantine_path(first_sink_table.as_deref(), root, pipeline);
-        write_quarantine(&table, Some(meta), pipeline, project, entry.batch_id, &quarantine)
+        let batch = StreamBatch { meta, tables, replayed };
+        write_quarantine(&table, Some(batch), pipeline, project, entry.batch_id, &quarantine)
             .await?;
     }
     durations.insert("write".to_owned(), t_write.elapsed().as_millis() as u64);

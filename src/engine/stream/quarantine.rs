@@ -51,19 +51,27 @@ pub fn quarantine_schema() -> SchemaRef {
     ]))
 }
 
-/// Appends `records`; `stream` is the query's metadata for a stream's batch (`batch_id`),
-/// `None` for a batch run.
+/// A stream's batch, for its quarantine write: the query, its open tables, and whether the
+/// batch is replayed (only then can its records be in the table already).
+pub(crate) struct StreamBatch<'a> {
+    pub meta: &'a Metadata,
+    pub tables: &'a OpenTables,
+    pub replayed: bool,
+}
+
+/// Appends `records`; `stream` is the stream's batch (`batch_id`), `None` for a batch run.
 pub(crate) async fn write_quarantine(
     table: &Path,
-    stream: Option<&Metadata>,
+    stream: Option<StreamBatch<'_>>,
     pipeline: &Pipeline,
     project: &Project,
     batch_id: u64,
     records: &[(NodeId, BadRecord)],
 ) -> Result<()> {
-    let app_id = stream.map(|meta| format!("{}/quarantine", meta.id));
-    if let Some(app_id) = &app_id
-        && committed_version(&OpenTables::default(), table, app_id, batch_id).await?.is_some()
+    let app_id = stream.as_ref().map(|s| format!("{}/quarantine", s.meta.id));
+    if let (Some(app_id), Some(s)) = (&app_id, &stream)
+        && s.replayed
+        && committed_version(s.tables, table, app_id, batch_id).await?.is_some()
     {
         return Ok(());
     }
@@ -94,10 +102,22 @@ pub(crate) async fn write_quarantine(
     if let Some(app_id) = &app_id {
         props = props.with_application_transaction(Transaction::new(app_id, batch_id as i64));
     }
-    let t = delta::open_for_write(table).await?;
-    t.write(vec![batch])
+    // a stream keeps the table open across batches (no log replay per batch)
+    let open = match &stream {
+        Some(s) => s.tables.latest(table).await?,
+        None => None,
+    };
+    let t = match open {
+        Some(t) => t,
+        None => delta::open_for_write(table).await?,
+    };
+    let t = t
+        .write(vec![batch])
         .with_save_mode(deltalake::protocol::SaveMode::Append)
         .with_commit_properties(props)
         .await?;
+    if let Some(s) = &stream {
+        s.tables.remember(table, t).await;
+    }
     Ok(())
 }
