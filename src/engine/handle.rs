@@ -307,20 +307,13 @@ impl EngineHandle {
                     Command::Preview { request, project, pipeline, node, root, limit } => {
                         let task = rt.spawn(async move {
                             let Some(p) = project.pipeline(&pipeline) else { return };
-                            let output = super::preview_node(&project, p, &node, &root, limit)
-                                .await
-                                .map_err(|e| e.detail());
                             // every input beside the output (a join's left and right)
-                            let ports = p.node(&node).map(|n| n.kind.input_ports());
-                            let mut inputs = Vec::new();
-                            for port in ports.unwrap_or_default() {
-                                if let Some(from) = p.input_of(&node, &port).cloned() {
-                                    let rows = super::preview_node(&project, p, &from, &root, limit)
-                                        .await
-                                        .map_err(|e| e.detail());
-                                    inputs.push((port, rows));
-                                }
-                            }
+                            let (output, inputs) =
+                                super::preview_with_inputs(&project, p, &node, &root, limit).await;
+                            let output = output.map_err(|e| e.detail());
+                            let inputs = (inputs.into_iter())
+                                .map(|(port, rows)| (port, rows.map_err(|e| e.detail())))
+                                .collect();
                             send(Event::Previewed { request, node, output, inputs }).await;
                         });
                         tasks.insert(request, task.abort_handle());

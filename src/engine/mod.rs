@@ -321,6 +321,36 @@ pub async fn preview_node(
     limit: usize,
 ) -> Result<Preview> {
     let mut planner = planner_for(project, pipeline, root).await.with_live_samples();
+    preview_planned(&mut planner, pipeline, node, limit).await
+}
+
+/// A node's preview and each of its inputs' by port (a join's left and right), from one
+/// planning: the inputs are planned on the way to the node.
+pub async fn preview_with_inputs(
+    project: &Project,
+    pipeline: &Pipeline,
+    node: &NodeId,
+    root: &Path,
+    limit: usize,
+) -> (Result<Preview>, Vec<(String, Result<Preview>)>) {
+    let mut planner = planner_for(project, pipeline, root).await.with_live_samples();
+    let output = preview_planned(&mut planner, pipeline, node, limit).await;
+    let ports = pipeline.node(node).map(|n| n.kind.input_ports()).unwrap_or_default();
+    let mut inputs = Vec::new();
+    for port in ports {
+        if let Some(from) = pipeline.input_of(node, &port) {
+            inputs.push((port, preview_planned(&mut planner, pipeline, from, limit).await));
+        }
+    }
+    (output, inputs)
+}
+
+async fn preview_planned(
+    planner: &mut plan::Planner<'_>,
+    pipeline: &Pipeline,
+    node: &NodeId,
+    limit: usize,
+) -> Result<Preview> {
     let df = planner.node_frame(node).await?;
     let schema = plan::arrow_schema(&df);
     let batches = match df.limit(0, Some(limit)) {
