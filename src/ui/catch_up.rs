@@ -6,7 +6,8 @@ use std::collections::HashMap;
 
 use crate::engine::stream::StreamProgress;
 use crate::engine::stream::checkpoint::SourceOffset;
-use crate::model::NodeId;
+use crate::model::{NodeId, Pipeline, Trigger};
+use crate::ui::monitor::PipelineMonitor;
 
 /// Files, versions or messages an offset covers (the backlog's unit for that source).
 fn units(offset: &SourceOffset) -> u64 {
@@ -39,6 +40,23 @@ pub fn catch_up_secs(p: &StreamProgress, interval_ms: Option<u64>) -> HashMap<No
             })
         })
         .collect()
+}
+
+/// The interval of a pipeline's trigger (batches come no closer than that), if it has one.
+pub fn trigger_interval_ms(p: &Pipeline) -> Option<u64> {
+    match p.trigger.unwrap_or_default() {
+        Trigger::Interval { interval_ms } => Some(interval_ms),
+        _ => None,
+    }
+}
+
+/// Seconds behind, per source, of a running pipeline (none while it is not running): what the
+/// canvas and the monitor both show.
+pub fn behind(pm: &PipelineMonitor, interval_ms: Option<u64>) -> HashMap<NodeId, f64> {
+    match pm.last.as_deref() {
+        Some(p) if pm.status.is_active() => catch_up_secs(p, interval_ms),
+        _ => HashMap::new(),
+    }
 }
 
 /// `≈ 40 s behind`, `≈ 3 min behind`, `≈ 2.5 h behind`.

@@ -247,10 +247,7 @@ impl Monitor {
     /// The node with the most time of its own over the recent batches of a running pipeline,
     /// with its average milliseconds per batch.
     pub fn slowest(&self, pipeline: &str) -> Option<(NodeId, f64)> {
-        self.node_ms(pipeline)
-            .into_iter()
-            .filter(|(_, ms)| *ms > 0.0)
-            .max_by(|a, b| a.1.total_cmp(&b.1))
+        slowest_of(&self.node_ms(pipeline))
     }
 
     /// Each node's own time per batch (ms), averaged over the recent batches of a running
@@ -321,8 +318,17 @@ fn live_plot<'a>(what: &str, pipeline: &str, height: f32, x_label: &str) -> Plot
         .allow_scroll(false)
 }
 
-/// The live plots of one pipeline: rows/s, batch duration by phase, backlog.
-pub fn plots_ui(ui: &mut Ui, name: &str, pm: &PipelineMonitor) {
+/// The node with the most time of its own in `node_ms` (see [`Monitor::node_ms`]).
+pub fn slowest_of(node_ms: &HashMap<NodeId, f64>) -> Option<(NodeId, f64)> {
+    (node_ms.iter())
+        .filter(|(_, ms)| **ms > 0.0)
+        .max_by(|a, b| a.1.total_cmp(b.1))
+        .map(|(n, ms)| (n.clone(), *ms))
+}
+
+/// The live plots of one pipeline: rows/s, batch duration by phase, backlog. `interval_ms` is
+/// its trigger's interval (the pace a backlog is read at, at most).
+pub fn plots_ui(ui: &mut Ui, name: &str, pm: &PipelineMonitor, interval_ms: Option<u64>) {
     ui.horizontal(|ui| {
         ui.strong(name);
         status_chip_ui(ui, pm.status);
@@ -331,7 +337,7 @@ pub fn plots_ui(ui: &mut Ui, name: &str, pm: &PipelineMonitor) {
             let sinks: Vec<String> =
                 p.sinks.iter().map(|(n, v)| format!("{n}: Delta v{v}")).collect();
             ui.label(RichText::new(sinks.join(", ")).weak());
-            for (node, secs) in super::catch_up::catch_up_secs(p, None) {
+            for (node, secs) in super::catch_up::behind(pm, interval_ms) {
                 let text = format!("{node}: {}", super::catch_up::behind_text(secs));
                 ui.label(RichText::new(text).color(theme::WARNING));
             }

@@ -2,6 +2,7 @@
 //! checkpoint, SQL, tests, quality) and the checkpoint-reset confirmation.
 
 use super::*;
+use crate::ui::catch_up;
 use crate::ui::preview::thousands;
 
 impl MedallionApp {
@@ -247,7 +248,9 @@ impl MedallionApp {
         let Some(name) = shown else { return };
         match self.monitor.pipelines.get(&name) {
             Some(pm) => {
-                monitor::plots_ui(ui, &name, pm);
+                let interval =
+                    self.doc.project.pipeline(&name).and_then(catch_up::trigger_interval_ms);
+                monitor::plots_ui(ui, &name, pm, interval);
                 super::super::stateful::state_plots_ui(ui, &name, pm);
             }
             None => {

@@ -119,19 +119,11 @@ impl MedallionApp {
             self.diagnostics.iter().filter(|d| d.pipeline == name).cloned().collect();
         let edge_rates = self.monitor.edge_rates(&name);
         let node_status = self.monitor.node_status(pipeline);
-        let slowest = self.monitor.slowest(&name);
         let node_ms = self.monitor.node_ms(&name);
-        let interval = match pipeline.trigger.unwrap_or_default() {
-            crate::model::Trigger::Interval { interval_ms } => Some(interval_ms),
-            _ => None,
-        };
-        let behind: HashMap<NodeId, String> = self
-            .monitor
-            .pipelines
-            .get(&name)
-            .filter(|pm| pm.status.is_active())
-            .and_then(|pm| pm.last.as_deref())
-            .map(|p| crate::ui::catch_up::catch_up_secs(p, interval))
+        let slowest = crate::ui::monitor::slowest_of(&node_ms);
+        let interval = crate::ui::catch_up::trigger_interval_ms(pipeline);
+        let behind: HashMap<NodeId, String> = (self.monitor.pipelines.get(&name))
+            .map(|pm| crate::ui::catch_up::behind(pm, interval))
             .unwrap_or_default()
             .into_iter()
             .map(|(n, secs)| (n, crate::ui::catch_up::behind_text(secs)))
