@@ -5,7 +5,6 @@ use std::path::PathBuf;
 use anyhow::Context;
 use clap::Args;
 
-use crate::engine;
 use crate::export::{NodeSchemas, Target, export_project_with_schemas};
 use crate::model::Project;
 
@@ -31,15 +30,13 @@ pub struct ExportArgs {
 /// Writes the export; prints its path on stdout and each TODO on stderr.
 pub async fn export_command(args: &ExportArgs) -> anyhow::Result<i32> {
     let project = Project::load(&args.project)?;
-    let mut schemas = NodeSchemas::new();
-    if args.to == Target::Sdp {
-        // best effort: a node that does not plan (no data yet) is exported with a TODO
-        let root = project.lakehouse_root(&args.project, args.lakehouse.as_deref());
-        for p in &project.pipelines {
-            let (planned, _) = engine::plan_schemas(&project, p, &root).await;
-            schemas.extend(planned.into_iter().map(|(id, s)| ((p.name.clone(), id), s)));
+    let schemas = match args.to {
+        Target::Sdp => {
+            let root = project.lakehouse_root(&args.project, args.lakehouse.as_deref());
+            crate::export::plan_schemas(&project, &root, &args.pipeline).await
         }
-    }
+        Target::PySpark => NodeSchemas::new(),
+    };
     let export = export_project_with_schemas(&project, args.to, &args.pipeline, &schemas)?;
     std::fs::create_dir_all(&args.out)
         .with_context(|| format!("cannot create {}", args.out.display()))?;

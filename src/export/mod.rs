@@ -101,6 +101,24 @@ pub enum ExportError {
 /// Output schemas of nodes, by pipeline name and node id (the engine's `plan_schemas`).
 pub type NodeSchemas = HashMap<(String, NodeId), SchemaRef>;
 
+/// The planned output schemas of the nodes of the project's pipelines (all, or those named),
+/// over the tables under `root`: best effort, a node that does not plan (no data yet) has none
+/// and is exported with a TODO.
+pub async fn plan_schemas(
+    project: &Project,
+    root: &std::path::Path,
+    only: &[String],
+) -> NodeSchemas {
+    let mut schemas = NodeSchemas::new();
+    for p in &project.pipelines {
+        if only.is_empty() || only.contains(&p.name) {
+            let (planned, _) = crate::engine::plan_schemas(project, p, root).await;
+            schemas.extend(planned.into_iter().map(|(id, s)| ((p.name.clone(), id), s)));
+        }
+    }
+    schemas
+}
+
 /// Generates `target` source for the project's pipelines (all, or those named), in the
 /// order they must run.
 pub fn export_project(

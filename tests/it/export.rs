@@ -155,11 +155,7 @@ async fn exported_projects_and_every_node_kind_compute_the_same_rows_on_spark() 
         let med = w.join("medallion_users_batch");
         let sdp_dir = w.join("sdp_users_batch");
         let lake = sdp_dir.join("lake");
-        let mut schemas = medallion::export::NodeSchemas::new();
-        for p in &project.pipelines {
-            let (planned, _) = engine::plan_schemas(&project, p, &med).await;
-            schemas.extend(planned.into_iter().map(|(id, s)| ((p.name.clone(), id), s)));
-        }
+        let schemas = medallion::export::plan_schemas(&project, &med, &[]).await;
         let sdp =
             medallion::export::export_project_with_schemas(&project, Target::Sdp, &[], &schemas)
                 .unwrap();
