@@ -35,7 +35,7 @@ pub mod transforms;
 /// The checkpoint lives with the stream runtime; this keeps `engine::checkpoint` paths.
 pub use stream::checkpoint;
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
 use arrow::array::RecordBatch;
@@ -74,54 +74,18 @@ pub struct RunSummary {
 }
 
 /// Tables a pipeline reads (Delta sources) and writes (Delta sinks), resolved to paths.
-fn table_io(pipeline: &Pipeline, root: &Path) -> (HashSet<PathBuf>, HashSet<PathBuf>) {
+/// Pipelines in the order they must run (see [`Project::pipeline_order`]), tables compared
+/// by their resolved paths.
+pub fn pipeline_order<'a>(project: &'a Project, root: &Path) -> Result<Vec<&'a Pipeline>> {
     let resolve = |t: &str| {
         delta::resolve(root, &crate::model::env::expand(t).unwrap_or_else(|_| t.to_owned()))
     };
-    let mut reads = HashSet::new();
-    let mut writes = HashSet::new();
-    for n in &pipeline.nodes {
-        match &n.kind {
-            NodeKind::DeltaSource(s) => {
-                reads.insert(resolve(&s.table));
-            }
-            NodeKind::DeltaSink(s) => {
-                writes.insert(resolve(&s.table));
-            }
-            _ => {}
-        }
-    }
-    (reads, writes)
-}
-
-/// Pipelines in the order they must run: a pipeline that reads a table another one writes
-/// comes after it. Ties keep file order.
-pub fn pipeline_order<'a>(project: &'a Project, root: &Path) -> Result<Vec<&'a Pipeline>> {
-    let io: Vec<_> = project.pipelines.iter().map(|p| table_io(p, root)).collect();
-    let n = project.pipelines.len();
-    let depends = |a: usize, b: usize| a != b && io[a].0.iter().any(|t| io[b].1.contains(t));
-    let mut done = vec![false; n];
-    let mut order = Vec::with_capacity(n);
-    while order.len() < n {
-        let next = (0..n).find(|&a| !done[a] && (0..n).all(|b| done[b] || !depends(a, b)));
-        match next {
-            Some(a) => {
-                done[a] = true;
-                order.push(&project.pipelines[a]);
-            }
-            None => {
-                let stuck: Vec<_> = (0..n)
-                    .filter(|&a| !done[a])
-                    .map(|a| project.pipelines[a].name.as_str())
-                    .collect();
-                return Err(EngineError::Config(format!(
-                    "pipelines {} read each other's tables in a cycle; break the cycle",
-                    stuck.join(", ")
-                )));
-            }
-        }
-    }
-    Ok(order)
+    project.pipeline_order(resolve).map_err(|stuck| {
+        EngineError::Config(format!(
+            "pipelines {} read each other's tables in a cycle; break the cycle",
+            stuck.join(", ")
+        ))
+    })
 }
 
 fn model_errors(project: &Project) -> Result<()> {

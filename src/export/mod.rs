@@ -16,11 +16,10 @@ mod sinks;
 mod sources;
 mod transforms;
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 
 use arrow::datatypes::SchemaRef;
 
-use crate::model::node::NodeKind;
 use crate::model::{NodeId, Pipeline, Project, Severity, validate};
 
 /// What to generate.
@@ -162,7 +161,8 @@ pub fn export_project_with_schemas(
             });
         }
     }
-    let order: Vec<&Pipeline> = pipeline_order(project)?
+    let order: Vec<&Pipeline> = (project.pipeline_order(nodes::normalize_table))
+        .map_err(|stuck| ExportError::Cycle(stuck.join(", ")))?
         .into_iter()
         .filter(|p| only.is_empty() || only.contains(&p.name))
         .collect();
@@ -180,51 +180,6 @@ pub fn file_stem(name: &str) -> String {
         .map(|c| if c.is_alphanumeric() || c == '_' || c == '-' { c } else { '_' })
         .collect();
     if s.is_empty() { "project".to_owned() } else { s }
-}
-
-/// Pipelines in the order they run: one that reads a table another writes comes after it
-/// (the engine's `pipeline_order`, on table paths as written).
-fn pipeline_order(project: &Project) -> Result<Vec<&Pipeline>, ExportError> {
-    let io: Vec<(HashSet<String>, HashSet<String>)> = project
-        .pipelines
-        .iter()
-        .map(|p| {
-            let mut reads = HashSet::new();
-            let mut writes = HashSet::new();
-            for n in &p.nodes {
-                match &n.kind {
-                    NodeKind::DeltaSource(s) => {
-                        reads.insert(nodes::normalize_table(&s.table));
-                    }
-                    NodeKind::DeltaSink(s) => {
-                        writes.insert(nodes::normalize_table(&s.table));
-                    }
-                    _ => {}
-                }
-            }
-            (reads, writes)
-        })
-        .collect();
-    let n = project.pipelines.len();
-    let depends = |a: usize, b: usize| a != b && io[a].0.iter().any(|t| io[b].1.contains(t));
-    let mut done = vec![false; n];
-    let mut order = Vec::with_capacity(n);
-    while order.len() < n {
-        match (0..n).find(|&a| !done[a] && (0..n).all(|b| done[b] || !depends(a, b))) {
-            Some(a) => {
-                done[a] = true;
-                order.push(&project.pipelines[a]);
-            }
-            None => {
-                let stuck: Vec<&str> = (0..n)
-                    .filter(|&a| !done[a])
-                    .map(|a| project.pipelines[a].name.as_str())
-                    .collect();
-                return Err(ExportError::Cycle(stuck.join(", ")));
-            }
-        }
-    }
-    Ok(order)
 }
 
 /// Nodes of a pipeline that reach a sink (or are one), in topological order: a node whose

@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 use super::graph::{NodeId, Pipeline};
-use super::node::Node;
+use super::node::{Node, NodeKind};
 use super::pipeline_test::PipelineTest;
 
 /// The project file format this build reads and writes.
@@ -59,6 +59,50 @@ impl Default for Project {
 }
 
 impl Project {
+    /// Pipelines in the order they must run: a pipeline that reads a table another one writes
+    /// comes after it; ties keep file order. `table` names a table path (the engine resolves
+    /// it under the lakehouse, the export normalizes it). On a cycle: the pipelines in it.
+    pub fn pipeline_order<K: std::hash::Hash + Eq>(
+        &self,
+        table: impl Fn(&str) -> K,
+    ) -> Result<Vec<&Pipeline>, Vec<String>> {
+        use std::collections::HashSet;
+        let io: Vec<(HashSet<K>, HashSet<K>)> = (self.pipelines.iter())
+            .map(|p| {
+                let (mut reads, mut writes) = (HashSet::new(), HashSet::new());
+                for n in &p.nodes {
+                    match &n.kind {
+                        NodeKind::DeltaSource(s) => {
+                            reads.insert(table(&s.table));
+                        }
+                        NodeKind::DeltaSink(s) => {
+                            writes.insert(table(&s.table));
+                        }
+                        _ => {}
+                    }
+                }
+                (reads, writes)
+            })
+            .collect();
+        let n = self.pipelines.len();
+        let depends = |a: usize, b: usize| a != b && io[a].0.iter().any(|t| io[b].1.contains(t));
+        let mut done = vec![false; n];
+        let mut order = Vec::with_capacity(n);
+        while order.len() < n {
+            match (0..n).find(|&a| !done[a] && (0..n).all(|b| done[b] || !depends(a, b))) {
+                Some(a) => {
+                    done[a] = true;
+                    order.push(&self.pipelines[a]);
+                }
+                None => {
+                    let stuck = (0..n).filter(|&a| !done[a]);
+                    return Err(stuck.map(|a| self.pipelines[a].name.clone()).collect());
+                }
+            }
+        }
+        Ok(order)
+    }
+
     pub fn new(name: impl Into<String>) -> Self {
         Self {
             format_version: FORMAT_VERSION,
@@ -239,5 +283,33 @@ to = "sink"
         let bad = SAMPLE.replace("format_version = 1", "format_version = 7");
         let err = Project::from_toml(&bad, Path::new("demo.toml")).unwrap_err();
         assert!(matches!(err, ProjectError::Version { found: 7, .. }));
+    }
+
+    #[test]
+    fn pipelines_run_after_the_ones_whose_tables_they_read() {
+        let pipeline = |name: &str, reads: &str, writes: &str| {
+            let mut p = Pipeline::new(name);
+            let src = crate::model::node::DeltaSource { table: reads.into(), ..Default::default() };
+            let sink = crate::model::node::DeltaSink { table: writes.into(), ..Default::default() };
+            p.add_node(crate::model::Node::new("in", NodeKind::DeltaSource(src))).unwrap();
+            p.add_node(crate::model::Node::new("out", NodeKind::DeltaSink(sink))).unwrap();
+            p
+        };
+        let mut project = Project::new("order");
+        project.pipelines = vec![
+            pipeline("gold", "silver/x", "gold/x"),
+            pipeline("silver", "bronze/x", "silver/x"),
+            pipeline("other", "bronze/y", "silver/y"),
+        ];
+        let names = |r: Result<Vec<&Pipeline>, Vec<String>>| {
+            r.map(|v| v.iter().map(|p| p.name.clone()).collect::<Vec<_>>())
+        };
+        assert_eq!(
+            names(project.pipeline_order(str::to_owned)).unwrap(),
+            ["silver", "gold", "other"]
+        );
+        project.pipelines.push(pipeline("loop", "gold/x", "silver/x"));
+        let stuck = names(project.pipeline_order(str::to_owned)).unwrap_err();
+        assert_eq!(stuck, ["gold", "loop"], "silver reads only bronze: it can run");
     }
 }
