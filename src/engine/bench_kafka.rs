@@ -12,7 +12,7 @@ use rdkafka::{Offset, TopicPartitionList};
 
 use crate::model::node::KafkaSource;
 
-use super::sources::kafka::{KafkaClient, client_config, tp_key};
+use super::sources::kafka::{KafkaClient, client_config};
 use super::{EngineError, Result};
 
 /// What the consumer read.
@@ -45,10 +45,7 @@ pub fn consume(bootstrap: &str, topic: &str) -> Result<ConsumeReport> {
         ..Default::default()
     };
     let meta = KafkaClient::new(&source, &format!("medallion-bench-{}", std::process::id()))?;
-    let mut marks = BTreeMap::new();
-    for (t, p) in meta.partitions()? {
-        marks.insert(tp_key(&t, p), meta.watermarks(&t, p)?);
-    }
+    let marks = meta.all_watermarks()?;
     let ends = meta.end_offsets(&marks)?;
     let mut cfg = client_config(bootstrap, &Default::default())?;
     cfg.set("group.id", format!("medallion-bench-{}", std::process::id()))

@@ -259,11 +259,10 @@ impl<'a> Planner<'a> {
                 let cfg = k.clone();
                 let batches = tokio::task::spawn_blocking(move || -> Result<_> {
                     let client = sources::kafka::KafkaClient::new(&cfg, "medallion-preview")?;
-                    let mut ranges = std::collections::BTreeMap::new();
-                    for (t, p) in client.partitions()? {
-                        let (low, high) = client.watermarks(&t, p)?;
-                        ranges.insert(sources::kafka::tp_key(&t, p), [low, high.min(low + 100)]);
-                    }
+                    let marks = client.all_watermarks()?;
+                    let ranges = (marks.into_iter())
+                        .map(|(tp, (low, high))| (tp, [low, high.min(low + 100)]))
+                        .collect();
                     client.read(&ranges)
                 })
                 .await

@@ -169,7 +169,7 @@ impl KafkaStream {
         let client = self.client.clone();
         self.bound = Some(
             blocking(move || {
-                let marks = watermarks(&client)?;
+                let marks = client.all_watermarks()?;
                 client.end_offsets(&marks)
             })
             .await?,
@@ -237,7 +237,7 @@ impl KafkaStream {
     /// here for the batch to read (end offsets can lag behind on some brokers).
     pub async fn plan_next(&mut self) -> Result<SourceOffset> {
         let client = self.client.clone();
-        let marks = blocking(move || watermarks(&client)).await?;
+        let marks = blocking(move || client.all_watermarks()).await?;
         let starts = self.starts(&marks)?;
         if let Some(bound) = &self.bound {
             // a partition that appeared since the query started has no target: it waits
@@ -311,15 +311,6 @@ impl KafkaStream {
         let df = ctx.read_table(Arc::new(table))?;
         Ok(SourceData { df, rows, bad: Vec::new(), mode: ParseMode::Permissive })
     }
-}
-
-/// (low, high) watermarks of every subscribed partition.
-fn watermarks(client: &KafkaClient) -> Result<BTreeMap<String, (i64, i64)>> {
-    let mut marks = BTreeMap::new();
-    for (t, p) in client.partitions()? {
-        marks.insert(tp_key(&t, p), client.watermarks(&t, p)?);
-    }
-    Ok(marks)
 }
 
 /// Spark's `maxOffsetsPerTrigger` (KafkaMicroBatchStream.rateLimit): the limit is shared out in

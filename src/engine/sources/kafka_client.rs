@@ -97,6 +97,15 @@ impl KafkaClient {
             .map_err(|e| kafka_err(&format!("cannot read the offsets of {topic}:{partition}"), e))
     }
 
+    /// (low, high) watermarks of every subscribed partition, by `topic:partition`.
+    pub fn all_watermarks(&self) -> Result<BTreeMap<String, (i64, i64)>> {
+        let mut marks = BTreeMap::new();
+        for (t, p) in self.partitions()? {
+            marks.insert(tp_key(&t, p), self.watermarks(&t, p)?);
+        }
+        Ok(marks)
+    }
+
     /// The end offsets of the partitions in `marks` (`topic:partition` → (low, high)) as the
     /// query's availableNow target: ListOffsets' high watermark, checked by reading from just
     /// before it. On Apache Kafka that read returns the last message and confirms the mark;
