@@ -109,11 +109,9 @@ impl PartitionStream for FilesPartition {
             let read = || -> Result<()> {
                 for path in &files {
                     let going = match format {
+                        // CSV whole (its header and quoting cross any segment boundary)
                         FileFormat::Csv => {
-                            let bytes =
-                                std::fs::read(path).map_err(|e| EngineError::io(path, e))?;
-                            let name = path.to_string_lossy();
-                            send(super::csv_lines::decode(&name, &bytes, &schema, header, mode)?)
+                            send(super::files::decode_file(path, format, &schema, header, mode)?)
                         }
                         _ => json_segments(path, &schema, mode, &send)?,
                     };

@@ -508,12 +508,7 @@ pub async fn decode_files(
         let mut batches = Vec::new();
         let mut bad = Vec::new();
         for path in &paths {
-            let bytes = std::fs::read(path).map_err(|e| EngineError::io(path, e))?;
-            let name = path.to_string_lossy();
-            let d = match format {
-                FileFormat::Csv => super::csv_lines::decode(&name, &bytes, &schema, header, mode)?,
-                _ => json_lines::decode(&name, &bytes, &schema, mode)?,
-            };
+            let d = decode_file(path, format, &schema, header, mode)?;
             batches.extend(d.batches);
             bad.extend(d.bad);
         }
@@ -522,6 +517,22 @@ pub async fn decode_files(
     .await
     .map_err(|e| EngineError::Config(format!("reader task failed: {e}")))??;
     Ok(DecodedFiles { schema: out_schema, batches, bad })
+}
+
+/// Decodes one whole JSON Lines or CSV file (`header`: CSV's first line names the columns).
+pub(crate) fn decode_file(
+    path: &Path,
+    format: FileFormat,
+    schema: &Schema,
+    header: bool,
+    mode: ParseMode,
+) -> Result<json_lines::Decoded> {
+    let bytes = std::fs::read(path).map_err(|e| EngineError::io(path, e))?;
+    let name = path.to_string_lossy();
+    match format {
+        FileFormat::Csv => super::csv_lines::decode(&name, &bytes, schema, header, mode),
+        _ => json_lines::decode(&name, &bytes, schema, mode),
+    }
 }
 
 /// Wakes the loop on file events in `dir` (notification mode).
