@@ -13,6 +13,29 @@ fn names(p: &Project) -> Vec<String> {
     p.pipelines.iter().map(|p| p.name.clone()).collect()
 }
 
+/// Duplicate (a node's menu) adds a copy of the node beside it, with a fresh id.
+#[test]
+fn duplicate_adds_a_copy_of_the_node() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("users_batch.toml");
+    std::fs::copy(crate::common::repo_path("projects/users_batch.toml"), &file).unwrap();
+    let mut h = harness(Some(file));
+    h.run_steps(5);
+    // what the node menu's Duplicate runs (egui-snarl's menu does not open under kittest)
+    h.state_mut().duplicate_node(&NodeId::new("raw_users"));
+    h.run_steps(2);
+    let p = &h.state().doc.project.pipelines[0];
+    let original = p.node(&NodeId::new("raw_users")).unwrap().clone();
+    let copies: Vec<_> = p.nodes.iter().filter(|n| n.id.as_str() != "raw_users").collect();
+    let copy = copies.iter().find(|n| n.kind == original.kind).expect("a copy of raw_users");
+    assert_eq!(p.nodes.len(), 3);
+    assert_eq!((copy.pos.x, copy.pos.y), (original.pos.x + 40.0, original.pos.y + 40.0));
+    // one undo step takes it away
+    h.key_press_modifiers(Modifiers::COMMAND, Key::Z);
+    h.run_steps(2);
+    assert_eq!(h.state().doc.project.pipelines[0].nodes.len(), 2);
+}
+
 /// Recorded tests follow a renamed pipeline, and a name typed on the way that another pipeline
 /// has does not take that pipeline's tests.
 #[test]

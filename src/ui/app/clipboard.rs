@@ -32,7 +32,22 @@ impl MedallionApp {
 
     /// Pastes nodes copied as TOML: fresh ids, shifted positions, inner edges kept.
     pub fn paste(&mut self, text: &str) {
-        let Ok(clip) = toml::from_str::<Clip>(text) else { return };
+        if let Ok(clip) = toml::from_str::<Clip>(text) {
+            self.paste_clip(clip);
+        }
+    }
+
+    /// A copy of node `id` beside it (the node menu's Duplicate); the clipboard keeps what it
+    /// had.
+    pub fn duplicate_node(&mut self, id: &NodeId) {
+        let nodes: Vec<Node> = (self.pipeline().into_iter())
+            .flat_map(|p| p.nodes.iter().filter(|n| &n.id == id).cloned())
+            .collect();
+        self.paste_clip(Clip { nodes, edges: Vec::new() });
+    }
+
+    /// Adds `clip`'s nodes (fresh ids, offset a little) and the edges between them.
+    pub(super) fn paste_clip(&mut self, clip: Clip) {
         if clip.nodes.is_empty() || self.pipeline().is_none() {
             return;
         }

@@ -180,18 +180,7 @@ impl MedallionApp {
                     self.request_preview(id);
                 }
                 CanvasAction::Delete(id) => self.delete_nodes(&[id]),
-                CanvasAction::Duplicate(id) => {
-                    self.copy_nodes(std::slice::from_ref(&id));
-                    if let Some(p) = self.pipeline() {
-                        let nodes: Vec<Node> =
-                            p.nodes.iter().filter(|n| n.id == id).cloned().collect();
-                        if let Ok(t) =
-                            toml::to_string(&clipboard::Clip { nodes, edges: Vec::new() })
-                        {
-                            self.paste(&t);
-                        }
-                    }
-                }
+                CanvasAction::Duplicate(id) => self.duplicate_node(&id),
                 CanvasAction::Add(kind, pos) => {
                     self.add_node(kind, Some(pos));
                 }
