@@ -188,12 +188,27 @@ pub fn lines_ui(
         )
         .labelled_by(l.id)
     };
+    keep_typed(ui, id, &r, text, items, |text| {
+        text.lines().map(str::trim).filter(|l| !l.is_empty()).map(str::to_owned).collect()
+    })
+}
+
+/// After a multi-line field: on a change, `parse` the text into `value` (true if it differs);
+/// while the field has focus its text stays in egui's memory under `id` (a half-typed line is
+/// not lost between frames), and is dropped when focus leaves.
+fn keep_typed<T: PartialEq>(
+    ui: &Ui,
+    id: egui::Id,
+    r: &egui::Response,
+    text: String,
+    value: &mut T,
+    parse: impl Fn(&str) -> T,
+) -> bool {
     let mut changed = false;
     if r.changed() {
-        let parsed: Vec<String> =
-            text.lines().map(str::trim).filter(|l| !l.is_empty()).map(str::to_owned).collect();
-        if parsed != *items {
-            *items = parsed;
+        let parsed = parse(&text);
+        if parsed != *value {
+            *value = parsed;
             changed = true;
         }
     }
@@ -228,27 +243,15 @@ pub fn map_ui(
                 .desired_width(f32::INFINITY),
         )
         .labelled_by(l.id);
-    let mut changed = false;
-    if r.changed() {
-        let parsed: BTreeMap<String, String> = text
-            .lines()
+    keep_typed(ui, id, &r, text, map, |text| {
+        text.lines()
             .filter_map(|line| {
                 let (k, v) = line.split_once('=')?;
                 let k = k.trim();
                 (!k.is_empty()).then(|| (k.to_owned(), v.trim().to_owned()))
             })
-            .collect();
-        if parsed != *map {
-            *map = parsed;
-            changed = true;
-        }
-    }
-    if r.has_focus() {
-        ui.data_mut(|d| d.insert_temp(id, text));
-    } else {
-        ui.data_mut(|d| d.remove::<String>(id));
-    }
-    changed
+            .collect()
+    })
 }
 
 pub fn combo_ui<T: PartialEq + Copy>(
