@@ -68,14 +68,7 @@ pub fn pipeline_settings_ui(
         }
     });
     ui.separator();
-    edits("name");
-    ui.horizontal(|ui| {
-        let l = ui.label("Pipeline name");
-        changed |= ui
-            .add(egui::TextEdit::singleline(&mut p.name).desired_width(f32::INFINITY))
-            .labelled_by(l.id)
-            .changed();
-    });
+    changed |= super::form::text_ui(ui, "Pipeline name", "name", &mut p.name);
     if let Some(problem) = name_problem(&p.name, cx.others) {
         ui.label(RichText::new(problem).color(theme::ERROR));
     }
