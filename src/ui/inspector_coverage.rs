@@ -163,6 +163,10 @@ fn every_pipeline_setting_has_an_editor() {
     let missing: Vec<_> =
         expected.iter().filter(|k| !seen.contains(*k) && !["nodes", "edges"].contains(k)).collect();
     assert!(missing.is_empty(), "pipeline settings without an editor: {missing:?}");
+    // an editor registered under a key the file does not have is a typo
+    for key in &seen {
+        assert!(expected.contains(key), "pipeline settings: editor for unknown key `{key}`");
+    }
 }
 
 /// A node added from the palette starts with the project file's defaults: dropping any
