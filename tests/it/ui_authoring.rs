@@ -321,14 +321,7 @@ fn music_kafka_authored_in_the_app_equals_the_checked_in_pipeline() {
     assert!(text.contains(&broker.addr), "the saved file names the brokers as the shipped one");
     std::fs::write(&file, text).unwrap();
     let lake = dir.path().join("lake");
-    let (code, out, err) = medallion_cli(&[
-        "run",
-        file.to_str().unwrap(),
-        "--lakehouse",
-        lake.to_str().unwrap(),
-        "--available-now",
-    ]);
-    assert_eq!(code, 0, "{out}\n{err}");
+    run_cli(&file, &lake);
     let rows = rt.block_on(query(
         &lake.join("bronze/music"),
         "SELECT count(*) AS n, count(DISTINCT \"offset\" * 10 + partition) AS d FROM t",

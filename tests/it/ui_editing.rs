@@ -9,6 +9,16 @@ use medallion::ui::app::Picker;
 
 use crate::ui::harness;
 
+/// The platform's Copy event (Ctrl+C in a real window), and the text it put on the clipboard.
+fn copy(h: &mut egui_kittest::Harness<'_, medallion::ui::app::MedallionApp>) -> Option<String> {
+    h.event(eframe::egui::Event::Copy);
+    h.step();
+    h.output().platform_output.commands.iter().find_map(|c| match c {
+        eframe::egui::OutputCommand::CopyText(t) => Some(t.clone()),
+        _ => None,
+    })
+}
+
 fn names(p: &Project) -> Vec<String> {
     p.pipelines.iter().map(|p| p.name.clone()).collect()
 }
@@ -284,7 +294,7 @@ fn open_and_save_failures_are_notifications_with_the_reason() {
 
 #[test]
 fn nodes_copied_in_one_window_paste_into_another_through_the_clipboard() {
-    use eframe::egui::{Event, OutputCommand};
+    use eframe::egui::Event;
     use medallion::model::node::NodeKind;
     let mut a = harness(None);
     a.run_steps(3);
@@ -296,18 +306,7 @@ fn nodes_copied_in_one_window_paste_into_another_through_the_clipboard() {
     a.key_press(Key::Escape); // out of the field; the node stays selected
     a.run_steps(2);
     // the platform's Copy event (Ctrl+C in a real window) puts the nodes on the clipboard
-    a.event(Event::Copy);
-    a.step();
-    let copied = a
-        .output()
-        .platform_output
-        .commands
-        .iter()
-        .find_map(|c| match c {
-            OutputCommand::CopyText(t) => Some(t.clone()),
-            _ => None,
-        })
-        .expect("the node went to the clipboard");
+    let copied = copy(&mut a).expect("the node went to the clipboard");
     // a second window receives the clipboard's text as the platform's Paste event (Ctrl+V)
     let mut b = harness(None);
     b.run_steps(3);
@@ -437,18 +436,7 @@ fn ctrl_a_selects_every_node_for_copy_and_delete() {
     h.key_press_modifiers(Modifiers::COMMAND, Key::A);
     h.run_steps(2);
     assert!(h.state().all_selected);
-    h.event(eframe::egui::Event::Copy);
-    h.step();
-    let copied = h
-        .output()
-        .platform_output
-        .commands
-        .iter()
-        .find_map(|c| match c {
-            eframe::egui::OutputCommand::CopyText(t) => Some(t.clone()),
-            _ => None,
-        })
-        .unwrap();
+    let copied = copy(&mut h).unwrap();
     assert_eq!(copied.matches("[[nodes]]").count(), 3, "{copied}");
     h.key_press(Key::Delete);
     h.run_steps(2);
