@@ -141,7 +141,23 @@ def kafka_records(spark: SparkSession, lake: Lakehouse, node: str, stream: bool)
 pub fn push_support_code(
     out: &mut String,
     helpers: &std::collections::BTreeSet<super::nodes::Helper>,
+    body: &str,
+    extra_imports: &[&str],
 ) {
+    out.push_str(if helpers.is_empty() {
+        "from pyspark.sql import SparkSession\n"
+    } else {
+        "from pyspark.sql import DataFrame, SparkSession\n"
+    });
+    let helper_text: String =
+        helpers.iter().map(|h| helper_code(*h)).collect::<Vec<_>>().join("\n\n");
+    if body.contains("F.") || helper_text.contains("F.") {
+        out.push_str("from pyspark.sql import functions as F\n");
+    }
+    for line in extra_imports {
+        out.push_str(line);
+        out.push('\n');
+    }
     if helpers.contains(&super::nodes::Helper::Flatten) {
         out.push_str("from pyspark.sql.types import StructType\n");
     }

@@ -7,9 +7,9 @@ use std::collections::{BTreeSet, HashMap};
 use crate::model::{Pipeline, PipelineMode, Project, WatermarkPolicy};
 
 use super::Todo;
-use super::helpers::{helper_code, push_support_code};
+use super::helpers::push_support_code;
 use super::nodes::{Emitter, Helper};
-use super::python::{comment, ident, str_lit};
+use super::python::{comment, escape_doc, ident, str_lit};
 
 /// The script's text and its TODOs.
 pub fn script(project: &Project, pipelines: &[&Pipeline]) -> (String, Vec<Todo>) {
@@ -30,22 +30,10 @@ pub fn script(project: &Project, pipelines: &[&Pipeline]) -> (String, Vec<Todo>)
     let mut out = String::new();
     out.push_str(&docstring(project, pipelines));
     let any_stream = pipelines.iter().any(|p| p.mode == PipelineMode::Stream);
-    let helper_text: String =
-        helpers.iter().map(|h| helper_code(*h)).collect::<Vec<_>>().join("\n\n");
-    let uses_f = body.contains("F.") || helper_text.contains("F.");
     out.push_str("import argparse\nimport os\n\n");
-    out.push_str(if helpers.is_empty() {
-        "from pyspark.sql import SparkSession\n"
-    } else {
-        "from pyspark.sql import DataFrame, SparkSession\n"
-    });
-    if uses_f {
-        out.push_str("from pyspark.sql import functions as F\n");
-    }
-    if any_stream {
-        out.push_str("from pyspark.sql.streaming import StreamingQuery\n");
-    }
-    push_support_code(&mut out, &helpers);
+    let streaming: &[&str] =
+        if any_stream { &["from pyspark.sql.streaming import StreamingQuery"] } else { &[] };
+    push_support_code(&mut out, &helpers, &body, streaming);
     out.push_str("\n\n");
     out.push_str(&body);
     out.push_str("\n\n# The pipelines in the order they run: a pipeline that reads a table another writes\n# comes after it.\nPIPELINES = {\n");
@@ -84,10 +72,6 @@ fn docstring(project: &Project, pipelines: &[&Pipeline]) -> String {
     }
     s.push_str("\"\"\"\n\n");
     s
-}
-
-fn escape_doc(s: &str) -> String {
-    s.replace('\\', "\\\\").replace("\"\"\"", "\\\"\\\"\\\"")
 }
 
 /// One pipeline as a function: its name, text, helpers and TODOs.

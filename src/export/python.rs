@@ -207,6 +207,11 @@ pub fn comment(s: &str) -> String {
     collapse_ws(s)
 }
 
+/// Text inside a `"""` docstring: backslashes and triple quotes escaped.
+pub fn escape_doc(s: &str) -> String {
+    s.replace('\\', "\\\\").replace("\"\"\"", "\\\"\\\"\\\"")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -11,9 +11,9 @@ use crate::model::node::{NodeKind, NodeRole, OutputMode, WriteMode};
 use crate::model::{Pipeline, PipelineMode, Project};
 
 use super::Todo;
-use super::helpers::{helper_code, push_support_code};
+use super::helpers::push_support_code;
 use super::nodes::{Emitter, Helper, normalize_table};
-use super::python::{comment, ident, str_lit};
+use super::python::{comment, escape_doc, ident, str_lit};
 use super::sinks::quarantine_table;
 
 /// `silver/users` → `silver_users`.
@@ -52,9 +52,9 @@ pub fn source(
     helpers.remove(&Helper::Quarantine);
     let body = blocks.join("\n\n");
     let stem = super::file_stem(&project.name);
-    let mut out = format!("\"\"\"{}", project.name.replace("\"\"\"", "'''"));
+    let mut out = format!("\"\"\"{}", escape_doc(&project.name));
     if !project.description.is_empty() {
-        out.push_str(&format!(": {}", comment(&project.description).replace("\"\"\"", "'''")));
+        out.push_str(&format!(": {}", escape_doc(&comment(&project.description))));
     }
     out.push_str(&format!(
         r#"
@@ -78,17 +78,7 @@ silver_users); tables it only reads are read by path under medallion.lakehouse.
 "#
     ));
     out.push_str("import os\n\nfrom pyspark import pipelines as dp\n");
-    out.push_str(if helpers.is_empty() {
-        "from pyspark.sql import SparkSession\n"
-    } else {
-        "from pyspark.sql import DataFrame, SparkSession\n"
-    });
-    let helper_text: String =
-        helpers.iter().map(|h| helper_code(*h)).collect::<Vec<_>>().join("\n\n");
-    if body.contains("F.") || helper_text.contains("F.") {
-        out.push_str("from pyspark.sql import functions as F\n");
-    }
-    push_support_code(&mut out, &helpers);
+    push_support_code(&mut out, &helpers, &body, &[]);
     out.push_str("\n\nspark = SparkSession.active()\nlake = Lakehouse(\n    spark.conf.get(\"medallion.lakehouse\", \"lakehouse\"),\n    verify=spark.conf.get(\"medallion.verify\", \"false\") == \"true\",\n)\n\n\n");
     out.push_str(&body);
     (out, todos)
