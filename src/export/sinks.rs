@@ -110,7 +110,7 @@ impl Emitter<'_> {
             .iter()
             .filter(|n| self.pipeline.reaches(n, id))
             .filter_map(|n| match &self.pipeline.node(n)?.kind {
-                NodeKind::Aggregate(a) => AggPlan::parse(&a, None).ok().map(|p| p.key_columns()),
+                NodeKind::Aggregate(a) => AggPlan::parse(a, None).ok().map(|p| p.key_columns()),
                 _ => None,
             })
             .next_back()

@@ -111,7 +111,7 @@ impl ExportDialog {
                         self.note = format!("copied {} to the clipboard", export.file_name);
                     }
                     if ui.button("Save").clicked() {
-                        self.note = match save(&export, project_path) {
+                        self.note = match save(export, project_path) {
                             Ok(p) => format!("saved {}", p.display()),
                             Err(e) => format!("cannot save: {e}"),
                         };
