@@ -209,3 +209,32 @@ async fn preview_never_writes() {
     assert_eq!(p.rows(), 0);
     assert!(!root.join("bronze/users/_delta_log").exists());
 }
+
+/// `MEDALLION_MEMORY_LIMIT` caps DataFusion's operators: users_batch runs within a modest cap
+/// (the dedupe spills if it must), and a cap too small for the join's build side fails the
+/// run naming the pool, with the table unwritten.
+#[test]
+fn memory_limit_caps_the_plans() {
+    let lake = tempfile::tempdir().unwrap();
+    let root = lake.path().to_str().unwrap();
+    let (code, out, err) = medallion_cli(&["demo-data", root, "--users", "20000", "--files", "4"]);
+    assert_eq!(code, 0, "{out}{err}");
+    let project = repo_path("projects/users_batch.toml");
+    let run = |limit: &str| {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_medallion"))
+            .args(["run", project.to_str().unwrap(), "--lakehouse", root])
+            .env("MEDALLION_MEMORY_LIMIT", limit)
+            .output()
+            .expect("medallion runs");
+        (out.status.success(), String::from_utf8_lossy(&out.stderr).into_owned())
+    };
+    let (ok, err) = run("64k");
+    assert!(!ok && err.contains("Resources exhausted") && err.contains("pool_size"), "{err}");
+    assert!(!lake.path().join("silver/users/_delta_log").exists(), "silver not written");
+    let (ok, err) = run("256m");
+    assert!(ok, "{err}");
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let silver =
+        rt.block_on(scalar_i64(&lake.path().join("silver/users"), "SELECT count(*) FROM t"));
+    assert_eq!(silver, 20000);
+}
