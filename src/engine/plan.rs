@@ -83,7 +83,7 @@ fn parse_bytes(text: &str) -> Option<usize> {
         _ => (t, 1),
     };
     let n: f64 = num.trim().parse().ok()?;
-    (n > 0.0).then(|| (n * unit as f64) as usize)
+    (n > 0.0).then_some((n * unit as f64) as usize)
 }
 
 /// Files a preview of a JSON or CSV source decodes (the first ones by name).
@@ -319,14 +319,15 @@ impl<'a> Planner<'a> {
                 let df = in_()?;
                 let input_schema = arrow_schema(&df);
                 let out_schema = transforms::parse_json::output_schema(&input_schema, cfg)?;
-                let mut out = Vec::new();
-                for batch in df.collect().await? {
-                    let (parsed, bad) = transforms::parse_json::parse(&batch, cfg)?;
-                    out.push(parsed);
+                let mut parts = Vec::new();
+                for (parsed, bad) in
+                    transforms::parse_json::parse_all(df.collect().await?, cfg).await?
+                {
+                    parts.push(parsed);
                     self.bad_records
                         .extend(bad.into_iter().map(|b| (id.clone(), cfg.parse_mode, b)));
                 }
-                let table = MemTable::try_new(out_schema, vec![out])?;
+                let table = MemTable::try_new(out_schema, parts)?;
                 Ok(self.ctx.read_table(Arc::new(table))?)
             }
             NodeKind::GeneratorSource(g) => {

@@ -453,3 +453,78 @@ async fn available_now_finishes_when_a_transaction_marker_ends_the_topic() {
     assert_exactly_once(&offsets_in(&lake.path().join("bronze/music")).await, 300, "bronze");
     println!("finished in {} ms", started.elapsed().as_millis());
 }
+
+/// The source's reads keep their assignment from batch to batch (librdkafka fetches ahead and
+/// what a read polled past its range waits for the next one): every range still gets exactly
+/// its offsets, whether it continues the last read, goes back (a replay) or skips ahead.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kafka_reads_get_exactly_their_ranges_across_kept_assignments() {
+    use arrow::array::AsArray;
+    use arrow::datatypes::{Int32Type, Int64Type};
+    use medallion::engine::sources::kafka::{KafkaClient, tp_key};
+    use std::collections::BTreeMap;
+    let broker = Broker::start();
+    create_topic(&broker, "carry").await;
+    produce(&broker, "carry", &music_events(3_000, 7)).await;
+    let cfg = medallion::model::node::KafkaSource {
+        bootstrap_servers: broker.addr.clone(),
+        subscribe: vec!["carry".into()],
+        ..Default::default()
+    };
+    let client = std::sync::Arc::new(KafkaClient::new(&cfg, "carry-test").unwrap());
+    let c = client.clone();
+    let ends = tokio::task::spawn_blocking(move || c.end_offsets(&c.all_watermarks()?))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(ends.values().sum::<i64>(), 3_000, "{ends:?}");
+    // the offsets each read returned, per partition, sorted
+    let read = |ranges: BTreeMap<String, [i64; 2]>| {
+        let c = client.clone();
+        async move {
+            let batches = tokio::task::spawn_blocking(move || c.read(&ranges)).await.unwrap();
+            let mut got: BTreeMap<i32, Vec<i64>> = BTreeMap::new();
+            for b in batches.unwrap() {
+                let parts = b.column_by_name("partition").unwrap().as_primitive::<Int32Type>();
+                let offs = b.column_by_name("offset").unwrap().as_primitive::<Int64Type>();
+                for (p, o) in parts.values().iter().zip(offs.values()) {
+                    got.entry(*p).or_default().push(*o);
+                }
+            }
+            got.values_mut().for_each(|v| v.sort());
+            got
+        }
+    };
+    let ranges = |f: &dyn Fn(i64) -> [i64; 2]| -> BTreeMap<String, [i64; 2]> {
+        (0..3).map(|p| (tp_key("carry", p), f(ends[&tp_key("carry", p)]))).collect()
+    };
+    let expect = |r: &BTreeMap<String, [i64; 2]>| -> BTreeMap<i32, Vec<i64>> {
+        (0..3)
+            .map(|p| {
+                let [s, e] = r[&tp_key("carry", p)];
+                (p, (s..e).collect())
+            })
+            .filter(|(_, v): &(i32, Vec<i64>)| !v.is_empty())
+            .collect()
+    };
+    // continuing reads: [0, 10), [10, 200), [200, end/2)
+    for r in [
+        ranges(&|_| [0, 10]),
+        ranges(&|_| [10, 200]),
+        ranges(&|end| [200, end / 2]),
+        // a replay goes back; then a read skips ahead of what was fetched
+        ranges(&|_| [5, 50]),
+        ranges(&|end| [end - 30, end]),
+        ranges(&|_| [0, 10]),
+    ] {
+        assert_eq!(read(r.clone()).await, expect(&r), "read of {r:?}");
+    }
+    // a read without partition 0 (it stays assigned, what it fetches is kept), then one
+    // that continues every partition
+    let mut r = ranges(&|_| [10, 20]);
+    r.insert(tp_key("carry", 0), [10, 10]);
+    assert_eq!(read(r.clone()).await, expect(&r), "read of {r:?}");
+    let mut r = ranges(&|_| [20, 40]);
+    r.insert(tp_key("carry", 0), [10, 40]);
+    assert_eq!(read(r.clone()).await, expect(&r), "read of {r:?}");
+}

@@ -251,6 +251,15 @@ impl KafkaStream {
                 .iter()
                 .map(|(tp, [_, e])| (tp.clone(), ends.get(tp).map_or(0, |b| b - e)))
                 .collect();
+            // the first batch's messages start coming while its offsets are written
+            if let Ok(mut p) = self.prefetched.lock()
+                && p.is_none()
+                && ranges.values().any(|[s, e]| e > s)
+            {
+                let (client, r) = (self.client.clone(), ranges.clone());
+                let task = tokio::task::spawn_blocking(move || client.read(&r));
+                *p = Some(Prefetch::Pending(ranges.clone(), task));
+            }
             return Ok(SourceOffset::Kafka { ranges });
         }
         let (client, max) = (self.client.clone(), self.cfg.max_offsets_per_trigger);

@@ -1,42 +1,47 @@
 //! The Kafka client of the source: one rdkafka consumer that assigns partitions (never joins a
 //! group), reads metadata and watermarks, and turns messages into Spark's Kafka columns.
 
-use std::collections::{BTreeMap, HashMap};
-use std::sync::Arc;
+use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
-use arrow::array::{
-    ArrayRef, BinaryBuilder, Int32Builder, Int64Builder, ListBuilder, RecordBatch, StringBuilder,
-    StructBuilder, TimestampMicrosecondBuilder,
-};
-use arrow::datatypes::{DataType, Field};
+use arrow::array::RecordBatch;
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer};
-use rdkafka::message::{Headers, Message};
+use rdkafka::message::Message;
 use rdkafka::{Offset, TopicPartitionList};
 
 use crate::model::node::KafkaSource;
 
 use super::super::{EngineError, Result};
-use super::kafka::{client_config, header_fields, parse_tp_key, schema, tp_key};
+use super::kafka::{client_config, parse_tp_key, tp_key};
+use super::kafka_batch::BatchBuilder;
+use super::kafka_read::ReadState;
 
+/// librdkafka's `fetch.queue.backoff.ms` for our consumers (its default: 1000).
+const FETCH_QUEUE_BACKOFF_MS: &str = "10";
 /// How long one metadata or watermark request may take before the broker counts as away.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(5);
 /// How long the check of the end offsets at an availableNow start may take.
 const PROBE_WAIT: Duration = Duration::from_secs(2);
 /// How long a batch may wait for messages that the offsets say exist.
-const FETCH_STALL: Duration = Duration::from_secs(20);
+pub(super) const FETCH_STALL: Duration = Duration::from_secs(20);
 
-fn kafka_err(what: &str, e: rdkafka::error::KafkaError) -> EngineError {
+pub(super) fn kafka_err(what: &str, e: rdkafka::error::KafkaError) -> EngineError {
     EngineError::Broker(format!("{what}: {e}"))
 }
 
 /// A consumer used for metadata, watermarks and reads; assigns partitions, never joins.
 pub struct KafkaClient {
-    consumer: BaseConsumer,
+    pub(super) consumer: BaseConsumer,
+    /// Metadata, watermarks and commits on a connection of their own: on the reading
+    /// connection they queued behind fetches (tansu answers one request at a time; planning a
+    /// batch took 300–400 ms while the read-ahead fetched).
+    meta: BaseConsumer,
     cfg: KafkaSource,
     /// Set when the stream that owns the client ends: a read still running (the read-ahead)
     /// stops at its next poll instead of fetching for nobody.
-    stopped: std::sync::atomic::AtomicBool,
+    pub(super) stopped: std::sync::atomic::AtomicBool,
+    /// The assignment kept between reads (`kafka_read`).
+    pub(super) reader: std::sync::Mutex<ReadState>,
 }
 
 impl KafkaClient {
@@ -51,15 +56,30 @@ impl KafkaClient {
             .set("socket.timeout.ms", "10000")
             .set("fetch.wait.max.ms", "100")
             .set("log_level", "3");
-        let consumer: BaseConsumer =
-            config.create().map_err(|e| EngineError::Config(format!("bad Kafka settings: {e}")))?;
-        Ok(Self { consumer, cfg: cfg.clone(), stopped: Default::default() })
+        // librdkafka stops fetching a partition whose local queue is full and, by default,
+        // waits 1 s before it fetches again: a batch processed in 150 ms then waited ~850 ms
+        // for its messages (music_kafka, 1M messages). Unless the project sets it.
+        let user_set =
+            |key: &str| cfg.options.keys().any(|k| k.strip_prefix("kafka.").unwrap_or(k) == key);
+        if !user_set("fetch.queue.backoff.ms") {
+            config.set("fetch.queue.backoff.ms", FETCH_QUEUE_BACKOFF_MS);
+        }
+        let create = || -> Result<BaseConsumer> {
+            config.create().map_err(|e| EngineError::Config(format!("bad Kafka settings: {e}")))
+        };
+        Ok(Self {
+            consumer: create()?,
+            meta: create()?,
+            cfg: cfg.clone(),
+            stopped: Default::default(),
+            reader: Default::default(),
+        })
     }
 
     /// Partitions of the subscribed topics (or those matching the pattern).
     pub fn partitions(&self) -> Result<Vec<(String, i32)>> {
         let md = self
-            .consumer
+            .meta
             .fetch_metadata(None, REQUEST_TIMEOUT)
             .map_err(|e| kafka_err("cannot reach the Kafka brokers", e))?;
         let pattern = match &self.cfg.subscribe_pattern {
@@ -92,7 +112,7 @@ impl KafkaClient {
 
     /// (low, high) watermarks of one partition.
     pub fn watermarks(&self, topic: &str, partition: i32) -> Result<(i64, i64)> {
-        self.consumer
+        self.meta
             .fetch_watermarks(topic, partition, REQUEST_TIMEOUT)
             .map_err(|e| kafka_err(&format!("cannot read the offsets of {topic}:{partition}"), e))
     }
@@ -132,6 +152,8 @@ impl KafkaClient {
         if unseen.is_empty() {
             return Ok(ends);
         }
+        let mut reader = self.reader.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        reader.reset();
         self.consumer.assign(&tpl).map_err(|e| kafka_err("cannot assign partitions", e))?;
         let started = Instant::now();
         let mut last = Instant::now();
@@ -156,90 +178,6 @@ impl KafkaClient {
     /// Ends reads in progress (see `stopped`).
     pub fn stop(&self) {
         self.stopped.store(true, std::sync::atomic::Ordering::Relaxed);
-    }
-
-    /// Reads exactly `[start, end)` of each partition.
-    pub fn read(&self, ranges: &BTreeMap<String, [i64; 2]>) -> Result<Vec<RecordBatch>> {
-        let mut tpl = TopicPartitionList::new();
-        let mut remaining: HashMap<(String, i32), i64> = HashMap::new();
-        for (key, [start, end]) in ranges {
-            if end <= start {
-                continue;
-            }
-            let (topic, partition) = parse_tp_key(key).ok_or_else(|| {
-                EngineError::Config(format!("bad offset key `{key}` in checkpoint"))
-            })?;
-            tpl.add_partition_offset(topic, partition, Offset::Offset(*start))
-                .map_err(|e| kafka_err("cannot assign partitions", e))?;
-            remaining.insert((topic.to_owned(), partition), *end);
-        }
-        let mut builder = BatchBuilder::new();
-        if remaining.is_empty() {
-            return Ok(Vec::new());
-        }
-        self.consumer.assign(&tpl).map_err(|e| kafka_err("cannot assign partitions", e))?;
-        let mut batches = Vec::new();
-        let mut last_progress = Instant::now();
-        while !remaining.is_empty() {
-            if self.stopped.load(std::sync::atomic::Ordering::Relaxed) {
-                let _ = self.consumer.unassign();
-                return Err(EngineError::Config("the Kafka stream stopped".into()));
-            }
-            match self.consumer.poll(Duration::from_millis(200)) {
-                Some(Ok(msg)) => {
-                    let key = (msg.topic().to_owned(), msg.partition());
-                    let Some(&end) = remaining.get(&key) else { continue };
-                    if msg.offset() < end {
-                        builder.push(&msg);
-                        last_progress = Instant::now();
-                        if builder.len() >= 8192 {
-                            batches.push(builder.finish()?);
-                        }
-                    }
-                    if msg.offset() + 1 >= end {
-                        remaining.remove(&key);
-                    }
-                }
-                Some(Err(e)) => {
-                    if last_progress.elapsed() > FETCH_STALL {
-                        return Err(kafka_err("reading from Kafka stalled", e));
-                    }
-                }
-                None => {
-                    // offsets that carry no message (transaction markers, aborted records at
-                    // the end of a range) are never delivered: the consumer's position moving
-                    // past the range's end says it is done
-                    if let Ok(positions) = self.consumer.position() {
-                        for e in positions.elements() {
-                            let key = (e.topic().to_owned(), e.partition());
-                            if let (Offset::Offset(at), Some(&end)) =
-                                (e.offset(), remaining.get(&key))
-                                && at >= end
-                            {
-                                remaining.remove(&key);
-                            }
-                        }
-                    }
-                    if remaining.is_empty() {
-                        break;
-                    }
-                    if last_progress.elapsed() > FETCH_STALL {
-                        let missing: Vec<String> =
-                            remaining.keys().map(|(t, p)| tp_key(t, *p)).collect();
-                        return Err(EngineError::Broker(format!(
-                            "no messages from {} for {} s; waiting for the broker",
-                            missing.join(", "),
-                            FETCH_STALL.as_secs()
-                        )));
-                    }
-                }
-            }
-        }
-        let _ = self.consumer.unassign();
-        if builder.len() > 0 {
-            batches.push(builder.finish()?);
-        }
-        Ok(batches)
     }
 
     /// Fetches the messages after `starts` (per `topic:partition`) that are there now: until no
@@ -267,6 +205,8 @@ impl KafkaClient {
             tpl.add_partition_offset(topic, partition, Offset::Offset(*start))
                 .map_err(|e| kafka_err("cannot assign partitions", e))?;
         }
+        let mut reader = self.reader.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        reader.reset();
         self.consumer.assign(&tpl).map_err(|e| kafka_err("cannot assign partitions", e))?;
         let mut builder = BatchBuilder::new();
         let mut batches = Vec::new();
@@ -322,89 +262,7 @@ impl KafkaClient {
                 let _ = tpl.add_partition_offset(t, p, Offset::Offset(*next));
             }
         }
-        let _ = self.consumer.commit(&tpl, CommitMode::Async);
-    }
-}
-
-/// Builds Spark's Kafka columns message by message (columnar builders, no JSON).
-struct BatchBuilder {
-    key: BinaryBuilder,
-    value: BinaryBuilder,
-    topic: StringBuilder,
-    partition: Int32Builder,
-    offset: Int64Builder,
-    timestamp: TimestampMicrosecondBuilder,
-    timestamp_type: Int32Builder,
-    headers: ListBuilder<StructBuilder>,
-    rows: usize,
-}
-
-impl BatchBuilder {
-    fn new() -> Self {
-        Self {
-            key: BinaryBuilder::new(),
-            value: BinaryBuilder::new(),
-            topic: StringBuilder::new(),
-            partition: Int32Builder::new(),
-            offset: Int64Builder::new(),
-            timestamp: TimestampMicrosecondBuilder::new().with_timezone("UTC"),
-            timestamp_type: Int32Builder::new(),
-            headers: ListBuilder::new(StructBuilder::from_fields(header_fields(), 0)).with_field(
-                Arc::new(Field::new("element", DataType::Struct(header_fields()), true)),
-            ),
-            rows: 0,
-        }
-    }
-
-    fn len(&self) -> usize {
-        self.rows
-    }
-
-    fn push<M: Message>(&mut self, msg: &M) {
-        self.key.append_option(msg.key());
-        self.value.append_option(msg.payload());
-        self.topic.append_value(msg.topic());
-        self.partition.append_value(msg.partition());
-        self.offset.append_value(msg.offset());
-        let (ts, ty) = match msg.timestamp() {
-            rdkafka::Timestamp::NotAvailable => (None, None),
-            rdkafka::Timestamp::CreateTime(ms) => (Some(ms * 1000), Some(0)),
-            rdkafka::Timestamp::LogAppendTime(ms) => (Some(ms * 1000), Some(1)),
-        };
-        self.timestamp.append_option(ts);
-        self.timestamp_type.append_option(ty);
-        match msg.headers() {
-            Some(h) => {
-                for header in h.iter() {
-                    let s = self.headers.values();
-                    if let Some(b) = s.field_builder::<StringBuilder>(0) {
-                        b.append_value(header.key);
-                    }
-                    if let Some(b) = s.field_builder::<BinaryBuilder>(1) {
-                        b.append_option(header.value);
-                    }
-                    s.append(true);
-                }
-                self.headers.append(true);
-            }
-            None => self.headers.append(false),
-        }
-        self.rows += 1;
-    }
-
-    fn finish(&mut self) -> Result<RecordBatch> {
-        self.rows = 0;
-        let cols: Vec<ArrayRef> = vec![
-            Arc::new(self.key.finish()),
-            Arc::new(self.value.finish()),
-            Arc::new(self.topic.finish()),
-            Arc::new(self.partition.finish()),
-            Arc::new(self.offset.finish()),
-            Arc::new(self.timestamp.finish()),
-            Arc::new(self.timestamp_type.finish()),
-            Arc::new(self.headers.finish()),
-        ];
-        Ok(RecordBatch::try_new(schema(), cols)?)
+        let _ = self.meta.commit(&tpl, CommitMode::Async);
     }
 }
 

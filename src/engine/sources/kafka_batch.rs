@@ -1,0 +1,99 @@
+//! Spark's Kafka source columns, built message by message into Arrow arrays.
+
+use std::sync::Arc;
+
+use arrow::array::{
+    ArrayRef, BinaryBuilder, Int32Builder, Int64Builder, ListBuilder, RecordBatch, StringBuilder,
+    StructBuilder, TimestampMicrosecondBuilder,
+};
+use arrow::datatypes::{DataType, Field};
+use rdkafka::message::{Headers, Message};
+
+use super::super::Result;
+use super::kafka::{header_fields, schema};
+
+/// Where `value` and `offset` are in [`schema`].
+pub(super) const VALUE_COLUMN: usize = 1;
+pub(super) const OFFSET_COLUMN: usize = 4;
+
+/// Builds Spark's Kafka columns message by message (columnar builders, no JSON).
+pub(super) struct BatchBuilder {
+    key: BinaryBuilder,
+    value: BinaryBuilder,
+    topic: StringBuilder,
+    partition: Int32Builder,
+    offset: Int64Builder,
+    timestamp: TimestampMicrosecondBuilder,
+    timestamp_type: Int32Builder,
+    headers: ListBuilder<StructBuilder>,
+    rows: usize,
+}
+
+impl BatchBuilder {
+    pub(super) fn new() -> Self {
+        Self {
+            key: BinaryBuilder::new(),
+            value: BinaryBuilder::new(),
+            topic: StringBuilder::new(),
+            partition: Int32Builder::new(),
+            offset: Int64Builder::new(),
+            timestamp: TimestampMicrosecondBuilder::new().with_timezone("UTC"),
+            timestamp_type: Int32Builder::new(),
+            headers: ListBuilder::new(StructBuilder::from_fields(header_fields(), 0)).with_field(
+                Arc::new(Field::new("element", DataType::Struct(header_fields()), true)),
+            ),
+            rows: 0,
+        }
+    }
+
+    pub(super) fn len(&self) -> usize {
+        self.rows
+    }
+
+    pub(super) fn push<M: Message>(&mut self, msg: &M) {
+        self.key.append_option(msg.key());
+        self.value.append_option(msg.payload());
+        self.topic.append_value(msg.topic());
+        self.partition.append_value(msg.partition());
+        self.offset.append_value(msg.offset());
+        let (ts, ty) = match msg.timestamp() {
+            rdkafka::Timestamp::NotAvailable => (None, None),
+            rdkafka::Timestamp::CreateTime(ms) => (Some(ms * 1000), Some(0)),
+            rdkafka::Timestamp::LogAppendTime(ms) => (Some(ms * 1000), Some(1)),
+        };
+        self.timestamp.append_option(ts);
+        self.timestamp_type.append_option(ty);
+        match msg.headers() {
+            Some(h) => {
+                for header in h.iter() {
+                    let s = self.headers.values();
+                    if let Some(b) = s.field_builder::<StringBuilder>(0) {
+                        b.append_value(header.key);
+                    }
+                    if let Some(b) = s.field_builder::<BinaryBuilder>(1) {
+                        b.append_option(header.value);
+                    }
+                    s.append(true);
+                }
+                self.headers.append(true);
+            }
+            None => self.headers.append(false),
+        }
+        self.rows += 1;
+    }
+
+    pub(super) fn finish(&mut self) -> Result<RecordBatch> {
+        self.rows = 0;
+        let cols: Vec<ArrayRef> = vec![
+            Arc::new(self.key.finish()),
+            Arc::new(self.value.finish()),
+            Arc::new(self.topic.finish()),
+            Arc::new(self.partition.finish()),
+            Arc::new(self.offset.finish()),
+            Arc::new(self.timestamp.finish()),
+            Arc::new(self.timestamp_type.finish()),
+            Arc::new(self.headers.finish()),
+        ];
+        Ok(RecordBatch::try_new(schema(), cols)?)
+    }
+}
