@@ -319,10 +319,20 @@ impl<'a> Planner<'a> {
                 let df = in_()?;
                 let input_schema = arrow_schema(&df);
                 let out_schema = transforms::parse_json::output_schema(&input_schema, cfg)?;
+                let batches = df.collect().await?;
+                if cfg.parse_mode != ParseMode::FailFast {
+                    let (table, bad) = transforms::parse_json::streaming_table(
+                        id.as_str(),
+                        &input_schema,
+                        batches,
+                        cfg,
+                    )?;
+                    self.streamed_bad_records.push((id.clone(), cfg.parse_mode, bad));
+                    return Ok(self.ctx.read_table(Arc::new(table))?);
+                }
+                // fail_fast: a bad record stops the plan here, before any sink writes
                 let mut parts = Vec::new();
-                for (parsed, bad) in
-                    transforms::parse_json::parse_all(df.collect().await?, cfg).await?
-                {
+                for (parsed, bad) in transforms::parse_json::parse_all(batches, cfg).await? {
                     parts.push(parsed);
                     self.bad_records
                         .extend(bad.into_iter().map(|b| (id.clone(), cfg.parse_mode, b)));

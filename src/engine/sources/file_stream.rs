@@ -34,7 +34,7 @@ const BATCHES_AHEAD: usize = 4;
 pub struct BadRecords(Arc<Mutex<BTreeMap<(String, u64), BadRecord>>>);
 
 impl BadRecords {
-    fn add(&self, records: Vec<BadRecord>) {
+    pub(crate) fn add(&self, records: Vec<BadRecord>) {
         if records.is_empty() {
             return;
         }

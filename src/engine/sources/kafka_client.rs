@@ -31,11 +31,12 @@ pub(super) fn kafka_err(what: &str, e: rdkafka::error::KafkaError) -> EngineErro
 
 /// A consumer used for metadata, watermarks and reads; assigns partitions, never joins.
 pub struct KafkaClient {
-    pub(super) consumer: BaseConsumer,
+    /// (Both consumers are taken by `drop`, which closes them on a thread of its own.)
+    consumer: Option<BaseConsumer>,
     /// Metadata, watermarks and commits on a connection of their own: on the reading
     /// connection they queued behind fetches (tansu answers one request at a time; planning a
     /// batch took 300–400 ms while the read-ahead fetched).
-    meta: BaseConsumer,
+    meta: Option<BaseConsumer>,
     cfg: KafkaSource,
     /// Set when the stream that owns the client ends: a read still running (the read-ahead)
     /// stops at its next poll instead of fetching for nobody.
@@ -44,7 +45,26 @@ pub struct KafkaClient {
     pub(super) reader: std::sync::Mutex<ReadState>,
 }
 
+impl Drop for KafkaClient {
+    fn drop(&mut self) {
+        // rust-rdkafka closes a consumer of a group by polling in 100 ms steps: the end of
+        // every run waited 200 ms for it, and nobody needs the close
+        let consumers = (self.consumer.take(), self.meta.take());
+        let _ =
+            std::thread::Builder::new().name("kafka-close".into()).spawn(move || drop(consumers));
+    }
+}
+
 impl KafkaClient {
+    /// The consumer that reads (assigned partitions).
+    pub(super) fn consumer(&self) -> &BaseConsumer {
+        self.consumer.as_ref().expect("the consumers live until the client is dropped")
+    }
+
+    fn meta(&self) -> &BaseConsumer {
+        self.meta.as_ref().expect("the consumers live until the client is dropped")
+    }
+
     pub fn new(cfg: &KafkaSource, group_id: &str) -> Result<Self> {
         let mut config = client_config(&cfg.bootstrap_servers, &cfg.options)?;
         config
@@ -64,12 +84,12 @@ impl KafkaClient {
         if !user_set("fetch.queue.backoff.ms") {
             config.set("fetch.queue.backoff.ms", FETCH_QUEUE_BACKOFF_MS);
         }
-        let create = || -> Result<BaseConsumer> {
+        let create = |config: &rdkafka::ClientConfig| -> Result<BaseConsumer> {
             config.create().map_err(|e| EngineError::Config(format!("bad Kafka settings: {e}")))
         };
         Ok(Self {
-            consumer: create()?,
-            meta: create()?,
+            consumer: Some(create(&config)?),
+            meta: Some(create(&config)?),
             cfg: cfg.clone(),
             stopped: Default::default(),
             reader: Default::default(),
@@ -79,7 +99,7 @@ impl KafkaClient {
     /// Partitions of the subscribed topics (or those matching the pattern).
     pub fn partitions(&self) -> Result<Vec<(String, i32)>> {
         let md = self
-            .meta
+            .meta()
             .fetch_metadata(None, REQUEST_TIMEOUT)
             .map_err(|e| kafka_err("cannot reach the Kafka brokers", e))?;
         let pattern = match &self.cfg.subscribe_pattern {
@@ -112,7 +132,7 @@ impl KafkaClient {
 
     /// (low, high) watermarks of one partition.
     pub fn watermarks(&self, topic: &str, partition: i32) -> Result<(i64, i64)> {
-        self.meta
+        self.meta()
             .fetch_watermarks(topic, partition, REQUEST_TIMEOUT)
             .map_err(|e| kafka_err(&format!("cannot read the offsets of {topic}:{partition}"), e))
     }
@@ -154,7 +174,7 @@ impl KafkaClient {
         }
         let mut reader = self.reader.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
         reader.reset();
-        self.consumer.assign(&tpl).map_err(|e| kafka_err("cannot assign partitions", e))?;
+        self.consumer().assign(&tpl).map_err(|e| kafka_err("cannot assign partitions", e))?;
         let started = Instant::now();
         let mut last = Instant::now();
         // every partition answered and then a quiet spell; a partition whose last offset is a
@@ -162,7 +182,7 @@ impl KafkaClient {
         while started.elapsed() < PROBE_WAIT
             && !(unseen.is_empty() && last.elapsed() > Duration::from_millis(100))
         {
-            if let Some(Ok(msg)) = self.consumer.poll(Duration::from_millis(20)) {
+            if let Some(Ok(msg)) = self.consumer().poll(Duration::from_millis(20)) {
                 let tp = tp_key(msg.topic(), msg.partition());
                 if let Some(end) = ends.get_mut(&tp) {
                     *end = (*end).max(msg.offset() + 1);
@@ -171,7 +191,7 @@ impl KafkaClient {
                 last = Instant::now();
             }
         }
-        let _ = self.consumer.unassign();
+        let _ = self.consumer().unassign();
         Ok(ends)
     }
 
@@ -207,7 +227,7 @@ impl KafkaClient {
         }
         let mut reader = self.reader.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
         reader.reset();
-        self.consumer.assign(&tpl).map_err(|e| kafka_err("cannot assign partitions", e))?;
+        self.consumer().assign(&tpl).map_err(|e| kafka_err("cannot assign partitions", e))?;
         let mut builder = BatchBuilder::new();
         let mut batches = Vec::new();
         let mut total = 0u64;
@@ -226,7 +246,7 @@ impl KafkaClient {
             if waited > if total == 0 { first_wait } else { idle } {
                 break;
             }
-            match self.consumer.poll(Duration::from_millis(20)) {
+            match self.consumer().poll(Duration::from_millis(20)) {
                 Some(Ok(msg)) => {
                     let key = tp_key(msg.topic(), msg.partition());
                     let Some(range) = ranges.get_mut(&key) else { continue };
@@ -247,7 +267,7 @@ impl KafkaClient {
                 Some(Err(_)) | None => {}
             }
         }
-        let _ = self.consumer.unassign();
+        let _ = self.consumer().unassign();
         if builder.len() > 0 {
             batches.push(builder.finish()?);
         }
@@ -262,7 +282,7 @@ impl KafkaClient {
                 let _ = tpl.add_partition_offset(t, p, Offset::Offset(*next));
             }
         }
-        let _ = self.meta.commit(&tpl, CommitMode::Async);
+        let _ = self.meta().commit(&tpl, CommitMode::Async);
     }
 }
 

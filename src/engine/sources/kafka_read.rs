@@ -137,7 +137,7 @@ impl KafkaClient {
         let result = self.read_locked(&mut st, &wanted);
         if result.is_err() {
             st.reset();
-            let _ = self.consumer.unassign();
+            let _ = self.consumer().unassign();
         }
         result
     }
@@ -159,7 +159,7 @@ impl KafkaClient {
                     .map_err(|e| kafka_err("cannot assign partitions", e))?;
                 st.parts.push(Assigned::new(topic, *partition));
             }
-            self.consumer.assign(&tpl).map_err(|e| kafka_err("cannot assign partitions", e))?;
+            self.consumer().assign(&tpl).map_err(|e| kafka_err("cannot assign partitions", e))?;
         }
         // per assigned partition: this read's range, and whether it is complete
         let mut range: Vec<Option<[i64; 2]>> = vec![None; st.parts.len()];
@@ -179,7 +179,7 @@ impl KafkaClient {
             if self.stopped.load(Ordering::Relaxed) {
                 return Err(EngineError::Config("the Kafka stream stopped".into()));
             }
-            match self.consumer.poll(Duration::from_millis(200)) {
+            match self.consumer().poll(Duration::from_millis(200)) {
                 Some(Ok(msg)) => {
                     let Some(i) = st.index(msg.topic(), msg.partition()) else { continue };
                     delivered += 1;
@@ -256,7 +256,7 @@ impl KafkaClient {
         range: &[Option<[i64; 2]>],
         done: &mut [bool],
     ) -> usize {
-        let Ok(positions) = self.consumer.position() else { return 0 };
+        let Ok(positions) = self.consumer().position() else { return 0 };
         let mut marked = 0;
         for e in positions.elements() {
             if let (Offset::Offset(at), Some(i)) = (e.offset(), st.index(e.topic(), e.partition()))
@@ -278,7 +278,7 @@ impl KafkaClient {
         for a in st.parts.iter().filter(|a| a.carry_bytes > 0) {
             tpl.add_partition(&a.topic, a.partition);
         }
-        let _ = self.consumer.pause(&tpl);
+        let _ = self.consumer().pause(&tpl);
         st.paused = true;
     }
 }
