@@ -366,10 +366,7 @@ mod tests {
             let out = rows.unwrap().collect().await.unwrap();
             let shown = arrow::util::pretty::pretty_format_batches(&out).unwrap().to_string();
             let sum: i64 = (0..30_000).sum::<i64>() - 10_002 - 29_999;
-            assert!(
-                shown.contains(&format!("| 29998 ")) && shown.contains(&sum.to_string()),
-                "{shown}"
-            );
+            assert!(shown.contains("| 29998 ") && shown.contains(&sum.to_string()), "{shown}");
         }
         let mut found: Vec<(String, u64)> =
             bad.take().into_iter().map(|b| (b.file, b.line)).collect();
