@@ -4,7 +4,7 @@
 # only ratios within one run count), then the medians of CPU seconds (user + sys), wall time
 # and peak RSS, and the ratios.
 #
-#   scripts/bench.sh [batch] [stream] [kafka] [--users N] [--events N] [--rounds R] [--dir DIR]
+#   scripts/bench.sh [batch] [stream] [kafka] [monitor] [--users N] [--events N] [--rounds R] [--dir DIR]
 #
 # batch : users_batch on N users        vs scripts/peer/batch_same_work.py (polars + delta-rs)
 # stream: users_stream --available-now  vs the same batch peer (streaming should add checkpoints,
@@ -12,6 +12,8 @@
 # kafka : music_kafka --available-now on N events (a tansu broker, 3 partitions)
 #         vs scripts/peer/kafka_same_work.py (confluent-kafka + pyarrow + delta-rs)
 #         and `medallion bench kafka-consume` (a bare consumer that only counts)
+# monitor: users_stream --available-now with and without `--meter-edges` (the rows and time
+#         the app's monitor counts on every edge): what the monitor costs
 # Default: all three, 1,000,000 users / events, 3 rounds.
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/env.sh"
@@ -20,12 +22,12 @@ cd "$MEDALLION_ROOT"
 users=1000000 events=1000000 rounds=3 dir="" what=()
 while [ $# -gt 0 ]; do
     case "$1" in
-        batch|stream|kafka) what+=("$1") ;;
+        batch|stream|kafka|monitor) what+=("$1") ;;
         --users) users="$2"; shift ;;
         --events) events="$2"; shift ;;
         --rounds) rounds="$2"; shift ;;
         --dir) dir="$2"; shift ;;
-        *) echo "usage: scripts/bench.sh [batch] [stream] [kafka] [--users N] [--events N] [--rounds R] [--dir DIR]" >&2; exit 2 ;;
+        *) echo "usage: scripts/bench.sh [batch] [stream] [kafka] [monitor] [--users N] [--events N] [--rounds R] [--dir DIR]" >&2; exit 2 ;;
     esac
     shift
 done
@@ -64,6 +66,18 @@ fresh_lake() {
     ln -s "$dir/data/landing" "$lake/landing"
     ln -s "$dir/data/bronze/ssn" "$lake/bronze/ssn"
 }
+
+if [[ " ${what[*]} " == *" monitor "* ]]; then
+    echo "bench: demo data, $users users" >&2
+    [ -d "$dir/data" ] || "$bin" demo-data "$dir/data" --users "$users" --files 100 --impressions 0 >&2
+    for r in $(seq "$rounds"); do
+        echo "bench: round $r (monitor)" >&2
+        fresh_lake "$dir/lake"
+        measure stream_plain "$bin" run projects/users_stream.toml --lakehouse "$dir/lake" --available-now
+        fresh_lake "$dir/lake"
+        measure stream_metered "$bin" run projects/users_stream.toml --lakehouse "$dir/lake" --available-now --meter-edges
+    done
+fi
 
 if [[ " ${what[*]} " == *" batch "* || " ${what[*]} " == *" stream "* ]]; then
     echo "bench: demo data, $users users" >&2
@@ -124,6 +138,8 @@ ratio("medallion_batch", "peer_batch", "CPU", 1)
 ratio("medallion_batch", "peer_batch", "peak RSS", 2)
 ratio("medallion_stream", "peer_batch", "CPU", 1)
 ratio("medallion_stream", "peer_batch", "peak RSS", 2)
+ratio("stream_metered", "stream_plain", "wall", 0)
+ratio("stream_metered", "stream_plain", "CPU", 1)
 if "medallion_kafka" in med:
     for k in ("medallion_kafka", "peer_kafka", "consume_only"):
         if k in med:

@@ -64,6 +64,10 @@ pub enum Command {
         /// Streams: process all data available at start, then exit.
         #[arg(long)]
         available_now: bool,
+        /// Count rows and time on every edge, as the app's monitor does (what the monitor
+        /// costs: `scripts/bench.sh monitor`).
+        #[arg(long)]
+        meter_edges: bool,
     },
     /// Print sample rows of a node's output (never writes).
     Preview {
@@ -338,7 +342,7 @@ async fn run_async(command: Command) -> anyhow::Result<i32> {
                 Ok(0)
             }
         }
-        Command::Run { project, pipeline, available_now } => {
+        Command::Run { project, pipeline, available_now, meter_edges } => {
             let (project, root) = load(&project)?;
             let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
             tokio::spawn(async move {
@@ -352,8 +356,13 @@ async fn run_async(command: Command) -> anyhow::Result<i32> {
                     }
                 }
             });
-            let opts =
-                RunOptions { pipeline, available_now, stop: Some(stop_rx), ..Default::default() };
+            let opts = RunOptions {
+                pipeline,
+                available_now,
+                stop: Some(stop_rx),
+                meter_edges,
+                ..Default::default()
+            };
             let started = Instant::now();
             let summary = engine::run_project(&project, &root, &opts, &|event| {
                 println!("{}", event.line());

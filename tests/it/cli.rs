@@ -79,6 +79,23 @@ fn demo_data_run_tables_history_preview() {
     assert!(o.status.success(), "{}", stderr(&o));
     assert!(out.contains("schema: user_uid STRING, user_id BIGINT"), "{out}");
     assert!(out.contains("(3 row(s) shown, limit 3)"), "{out}");
+
+    // the rows the app's monitor counts on every edge, from the CLI (what bench.sh monitor
+    // measures); a plain run counts none
+    let o = medallion(&["run", project, "--lakehouse", lake_s, "--pipeline", "bronze_users"]);
+    assert!(!stdout(&o).contains("rows per node"), "{}", stdout(&o));
+    let o = medallion(&[
+        "run",
+        project,
+        "--lakehouse",
+        lake_s,
+        "--pipeline",
+        "bronze_users",
+        "--meter-edges",
+    ]);
+    let out = stdout(&o);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(out.contains("[bronze_users] rows per node: bronze_users 120, raw_users 120"), "{out}");
 }
 
 #[test]
