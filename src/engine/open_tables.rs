@@ -26,11 +26,24 @@ impl OpenTables {
     pub async fn latest(&self, path: &Path) -> Result<Option<DeltaTable>> {
         let mut open = self.0.lock().await;
         if let Some(table) = open.get_mut(path) {
-            match table.update_incremental(None).await {
-                Ok(()) => return Ok(Some(table.clone())),
-                Err(_) => {
-                    // deleted or replaced under us: open it afresh below (or report it gone)
-                    open.remove(path);
+            // its commit still there and nobody committed since: no listing. delta-rs finds new commits by listing
+            // `_delta_log`, which on a local disk reads the whole directory, a cost that grows
+            // with every version (batch p50 17 → 30 ms over 2,000 small batches)
+            let commit = |v: u64| path.join("_delta_log").join(format!("{v:020}.json"));
+            let version = table.version().unwrap_or_default();
+            if !commit(version).exists() {
+                // deleted (and maybe made again) under us: the kept snapshot is of a table
+                // that is gone (log cleanup never deletes the newest commit)
+                open.remove(path);
+            } else if !commit(version + 1).exists() {
+                return Ok(Some(table.clone()));
+            } else {
+                match table.update_incremental(None).await {
+                    Ok(()) => return Ok(Some(table.clone())),
+                    // replaced under us: open it afresh below (or report it gone)
+                    Err(_) => {
+                        open.remove(path);
+                    }
                 }
             }
         }
@@ -76,5 +89,44 @@ impl VersionedTable {
         let table = deltalake::open_table_with_version(delta::table_url(path)?, version).await?;
         *open = Some(table.clone());
         Ok(table)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use arrow::array::{Int64Array, RecordBatch};
+    use arrow::datatypes::{DataType, Field, Schema};
+
+    fn rows(n: i64) -> Vec<RecordBatch> {
+        let schema = Arc::new(Schema::new(vec![Field::new("id", DataType::Int64, false)]));
+        vec![
+            RecordBatch::try_new(schema, vec![Arc::new(Int64Array::from_iter_values(0..n))])
+                .unwrap(),
+        ]
+    }
+
+    /// The kept table skips delta-rs's log listing only while it is current: a commit by
+    /// another writer, or the table deleted and made again, is seen at the next call.
+    #[tokio::test]
+    async fn latest_sees_other_writers_and_a_table_made_again() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("t");
+        let meta = delta::CommitMeta::default();
+        let tables = OpenTables::default();
+        assert!(tables.latest(&path).await.unwrap().is_none());
+        delta::overwrite_batches(&path, rows(3), &meta).await.unwrap();
+        assert_eq!(tables.latest(&path).await.unwrap().unwrap().version(), Some(0));
+        // unchanged: the same version, no update
+        assert_eq!(tables.latest(&path).await.unwrap().unwrap().version(), Some(0));
+        // another writer
+        delta::overwrite_batches(&path, rows(5), &meta).await.unwrap();
+        let t = tables.latest(&path).await.unwrap().unwrap();
+        assert_eq!(t.version(), Some(1));
+        assert_eq!(t.snapshot().unwrap().log_data().num_files(), 1);
+        // deleted and made again: version 0 of a new table, not the kept version 1
+        std::fs::remove_dir_all(&path).unwrap();
+        delta::overwrite_batches(&path, rows(2), &meta).await.unwrap();
+        assert_eq!(tables.latest(&path).await.unwrap().unwrap().version(), Some(0));
     }
 }

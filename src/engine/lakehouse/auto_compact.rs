@@ -20,13 +20,15 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
+use deltalake::DeltaTable;
 use deltalake::table::config::TablePropertiesExt as _;
 use tokio::task::JoinHandle;
 
 use super::super::delta::{self, CommitMeta};
+use super::super::open_tables::OpenTables;
 use super::super::{EngineError, Result};
 use super::health::{COMPACT_MIN_FILES, small_file_count};
-use super::upkeep::{OptimizeOptions, OptimizeReport, optimize};
+use super::upkeep::{OptimizeOptions, OptimizeReport, optimize_open};
 
 /// What one background upkeep did.
 #[derive(Debug)]
@@ -69,11 +71,15 @@ pub struct AutoCompactor {
 /// checkpoint interval.
 async fn table_state(path: &Path) -> Result<Option<(usize, u64)>> {
     let Some(table) = delta::try_open(path).await? else { return Ok(None) };
+    let interval = table.snapshot()?.table_config().checkpoint_interval().get();
+    Ok(Some((small_files(&table)?, interval)))
+}
+
+/// Small files of `table`.
+fn small_files(table: &DeltaTable) -> Result<usize> {
     let snapshot = table.snapshot()?;
-    let config = snapshot.table_config();
-    let target = config.target_file_size().get();
-    let small = small_file_count(snapshot.log_data().iter().map(|f| f.size()), target);
-    Ok(Some((small, config.checkpoint_interval().get())))
+    let target = snapshot.table_config().target_file_size().get();
+    Ok(small_file_count(snapshot.log_data().iter().map(|f| f.size()), target))
 }
 
 /// Deletes the expired log files of the table at `path` (up to its newest checkpoint), unless
@@ -147,19 +153,41 @@ impl AutoCompactor {
 
     /// Starts the upkeep that is due: compaction of tables with enough small files, log
     /// cleanup after a checkpoint.
-    pub fn start_due(&mut self) {
+    pub fn start_due(&mut self, tables: &OpenTables) {
         for sink in self.sinks.values_mut() {
             let compact = sink.min_files.is_some_and(|m| sink.small_files >= m);
             if sink.pending.is_some() || !(compact || sink.clean_logs) {
                 continue;
             }
             let (path, meta, clean) = (sink.path.clone(), sink.meta.clone(), sink.clean_logs);
+            let tables = tables.clone();
             sink.pending = Some(tokio::spawn(async move {
                 let mut done = Done { compaction: None, small_after: None, logs_cleaned: None };
                 if compact {
-                    done.compaction =
-                        Some(optimize(&path, &OptimizeOptions::default(), &meta).await);
-                    done.small_after = table_state(&path).await.ok().flatten().map(|s| s.0);
+                    // the stream's open table: no log replay (its cost grows with the log)
+                    let compacted = match tables.latest(&path).await {
+                        Ok(Some(table)) => {
+                            // delta-rs would list the whole `_delta_log` after the commit to
+                            // clean it (a cost that grows with the log): cleaned below, after
+                            // log checkpoints only
+                            let props = meta.properties().with_cleanup_expired_logs(Some(false));
+                            let opts = OptimizeOptions::default();
+                            optimize_open(table, &path, &opts, props).await
+                        }
+                        Ok(None) => Err(EngineError::Config(format!(
+                            "{}: no table to compact",
+                            path.display()
+                        ))),
+                        Err(e) => Err(e),
+                    };
+                    done.compaction = Some(match compacted {
+                        Ok((report, table)) => {
+                            done.small_after = small_files(&table).ok();
+                            tables.remember(&path, table).await;
+                            Ok(report)
+                        }
+                        Err(e) => Err(e),
+                    });
                 }
                 if clean {
                     done.logs_cleaned = Some(clean_logs(&path).await);

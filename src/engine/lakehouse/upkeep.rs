@@ -9,7 +9,7 @@ use std::path::Path;
 use deltalake::operations::optimize::OptimizeType;
 use deltalake::operations::vacuum::VacuumMode;
 use deltalake::table::config::TablePropertiesExt as _;
-use deltalake::{FilterOp, FilterValue};
+use deltalake::{DeltaTable, FilterOp, FilterValue};
 
 use super::super::delta::{self, CommitMeta};
 use super::super::{EngineError, Result};
@@ -188,7 +188,17 @@ pub async fn optimize(
     opts: &OptimizeOptions,
     meta: &CommitMeta,
 ) -> Result<OptimizeReport> {
-    let table = delta::open(path).await?;
+    Ok(optimize_open(delta::open(path).await?, path, opts, meta.properties()).await?.0)
+}
+
+/// [`optimize`] of a table already open (a stream's sink: no log replay), committed with
+/// `props`, returning the table at the OPTIMIZE's version too.
+pub async fn optimize_open(
+    table: DeltaTable,
+    path: &Path,
+    opts: &OptimizeOptions,
+    props: deltalake::kernel::transaction::CommitProperties,
+) -> Result<(OptimizeReport, DeltaTable)> {
     let before = table.snapshot()?.log_data().num_files();
     let before_version = table.version().map_or(-1, |v| v as i64);
     let partition_columns = table.snapshot()?.metadata().partition_columns().to_vec();
@@ -239,21 +249,20 @@ pub async fn optimize(
             )));
         }
     }
-    let mut builder = table
-        .optimize()
-        .with_filters(&literals)
-        .with_commit_properties(meta.properties())
-        .with_type(if opts.zorder_by.is_empty() {
-            OptimizeType::Compact
-        } else {
-            OptimizeType::ZOrder(opts.zorder_by.clone())
-        });
+    let mut builder =
+        table.optimize().with_filters(&literals).with_commit_properties(props).with_type(
+            if opts.zorder_by.is_empty() {
+                OptimizeType::Compact
+            } else {
+                OptimizeType::ZOrder(opts.zorder_by.clone())
+            },
+        );
     if let Some(size) = opts.target_size.and_then(NonZeroU64::new) {
         builder = builder.with_target_size(size);
     }
     let (table, metrics) = builder.await?;
     let version = table.version().map_or(-1, |v| v as i64);
-    Ok(OptimizeReport {
+    let report = OptimizeReport {
         version: (version > before_version).then_some(version),
         files_before: before,
         files_after: table.snapshot()?.log_data().num_files(),
@@ -262,7 +271,8 @@ pub async fn optimize(
         bytes_removed: metrics.files_removed.total_size.max(0) as u64,
         bytes_added: metrics.files_added.total_size.max(0) as u64,
         partitions_optimized: metrics.partitions_optimized,
-    })
+    };
+    Ok((report, table))
 }
 
 /// How to VACUUM a table.

@@ -293,7 +293,7 @@ pub async fn run_stream(
             next_expiry_us,
         })?;
         // small files gathered: compact in the background while the next batch is planned
-        compactor.start_due();
+        compactor.start_due(&tables);
         // bounded checkpoint: every 10 batches, fold all but the newest 100 into the compact
         // log and delete them, with the state versions no replay can need
         let retain = pipeline.min_batches_to_retain.unwrap_or(MIN_BATCHES_TO_RETAIN).max(1);
