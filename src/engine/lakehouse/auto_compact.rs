@@ -165,29 +165,25 @@ impl AutoCompactor {
                 let mut done = Done { compaction: None, small_after: None, logs_cleaned: None };
                 if compact {
                     // the stream's open table: no log replay (its cost grows with the log)
-                    let compacted = match tables.latest(&path).await {
-                        Ok(Some(table)) => {
-                            // delta-rs would list the whole `_delta_log` after the commit to
-                            // clean it (a cost that grows with the log): cleaned below, after
-                            // log checkpoints only
-                            let props = meta.properties().with_cleanup_expired_logs(Some(false));
-                            let opts = OptimizeOptions::default();
-                            optimize_open(table, &path, &opts, props).await
-                        }
-                        Ok(None) => Err(EngineError::Config(format!(
-                            "{}: no table to compact",
-                            path.display()
-                        ))),
-                        Err(e) => Err(e),
-                    };
-                    done.compaction = Some(match compacted {
-                        Ok((report, table)) => {
-                            done.small_after = small_files(&table).ok();
-                            tables.remember(&path, table).await;
-                            Ok(report)
-                        }
-                        Err(e) => Err(e),
-                    });
+                    let compacted = async {
+                        let table = tables.latest(&path).await?.ok_or_else(|| {
+                            EngineError::Config(format!("{}: no table to compact", path.display()))
+                        })?;
+                        // delta-rs would list the whole `_delta_log` after the commit to clean
+                        // it (a cost that grows with the log): cleaned below, after log
+                        // checkpoints only
+                        let props = meta.properties().with_cleanup_expired_logs(Some(false));
+                        let opts = OptimizeOptions::default();
+                        let (report, table) = optimize_open(table, &path, &opts, props).await?;
+                        let small = small_files(&table).ok();
+                        tables.remember(&path, table).await;
+                        Ok((report, small))
+                    }
+                    .await;
+                    done.compaction = Some(compacted.map(|(report, small)| {
+                        done.small_after = small;
+                        report
+                    }));
                 }
                 if clean {
                     done.logs_cleaned = Some(clean_logs(&path).await);

@@ -1,5 +1,6 @@
-//! The Kafka client of the source: one rdkafka consumer that assigns partitions (never joins a
-//! group), reads metadata and watermarks, and turns messages into Spark's Kafka columns.
+//! The Kafka client of the source: a consumer that assigns partitions (never joins a group) and
+//! reads (its exact-range reads are in `kafka_read`), and a second one for metadata,
+//! watermarks and progress commits.
 
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};

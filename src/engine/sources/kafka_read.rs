@@ -21,8 +21,9 @@ use super::kafka_client::{FETCH_STALL, KafkaClient, kafka_err};
 
 /// Messages per batch handed to the plan.
 const BATCH_ROWS: usize = 8192;
-/// Payload bytes a read may keep for later ranges: past it the partitions are paused, and the
-/// next read assigns afresh at its starts (fetching again what was dropped).
+/// Payload bytes the reads may keep for later ranges (one partition far ahead of another):
+/// past it the carry is dropped and the next read assigns afresh at its starts, fetching again
+/// what was dropped.
 const CARRY_MAX_BYTES: usize = 64 << 20;
 
 /// A partition the consumer is assigned to.
@@ -50,13 +51,15 @@ impl Assigned {
         }
     }
 
-    fn keep<M: Message>(&mut self, msg: &M) -> Result<()> {
-        self.carry_bytes += msg.payload().map_or(0, <[u8]>::len);
+    /// Keeps a message past this read's range; the payload bytes it added.
+    fn keep<M: Message>(&mut self, msg: &M) -> Result<usize> {
+        let bytes = msg.payload().map_or(0, <[u8]>::len);
+        self.carry_bytes += bytes;
         self.pending.push(msg);
         if self.pending.len() >= BATCH_ROWS {
             self.carry.push_back(self.pending.finish()?);
         }
-        Ok(())
+        Ok(bytes)
     }
 
     /// Moves the kept rows with offsets below `end` to `out`; true when the range is complete
@@ -95,19 +98,38 @@ fn payload_bytes(batch: &RecordBatch) -> usize {
 #[derive(Default)]
 pub(super) struct ReadState {
     parts: Vec<Assigned>,
-    /// Set when partitions were paused (too much carried): the next read assigns afresh.
-    paused: bool,
+    /// Payload bytes kept by all partitions.
+    carried: usize,
+    /// Set when the carry outgrew [`CARRY_MAX_BYTES`] and was dropped: the next read assigns
+    /// afresh.
+    dropped: bool,
 }
 
 impl ReadState {
     /// Forgets the assignment (the consumer was unassigned or assigned elsewhere).
     pub(super) fn reset(&mut self) {
         self.parts.clear();
-        self.paused = false;
+        self.carried = 0;
+        self.dropped = false;
     }
 
-    fn carry_bytes(&self) -> usize {
-        self.parts.iter().map(|a| a.carry_bytes).sum()
+    /// Keeps `msg` for partition `i`'s later reads, unless the carry is full (then it is all
+    /// dropped, to be fetched again).
+    fn keep<M: Message>(&mut self, i: usize, msg: &M) -> Result<()> {
+        if self.dropped {
+            return Ok(());
+        }
+        self.carried += self.parts[i].keep(msg)?;
+        if self.carried > CARRY_MAX_BYTES {
+            for a in &mut self.parts {
+                a.carry.clear();
+                a.pending = BatchBuilder::new();
+                a.carry_bytes = 0;
+            }
+            self.carried = 0;
+            self.dropped = true;
+        }
+        Ok(())
     }
 
     fn index(&self, topic: &str, partition: i32) -> Option<usize> {
@@ -147,7 +169,7 @@ impl KafkaClient {
         st: &mut ReadState,
         wanted: &[(&str, i32, i64, i64)],
     ) -> Result<Vec<RecordBatch>> {
-        let continues = !st.paused
+        let continues = !st.dropped
             && wanted.iter().all(|(t, p, start, _)| {
                 st.index(t, *p).is_some_and(|i| st.parts[i].read_to == Some(*start))
             });
@@ -169,7 +191,9 @@ impl KafkaClient {
         for (topic, partition, start, end) in wanted {
             let i = st.index(topic, *partition).expect("assigned above");
             range[i] = Some([*start, *end]);
+            let before = st.parts[i].carry_bytes;
             done[i] = st.parts[i].take(*end, &mut out)?;
+            st.carried -= before - st.parts[i].carry_bytes;
             left += usize::from(!done[i]);
         }
         let mut builder = BatchBuilder::new();
@@ -194,7 +218,7 @@ impl KafkaClient {
                             }
                         }
                         // past this read's range, or a partition this read does not want
-                        _ => st.parts[i].keep(&msg)?,
+                        _ => st.keep(i, &msg)?,
                     }
                     if let Some([_, end]) = range[i]
                         && !done[i]
@@ -202,9 +226,6 @@ impl KafkaClient {
                     {
                         done[i] = true;
                         left -= 1;
-                    }
-                    if !st.paused && st.carry_bytes() > CARRY_MAX_BYTES {
-                        self.pause_carrying(st);
                     }
                 }
                 polled => {
@@ -270,15 +291,73 @@ impl KafkaClient {
         }
         marked
     }
+}
 
-    /// Too much polled ahead (one partition far ahead of another): pause the partitions whose
-    /// range is complete; the next read assigns afresh.
-    fn pause_carrying(&self, st: &mut ReadState) {
-        let mut tpl = TopicPartitionList::new();
-        for a in st.parts.iter().filter(|a| a.carry_bytes > 0) {
-            tpl.add_partition(&a.topic, a.partition);
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rdkafka::Timestamp;
+    use rdkafka::message::OwnedMessage;
+
+    fn msg(offset: i64) -> OwnedMessage {
+        let value = format!("m{offset}").into_bytes();
+        OwnedMessage::new(Some(value), None, "t".into(), Timestamp::CreateTime(1), 0, offset, None)
+    }
+
+    fn offsets(batches: &[RecordBatch]) -> Vec<i64> {
+        let col = |b: &RecordBatch| b.column(OFFSET_COLUMN).as_primitive::<Int64Type>().clone();
+        batches.iter().flat_map(|b| col(b).values().to_vec()).collect()
+    }
+
+    /// What a read polled past its range is handed to the next ranges in order, sliced at
+    /// each range's end, across the builder's batch boundary; a range is complete once a kept
+    /// row reaches its end.
+    #[test]
+    fn kept_messages_go_to_the_next_ranges_exactly() {
+        let mut a = Assigned::new("t", 0);
+        let n = BATCH_ROWS as i64 + 100;
+        for o in 10..10 + n {
+            a.keep(&msg(o)).unwrap();
         }
-        let _ = self.consumer().pause(&tpl);
-        st.paused = true;
+        let mut out = Vec::new();
+        assert!(a.take(20, &mut out).unwrap(), "rows past 20 are kept: complete");
+        assert_eq!(offsets(&out), (10..20).collect::<Vec<_>>());
+        out.clear();
+        // across the 8,192-row batch boundary
+        assert!(a.take(8_250, &mut out).unwrap());
+        assert_eq!(offsets(&out), (20..8_250).collect::<Vec<_>>());
+        out.clear();
+        // more than is kept: the rest must still be fetched
+        assert!(!a.take(20_000, &mut out).unwrap());
+        assert_eq!(offsets(&out), (8_250..10 + n).collect::<Vec<_>>());
+        assert_eq!(a.carry_bytes, 0);
+    }
+
+    /// The carry is bounded: past the limit everything kept is dropped and the next read
+    /// assigns afresh.
+    #[test]
+    fn an_outgrown_carry_is_dropped() {
+        let mut st = ReadState { parts: vec![Assigned::new("t", 0)], ..Default::default() };
+        st.parts[0].read_to = Some(0);
+        let big = vec![b'x'; 1 << 20];
+        let m = |o| {
+            OwnedMessage::new(
+                Some(big.clone()),
+                None,
+                "t".into(),
+                Timestamp::CreateTime(1),
+                0,
+                o,
+                None,
+            )
+        };
+        for o in 0..64 {
+            st.keep(0, &m(o)).unwrap();
+        }
+        assert!(!st.dropped && st.carried == 64 << 20);
+        st.keep(0, &m(64)).unwrap();
+        assert!(st.dropped && st.carried == 0 && st.parts[0].carry_bytes == 0);
+        let mut out = Vec::new();
+        assert!(!st.parts[0].take(100, &mut out).unwrap() && out.is_empty());
     }
 }
