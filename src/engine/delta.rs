@@ -10,7 +10,6 @@ use datafusion::prelude::DataFrame;
 use deltalake::kernel::transaction::CommitProperties;
 use deltalake::protocol::SaveMode;
 use deltalake::{DeltaTable, DeltaTableError};
-use futures::TryStreamExt;
 use serde_json::{Value, json};
 
 use super::{EngineError, Result};
@@ -113,8 +112,9 @@ pub struct CommitOutcome {
     pub rows_added: u64,
     pub rows_updated: u64,
     pub rows_deleted: u64,
-    /// Data files the commit added (what auto-compaction counts).
+    /// Data files the commit added, and their bytes (what auto-compaction counts).
     pub files_added: u64,
+    pub bytes_added: u64,
 }
 
 /// Streams `df` into `table` (an open table, or [`open_for_write`]'s handle for a new one) with
@@ -153,18 +153,32 @@ pub async fn write_dataframe(
     Ok((last_commit_outcome(&table).await?, table))
 }
 
-/// Reads the newest commit's version and row metrics.
+/// The version and row metrics of the commit `table` was just written at. Read from that
+/// version's own log entry: the newest commit may be someone else's by now (a background
+/// compaction commits right after a stream batch), and reading one file costs no log listing.
 pub async fn last_commit_outcome(table: &DeltaTable) -> Result<CommitOutcome> {
-    let version = table.version().map(|v| v as i64).unwrap_or(-1);
-    let infos: Vec<_> = table.history(Some(1)).try_collect().await?;
-    let metrics = infos.first().and_then(|c| c.info.get("operationMetrics"));
+    let Some(version) = table.version() else {
+        return Ok(CommitOutcome { version: -1, ..Default::default() });
+    };
+    let entry = table.log_store().read_commit_entry(version).await?;
+    let (mut info, mut bytes_added) = (None, 0);
+    for line in entry.as_deref().unwrap_or_default().split(|&b| b == b'\n') {
+        let Ok(mut action) = serde_json::from_slice::<Value>(line) else { continue };
+        if let Some(size) = action.get("add").and_then(|a| a.get("size")).and_then(Value::as_u64) {
+            bytes_added += size;
+        } else if let Some(i) = action.get_mut("commitInfo") {
+            info = Some(i.take());
+        }
+    }
+    let metrics = info.as_ref().and_then(|c| c.get("operationMetrics"));
     let get = |k: &str| metrics.and_then(|m| m.get(k)).and_then(Value::as_u64).unwrap_or(0);
     Ok(CommitOutcome {
-        version,
+        version: version as i64,
         rows_added: get("num_added_rows") + get("num_target_rows_inserted"),
         rows_updated: get("num_target_rows_updated"),
         rows_deleted: get("num_target_rows_deleted"),
         files_added: get("num_added_files") + get("num_target_files_added"),
+        bytes_added,
     })
 }
 

@@ -54,10 +54,13 @@ impl OpenTables {
         Ok(table)
     }
 
-    /// Keeps the table a write returned (its snapshot already holds the new commit).
+    /// Keeps the table a write returned (its snapshot already holds the new commit), unless a
+    /// newer one is kept already (a background compaction can end after a stream's append).
     pub async fn remember(&self, path: &Path, table: DeltaTable) {
-        if table.version().is_some() {
-            self.0.lock().await.insert(path.to_owned(), table);
+        let Some(version) = table.version() else { return };
+        let mut open = self.0.lock().await;
+        if open.get(path).and_then(DeltaTable::version).is_none_or(|kept| kept <= version) {
+            open.insert(path.to_owned(), table);
         }
     }
 

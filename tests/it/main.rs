@@ -1,6 +1,7 @@
 //! Integration tests: one binary, real pipelines on real Delta tables in temp dirs.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod auto_compact;
 mod batch;
 mod cli;
 mod common;

@@ -15,7 +15,7 @@ use medallion::model::Project;
 use crate::common::*;
 
 /// Appends `ids` as one commit (one small file) to the table at `path`.
-async fn append_ids(path: &Path, ids: std::ops::Range<i64>) {
+pub(crate) async fn append_ids(path: &Path, ids: std::ops::Range<i64>) {
     let schema = Arc::new(Schema::new(vec![
         Field::new("id", DataType::Int64, false),
         Field::new("name", DataType::Utf8, true),

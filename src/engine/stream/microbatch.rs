@@ -152,22 +152,27 @@ pub(super) async fn run_batch(
         }
         .properties()
         .with_application_transaction(Transaction::new(&app_id, entry.batch_id as i64))
-        // delta-rs would list the whole _delta_log at every commit to clean it: the sink's
-        // upkeep cleans it once per log checkpoint instead (lakehouse::auto_compact)
-        .with_cleanup_expired_logs(Some(false));
+        // delta-rs would list the whole _delta_log at every commit to clean it, and write
+        // every 100th commit's log checkpoint inline: the sink's upkeep does both in the
+        // background (lakehouse::auto_compact)
+        .with_cleanup_expired_logs(Some(false))
+        .with_create_checkpoint(false);
         // a stateful query's output mode decides how its rows land (update = MERGE on keys)
         let cfg = match &stateful {
             Some(s) => sinks::delta::for_output_mode(cfg, s.query.mode, s.query.merge_keys()),
             None => cfg.clone(),
         };
-        // a background compaction of this table ends before we commit to it
-        compactor.before_write(sink.id.as_str()).await;
+        // an append goes ahead of a background compaction of this table (Delta lets both
+        // commit, in either order); a MERGE or an overwrite reads its files, and waits for it
+        compactor
+            .before_write(sink.id.as_str(), cfg.mode == crate::model::node::WriteMode::Append)
+            .await;
         let table = tables.latest(&path).await.at_node(&pipeline.name, &sink.id)?;
         let (outcome, table) = sinks::delta::write(table, &path, &cfg, df, props)
             .await
             .at_node(&pipeline.name, &sink.id)?;
         tables.remember(&path, table).await;
-        compactor.committed(sink.id.as_str(), outcome.files_added, outcome.version);
+        compactor.committed(sink.id.as_str(), &outcome);
         sinks_done.insert(sink.id.to_string(), outcome.version);
         rows_per_node.insert(sink.id.to_string(), outcome.rows_added + outcome.rows_updated);
         sink_write_ms.insert(sink.id.to_string(), t_sink.elapsed().as_millis() as u64);

@@ -293,7 +293,7 @@ pub async fn run_stream(
             next_expiry_us,
         })?;
         // small files gathered: compact in the background while the next batch is planned
-        compactor.start_due(&tables);
+        compactor.start_due(&tables).await;
         // bounded checkpoint: every 10 batches, fold all but the newest 100 into the compact
         // log and delete them, with the state versions no replay can need
         let retain = pipeline.min_batches_to_retain.unwrap_or(MIN_BATCHES_TO_RETAIN).max(1);
@@ -349,7 +349,7 @@ pub async fn run_stream(
 }
 
 /// The background upkeep of the stream's Delta sinks: compaction of small files (unless
-/// `auto_compact = false`) and log cleanup after log checkpoints.
+/// `auto_compact = false`), log checkpoints and log cleanup.
 async fn auto_compactor(
     project: &Project,
     pipeline: &Pipeline,
@@ -388,7 +388,7 @@ fn report_compactions(
                 pipeline: pipeline.name.clone(),
                 node: Some(NodeId::new(c.sink.clone())),
                 message: format!(
-                    "cleaning the expired log files of {} failed (the table is unchanged; the next checkpoint tries again): {}",
+                    "the log checkpoint or log cleanup of {} failed (the table is unchanged; the next interval tries again): {}",
                     c.table.display(),
                     e.detail()
                 ),
