@@ -552,7 +552,10 @@ to = "sink"
     assert_eq!(newest_commit, Some(batches - 1), "{batches} batches of 10 rows");
     let table = root.join("bronze/tiny");
     let h = lakehouse::table_health(&table).await.unwrap();
-    assert!(h.files <= 60, "small files compacted as they gather: {} files", h.files);
+    // below the 50 that start a compaction, plus at most one output per compaction (appends
+    // go ahead of a compaction, and wait once the next one is due)
+    let bound = 50 + batches as usize / 50;
+    assert!(h.files <= bound, "small files compacted as they gather: {} files", h.files);
     assert!(h.last_optimize.is_some());
     let rows = (batches * 10) as i64;
     assert_eq!(scalar_i64(&table, "SELECT count(*) FROM t").await, rows);
