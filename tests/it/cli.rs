@@ -83,6 +83,7 @@ fn demo_data_run_tables_history_preview() {
     // the rows the app's monitor counts on every edge, from the CLI (what bench.sh monitor
     // measures); a plain run counts none
     let o = medallion(&["run", project, "--lakehouse", lake_s, "--pipeline", "bronze_users"]);
+    assert!(o.status.success(), "{}", stderr(&o));
     assert!(!stdout(&o).contains("rows per node"), "{}", stdout(&o));
     let o = medallion(&[
         "run",

@@ -1,7 +1,7 @@
 //! Upkeep of streaming Delta sinks in the background, as Databricks does it:
 //! - **auto-compaction** (`autoCompact`): after a commit, once at least
-//!   [`COMPACT_MIN_FILES`] small files have gathered in the table, an OPTIMIZE runs while the
-//!   stream plans and reads its next batch;
+//!   [`COMPACT_MIN_FILES`] small files have been added, an OPTIMIZE runs on a thread of its
+//!   own while the stream goes on;
 //! - **log checkpoints and cleanup**: stream commits skip delta-rs's post-commit checkpoint
 //!   and cleanup. Once a commit reaches a multiple of `delta.checkpointInterval`, the
 //!   checkpoint is written in the background (a checkpoint is a function of the log up to its
@@ -144,6 +144,11 @@ async fn table_state(path: &Path) -> Result<TableState> {
     })
 }
 
+/// The table a sink's upkeep found gone.
+fn no_table(path: &Path) -> EngineError {
+    EngineError::Config(format!("{}: the table is gone (no Delta log)", path.display()))
+}
+
 /// The OPTIMIZE target for a compaction of `fresh_bytes` added since the last one: twice
 /// that (at most the table's `delta.targetFileSize`). delta-rs's planner skips files larger
 /// than the target and packs the rest, newest first, into bins up to it: the fresh files go
@@ -159,10 +164,7 @@ fn fresh_target(table: &DeltaTable, fresh_bytes: u64) -> Result<u64> {
 /// expired log files (up to that checkpoint) unless the table turned
 /// `delta.enableExpiredLogCleanup` off.
 async fn checkpoint_and_clean(tables: &OpenTables, path: &Path) -> Result<usize> {
-    let table = match tables.latest(path).await? {
-        Some(t) => t,
-        None => delta::open(path).await?,
-    };
+    let table = tables.latest(path).await?.ok_or_else(|| no_table(path))?;
     deltalake::checkpoints::create_checkpoint(&table, None).await?;
     if !table.snapshot()?.table_config().enable_expired_log_cleanup() {
         return Ok(0);
@@ -274,9 +276,7 @@ impl AutoCompactor {
                 if compact {
                     // the stream's open table: no log replay (its cost grows with the log)
                     let compacted = async {
-                        let table = tables.latest(&path).await?.ok_or_else(|| {
-                            EngineError::Config(format!("{}: no table to compact", path.display()))
-                        })?;
+                        let table = tables.latest(&path).await?.ok_or_else(|| no_table(&path))?;
                         // delta-rs would list the whole `_delta_log` after the commit to clean
                         // it (a cost that grows with the log): cleaned below, after log
                         // checkpoints only
