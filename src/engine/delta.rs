@@ -91,17 +91,24 @@ pub async fn overwrite_batches(
         .await?)
 }
 
-/// Parquet codec of our Delta writes: Snappy, Spark's and delta-rs's default. LZ4_RAW, no
-/// dictionary and 128k-row groups were each within noise of it on users_batch over 1M users
-/// (4.7–5.0 CPU-s, release; session 5's note), so the files stay what any Delta reader expects.
+/// Parquet codec of our Delta writes: Snappy, Spark's and delta-rs's default. LZ4_RAW, ZSTD(1),
+/// no dictionary, even no compression were each within noise of it on users_batch over 1M users
+/// (sessions 5 and 9), so the files stay what any Delta reader expects.
 const PARQUET_CODEC: datafusion::parquet::basic::Compression =
     datafusion::parquet::basic::Compression::SNAPPY;
+
+/// Rows per Parquet row group (parquet-rs's default is 1M). A table read back splits across
+/// both cores only by row group: users_batch's silver read bronze's one 1M-row group on one
+/// core. Smaller groups also shrink what the writer buffers (silver's peak −30 MB on 1M users,
+/// session 9); LZ4_RAW / no dictionary measured within noise.
+pub const ROW_GROUP_ROWS: usize = 128 * 1024;
 
 /// How our Delta writes encode Parquet (one place for the settings that trade speed for size).
 pub fn writer_properties() -> datafusion::parquet::file::properties::WriterProperties {
     datafusion::parquet::file::properties::WriterProperties::builder()
         .set_created_by(format!("medallion {}", env!("CARGO_PKG_VERSION")))
         .set_compression(PARQUET_CODEC)
+        .set_max_row_group_row_count(Some(ROW_GROUP_ROWS))
         .build()
 }
 

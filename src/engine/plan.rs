@@ -414,7 +414,14 @@ impl<'a> Planner<'a> {
             NodeKind::Join(cfg) => {
                 transforms::join::plan(self.input(id, "left")?, self.input(id, "right")?, cfg)
             }
-            NodeKind::Distinct(_) => Ok(in_()?.distinct()?),
+            // streamed: each new row passes at once (`transforms::distinct`)
+            NodeKind::Distinct(_) => {
+                let df = in_()?;
+                match transforms::distinct::plan(&self.ctx, df.clone(), None)? {
+                    Some(distinct) => Ok(distinct),
+                    None => Ok(df.distinct()?),
+                }
+            }
             // within_watermark only matters in streams; a batch query drops duplicates
             NodeKind::Deduplicate(cfg) => {
                 let df = in_()?;
@@ -427,6 +434,15 @@ impl<'a> Planner<'a> {
                             names.join(", ")
                         )));
                     }
+                }
+                // the first row of each key, streamed (`transforms::distinct`)
+                let at: Vec<usize> =
+                    cfg.keys.iter().filter_map(|k| names.iter().position(|n| n == k)).collect();
+                if !at.is_empty()
+                    && let Some(deduped) =
+                        transforms::distinct::plan(&self.ctx, df.clone(), Some(at))?
+                {
+                    return Ok(deduped);
                 }
                 let keys: Vec<Expr> = cfg.keys.iter().map(|k| column(k)).collect();
                 let all: Vec<Expr> = names.iter().map(|n| column(n)).collect();

@@ -1,0 +1,281 @@
+//! The keys a Distinct or Deduplicate has seen (`distinct.rs`): row-encoded, in memory while
+//! the memory pool has room, then in a spill file.
+//!
+//! A key's bytes are only read back to confirm a hash match, which for distinct keys happens
+//! about once in 2^64 comparisons: spilled keys cost a read per duplicate row, and memory keeps
+//! ~40 bytes per key (hash table, chain, place) instead of the key (~200 bytes per users_batch
+//! row). Past `KEYS_IN_MEMORY`, or when the pool (`MEDALLION_MEMORY_LIMIT`) refuses more, the
+//! keys spill.
+
+use std::collections::HashMap;
+use std::fs::File;
+use std::hash::{BuildHasherDefault, Hasher};
+use std::os::unix::fs::FileExt;
+use std::sync::Arc;
+
+use arrow::array::{ArrayRef, BooleanArray, RecordBatch};
+use arrow::compute::filter_record_batch;
+use arrow::row::{RowConverter, Rows};
+use datafusion::common::hash_utils::{RandomState, create_hashes};
+use datafusion::error::{DataFusionError, Result as DfResult};
+use datafusion::execution::SpillFile;
+use datafusion::execution::disk_manager::DiskManager;
+use datafusion::execution::memory_pool::MemoryReservation;
+
+/// Hashes are already mixed: the table uses them as they are.
+#[derive(Default)]
+struct IdentityHasher(u64);
+
+impl Hasher for IdentityHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.0 = self.0.rotate_left(8) ^ u64::from(b);
+        }
+    }
+
+    fn write_u64(&mut self, n: u64) {
+        self.0 = n;
+    }
+}
+
+/// Key bytes kept in memory before they move to the spill file, when the memory pool sets no
+/// lower limit: users_batch's 1M users hold ~200 MB of keys, which would put its peak over
+/// 0.5 GB; spilled, it writes them once and reads none back (no repeats). Repeated rows then
+/// cost a read each (~1 µs from the page cache).
+const KEYS_IN_MEMORY: usize = 64 << 20;
+/// Bytes of one chunk of keys in memory.
+const KEY_CHUNK: usize = 4 << 20;
+/// Spilled keys are written in pieces of this size.
+const SPILL_WRITE: usize = 256 << 10;
+/// No key before this one in its chain.
+const END: u32 = u32::MAX;
+/// `place` of a spilled key: this bit, and the key's offset in the spill file.
+const SPILLED: u64 = 1 << 63;
+
+/// Where spilled keys go: a temp file of DataFusion's disk manager (deleted when dropped).
+struct SpillKeys {
+    _file: Arc<dyn SpillFile>,
+    io: File,
+    /// Bytes written to `io`; the keys after them are still in `pending`.
+    written: u64,
+    pending: Vec<u8>,
+    scratch: Vec<u8>,
+}
+
+/// The keys seen so far. In memory they lie back to back in fixed-size chunks (a growing `Vec`
+/// would hold its old and new buffer at once each time it doubles: +50% peak). `first[hash]` is
+/// the newest key with that hash and `next[key]` the one before it (a chain, as DataFusion's
+/// join hash map).
+pub(super) struct Seen {
+    converter: RowConverter,
+    random: RandomState,
+    chunks: Vec<Vec<u8>>,
+    /// Key `i` is at `chunks[place >> 32][place as u32 ..]`, or at `place & !SPILLED` in the
+    /// spill file; `len[i]` bytes.
+    place: Vec<u64>,
+    len: Vec<u32>,
+    first: HashMap<u64, u32, BuildHasherDefault<IdentityHasher>>,
+    next: Vec<u32>,
+    hashes: Vec<u64>,
+    encoded: Option<Rows>,
+    reservation: MemoryReservation,
+    disk: Arc<DiskManager>,
+    spill: Option<SpillKeys>,
+}
+
+fn too_many() -> DataFusionError {
+    DataFusionError::ResourcesExhausted(
+        "Distinct keeps at most 4,294,967,295 keys of up to 4 GiB each".into(),
+    )
+}
+
+impl Seen {
+    pub(super) fn new(
+        converter: RowConverter,
+        reservation: MemoryReservation,
+        disk: Arc<DiskManager>,
+    ) -> Self {
+        Self {
+            converter,
+            random: RandomState::with_seed(0x6d65_6461_6c6c_696f),
+            chunks: Vec::new(),
+            place: Vec::new(),
+            len: Vec::new(),
+            first: HashMap::default(),
+            next: Vec::new(),
+            hashes: Vec::new(),
+            encoded: None,
+            reservation,
+            disk,
+            spill: None,
+        }
+    }
+
+    /// Whether key `id` is `row` (lengths first: a spilled key is read only when they match).
+    fn is(&mut self, id: u32, row: &[u8]) -> DfResult<bool> {
+        let (place, len) = (self.place[id as usize], self.len[id as usize] as usize);
+        if len != row.len() {
+            return Ok(false);
+        }
+        if place & SPILLED == 0 {
+            let (chunk, at) = ((place >> 32) as usize, (place as u32) as usize);
+            return Ok(&self.chunks[chunk][at..at + len] == row);
+        }
+        let spill = self.spill.as_mut().expect("a spilled key has a spill file");
+        let at = place & !SPILLED;
+        if at >= spill.written {
+            let at = (at - spill.written) as usize;
+            return Ok(&spill.pending[at..at + len] == row);
+        }
+        spill.scratch.resize(len, 0);
+        spill.io.read_exact_at(&mut spill.scratch, at)?;
+        Ok(spill.scratch == row)
+    }
+
+    /// Keeps `key`'s bytes; returns its id.
+    fn push(&mut self, key: &[u8]) -> DfResult<u32> {
+        let id = u32::try_from(self.place.len()).map_err(|_| too_many())?;
+        let len = u32::try_from(key.len()).map_err(|_| too_many())?;
+        let place = match &mut self.spill {
+            Some(spill) => {
+                let at = spill.written + spill.pending.len() as u64;
+                spill.pending.extend_from_slice(key);
+                if spill.pending.len() >= SPILL_WRITE {
+                    spill.io.write_all_at(&spill.pending, spill.written)?;
+                    spill.written += spill.pending.len() as u64;
+                    spill.pending.clear();
+                }
+                at | SPILLED
+            }
+            None => {
+                let fits = self.chunks.last().is_some_and(|c| c.capacity() - c.len() >= key.len());
+                if !fits {
+                    self.chunks.push(Vec::with_capacity(KEY_CHUNK.max(key.len())));
+                }
+                let chunk = self.chunks.len() - 1;
+                let bytes = &mut self.chunks[chunk];
+                let at = bytes.len() as u64;
+                bytes.extend_from_slice(key);
+                ((chunk as u64) << 32) | at
+            }
+        };
+        self.place.push(place);
+        self.len.push(len);
+        Ok(id)
+    }
+
+    /// Moves the keys in memory to a spill file and frees their chunks.
+    fn spill_keys(&mut self) -> DfResult<()> {
+        let file = self.disk.create_tmp_file("Distinct keys")?;
+        let Some(path) = file.path() else {
+            return Err(DataFusionError::ResourcesExhausted(
+                "Distinct needs a local spill directory for its keys".into(),
+            ));
+        };
+        let io = std::fs::OpenOptions::new().read(true).write(true).open(path)?;
+        let mut spill =
+            SpillKeys { _file: file, io, written: 0, pending: Vec::new(), scratch: Vec::new() };
+        // chunk by chunk, in key order: each key's offset is where its chunk starts plus its own
+        let mut chunk_at = Vec::with_capacity(self.chunks.len());
+        for chunk in &self.chunks {
+            chunk_at.push(spill.written);
+            spill.io.write_all_at(chunk, spill.written)?;
+            spill.written += chunk.len() as u64;
+        }
+        for place in &mut self.place {
+            let (chunk, at) = ((*place >> 32) as usize, u64::from(*place as u32));
+            *place = (chunk_at[chunk] + at) | SPILLED;
+        }
+        self.chunks = Vec::new();
+        self.spill = Some(spill);
+        Ok(())
+    }
+
+    /// The rows of `batch` whose key was not seen before (in this batch or an earlier one).
+    pub(super) fn first_seen(
+        &mut self,
+        batch: &RecordBatch,
+        keys: &[usize],
+    ) -> DfResult<RecordBatch> {
+        let n = batch.num_rows();
+        if n == 0 {
+            return Ok(batch.clone());
+        }
+        let columns: Vec<ArrayRef> = keys.iter().map(|&k| Arc::clone(batch.column(k))).collect();
+        let mut hashes = std::mem::take(&mut self.hashes);
+        hashes.clear();
+        hashes.resize(n, 0);
+        create_hashes(&columns, &self.random, &mut hashes)?;
+        let mut encoded = match self.encoded.take() {
+            Some(mut rows) => {
+                rows.clear();
+                rows
+            }
+            None => self.converter.empty_rows(n, 64 * n),
+        };
+        self.converter.append(&mut encoded, &columns)?;
+        let mut keep = Vec::with_capacity(n);
+        for (i, &hash) in hashes.iter().enumerate() {
+            let row = encoded.row(i);
+            let row = row.as_ref();
+            let mut at = self.first.get(&hash).copied().unwrap_or(END);
+            while at != END && !self.is(at, row)? {
+                at = self.next[at as usize];
+            }
+            let new = at == END;
+            if new {
+                let id = self.push(row)?;
+                let previous = self.first.insert(hash, id).unwrap_or(END);
+                self.next.push(previous);
+            }
+            keep.push(new);
+        }
+        self.hashes = hashes;
+        self.encoded = Some(encoded);
+        self.account()?;
+        if keep.iter().all(|&k| k) {
+            return Ok(batch.clone());
+        }
+        Ok(filter_record_batch(batch, &BooleanArray::from(keep))?)
+    }
+
+    /// Tells the memory pool what the keys hold; when it refuses, the keys' bytes move to a
+    /// spill file, and when even the index does not fit, the query fails with "Resources
+    /// exhausted" naming DistinctExec.
+    fn account(&mut self) -> DfResult<()> {
+        if self.spill.is_none() && self.chunks.len() * KEY_CHUNK > KEYS_IN_MEMORY {
+            self.spill_keys()?;
+        }
+        let held = self.memory();
+        let grow = held.saturating_sub(self.reservation.size());
+        if grow == 0 || self.reservation.try_grow(grow).is_ok() {
+            return Ok(());
+        }
+        if self.spill.is_none() {
+            self.spill_keys()?;
+        }
+        let held = self.memory();
+        match held.checked_sub(self.reservation.size()) {
+            Some(grow) => self.reservation.try_grow(grow),
+            None => {
+                self.reservation.shrink(self.reservation.size() - held);
+                Ok(())
+            }
+        }
+    }
+
+    /// Bytes held for the keys seen (what the memory pool is told).
+    fn memory(&self) -> usize {
+        let spill = self.spill.as_ref().map_or(0, |s| s.pending.capacity() + s.scratch.capacity());
+        self.chunks.iter().map(Vec::capacity).sum::<usize>()
+            + spill
+            + self.place.capacity() * size_of::<u64>()
+            + self.len.capacity() * size_of::<u32>()
+            + self.next.capacity() * size_of::<u32>()
+            + self.first.capacity() * (size_of::<(u64, u32)>() + 1)
+    }
+}
