@@ -103,12 +103,21 @@ const PARQUET_CODEC: datafusion::parquet::basic::Compression =
 /// session 9); LZ4_RAW / no dictionary measured within noise.
 pub const ROW_GROUP_ROWS: usize = 128 * 1024;
 
+/// A column's dictionary may grow to this many bytes per row group before its values are written
+/// plain (parquet-rs's and parquet-mr's default is 1 MiB). Interning a unique column (an id, a
+/// uuid, an email) costs a hash and a compare per value until the limit, then is thrown away;
+/// at 128 KiB that waste stops ~8× sooner, while names, titles and other repeated values still
+/// fit. users_batch 5.1 -> 4.3 CPU-s and users_stream 4.1 -> 3.4 on 1M users (alternating runs,
+/// session 9), files the same size (58 / 57 MB).
+pub const DICTIONARY_PAGE_BYTES: usize = 128 * 1024;
+
 /// How our Delta writes encode Parquet (one place for the settings that trade speed for size).
 pub fn writer_properties() -> datafusion::parquet::file::properties::WriterProperties {
     datafusion::parquet::file::properties::WriterProperties::builder()
         .set_created_by(format!("medallion {}", env!("CARGO_PKG_VERSION")))
         .set_compression(PARQUET_CODEC)
         .set_max_row_group_row_count(Some(ROW_GROUP_ROWS))
+        .set_dictionary_page_size_limit(DICTIONARY_PAGE_BYTES)
         .build()
 }
 

@@ -249,14 +249,16 @@ pub async fn optimize_open(
             )));
         }
     }
-    let mut builder =
-        table.optimize().with_filters(&literals).with_commit_properties(props).with_type(
-            if opts.zorder_by.is_empty() {
-                OptimizeType::Compact
-            } else {
-                OptimizeType::ZOrder(opts.zorder_by.clone())
-            },
-        );
+    let mut builder = table
+        .optimize()
+        .with_filters(&literals)
+        .with_commit_properties(props)
+        .with_writer_properties(crate::engine::delta::writer_properties())
+        .with_type(if opts.zorder_by.is_empty() {
+            OptimizeType::Compact
+        } else {
+            OptimizeType::ZOrder(opts.zorder_by.clone())
+        });
     if let Some(size) = opts.target_size.and_then(NonZeroU64::new) {
         builder = builder.with_target_size(size);
     }

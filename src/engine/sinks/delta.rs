@@ -135,6 +135,7 @@ async fn merge(
         .with_source_alias("source")
         .with_target_alias("target")
         .with_commit_properties(props)
+        .with_writer_properties(crate::engine::delta::writer_properties())
         .with_merge_schema(merge_schema)
         .when_matched_update(|u| {
             names.iter().fold(u, |u, c| u.update(Column::new_unqualified(c.as_str()), src(c)))
