@@ -72,6 +72,20 @@ pub fn memory_limit() -> Option<usize> {
     *LIMIT.get_or_init(|| parse_bytes(&std::env::var("MEDALLION_MEMORY_LIMIT").ok()?))
 }
 
+/// Distinct / Deduplicate as the streaming operator, unless a memory cap is set: its index of
+/// keys (~40 bytes per key) cannot spill, while DataFusion's aggregate spills all of its state
+/// (10M users under `1g`: the operator ran out beside the ssn join's hash table).
+fn streamed_distinct(
+    ctx: &SessionContext,
+    df: DataFrame,
+    keys: Option<Vec<usize>>,
+) -> Result<Option<DataFrame>> {
+    if memory_limit().is_some() {
+        return Ok(None);
+    }
+    transforms::distinct::plan(ctx, df, keys)
+}
+
 /// `512m`, `2g`, `1.5g`, `300k` or plain bytes.
 fn parse_bytes(text: &str) -> Option<usize> {
     let t = text.trim().to_ascii_lowercase();
@@ -417,7 +431,7 @@ impl<'a> Planner<'a> {
             // streamed: each new row passes at once (`transforms::distinct`)
             NodeKind::Distinct(_) => {
                 let df = in_()?;
-                match transforms::distinct::plan(&self.ctx, df.clone(), None)? {
+                match streamed_distinct(&self.ctx, df.clone(), None)? {
                     Some(distinct) => Ok(distinct),
                     None => Ok(df.distinct()?),
                 }
@@ -439,8 +453,7 @@ impl<'a> Planner<'a> {
                 let at: Vec<usize> =
                     cfg.keys.iter().filter_map(|k| names.iter().position(|n| n == k)).collect();
                 if !at.is_empty()
-                    && let Some(deduped) =
-                        transforms::distinct::plan(&self.ctx, df.clone(), Some(at))?
+                    && let Some(deduped) = streamed_distinct(&self.ctx, df.clone(), Some(at))?
                 {
                     return Ok(deduped);
                 }
