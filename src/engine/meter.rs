@@ -21,7 +21,6 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::fmt;
-use std::future::Future;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
@@ -178,6 +177,7 @@ struct MeteredTable {
     counter: Arc<EdgeCounter>,
 }
 
+#[async_trait::async_trait]
 impl TableProvider for MeteredTable {
     fn schema(&self) -> SchemaRef {
         self.inner.schema()
@@ -195,29 +195,15 @@ impl TableProvider for MeteredTable {
         Ok(vec![TableProviderFilterPushDown::Unsupported; filters.len()])
     }
 
-    // `TableProvider` is an `#[async_trait]`; this is that macro's expansion of `scan` (the
-    // crate does not depend on `async-trait`).
-    fn scan<'life0, 'life1, 'life2, 'life3, 'async_trait>(
-        &'life0 self,
-        state: &'life1 dyn Session,
-        projection: Option<&'life2 Vec<usize>>,
-        filters: &'life3 [Expr],
+    async fn scan(
+        &self,
+        state: &dyn Session,
+        projection: Option<&Vec<usize>>,
+        filters: &[Expr],
         limit: Option<usize>,
-    ) -> Pin<Box<dyn Future<Output = DfResult<Arc<dyn ExecutionPlan>>> + Send + 'async_trait>>
-    where
-        'life0: 'async_trait,
-        'life1: 'async_trait,
-        'life2: 'async_trait,
-        'life3: 'async_trait,
-        Self: 'async_trait,
-    {
-        let inner = self.inner.scan(state, projection, filters, limit);
-        let counter = Arc::clone(&self.counter);
-        Box::pin(async move {
-            let plan: Arc<dyn ExecutionPlan> =
-                Arc::new(MeteredExec { input: inner.await?, counter });
-            Ok(plan)
-        })
+    ) -> DfResult<Arc<dyn ExecutionPlan>> {
+        let input = self.inner.scan(state, projection, filters, limit).await?;
+        Ok(Arc::new(MeteredExec { input, counter: Arc::clone(&self.counter) }))
     }
 }
 

@@ -14,8 +14,6 @@
 //! Exact, not probabilistic: a key's bytes are compared whenever hashes match.
 
 use std::fmt;
-use std::future::Future;
-use std::pin::Pin;
 use std::sync::Arc;
 
 use arrow::datatypes::SchemaRef;
@@ -69,6 +67,7 @@ struct DistinctTable {
     keys: Vec<usize>,
 }
 
+#[async_trait::async_trait]
 impl TableProvider for DistinctTable {
     fn schema(&self) -> SchemaRef {
         self.inner.schema()
@@ -87,44 +86,26 @@ impl TableProvider for DistinctTable {
         Ok(vec![TableProviderFilterPushDown::Unsupported; filters.len()])
     }
 
-    // `TableProvider` is an `#[async_trait]`; this is that macro's expansion of `scan`, as in
-    // `meter.rs`. Columns and limits are not pushed below the distinct (they change which
-    // rows are duplicates); the projection is applied above it.
-    fn scan<'life0, 'life1, 'life2, 'life3, 'async_trait>(
-        &'life0 self,
-        state: &'life1 dyn Session,
-        projection: Option<&'life2 Vec<usize>>,
-        _filters: &'life3 [Expr],
+    /// Columns and limits are not pushed below the distinct (they change which rows are
+    /// duplicates); the projection is applied above it.
+    async fn scan(
+        &self,
+        state: &dyn Session,
+        projection: Option<&Vec<usize>>,
+        _filters: &[Expr],
         _limit: Option<usize>,
-    ) -> Pin<Box<dyn Future<Output = DfResult<Arc<dyn ExecutionPlan>>> + Send + 'async_trait>>
-    where
-        'life0: 'async_trait,
-        'life1: 'async_trait,
-        'life2: 'async_trait,
-        'life3: 'async_trait,
-        Self: 'async_trait,
-    {
-        let inner = self.inner.scan(state, None, &[], None);
-        let keys = self.keys.clone();
-        let projection = projection.cloned();
-        Box::pin(async move {
-            let input = inner.await?;
-            let distinct: Arc<dyn ExecutionPlan> = Arc::new(DistinctExec::new(input, keys));
-            match projection {
-                Some(p) => {
-                    let schema = distinct.schema();
-                    let columns = p.iter().map(|&i| {
-                        let name = schema.field(i).name().clone();
-                        let expr: Arc<dyn PhysicalExpr> = Arc::new(Column::new(&name, i));
-                        (expr, name)
-                    });
-                    let projected: Arc<dyn ExecutionPlan> =
-                        Arc::new(ProjectionExec::try_new(columns, distinct)?);
-                    Ok(projected)
-                }
-                None => Ok(distinct),
-            }
-        })
+    ) -> DfResult<Arc<dyn ExecutionPlan>> {
+        let input = self.inner.scan(state, None, &[], None).await?;
+        let distinct: Arc<dyn ExecutionPlan> =
+            Arc::new(DistinctExec::new(input, self.keys.clone()));
+        let Some(p) = projection else { return Ok(distinct) };
+        let schema = distinct.schema();
+        let columns = p.iter().map(|&i| {
+            let name = schema.field(i).name().clone();
+            let expr: Arc<dyn PhysicalExpr> = Arc::new(Column::new(&name, i));
+            (expr, name)
+        });
+        Ok(Arc::new(ProjectionExec::try_new(columns, distinct)?))
     }
 }
 
@@ -283,7 +264,10 @@ mod tests {
 
     /// (id, name, tags) rows; `tags` a list of strings (DataFusion's aggregate falls back to
     /// row-encoded groups for it, as users_batch's `user_skills`).
-    fn batch(rows: &[(Option<i64>, Option<&str>, Option<&[&str]>)]) -> RecordBatch {
+    /// (id, name, tags) of one test row.
+    type Row<'a> = (Option<i64>, Option<&'a str>, Option<&'a [&'a str]>);
+
+    fn batch(rows: &[Row]) -> RecordBatch {
         let schema = Arc::new(Schema::new(vec![
             Field::new("id", DataType::Int64, true),
             Field::new("name", DataType::Utf8, true),
@@ -405,7 +389,7 @@ mod tests {
     #[tokio::test]
     async fn keys_past_the_memory_pool_spill_and_stay_exact() {
         let name = "a name that takes room, ".repeat(16);
-        let rows: Vec<(Option<i64>, Option<&str>, Option<&[&str]>)> =
+        let rows: Vec<Row> =
             (0..25_000).map(|i| (Some(i % 20_000), Some(name.as_str()), None)).collect();
         let batches: Vec<RecordBatch> = rows.chunks(1_000).map(batch).collect();
         let table = || MemTable::try_new(batches[0].schema(), vec![batches.clone()]).unwrap();
