@@ -53,7 +53,7 @@ pub fn plan(
     let keys = keys.unwrap_or_else(|| (0..schema.fields().len()).collect());
     let fields: Vec<SortField> =
         keys.iter().map(|&k| SortField::new(schema.field(k).data_type().clone())).collect();
-    if !RowConverter::supports_fields(&fields) {
+    if fields.is_empty() || !RowConverter::supports_fields(&fields) {
         return Ok(None);
     }
     let table = DistinctTable { inner: df.into_view(), keys };

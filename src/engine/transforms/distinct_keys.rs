@@ -9,14 +9,14 @@
 
 use std::collections::HashMap;
 use std::fs::File;
-use std::hash::{BuildHasherDefault, Hasher};
+use std::hash::{BuildHasher, BuildHasherDefault, Hasher};
 use std::os::unix::fs::FileExt;
 use std::sync::Arc;
 
 use arrow::array::{ArrayRef, BooleanArray, RecordBatch};
 use arrow::compute::filter_record_batch;
 use arrow::row::{RowConverter, Rows};
-use datafusion::common::hash_utils::{RandomState, create_hashes};
+use datafusion::common::hash_utils::RandomState;
 use datafusion::error::{DataFusionError, Result as DfResult};
 use datafusion::execution::SpillFile;
 use datafusion::execution::disk_manager::DiskManager;
@@ -80,7 +80,6 @@ pub(super) struct Seen {
     len: Vec<u32>,
     first: HashMap<u64, u32, BuildHasherDefault<IdentityHasher>>,
     next: Vec<u32>,
-    hashes: Vec<u64>,
     encoded: Option<Rows>,
     reservation: MemoryReservation,
     disk: Arc<DiskManager>,
@@ -107,7 +106,6 @@ impl Seen {
             len: Vec::new(),
             first: HashMap::default(),
             next: Vec::new(),
-            hashes: Vec::new(),
             encoded: None,
             reservation,
             disk,
@@ -206,10 +204,6 @@ impl Seen {
             return Ok(batch.clone());
         }
         let columns: Vec<ArrayRef> = keys.iter().map(|&k| Arc::clone(batch.column(k))).collect();
-        let mut hashes = std::mem::take(&mut self.hashes);
-        hashes.clear();
-        hashes.resize(n, 0);
-        create_hashes(&columns, &self.random, &mut hashes)?;
         let mut encoded = match self.encoded.take() {
             Some(mut rows) => {
                 rows.clear();
@@ -219,9 +213,11 @@ impl Seen {
         };
         self.converter.append(&mut encoded, &columns)?;
         let mut keep = Vec::with_capacity(n);
-        for (i, &hash) in hashes.iter().enumerate() {
+        for i in 0..n {
             let row = encoded.row(i);
             let row = row.as_ref();
+            // the encoded bytes, not the columns: every type arrow-row encodes hashes
+            let hash = self.random.hash_one(row);
             let mut at = self.first.get(&hash).copied().unwrap_or(END);
             while at != END && !self.is(at, row)? {
                 at = self.next[at as usize];
@@ -234,7 +230,6 @@ impl Seen {
             }
             keep.push(new);
         }
-        self.hashes = hashes;
         self.encoded = Some(encoded);
         self.account()?;
         if keep.iter().all(|&k| k) {
