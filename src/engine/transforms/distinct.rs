@@ -262,11 +262,11 @@ mod tests {
 
     use super::*;
 
-    /// (id, name, tags) rows; `tags` a list of strings (DataFusion's aggregate falls back to
-    /// row-encoded groups for it, as users_batch's `user_skills`).
     /// (id, name, tags) of one test row.
     type Row<'a> = (Option<i64>, Option<&'a str>, Option<&'a [&'a str]>);
 
+    /// A batch of rows; `tags` a list of strings (DataFusion's aggregate falls back to
+    /// row-encoded groups for it, as users_batch's `user_skills`).
     fn batch(rows: &[Row]) -> RecordBatch {
         let schema = Arc::new(Schema::new(vec![
             Field::new("id", DataType::Int64, true),

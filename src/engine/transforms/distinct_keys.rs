@@ -84,6 +84,8 @@ pub(super) struct Seen {
     reservation: MemoryReservation,
     disk: Arc<DiskManager>,
     spill: Option<SpillKeys>,
+    /// Key bytes kept in memory before they spill (`KEYS_IN_MEMORY`).
+    keys_in_memory: usize,
 }
 
 fn too_many() -> DataFusionError {
@@ -110,6 +112,7 @@ impl Seen {
             reservation,
             disk,
             spill: None,
+            keys_in_memory: KEYS_IN_MEMORY,
         }
     }
 
@@ -242,7 +245,8 @@ impl Seen {
     /// spill file, and when even the index does not fit, the query fails with "Resources
     /// exhausted" naming DistinctExec.
     fn account(&mut self) -> DfResult<()> {
-        if self.spill.is_none() && self.chunks.len() * KEY_CHUNK > KEYS_IN_MEMORY {
+        let in_memory: usize = self.chunks.iter().map(Vec::len).sum();
+        if self.spill.is_none() && in_memory > self.keys_in_memory {
             self.spill_keys()?;
         }
         let held = self.memory();
@@ -272,5 +276,56 @@ impl Seen {
             + self.len.capacity() * size_of::<u32>()
             + self.next.capacity() * size_of::<u32>()
             + self.first.capacity() * (size_of::<(u64, u32)>() + 1)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use arrow::array::{Int64Array, StringArray};
+    use arrow::datatypes::{DataType, Field, Schema};
+    use arrow::row::SortField;
+    use datafusion::execution::memory_pool::{MemoryConsumer, MemoryPool, UnboundedMemoryPool};
+
+    use super::*;
+
+    fn batch(ids: std::ops::Range<i64>) -> RecordBatch {
+        let schema = Arc::new(Schema::new(vec![
+            Field::new("id", DataType::Int64, false),
+            Field::new("name", DataType::Utf8, false),
+        ]));
+        let names: Vec<String> = ids.clone().map(|i| format!("名前 {i} ").repeat(8)).collect();
+        RecordBatch::try_new(
+            schema,
+            vec![Arc::new(Int64Array::from_iter_values(ids)), Arc::new(StringArray::from(names))],
+        )
+        .unwrap()
+    }
+
+    /// With no pool limit, keys past the in-memory budget move to the spill file (none stay in
+    /// memory) and every later repeat, in memory or spilled, is still found: repeats of the
+    /// first keys, of the last ones and within one batch are all dropped.
+    #[test]
+    fn keys_past_the_budget_spill_and_repeats_are_still_found() {
+        let pool: Arc<dyn MemoryPool> = Arc::new(UnboundedMemoryPool::default());
+        let converter = RowConverter::new(vec![
+            SortField::new(DataType::Int64),
+            SortField::new(DataType::Utf8),
+        ])
+        .unwrap();
+        let disk = Arc::new(DiskManager::builder().build().unwrap());
+        let mut seen = Seen::new(converter, MemoryConsumer::new("t").register(&pool), disk);
+        seen.keys_in_memory = 1 << 20;
+        let mut kept = 0;
+        for start in (0..20_000).step_by(1_000) {
+            kept += seen.first_seen(&batch(start..start + 1_000), &[0, 1]).unwrap().num_rows();
+        }
+        assert_eq!(kept, 20_000);
+        assert!(seen.spill.is_some() && seen.chunks.is_empty(), "~2.3 MB of keys spilled");
+        for repeat in [0..1_000, 19_000..20_000, 500..1_500] {
+            assert_eq!(seen.first_seen(&batch(repeat), &[0, 1]).unwrap().num_rows(), 0);
+        }
+        let new = batch(20_000..20_010);
+        let fresh = arrow::compute::concat_batches(&new.schema(), [&new, &new]).unwrap();
+        assert_eq!(seen.first_seen(&fresh, &[0, 1]).unwrap().num_rows(), 10, "new keys once");
     }
 }
