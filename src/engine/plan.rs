@@ -10,6 +10,8 @@ use std::sync::Arc;
 use arrow::datatypes::{DataType, Schema, SchemaRef};
 use datafusion::common::Column;
 use datafusion::datasource::MemTable;
+use datafusion::execution::SessionStateBuilder;
+use datafusion::physical_plan::ExecutionPlan;
 use datafusion::prelude::{DataFrame, Expr, SessionContext, cast, col};
 use deltalake::delta_datafusion::DeltaSessionContext;
 
@@ -333,18 +335,16 @@ impl<'a> Planner<'a> {
                 let df = in_()?;
                 let input_schema = arrow_schema(&df);
                 let out_schema = transforms::parse_json::output_schema(&input_schema, cfg)?;
-                let batches = df.collect().await?;
                 if cfg.parse_mode != ParseMode::FailFast {
-                    let (table, bad) = transforms::parse_json::streaming_table(
-                        id.as_str(),
-                        &input_schema,
-                        batches,
-                        cfg,
-                    )?;
+                    // decoded as the plan reads its input, which is read as it arrives
+                    let input = in_one_partition(df).await?;
+                    let (table, bad) =
+                        transforms::parse_json::streaming_table(id.as_str(), input, cfg)?;
                     self.streamed_bad_records.push((id.clone(), cfg.parse_mode, bad));
                     return Ok(self.ctx.read_table(Arc::new(table))?);
                 }
                 // fail_fast: a bad record stops the plan here, before any sink writes
+                let batches = df.collect().await?;
                 let mut parts = Vec::new();
                 for (parsed, bad) in transforms::parse_json::parse_all(batches, cfg).await? {
                     parts.push(parsed);
@@ -580,6 +580,15 @@ fn needs_conform(t: &DataType) -> bool {
         DataType::Utf8View | DataType::LargeUtf8 => true,
         _ => false,
     }
+}
+
+/// `df`'s physical plan in one partition, in its input order (no round-robin split for
+/// parallelism: a consumer that numbers rows needs them in the same order every time).
+pub async fn in_one_partition(df: DataFrame) -> Result<Arc<dyn ExecutionPlan>> {
+    let (state, logical) = df.into_parts();
+    let config = state.config().clone().with_target_partitions(1);
+    let state = SessionStateBuilder::new_from_existing(state).with_config(config).build();
+    Ok(state.create_physical_plan(&logical).await?)
 }
 
 /// Arrow schema of a DataFrame, detached from DataFusion's qualified schema.

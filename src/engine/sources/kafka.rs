@@ -9,7 +9,9 @@ use std::time::Duration;
 
 use arrow::array::RecordBatch;
 use arrow::datatypes::{DataType, Field, Fields, Schema, SchemaRef, TimeUnit};
+use datafusion::catalog::streaming::StreamingTable;
 use datafusion::datasource::MemTable;
+use datafusion::physical_plan::streaming::PartitionStream;
 use datafusion::prelude::SessionContext;
 use rdkafka::config::ClientConfig;
 
@@ -20,6 +22,7 @@ use crate::model::node::{KafkaSource, ParseMode};
 use super::super::checkpoint::SourceOffset;
 use super::super::{EngineError, Result};
 use super::blocking;
+use super::kafka_arrivals::{Arrivals, ArrivalsPartition};
 pub use super::kafka_client::KafkaClient;
 use super::stream_source::{SourceData, offset_mismatch};
 
@@ -75,10 +78,10 @@ pub fn client_config(bootstrap: &str, options: &BTreeMap<String, String>) -> Res
 }
 
 /// Messages of a batch read ahead: fetched while planning it (a live trigger), or being read
-/// in the background while the previous batch is processed (availableNow).
+/// on a thread of their own while the previous batch is processed (availableNow).
 enum Prefetch {
     Ready(BTreeMap<String, [i64; 2]>, Vec<RecordBatch>),
-    Pending(BTreeMap<String, [i64; 2]>, tokio::task::JoinHandle<Result<Vec<RecordBatch>>>),
+    Reading(BTreeMap<String, [i64; 2]>, Arc<Arrivals>),
 }
 
 /// A Kafka source's state between batches.
@@ -95,6 +98,8 @@ pub(crate) struct KafkaStream {
     /// however slowly a fetch answers, then stops.
     bound: Option<BTreeMap<String, i64>>,
     prefetched: Mutex<Option<Prefetch>>,
+    /// The read of the batch being processed, while the plan reads it.
+    current: Mutex<Option<Arc<Arrivals>>>,
     lag: BTreeMap<String, i64>,
     warnings: Vec<String>,
 }
@@ -118,6 +123,7 @@ impl KafkaStream {
             started: false,
             bound: None,
             prefetched: Mutex::new(None),
+            current: Mutex::new(None),
             lag: BTreeMap::new(),
             warnings: Vec::new(),
         })
@@ -256,9 +262,7 @@ impl KafkaStream {
                 && p.is_none()
                 && ranges.values().any(|[s, e]| e > s)
             {
-                let (client, r) = (self.client.clone(), ranges.clone());
-                let task = tokio::task::spawn_blocking(move || client.read(&r));
-                *p = Some(Prefetch::Pending(ranges.clone(), task));
+                *p = Some(Prefetch::Reading(ranges.clone(), self.start_read(ranges.clone(), None)));
             }
             return Ok(SourceOffset::Kafka { ranges });
         }
@@ -278,27 +282,55 @@ impl KafkaStream {
         Ok(SourceOffset::Kafka { ranges })
     }
 
+    /// Starts reading `ranges` on a blocking thread, once `after` (the read before it on this
+    /// consumer) has ended; the plan reads the messages as they arrive.
+    fn start_read(
+        &self,
+        ranges: BTreeMap<String, [i64; 2]>,
+        after: Option<Arc<Arrivals>>,
+    ) -> Arc<Arrivals> {
+        let arrivals = Arrivals::new(schema());
+        let (client, out) = (self.client.clone(), arrivals.clone());
+        tokio::task::spawn_blocking(move || {
+            // ends the arrivals if the read never does (a panic): no reader waits forever
+            struct Ends(Arc<Arrivals>);
+            impl Drop for Ends {
+                fn drop(&mut self) {
+                    self.0.finish(&Err(EngineError::Config("the Kafka read stopped".into())));
+                }
+            }
+            let ends = Ends(out);
+            if let Some(previous) = after {
+                previous.wait_blocking();
+            }
+            client.read_into(&ranges, &ends.0);
+        });
+        arrivals
+    }
+
     /// Reads exactly the offset ranges of `offset`: read ahead when they are the ones
-    /// expected, else now (a replay after a restart). availableNow then starts reading the
-    /// next batch's ranges in the background: fetching overlaps processing.
+    /// expected, else now (a replay after a restart). The plan reads the messages as they
+    /// arrive (decoding and writing overlap the fetch); availableNow also starts the next
+    /// batch's read, which fetches while this batch is processed.
     pub async fn read(&self, ctx: &SessionContext, offset: &SourceOffset) -> Result<SourceData> {
         let SourceOffset::Kafka { ranges } = offset else {
             return Err(offset_mismatch(offset, &self.describe()));
         };
         let ahead = self.prefetched.lock().ok().and_then(|mut p| p.take());
-        let batches = match ahead {
-            Some(Prefetch::Ready(r, batches)) if &r == ranges => batches,
-            Some(Prefetch::Pending(r, task)) if &r == ranges => task
-                .await
-                .map_err(|e| EngineError::Config(format!("Kafka read-ahead stopped: {e}")))??,
-            other => {
-                if let Some(Prefetch::Pending(_, task)) = other {
-                    // never two reads on one consumer: let the stale one end first
-                    let _ = task.await;
+        let arrivals = match ahead {
+            Some(Prefetch::Ready(r, batches)) if &r == ranges => {
+                if let Ok(mut c) = self.current.lock() {
+                    *c = None;
                 }
-                let (client, ranges) = (self.client.clone(), ranges.clone());
-                blocking(move || client.read(&ranges)).await?
+                let rows = batches.iter().map(RecordBatch::num_rows).sum::<usize>() as u64;
+                let table = MemTable::try_new(schema(), vec![batches])?;
+                let df = ctx.read_table(Arc::new(table))?;
+                return Ok(SourceData { df, rows, bad: Vec::new(), mode: ParseMode::Permissive });
             }
+            Some(Prefetch::Reading(r, arrivals)) if &r == ranges => arrivals,
+            // never two reads on one consumer: a stale read ends first
+            Some(Prefetch::Reading(_, stale)) => self.start_read(ranges.clone(), Some(stale)),
+            _ => self.start_read(ranges.clone(), None),
         };
         if let Some(bound) = &self.bound {
             let starts = ranges.iter().map(|(tp, [_, e])| (tp.clone(), *e)).collect();
@@ -308,17 +340,37 @@ impl KafkaStream {
                 .collect();
             let next = rate_limit(&starts, &ends, self.cfg.max_offsets_per_trigger);
             if next.values().any(|[s, e]| e > s) {
-                let (client, r) = (self.client.clone(), next.clone());
-                let task = tokio::task::spawn_blocking(move || client.read(&r));
+                let reading = self.start_read(next.clone(), Some(arrivals.clone()));
                 if let Ok(mut p) = self.prefetched.lock() {
-                    *p = Some(Prefetch::Pending(next, task));
+                    *p = Some(Prefetch::Reading(next, reading));
                 }
             }
         }
-        let rows = batches.iter().map(RecordBatch::num_rows).sum::<usize>() as u64;
-        let table = MemTable::try_new(schema(), vec![batches])?;
+        if let Ok(mut c) = self.current.lock() {
+            *c = Some(arrivals.clone());
+        }
+        let partition = Arc::new(ArrivalsPartition(arrivals)) as Arc<dyn PartitionStream>;
+        let table = StreamingTable::try_new(schema(), vec![partition])?;
         let df = ctx.read_table(Arc::new(table))?;
-        Ok(SourceData { df, rows, bad: Vec::new(), mode: ParseMode::Permissive })
+        // the rows are counted when the read ends (`rows_read`)
+        Ok(SourceData { df, rows: 0, bad: Vec::new(), mode: ParseMode::Permissive })
+    }
+
+    /// The rows the current batch's read delivered, once it has ended (None for a live
+    /// trigger's batch, whose rows were counted at the read); its error if it failed.
+    pub async fn rows_read(&self) -> Result<Option<u64>> {
+        let current = self.current.lock().ok().and_then(|mut c| c.take());
+        match current {
+            Some(a) => a.finished().await.map(Some),
+            None => Ok(None),
+        }
+    }
+
+    /// Why the current batch's read failed, if it did (waits for it to end): a plan that
+    /// fails on it reports the read's own error, which says whether retrying helps.
+    pub async fn read_failure(&self) -> Option<EngineError> {
+        let current = self.current.lock().ok().and_then(|c| c.clone())?;
+        current.finished().await.err()
     }
 }
 

@@ -16,6 +16,7 @@ use rdkafka::{Offset, TopicPartitionList};
 
 use super::super::{EngineError, Result};
 use super::kafka::{parse_tp_key, tp_key};
+use super::kafka_arrivals::Arrivals;
 use super::kafka_batch::{BatchBuilder, OFFSET_COLUMN, VALUE_COLUMN};
 use super::kafka_client::{FETCH_STALL, KafkaClient, kafka_err};
 
@@ -142,6 +143,23 @@ impl KafkaClient {
     /// previous read's ended keeps the assignment (and what it already fetched); any other
     /// read (a replay, a restart, partitions added) assigns at its starts.
     pub fn read(&self, ranges: &BTreeMap<String, [i64; 2]>) -> Result<Vec<RecordBatch>> {
+        let mut out = Vec::new();
+        self.read_each(ranges, &mut |b| out.push(b))?;
+        Ok(out)
+    }
+
+    /// [`Self::read`], handing each batch to `arrivals` as soon as it is built (the plan
+    /// decodes and writes while the rest is fetched); the read's outcome ends it.
+    pub(crate) fn read_into(&self, ranges: &BTreeMap<String, [i64; 2]>, arrivals: &Arrivals) {
+        let result = self.read_each(ranges, &mut |b| arrivals.push(b));
+        arrivals.finish(&result);
+    }
+
+    fn read_each(
+        &self,
+        ranges: &BTreeMap<String, [i64; 2]>,
+        emit: &mut dyn FnMut(RecordBatch),
+    ) -> Result<()> {
         let mut wanted = Vec::new();
         for (key, [start, end]) in ranges {
             if end <= start {
@@ -153,10 +171,10 @@ impl KafkaClient {
             wanted.push((topic, partition, *start, *end));
         }
         if wanted.is_empty() {
-            return Ok(Vec::new());
+            return Ok(());
         }
         let mut st = self.reader.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-        let result = self.read_locked(&mut st, &wanted);
+        let result = self.read_locked(&mut st, &wanted, emit);
         if result.is_err() {
             st.reset();
             let _ = self.consumer().unassign();
@@ -168,7 +186,8 @@ impl KafkaClient {
         &self,
         st: &mut ReadState,
         wanted: &[(&str, i32, i64, i64)],
-    ) -> Result<Vec<RecordBatch>> {
+        emit: &mut dyn FnMut(RecordBatch),
+    ) -> Result<()> {
         let continues = !st.dropped
             && wanted.iter().all(|(t, p, start, _)| {
                 st.index(t, *p).is_some_and(|i| st.parts[i].read_to == Some(*start))
@@ -186,16 +205,17 @@ impl KafkaClient {
         // per assigned partition: this read's range, and whether it is complete
         let mut range: Vec<Option<[i64; 2]>> = vec![None; st.parts.len()];
         let mut done = vec![true; st.parts.len()];
-        let mut out = Vec::new();
         let mut left = 0;
+        let mut carried = Vec::new();
         for (topic, partition, start, end) in wanted {
             let i = st.index(topic, *partition).expect("assigned above");
             range[i] = Some([*start, *end]);
             let before = st.parts[i].carry_bytes;
-            done[i] = st.parts[i].take(*end, &mut out)?;
+            done[i] = st.parts[i].take(*end, &mut carried)?;
             st.carried -= before - st.parts[i].carry_bytes;
             left += usize::from(!done[i]);
         }
+        carried.into_iter().for_each(&mut *emit);
         let mut builder = BatchBuilder::new();
         let mut last_progress = Instant::now();
         let mut delivered = 0u64;
@@ -213,7 +233,7 @@ impl KafkaClient {
                             if offset >= start {
                                 builder.push(&msg);
                                 if builder.len() >= BATCH_ROWS {
-                                    out.push(builder.finish()?);
+                                    emit(builder.finish()?);
                                 }
                             }
                         }
@@ -260,14 +280,14 @@ impl KafkaClient {
             }
         }
         if builder.len() > 0 {
-            out.push(builder.finish()?);
+            emit(builder.finish()?);
         }
         for (i, r) in range.iter().enumerate() {
             if let Some([_, end]) = r {
                 st.parts[i].read_to = Some(*end);
             }
         }
-        Ok(out)
+        Ok(())
     }
 
     /// Marks complete the ranges the consumer's position has passed; how many it marked.

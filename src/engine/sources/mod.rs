@@ -10,6 +10,7 @@ pub mod generator;
 pub mod json_lines;
 pub mod json_spark;
 pub mod kafka;
+mod kafka_arrivals;
 mod kafka_batch;
 pub mod kafka_client;
 mod kafka_read;

@@ -148,6 +148,24 @@ impl StreamSource {
             StreamSource::Generator(s) => s.read(ctx, offset),
         }
     }
+
+    /// The rows of the last read, for a source whose plan read them as they arrived (Kafka),
+    /// once that read has ended; its error if it failed.
+    pub async fn rows_read(&self) -> Result<Option<u64>> {
+        match self {
+            StreamSource::Kafka(s) => s.rows_read().await,
+            _ => Ok(None),
+        }
+    }
+
+    /// The error of the last read when it failed while the plan read it (the plan's own
+    /// error only says the stream broke).
+    pub async fn read_failure(&self) -> Option<EngineError> {
+        match self {
+            StreamSource::Kafka(s) => s.read_failure().await,
+            _ => None,
+        }
+    }
 }
 
 /// The error for checkpoint offsets of another kind than the source reading them.

@@ -177,6 +177,15 @@ pub(super) async fn run_batch(
         rows_per_node.insert(sink.id.to_string(), outcome.rows_added + outcome.rows_updated);
         sink_write_ms.insert(sink.id.to_string(), t_sink.elapsed().as_millis() as u64);
     }
+    // a source read as the plan ran (Kafka) knows its rows once its read has ended
+    for s in sources {
+        if let Some(rows) = s.rows_read().await.at_node(&pipeline.name, s.node())? {
+            input_rows += rows;
+            if let Some(p) = source_progress.get_mut(s.node().as_str()) {
+                p.input_rows = rows;
+            }
+        }
+    }
     let mut transforms: BTreeMap<String, BadRecordCounts> = BTreeMap::new();
     for (node, mode, record) in planner.take_bad_records() {
         let counts = transforms.entry(node.to_string()).or_default();

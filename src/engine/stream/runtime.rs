@@ -271,6 +271,21 @@ pub async fn run_stream(
         )
         .await;
         report_compactions(pipeline, &mut compactor, on_event);
+        // a plan that broke on a source's read reports the read's error (a broker away is
+        // retried: the batch is replayed from its offsets)
+        let batch = match batch {
+            Err(e) if !e.is_retryable() => {
+                let mut failure = None;
+                for s in &sources {
+                    if let Some(f) = s.read_failure().await {
+                        failure = Some(f.at_node(&pipeline.name, s.node()));
+                        break;
+                    }
+                }
+                Err(failure.unwrap_or(e))
+            }
+            b => b,
+        };
         let (progress, batch_state) = match batch {
             Ok(p) => p,
             Err(e) if e.is_retryable() => {

@@ -15,8 +15,10 @@ use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use datafusion::catalog::streaming::StreamingTable;
 use datafusion::error::DataFusionError;
 use datafusion::execution::{SendableRecordBatchStream, TaskContext};
-use datafusion::physical_plan::stream::RecordBatchReceiverStreamBuilder;
+use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
 use datafusion::physical_plan::streaming::PartitionStream;
+use datafusion::physical_plan::{ExecutionPlan, ExecutionPlanProperties};
+use futures::{StreamExt, TryStreamExt};
 
 use crate::model::node::{ParseJson, ParseMode};
 
@@ -112,26 +114,27 @@ pub async fn parse_all(
     Ok(parts)
 }
 
-/// A table that decodes `batches` as it is read, a run of batches per core: the sink encodes
-/// Parquet while the next documents are decoded, instead of after all of them (music_kafka:
-/// ~100 ms of each 200,000-message batch). Bad records go to the returned collector, once per
-/// input row however often the plan runs.
+/// A table that decodes its input as it is read: input batches are decoded in order, as
+/// many at once as there are cores, while the sink encodes Parquet (music_kafka: ~100 ms of
+/// each 200,000-message batch), and the input itself is read as it arrives (a Kafka batch is
+/// decoded while the rest of it is fetched). Bad records go to the returned collector, once
+/// per input row however often the plan runs.
 pub fn streaming_table(
     node: &str,
-    input: &Schema,
-    batches: Vec<RecordBatch>,
+    input: Arc<dyn ExecutionPlan>,
     cfg: &ParseJson,
 ) -> Result<(StreamingTable, BadRecords)> {
-    let out = output_schema(input, cfg)?;
+    let input_schema = input.schema();
+    let out = output_schema(&input_schema, cfg)?;
     // what would fail on every batch fails here, at the node
-    let idx = input.index_of(&cfg.column).map_err(|_| {
+    let idx = input_schema.index_of(&cfg.column).map_err(|_| {
         EngineError::Config(format!(
             "no column `{}` to parse; columns are: {}",
             cfg.column,
-            names(input)
+            names(&input_schema)
         ))
     })?;
-    let ty = input.field(idx).data_type();
+    let ty = input_schema.field(idx).data_type();
     if !arrow::compute::can_cast_types(ty, &DataType::Binary) {
         return Err(EngineError::Config(format!(
             "column `{}` is {ty}, not text or bytes",
@@ -139,53 +142,65 @@ pub fn streaming_table(
         )));
     }
     let bad = BadRecords::default();
-    let partitions = runs(batches)
-        .into_iter()
-        .map(|run| {
-            Arc::new(ParsePartition {
-                node: node.to_owned(),
-                run,
-                cfg: cfg.clone(),
-                schema: out.clone(),
-                bad: bad.clone(),
-            }) as Arc<dyn PartitionStream>
-        })
-        .collect();
-    Ok((StreamingTable::try_new(out, partitions)?, bad))
+    let partition = Arc::new(ParseStream {
+        node: node.to_owned(),
+        input,
+        cfg: cfg.clone(),
+        schema: out.clone(),
+        bad: bad.clone(),
+    }) as Arc<dyn PartitionStream>;
+    Ok((StreamingTable::try_new(out, vec![partition])?, bad))
 }
 
 #[derive(Debug)]
-struct ParsePartition {
+struct ParseStream {
     node: String,
-    run: Vec<(u64, RecordBatch)>,
+    input: Arc<dyn ExecutionPlan>,
     cfg: ParseJson,
     schema: SchemaRef,
     bad: BadRecords,
 }
 
-impl PartitionStream for ParsePartition {
+impl PartitionStream for ParseStream {
     fn schema(&self) -> &SchemaRef {
         &self.schema
     }
 
-    fn execute(&self, _ctx: Arc<TaskContext>) -> SendableRecordBatchStream {
-        let mut builder = RecordBatchReceiverStreamBuilder::new(self.schema.clone(), 2);
-        let tx = builder.tx();
-        let (run, cfg, bad, node) =
-            (self.run.clone(), self.cfg.clone(), self.bad.clone(), self.node.clone());
-        builder.spawn_blocking(move || {
-            for (base, batch) in &run {
-                let (parsed, found) = parse_at(batch, &cfg, *base)
-                    .map_err(|e| DataFusionError::External(format!("node `{node}`: {e}").into()))?;
-                bad.add(found);
-                // the consumer is gone (a LIMIT satisfied, a cancelled preview)
-                if tx.blocking_send(Ok(parsed)).is_err() {
-                    break;
+    fn execute(&self, ctx: Arc<TaskContext>) -> SendableRecordBatchStream {
+        // the input's partitions one after another: rows are numbered the same way at
+        // every execution (the caller plans the input as one partition)
+        let plan = Arc::clone(&self.input);
+        let input = futures::stream::iter(0..plan.output_partitioning().partition_count())
+            .map(move |p| plan.execute(p, Arc::clone(&ctx)))
+            .try_flatten();
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+        let (cfg, bad, node) = (self.cfg.clone(), self.bad.clone(), self.node.clone());
+        let decoded = input
+            // each batch with the input row it starts at (bad records are numbered by it)
+            .scan(0u64, |rows, batch| {
+                let at = *rows;
+                if let Ok(b) = &batch {
+                    *rows += b.num_rows() as u64;
                 }
-            }
-            Ok(())
-        });
-        builder.build()
+                futures::future::ready(Some(batch.map(|b| (at, b))))
+            })
+            .map(move |item| {
+                let (cfg, bad, node) = (cfg.clone(), bad.clone(), node.clone());
+                async move {
+                    let (base, batch) = item?;
+                    let (parsed, found) =
+                        tokio::task::spawn_blocking(move || parse_at(&batch, &cfg, base))
+                            .await
+                            .map_err(|e| DataFusionError::External(e.into()))?
+                            .map_err(|e| {
+                                DataFusionError::External(format!("node `{node}`: {e}").into())
+                            })?;
+                    bad.add(found);
+                    Ok(parsed)
+                }
+            })
+            .buffered(cores);
+        Box::pin(RecordBatchStreamAdapter::new(self.schema.clone(), decoded))
     }
 }
 
@@ -328,6 +343,18 @@ mod tests {
     use crate::model::node::RESCUED_DATA_COLUMN;
     use arrow::array::{Int64Array, StringArray};
 
+    async fn memory_plan(
+        ctx: &datafusion::prelude::SessionContext,
+        schema: &SchemaRef,
+        batches: Vec<RecordBatch>,
+    ) -> Arc<dyn ExecutionPlan> {
+        let table =
+            datafusion::datasource::MemTable::try_new(schema.clone(), vec![batches]).unwrap();
+        crate::engine::plan::in_one_partition(ctx.read_table(Arc::new(table)).unwrap())
+            .await
+            .unwrap()
+    }
+
     /// Streamed, on two cores: every good row once, each bad row once by its row in the whole
     /// input (not in its batch), however often the plan runs.
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -352,8 +379,9 @@ mod tests {
             parse_mode: ParseMode::DropMalformed,
             keep: vec![],
         };
-        let (table, bad) = streaming_table("parse", &schema, batches, &cfg).unwrap();
         let ctx = datafusion::prelude::SessionContext::new();
+        let (table, bad) =
+            streaming_table("parse", memory_plan(&ctx, &schema, batches).await, &cfg).unwrap();
         let df = ctx.read_table(Arc::new(table)).unwrap();
         for _ in 0..2 {
             let rows = df.clone().aggregate(
@@ -374,7 +402,9 @@ mod tests {
         assert_eq!(found, [("row 10003".to_owned(), 10_003), ("row 30000".to_owned(), 30_000)]);
         // a column that cannot be parsed fails at planning, naming it
         let wrong = ParseJson { column: "nope".into(), ..cfg };
-        let err = streaming_table("parse", &schema, vec![], &wrong).unwrap_err().to_string();
+        let err = streaming_table("parse", memory_plan(&ctx, &schema, vec![]).await, &wrong)
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("no column `nope` to parse"), "{err}");
     }
 
