@@ -47,6 +47,8 @@ impl CommitMeta {
 
 /// The `file://` URL of a local table directory (made absolute).
 pub fn table_url(path: &Path) -> Result<url::Url> {
+    // every table is opened by its URL: local logs list in time that does not grow with them
+    super::log_listing::install();
     let abs = std::path::absolute(path).map_err(|e| EngineError::io(path, e))?;
     url::Url::from_directory_path(&abs)
         .map_err(|()| EngineError::Config(format!("{} is not a valid table path", abs.display())))

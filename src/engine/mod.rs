@@ -20,6 +20,7 @@ pub mod eventlog;
 pub mod events;
 pub mod handle;
 pub mod lakehouse;
+mod log_listing;
 pub mod meter;
 pub mod open_tables;
 pub mod plan;
