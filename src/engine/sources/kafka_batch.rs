@@ -50,10 +50,12 @@ impl BatchBuilder {
         self.rows
     }
 
-    pub(super) fn push<M: Message>(&mut self, msg: &M) {
+    /// Appends `msg` of `topic` (its topic, known to the caller: `msg.topic()` measures and
+    /// checks the C string every time).
+    pub(super) fn push<M: Message>(&mut self, msg: &M, topic: &str) {
         self.key.append_option(msg.key());
         self.value.append_option(msg.payload());
-        self.topic.append_value(msg.topic());
+        self.topic.append_value(topic);
         self.partition.append_value(msg.partition());
         self.offset.append_value(msg.offset());
         let (ts, ty) = match msg.timestamp() {

@@ -249,12 +249,13 @@ impl KafkaClient {
             }
             match self.consumer().poll(Duration::from_millis(20)) {
                 Some(Ok(msg)) => {
-                    let key = tp_key(msg.topic(), msg.partition());
+                    let topic = msg.topic();
+                    let key = tp_key(topic, msg.partition());
                     let Some(range) = ranges.get_mut(&key) else { continue };
                     if msg.offset() < range[1] {
                         continue; // already taken
                     }
-                    builder.push(&msg);
+                    builder.push(&msg, topic);
                     range[1] = msg.offset() + 1;
                     total += 1;
                     last = Instant::now();

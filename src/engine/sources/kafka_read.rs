@@ -56,7 +56,7 @@ impl Assigned {
     fn keep<M: Message>(&mut self, msg: &M) -> Result<usize> {
         let bytes = msg.payload().map_or(0, <[u8]>::len);
         self.carry_bytes += bytes;
-        self.pending.push(msg);
+        self.pending.push(msg, &self.topic);
         if self.pending.len() >= BATCH_ROWS {
             self.carry.push_back(self.pending.finish()?);
         }
@@ -225,13 +225,14 @@ impl KafkaClient {
             }
             match self.consumer().poll(Duration::from_millis(200)) {
                 Some(Ok(msg)) => {
-                    let Some(i) = st.index(msg.topic(), msg.partition()) else { continue };
+                    let topic = msg.topic();
+                    let Some(i) = st.index(topic, msg.partition()) else { continue };
                     delivered += 1;
                     let offset = msg.offset();
                     match range[i] {
                         Some([start, end]) if offset < end => {
                             if offset >= start {
-                                builder.push(&msg);
+                                builder.push(&msg, topic);
                                 if builder.len() >= BATCH_ROWS {
                                     emit(builder.finish()?);
                                 }

@@ -240,11 +240,15 @@ fn parse_at(
         EngineError::Config(format!("column `{}` is not text or bytes", cfg.column))
     })?;
     let mut buf = Vec::with_capacity(text.value_data().len() + text.len());
+    // one scan of all the documents' bytes instead of one per document (~3% of music_kafka)
+    let offsets = text.value_offsets();
+    let all = &text.value_data()[offsets[0] as usize..offsets[text.len()] as usize];
+    let any_break = memchr::memchr2(b'\n', b'\r', all).is_some();
     for i in 0..text.len() {
         if text.is_valid(i) {
             let value = text.value(i);
             // a document with a line break inside (JSON allows them between tokens) stays one line
-            if memchr::memchr2(b'\n', b'\r', value).is_none() {
+            if !any_break || memchr::memchr2(b'\n', b'\r', value).is_none() {
                 buf.extend_from_slice(value);
             } else {
                 buf.extend(value.iter().map(|&b| if b == b'\n' || b == b'\r' { b' ' } else { b }));
