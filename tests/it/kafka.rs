@@ -419,6 +419,36 @@ async fn available_now_reads_to_the_end_offsets_at_start_however_slow_the_broker
     assert_exactly_once(&offsets_in(&bronze).await, 60_500, "bronze after the second run");
 }
 
+/// availableNow against an address where no broker ever answers: the run fails once
+/// `kafka.default.api.timeout.ms` has passed (Spark's query fails after the consumer's API
+/// timeout), naming the servers and the fix, instead of waiting forever.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn available_now_fails_naming_the_servers_when_no_broker_ever_answers() {
+    // a port with nothing listening
+    let addr = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap();
+    let lake = tempfile::tempdir().unwrap();
+    let text = std::fs::read_to_string(repo_path("projects/music_kafka.toml"))
+        .unwrap()
+        .replace("${KAFKA_BOOTSTRAP_SERVERS:-localhost:9092}", &addr.to_string())
+        .replace(
+            "maxOffsetsPerTrigger = 200000",
+            "maxOffsetsPerTrigger = 200000\noptions = { \"kafka.default.api.timeout.ms\" = \"2000\" }",
+        );
+    let project = Project::from_toml(&text, Path::new("m.toml")).unwrap();
+    let run_opts = engine::RunOptions { available_now: true, ..Default::default() };
+    let started = Instant::now();
+    let run = engine::run_project(&project, lake.path(), &run_opts, &|_| {});
+    let err = tokio::time::timeout(Duration::from_secs(60), run)
+        .await
+        .expect("the run gives up instead of waiting forever")
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains(&format!("no Kafka broker answered at {addr} for 2 s")), "{err}");
+    assert!(err.contains("kafka.default.api.timeout.ms") && err.contains("music_topic"), "{err}");
+    assert!(started.elapsed() >= Duration::from_secs(2), "gave up before the timeout");
+    assert!(!lake.path().join("bronze/music/_delta_log").exists(), "nothing written");
+}
+
 /// A transactional producer leaves a commit marker after its messages: an offset that no
 /// consumer ever receives. availableNow reads to the end offsets taken at start, marker
 /// included, and must finish all the same (Spark's consumer does).

@@ -5,7 +5,7 @@
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use arrow::array::RecordBatch;
 use arrow::datatypes::{DataType, Field, Fields, Schema, SchemaRef, TimeUnit};
@@ -72,9 +72,35 @@ pub fn client_config(bootstrap: &str, options: &BTreeMap<String, String>) -> Res
     cfg.set("bootstrap.servers", env::expand(bootstrap)?);
     for (k, v) in options {
         let key = k.strip_prefix("kafka.").unwrap_or(k);
+        // the Java client's setting, read by the source itself (librdkafka has no such key)
+        if key == API_TIMEOUT_KEY {
+            continue;
+        }
         cfg.set(key, env::expand(v)?);
     }
     Ok(cfg)
+}
+
+/// How long an availableNow (or once) run waits at its start for a broker that never
+/// answers before it fails, as Spark's query does after the consumer's
+/// `default.api.timeout.ms`: `kafka.default.api.timeout.ms`, Kafka's default 60 s. A live
+/// trigger waits for the broker as long as it runs, and a broker that goes away mid-run is
+/// waited for by every trigger (the batch is replayed from its offsets).
+const API_TIMEOUT_KEY: &str = "default.api.timeout.ms";
+const DEFAULT_API_TIMEOUT: Duration = Duration::from_secs(60);
+
+fn api_timeout(options: &BTreeMap<String, String>) -> Result<Duration> {
+    let set =
+        options.iter().find(|(k, _)| k.strip_prefix("kafka.").unwrap_or(k) == API_TIMEOUT_KEY);
+    let Some((_, v)) = set else {
+        return Ok(DEFAULT_API_TIMEOUT);
+    };
+    let ms = env::expand(v)?.trim().parse::<u64>().map_err(|_| {
+        EngineError::Config(format!(
+            "kafka.{API_TIMEOUT_KEY} = \"{v}\" is not a number of milliseconds"
+        ))
+    })?;
+    Ok(Duration::from_millis(ms))
 }
 
 /// Messages of a batch read ahead: fetched while planning it (a live trigger), or being read
@@ -98,6 +124,8 @@ pub(crate) struct KafkaStream {
     /// however slowly a fetch answers, then stops.
     bound: Option<BTreeMap<String, i64>>,
     prefetched: Mutex<Option<Prefetch>>,
+    /// When the first attempt to take availableNow's end offsets began.
+    binding_since: Option<Instant>,
     /// The read of the batch being processed, while the plan reads it.
     current: Mutex<Option<Arc<Arrivals>>>,
     lag: BTreeMap<String, i64>,
@@ -123,6 +151,7 @@ impl KafkaStream {
             started: false,
             bound: None,
             prefetched: Mutex::new(None),
+            binding_since: None,
             current: Mutex::new(None),
             lag: BTreeMap::new(),
             warnings: Vec::new(),
@@ -171,16 +200,35 @@ impl KafkaStream {
     }
 
     /// availableNow: the end offsets of every partition now are the query's target.
+    /// A broker away fails it (retryable) until `kafka.default.api.timeout.ms` has passed
+    /// since the first attempt; then the error says where nothing answered and what to do.
     pub async fn bind_available_now(&mut self) -> Result<()> {
+        let timeout = api_timeout(&self.cfg.options)?;
+        let since = *self.binding_since.get_or_insert_with(Instant::now);
         let client = self.client.clone();
-        self.bound = Some(
-            blocking(move || {
-                let marks = client.all_watermarks()?;
-                client.end_offsets(&marks)
-            })
-            .await?,
-        );
-        Ok(())
+        let ends = blocking(move || {
+            let marks = client.all_watermarks()?;
+            client.end_offsets(&marks)
+        })
+        .await;
+        match ends {
+            Ok(ends) => {
+                self.bound = Some(ends);
+                Ok(())
+            }
+            Err(e) if e.is_retryable() && since.elapsed() >= timeout => {
+                Err(EngineError::Config(format!(
+                    "no Kafka broker answered at {} for {} s after the run started ({}); start \
+                     the broker or point kafka.bootstrap.servers at it (the demo projects read \
+                     KAFKA_BOOTSTRAP_SERVERS); kafka.{API_TIMEOUT_KEY} sets how long to wait",
+                    env::expand(&self.cfg.bootstrap_servers)
+                        .unwrap_or_else(|_| self.cfg.bootstrap_servers.clone()),
+                    timeout.as_secs_f64(),
+                    e.detail()
+                )))
+            }
+            Err(e) => Err(e),
+        }
     }
 
     /// Where each partition starts: the processed offset, else `startingOffsets` (a new
