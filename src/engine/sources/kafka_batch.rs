@@ -85,11 +85,19 @@ impl BatchBuilder {
     }
 
     pub(super) fn finish(&mut self) -> Result<RecordBatch> {
-        self.rows = 0;
+        let rows = std::mem::take(&mut self.rows);
+        let (key, value, topic) = (self.key.finish(), self.value.finish(), self.topic.finish());
+        // the next batch is sized like this one, with room to spare: grown by doubling, the
+        // byte buffers were copied ~20 times per batch into fresh pages (~4% of music_kafka's
+        // CPU in `perf`: realloc and its page faults)
+        let room = |bytes: usize| bytes + bytes / 4;
+        self.key = BinaryBuilder::with_capacity(rows, room(key.value_data().len()));
+        self.value = BinaryBuilder::with_capacity(rows, room(value.value_data().len()));
+        self.topic = StringBuilder::with_capacity(rows, room(topic.value_data().len()));
         let cols: Vec<ArrayRef> = vec![
-            Arc::new(self.key.finish()),
-            Arc::new(self.value.finish()),
-            Arc::new(self.topic.finish()),
+            Arc::new(key),
+            Arc::new(value),
+            Arc::new(topic),
             Arc::new(self.partition.finish()),
             Arc::new(self.offset.finish()),
             Arc::new(self.timestamp.finish()),
