@@ -447,6 +447,15 @@ async fn available_now_fails_naming_the_servers_when_no_broker_ever_answers() {
     assert!(err.contains("kafka.default.api.timeout.ms") && err.contains("music_topic"), "{err}");
     assert!(started.elapsed() >= Duration::from_secs(2), "gave up before the timeout");
     assert!(!lake.path().join("bronze/music/_delta_log").exists(), "nothing written");
+    // a value that is no duration fails at the start, naming the option
+    let bad =
+        Project::from_toml(&text.replace("\"2000\"", "\"2 s\""), Path::new("m.toml")).unwrap();
+    let err = engine::run_project(&bad, lake.path(), &run_opts, &|_| {}).await.unwrap_err();
+    assert!(
+        err.to_string()
+            .contains("kafka.default.api.timeout.ms = \"2 s\" is not a number of milliseconds"),
+        "{err}"
+    );
 }
 
 /// A transactional producer leaves a commit marker after its messages: an offset that no

@@ -89,10 +89,20 @@ pub fn client_config(bootstrap: &str, options: &BTreeMap<String, String>) -> Res
 const API_TIMEOUT_KEY: &str = "default.api.timeout.ms";
 const DEFAULT_API_TIMEOUT: Duration = Duration::from_secs(60);
 
+/// The value of librdkafka/Kafka setting `key` in a node's options, written with or without
+/// the `kafka.` prefix.
+pub(super) fn kafka_option<'a>(
+    options: &'a BTreeMap<String, String>,
+    key: &str,
+) -> Option<&'a str> {
+    options
+        .iter()
+        .find(|(k, _)| k.strip_prefix("kafka.").unwrap_or(k) == key)
+        .map(|(_, v)| v.as_str())
+}
+
 fn api_timeout(options: &BTreeMap<String, String>) -> Result<Duration> {
-    let set =
-        options.iter().find(|(k, _)| k.strip_prefix("kafka.").unwrap_or(k) == API_TIMEOUT_KEY);
-    let Some((_, v)) = set else {
+    let Some(v) = kafka_option(options, API_TIMEOUT_KEY) else {
         return Ok(DEFAULT_API_TIMEOUT);
     };
     let ms = env::expand(v)?.trim().parse::<u64>().map_err(|_| {
@@ -124,8 +134,10 @@ pub(crate) struct KafkaStream {
     /// however slowly a fetch answers, then stops.
     bound: Option<BTreeMap<String, i64>>,
     prefetched: Mutex<Option<Prefetch>>,
-    /// When the first attempt to take availableNow's end offsets began.
+    /// When the first attempt to take availableNow's end offsets began, and how long they
+    /// may be waited for (`kafka.default.api.timeout.ms`).
     binding_since: Option<Instant>,
+    api_timeout: Duration,
     /// The read of the batch being processed, while the plan reads it.
     current: Mutex<Option<Arc<Arrivals>>>,
     lag: BTreeMap<String, i64>,
@@ -152,6 +164,8 @@ impl KafkaStream {
             bound: None,
             prefetched: Mutex::new(None),
             binding_since: None,
+            // a bad value fails at the start of every trigger, not only availableNow
+            api_timeout: api_timeout(&cfg.options)?,
             current: Mutex::new(None),
             lag: BTreeMap::new(),
             warnings: Vec::new(),
@@ -203,7 +217,7 @@ impl KafkaStream {
     /// A broker away fails it (retryable) until `kafka.default.api.timeout.ms` has passed
     /// since the first attempt; then the error says where nothing answered and what to do.
     pub async fn bind_available_now(&mut self) -> Result<()> {
-        let timeout = api_timeout(&self.cfg.options)?;
+        let timeout = self.api_timeout;
         let since = *self.binding_since.get_or_insert_with(Instant::now);
         let client = self.client.clone();
         let ends = blocking(move || {

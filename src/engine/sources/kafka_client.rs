@@ -80,9 +80,7 @@ impl KafkaClient {
         // librdkafka stops fetching a partition whose local queue is full and, by default,
         // waits 1 s before it fetches again: a batch processed in 150 ms then waited ~850 ms
         // for its messages (music_kafka, 1M messages). Unless the project sets it.
-        let user_set =
-            |key: &str| cfg.options.keys().any(|k| k.strip_prefix("kafka.").unwrap_or(k) == key);
-        if !user_set("fetch.queue.backoff.ms") {
+        if super::kafka::kafka_option(&cfg.options, "fetch.queue.backoff.ms").is_none() {
             config.set("fetch.queue.backoff.ms", FETCH_QUEUE_BACKOFF_MS);
         }
         let create = |config: &rdkafka::ClientConfig| -> Result<BaseConsumer> {
