@@ -397,11 +397,8 @@ mod tests {
         assert_eq!(events[1].event, failed);
         assert_eq!(events[1].level, Level::Error);
         // a progress event as the stream writes it reads back whole
-        let line = std::fs::read_to_string(
-            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/progress_event.json"),
-        )
-        .unwrap();
-        let e: LoggedEvent = serde_json::from_str(&line).unwrap();
+        let line = include_str!("../../tests/data/progress_event.json");
+        let e: LoggedEvent = serde_json::from_str(line).unwrap();
         assert!(matches!(e.event, RunEvent::BatchCompleted(p) if p.num_input_rows == 200));
         let (last, _) = read_recent(dir.path(), 1).unwrap();
         assert_eq!(last.len(), 1);

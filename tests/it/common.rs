@@ -9,8 +9,13 @@ use medallion::model::Project;
 
 pub const USERS: u64 = 300;
 
+/// The clone the tests run from: cargo sets CARGO_MANIFEST_DIR when it runs them, and that
+/// beats the path baked in at compile time when a shared target dir was built from another clone.
 pub fn repo_path(rel: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join(rel)
+    let root = std::env::var_os("CARGO_MANIFEST_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")));
+    root.join(rel)
 }
 
 pub fn load_project(rel: &str) -> Project {
