@@ -1,6 +1,7 @@
 """Writes the Kafka fixture of projects/music_kafka.toml's recorded test, so the test needs
 no broker: two micro-batches of records from topic music_data_json, in the Kafka source's
-exact Arrow schema (key, value, topic, partition, offset, timestamp, timestampType, headers).
+exact Arrow schema (key, value, topic, partition, offset, timestamp, timestampType: Spark's
+columns without includeHeaders).
 Batch 0 holds a malformed record, which the parse_json node (drop_malformed) drops.
 
     ~/.cache/medallion/venv/bin/python scripts/music_kafka_fixture.py
@@ -13,7 +14,6 @@ from datetime import datetime, timezone
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-HEADER = pa.struct([pa.field("key", pa.string()), pa.field("value", pa.binary())])
 SCHEMA = pa.schema([
     pa.field("key", pa.binary()),
     pa.field("value", pa.binary()),
@@ -22,7 +22,6 @@ SCHEMA = pa.schema([
     pa.field("offset", pa.int64(), nullable=False),
     pa.field("timestamp", pa.timestamp("us", tz="UTC")),
     pa.field("timestampType", pa.int32()),
-    pa.field("headers", pa.list_(pa.field("element", HEADER))),
 ])
 
 
@@ -55,7 +54,6 @@ for i, records in enumerate(BATCHES):
         "offset": [o for _, o, _ in records],
         "timestamp": [datetime.fromtimestamp(base + 600 * i + n, tz=timezone.utc) for n in range(len(records))],
         "timestampType": [0] * len(records),
-        "headers": [[{"key": "source", "value": b"demo"}]] * len(records),
     }, schema=SCHEMA)
     out = root / f"batch_{i}"
     out.mkdir(parents=True, exist_ok=True)

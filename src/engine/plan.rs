@@ -311,8 +311,9 @@ impl<'a> Planner<'a> {
                 self.streamed_bad_records.push((id.clone(), src.parse_mode, bad));
                 Ok(self.ctx.read_table(Arc::new(table))?)
             }
-            NodeKind::KafkaSource(_) if !self.live_samples => {
-                let empty = MemTable::try_new(sources::kafka::schema(), vec![vec![]])?;
+            NodeKind::KafkaSource(k) if !self.live_samples => {
+                let empty =
+                    MemTable::try_new(sources::kafka::schema(k.include_headers), vec![vec![]])?;
                 Ok(self.ctx.read_table(Arc::new(empty))?)
             }
             NodeKind::KafkaSource(k) => {
@@ -328,7 +329,8 @@ impl<'a> Planner<'a> {
                 })
                 .await
                 .map_err(|e| EngineError::Config(format!("Kafka reader failed: {e}")))??;
-                let table = MemTable::try_new(sources::kafka::schema(), vec![batches])?;
+                let table =
+                    MemTable::try_new(sources::kafka::schema(k.include_headers), vec![batches])?;
                 Ok(self.ctx.read_table(Arc::new(table))?)
             }
             NodeKind::ParseJson(cfg) => {

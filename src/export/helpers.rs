@@ -126,14 +126,25 @@ const KAFKA_RECORDS: &str = r#"KAFKA_RECORDS = (
 )
 
 
-def kafka_records(spark: SparkSession, lake: Lakehouse, node: str, stream: bool) -> DataFrame:
+def kafka_records(
+    spark: SparkSession, lake: Lakehouse, node: str, stream: bool, headers: bool = False
+) -> DataFrame:
     """The verify profile's Kafka source: the records as JSON lines under
-    LAKEHOUSE/_verify/kafka/<node>/, key and value binary as the connector gives them."""
+    LAKEHOUSE/_verify/kafka/<node>/, key and value binary as the connector gives them
+    (and its headers column with includeHeaders)."""
     reader = spark.readStream if stream else spark.read
-    records = reader.schema(KAFKA_RECORDS).json(lake.path(f"_verify/kafka/{node}"))
-    return records.withColumn("key", F.col("key").cast("binary")).withColumn(
+    schema = KAFKA_RECORDS
+    if headers:
+        schema += ", headers ARRAY<STRUCT<key: STRING, value: STRING>>"
+    records = reader.schema(schema).json(lake.path(f"_verify/kafka/{node}"))
+    records = records.withColumn("key", F.col("key").cast("binary")).withColumn(
         "value", F.col("value").cast("binary")
     )
+    if headers:
+        records = records.withColumn(
+            "headers", F.col("headers").cast("array<struct<key: string, value: binary>>")
+        )
+    return records
 "#;
 
 /// The end of the imports and the support code both exports share: the `StructType` import

@@ -153,6 +153,9 @@ impl Emitter<'_> {
         if !k.fail_on_data_loss {
             opts.push(("failOnDataLoss".into(), str_lit("false")));
         }
+        if k.include_headers {
+            opts.push(("includeHeaders".into(), str_lit("true")));
+        }
         for (key, val) in &k.options {
             let key = if key.starts_with("kafka.") { key.clone() } else { format!("kafka.{key}") };
             let val = self.value(val);
@@ -162,9 +165,10 @@ impl Emitter<'_> {
             "if lake.verify:  # no Kafka connector offline: the topic's records from JSON files",
         );
         self.line(format!(
-            "    {v} = kafka_records(spark, lake, {}, stream={})",
+            "    {v} = kafka_records(spark, lake, {}, stream={}{})",
             str_lit(_node.id.as_str()),
-            if stream { "True" } else { "False" }
+            if stream { "True" } else { "False" },
+            if k.include_headers { ", headers=True" } else { "" }
         ));
         self.line("else:");
         self.line(format!("    {v} = ("));

@@ -189,6 +189,13 @@ pub fn inspector_ui(
             );
             changed |= check_ui(ui, "failOnDataLoss", "failOnDataLoss", &mut k.fail_on_data_loss)
                 .changed();
+            changed |= check_ui(
+                ui,
+                "includeHeaders (a headers column)",
+                "includeHeaders",
+                &mut k.include_headers,
+            )
+            .changed();
             changed |= map_ui(
                 ui,
                 "Other kafka.* options (kafka.security.protocol = SASL_SSL)",

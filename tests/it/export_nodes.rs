@@ -258,7 +258,6 @@ pub fn cases(kafka: &str, topic: &str) -> Vec<NodeCase> {
             )
         },
         NodeCase {
-            ignore: vec!["headers".into()],
             compare_run: true,
             ..source_case(
                 "kafka_source",

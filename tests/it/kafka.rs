@@ -567,3 +567,80 @@ async fn kafka_reads_get_exactly_their_ranges_across_kept_assignments() {
     r.insert(tp_key("carry", 0), [10, 40]);
     assert_eq!(read(r.clone()).await, expect(&r), "read of {r:?}");
 }
+
+/// Spark's Kafka columns: `headers` only with `includeHeaders = true`, and then each record's
+/// headers in order (non-ASCII keys and values too), NULL for a record sent without any.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn headers_are_a_column_only_with_include_headers() {
+    use rdkafka::message::{Header, OwnedHeaders};
+    use rdkafka::producer::{FutureProducer, FutureRecord};
+    let broker = Broker::start();
+    create_topic(&broker, "with_headers").await;
+    let producer: FutureProducer = rdkafka::ClientConfig::new()
+        .set("bootstrap.servers", &broker.addr)
+        .set("log_level", "3")
+        .create()
+        .unwrap();
+    let two = OwnedHeaders::new()
+        .insert(Header { key: "trace", value: Some("t-1") })
+        .insert(Header { key: "région", value: Some("Zürich ✓") });
+    let sends = [
+        FutureRecord::to("with_headers").partition(0).payload("a").key("0").headers(two),
+        FutureRecord::to("with_headers").partition(0).payload("b").key("1"),
+    ];
+    for record in sends {
+        producer.send(record, Duration::from_secs(30)).await.map_err(|(e, _)| e).unwrap();
+    }
+    let lake = tempfile::tempdir().unwrap();
+    let project = |headers: bool, table: &str| {
+        let text = format!(
+            r#"
+format_version = 1
+name = "headers"
+[[pipeline]]
+name = "{table}"
+mode = "stream"
+[[pipeline.nodes]]
+id = "topic"
+kind = "kafka_source"
+"kafka.bootstrap.servers" = "{}"
+subscribe = ["with_headers"]
+includeHeaders = {headers}
+[[pipeline.nodes]]
+id = "sink"
+kind = "delta_sink"
+table = "bronze/{table}"
+[[pipeline.edges]]
+from = "topic"
+to = "sink"
+"#,
+            broker.addr
+        );
+        Project::from_toml(&text, Path::new("h.toml")).unwrap()
+    };
+    let opts = engine::RunOptions { available_now: true, ..Default::default() };
+    for (headers, table) in [(false, "plain"), (true, "headed")] {
+        engine::run_project(&project(headers, table), lake.path(), &opts, &|_| {}).await.unwrap();
+    }
+    let columns = |batches: &[arrow::array::RecordBatch]| -> Vec<String> {
+        batches[0].schema().fields().iter().map(|f| f.name().clone()).collect()
+    };
+    let spark = ["key", "value", "topic", "partition", "offset", "timestamp", "timestampType"];
+    let plain = query(&lake.path().join("bronze/plain"), "SELECT * FROM t").await;
+    assert_eq!(columns(&plain), spark, "Spark's columns without includeHeaders");
+    let headed = lake.path().join("bronze/headed");
+    let all = query(&headed, "SELECT * FROM t").await;
+    assert_eq!(columns(&all), [&spark[..], &["headers"]].concat());
+    let rows = query(
+        &headed,
+        "SELECT CAST(value AS VARCHAR), array_length(headers), headers[1]['key'], \
+         CAST(headers[1]['value'] AS VARCHAR), headers[2]['key'], \
+         CAST(headers[2]['value'] AS VARCHAR) FROM t ORDER BY \"offset\"",
+    )
+    .await;
+    let text = arrow::util::pretty::pretty_format_batches(&rows).unwrap().to_string();
+    let lines: Vec<&str> = text.lines().filter(|l| l.starts_with("| ")).skip(1).collect();
+    let cells = |l: &str| -> Vec<String> { l.split('|').map(|c| c.trim().to_owned()).collect() };
+    assert_eq!(cells(lines[0])[1..7], ["a", "2", "trace", "t-1", "région", "Zürich ✓"]);
+    assert_eq!(cells(lines[1])[1..7], ["b", "", "", "", "", ""], "no headers: NULL");
+}

@@ -47,9 +47,9 @@ pub(crate) fn header_fields() -> Fields {
     ])
 }
 
-/// Spark's Kafka source columns.
-pub fn schema() -> SchemaRef {
-    Arc::new(Schema::new(vec![
+/// Spark's Kafka source columns (`headers` only with `includeHeaders`, as in Spark).
+pub fn schema(include_headers: bool) -> SchemaRef {
+    let mut fields = vec![
         Field::new("key", DataType::Binary, true),
         Field::new("value", DataType::Binary, true),
         Field::new("topic", DataType::Utf8, false),
@@ -61,8 +61,11 @@ pub fn schema() -> SchemaRef {
             true,
         ),
         Field::new("timestampType", DataType::Int32, true),
-        Field::new("headers", headers_type(), true),
-    ]))
+    ];
+    if include_headers {
+        fields.push(Field::new("headers", headers_type(), true));
+    }
+    Arc::new(Schema::new(fields))
 }
 
 /// The librdkafka settings of a source or sink: bootstrap servers plus every `kafka.*` option,
@@ -351,7 +354,7 @@ impl KafkaStream {
         ranges: BTreeMap<String, [i64; 2]>,
         after: Option<Arc<Arrivals>>,
     ) -> Arc<Arrivals> {
-        let arrivals = Arrivals::new(schema());
+        let arrivals = Arrivals::new(schema(self.cfg.include_headers));
         let (client, out) = (self.client.clone(), arrivals.clone());
         tokio::task::spawn_blocking(move || {
             // ends the arrivals if the read never does (a panic): no reader waits forever
@@ -385,7 +388,7 @@ impl KafkaStream {
                     *c = None;
                 }
                 let rows = batches.iter().map(RecordBatch::num_rows).sum::<usize>() as u64;
-                let table = MemTable::try_new(schema(), vec![batches])?;
+                let table = MemTable::try_new(schema(self.cfg.include_headers), vec![batches])?;
                 let df = ctx.read_table(Arc::new(table))?;
                 return Ok(SourceData { df, rows, bad: Vec::new(), mode: ParseMode::Permissive });
             }
@@ -412,7 +415,7 @@ impl KafkaStream {
             *c = Some(arrivals.clone());
         }
         let partition = Arc::new(ArrivalsPartition(arrivals)) as Arc<dyn PartitionStream>;
-        let table = StreamingTable::try_new(schema(), vec![partition])?;
+        let table = StreamingTable::try_new(schema(self.cfg.include_headers), vec![partition])?;
         let df = ctx.read_table(Arc::new(table))?;
         // the rows are counted when the read ends (`rows_read`)
         Ok(SourceData { df, rows: 0, bad: Vec::new(), mode: ParseMode::Permissive })

@@ -38,7 +38,7 @@ pub struct KafkaClient {
     /// connection they queued behind fetches (tansu answers one request at a time; planning a
     /// batch took 300–400 ms while the read-ahead fetched).
     meta: Option<BaseConsumer>,
-    cfg: KafkaSource,
+    pub(super) cfg: KafkaSource,
     /// Set when the stream that owns the client ends: a read still running (the read-ahead)
     /// stops at its next poll instead of fetching for nobody.
     pub(super) stopped: std::sync::atomic::AtomicBool,
@@ -234,7 +234,7 @@ impl KafkaClient {
         let mut reader = self.reader.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
         reader.reset();
         self.consumer().assign(&tpl).map_err(|e| kafka_err("cannot assign partitions", e))?;
-        let mut builder = BatchBuilder::new();
+        let mut builder = BatchBuilder::new(self.cfg.include_headers);
         let mut batches = Vec::new();
         let mut total = 0u64;
         let mut last = Instant::now();

@@ -41,13 +41,13 @@ struct Assigned {
 }
 
 impl Assigned {
-    fn new(topic: &str, partition: i32) -> Self {
+    fn new(topic: &str, partition: i32, include_headers: bool) -> Self {
         Self {
             topic: topic.to_owned(),
             partition,
             read_to: None,
             carry: VecDeque::new(),
-            pending: BatchBuilder::new(),
+            pending: BatchBuilder::new(include_headers),
             carry_bytes: 0,
         }
     }
@@ -124,7 +124,7 @@ impl ReadState {
         if self.carried > CARRY_MAX_BYTES {
             for a in &mut self.parts {
                 a.carry.clear();
-                a.pending = BatchBuilder::new();
+                a.pending = a.pending.empty_like();
                 a.carry_bytes = 0;
             }
             self.carried = 0;
@@ -198,7 +198,7 @@ impl KafkaClient {
             for (topic, partition, start, _) in wanted {
                 tpl.add_partition_offset(topic, *partition, Offset::Offset(*start))
                     .map_err(|e| kafka_err("cannot assign partitions", e))?;
-                st.parts.push(Assigned::new(topic, *partition));
+                st.parts.push(Assigned::new(topic, *partition, self.cfg.include_headers));
             }
             self.consumer().assign(&tpl).map_err(|e| kafka_err("cannot assign partitions", e))?;
         }
@@ -216,7 +216,7 @@ impl KafkaClient {
             left += usize::from(!done[i]);
         }
         carried.into_iter().for_each(&mut *emit);
-        let mut builder = BatchBuilder::new();
+        let mut builder = BatchBuilder::new(self.cfg.include_headers);
         let mut last_progress = Instant::now();
         let mut delivered = 0u64;
         while left > 0 {
@@ -335,7 +335,7 @@ mod tests {
     /// row reaches its end.
     #[test]
     fn kept_messages_go_to_the_next_ranges_exactly() {
-        let mut a = Assigned::new("t", 0);
+        let mut a = Assigned::new("t", 0, true);
         let n = BATCH_ROWS as i64 + 100;
         for o in 10..10 + n {
             a.keep(&msg(o)).unwrap();
@@ -358,7 +358,7 @@ mod tests {
     /// assigns afresh.
     #[test]
     fn an_outgrown_carry_is_dropped() {
-        let mut st = ReadState { parts: vec![Assigned::new("t", 0)], ..Default::default() };
+        let mut st = ReadState { parts: vec![Assigned::new("t", 0, true)], ..Default::default() };
         st.parts[0].read_to = Some(0);
         let big = vec![b'x'; 1 << 20];
         let m = |o| {
