@@ -385,7 +385,11 @@ impl TestsTab {
                     accept = Some(name.clone());
                 }
             });
-            egui::ScrollArea::both().id_salt("tests_diff").show(ui, |ui| diff_ui(ui, r));
+            egui::ScrollArea::both().id_salt("tests_diff").show(ui, |ui| {
+                // not the column's justified layout: a long error's first line was spread
+                // letter by letter across the width
+                ui.with_layout(egui::Layout::top_down(egui::Align::Min), |ui| diff_ui(ui, r));
+            });
         });
         if let Some(n) = run_one {
             self.run(engine, doc, Some(vec![n]));
