@@ -442,13 +442,22 @@ pub fn inspector_ui(
     ui.label(RichText::new("Output schema").strong());
     match schema {
         Some(s) => {
-            egui::Grid::new("schema").striped(true).show(ui, |ui| {
-                for f in s.fields() {
-                    ui.monospace(f.name());
-                    ui.monospace(type_ddl(f.data_type()));
-                    ui.end_row();
-                }
-            });
+            // rows, not a grid: a nested type (a struct, Kafka's headers) wraps in the width
+            // left, where a grid's column widened the whole panel and squeezed the graph
+            let name_width = (ui.available_width() * 0.4).min(160.0);
+            for f in s.fields() {
+                ui.horizontal(|ui| {
+                    let size = egui::vec2(name_width, ui.spacing().interact_size.y);
+                    let left = egui::Layout::left_to_right(egui::Align::Center);
+                    ui.allocate_ui_with_layout(size, left, |ui| {
+                        ui.set_min_width(name_width);
+                        let name = egui::Label::new(RichText::new(f.name()).monospace());
+                        ui.add(name.truncate()).on_hover_text(f.name());
+                    });
+                    let ddl = RichText::new(type_ddl(f.data_type())).monospace();
+                    ui.add(egui::Label::new(ddl).wrap());
+                });
+            }
         }
         None => {
             ui.label("not planned yet");
