@@ -3,7 +3,7 @@
 
 use arrow::array::RecordBatch;
 use arrow::util::display::{ArrayFormatter, FormatOptions};
-use eframe::egui::{self, RichText, Ui};
+use eframe::egui::{self, Ui};
 use egui_extras::{Column, TableBuilder};
 
 use crate::engine::Preview;
@@ -33,7 +33,7 @@ pub fn preview_table_ui(ui: &mut Ui, id: &str, preview: &Result<Preview, String>
     let p = match preview {
         Ok(p) => p,
         Err(e) => {
-            ui.label(RichText::new(e).color(super::theme::ERROR));
+            super::theme::error_label(ui, e.as_str());
             return;
         }
     };

@@ -87,7 +87,7 @@ fn list_ui(ui: &mut Ui, st: &mut TablesState, actions: &mut Vec<TablesAction>) {
         }
     });
     if let Some(e) = &st.error {
-        ui.label(RichText::new(e).color(theme::ERROR));
+        theme::error_label(ui, e.as_str());
     }
     if st.tables.is_empty() {
         ui.label(RichText::new("No Delta tables yet: run a pipeline.").weak());
@@ -138,7 +138,7 @@ fn timeline_ui(ui: &mut Ui, st: &mut TablesState, actions: &mut Vec<TablesAction
     actions.extend(upkeep.into_iter().map(TablesAction::Upkeep));
     ui.strong(format!("Versions of {name}"));
     if let Some(e) = &st.history_error {
-        ui.label(RichText::new(e).color(theme::ERROR));
+        theme::error_label(ui, e.as_str());
         return;
     }
     // the timeline: one point per version, at its commit time
@@ -237,7 +237,7 @@ fn version_ui(ui: &mut Ui, st: &mut TablesState) {
                 });
             }
             Err(e) => {
-                ui.label(RichText::new(e).color(theme::ERROR));
+                theme::error_label(ui, e.as_str());
                 close = ui.small_button("close comparison").clicked();
             }
         }
@@ -260,7 +260,7 @@ fn version_ui(ui: &mut Ui, st: &mut TablesState) {
             preview_table_ui(ui, "version_preview", &Ok(p.preview.clone()));
         }
         Some((v, Err(e))) => {
-            ui.label(RichText::new(format!("version {v}: {e}")).color(theme::ERROR));
+            theme::error_label(ui, format!("version {v}: {e}"));
         }
         None => {
             ui.label(RichText::new("Click a version to see the table as it was.").weak());

@@ -1,6 +1,6 @@
 //! Colours that say what a node is: role by hue, medallion layer by a badge.
 
-use eframe::egui::Color32;
+use eframe::egui::{self, Color32, RichText, Ui};
 
 use crate::model::node::{Layer, NodeRole};
 
@@ -36,3 +36,11 @@ pub const OK: Color32 = Color32::from_rgb(110, 200, 120);
 pub const SLOWEST: Color32 = Color32::from_rgb(255, 140, 30);
 /// State kept by stateful stream nodes (windows, dedup, joins).
 pub const STATE: Color32 = Color32::from_rgb(170, 140, 235);
+
+/// An error message as plain wrapped text. In a column of `ui.columns` (a justified layout)
+/// egui justifies a label's wrapped lines, and a long word such as a path left the line before
+/// it spread letter by letter.
+pub fn error_label(ui: &mut Ui, text: impl Into<String>) -> egui::Response {
+    let left = egui::Layout::top_down(egui::Align::Min);
+    ui.with_layout(left, |ui| ui.label(RichText::new(text.into()).color(ERROR))).inner
+}
