@@ -18,6 +18,7 @@ use arrow::json::ReaderBuilder;
 use crate::model::node::{ParseMode, RESCUED_DATA_COLUMN};
 
 use super::super::{EngineError, Result};
+use super::json_flat::FlatDecoder;
 use super::{json_spark, timestamps};
 
 /// Bytes (whole lines) decoded together before falling back to record by record.
@@ -92,7 +93,12 @@ fn decode_rows(
     bytes: &[u8],
     lines: Option<usize>,
 ) -> std::result::Result<ChunkRows, String> {
-    let batches = decode_all(&rules.read, bytes)?;
+    // the one-pass decoder reads plain flat records straight into the target columns
+    let flat = rules.flat.as_ref().and_then(|f| f.decode(bytes));
+    let batches = match &flat {
+        Some(batch) => vec![batch.clone()],
+        None => decode_all(&rules.read, bytes)?,
+    };
     let rows: usize = batches.iter().map(RecordBatch::num_rows).sum();
     if let Some(lines) = lines
         && rows != lines
@@ -102,8 +108,25 @@ fn decode_rows(
     if rows == 0 {
         return Ok((None, Vec::new()));
     }
+    if flat.is_some() {
+        return Ok((flat, Vec::new()));
+    }
     let batch = arrow::compute::concat_batches(&rules.read, &batches).map_err(|e| e.to_string())?;
     rules.to_target(batch).map(|(b, bad)| (Some(b), bad))
+}
+
+/// The rows arrow-json and Spark's rules make of `bytes` without the one-pass decoder (`None`
+/// when a record is bad): what `json_flat`'s tests compare it with.
+#[cfg(test)]
+pub(super) fn rows_without_flat(
+    schema: &Schema,
+    bytes: &[u8],
+) -> std::result::Result<Option<RecordBatch>, String> {
+    let rules = SparkRules { flat: None, ..SparkRules::new(schema) };
+    match decode_rows(&rules, bytes, None)? {
+        (batch, bad) if bad.is_empty() => Ok(batch),
+        (_, bad) => Err(format!("{bad:?}")),
+    }
 }
 
 /// The schema arrow-json reads with, and how its columns become the declared ones.
@@ -114,6 +137,8 @@ struct SparkRules {
     /// Nested TIMESTAMP fields: every record takes the slow path (JSON integers are
     /// seconds there, which arrow-json would read as microseconds).
     always_normalize: bool,
+    /// Plain flat records in one pass, straight into the target columns (`json_flat`).
+    flat: Option<FlatDecoder>,
 }
 
 impl SparkRules {
@@ -129,8 +154,10 @@ impl SparkRules {
         let always_normalize = schema.fields().iter().any(|f| {
             !matches!(f.data_type(), DataType::Timestamp(_, _)) && has_timestamp(f.data_type())
         });
+        let target = Arc::new(schema.clone());
         Self {
-            target: Arc::new(schema.clone()),
+            flat: FlatDecoder::new(&target),
+            target,
             read: Arc::new(Schema::new(read)),
             always_normalize,
         }
@@ -195,6 +222,12 @@ fn line_spans(chunk: &[u8]) -> Vec<(usize, usize)> {
 
 fn memchr_newlines(chunk: &[u8]) -> impl Iterator<Item = usize> + '_ {
     memchr::memchr_iter(b'\n', chunk)
+}
+
+/// One row per document in `schema`, when every document is a plain flat record that the
+/// one-pass decoder reads (`json_flat`); `None` sends them to [`decode`] as lines.
+pub fn decode_documents(docs: &arrow::array::BinaryArray, schema: &Schema) -> Option<RecordBatch> {
+    FlatDecoder::new(&Arc::new(schema.clone()))?.decode_documents(docs)
 }
 
 /// Decodes one file's bytes. `fail_fast` stops at the first bad record.

@@ -7,6 +7,7 @@ pub mod delta;
 pub mod file_stream;
 pub mod files;
 pub mod generator;
+mod json_flat;
 pub mod json_lines;
 pub mod json_spark;
 pub mod kafka;

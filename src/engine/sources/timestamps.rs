@@ -71,7 +71,7 @@ fn by_arithmetic(strings: &StringArray, target: &DataType) -> Option<ArrayRef> {
 
 /// Microseconds since the epoch of `yyyy-MM-dd'T'HH:mm:ss[.S{1,6}][Z]` (a space for the
 /// `T`), years 1970 to 9999; `None` for any other text.
-fn utc_micros(s: &[u8]) -> Option<i64> {
+pub(super) fn utc_micros(s: &[u8]) -> Option<i64> {
     if s.len() < 19
         || s[4] != b'-'
         || s[7] != b'-'
