@@ -213,7 +213,7 @@ fn sigkill_crash_loop_kafka_to_bronze_is_exactly_once() {
     });
     let text = std::fs::read_to_string(repo_path("projects/music_kafka.toml"))
         .unwrap()
-        .replace("maxOffsetsPerTrigger = 200000", "maxOffsetsPerTrigger = 300");
+        .replace("maxOffsetsPerTrigger = 200000", "maxOffsetsPerTrigger = 100");
     let project = root.join("music.toml");
     std::fs::write(&project, text).unwrap();
     let run = || {

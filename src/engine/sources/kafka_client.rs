@@ -39,6 +39,8 @@ pub struct KafkaClient {
     /// batch took 300–400 ms while the read-ahead fetched).
     meta: Option<BaseConsumer>,
     pub(super) cfg: KafkaSource,
+    /// The consumers' settings: the availableNow probe makes a consumer of its own with them.
+    config: rdkafka::ClientConfig,
     /// Set when the stream that owns the client ends: a read still running (the read-ahead)
     /// stops at its next poll instead of fetching for nobody.
     pub(super) stopped: std::sync::atomic::AtomicBool,
@@ -48,12 +50,15 @@ pub struct KafkaClient {
 
 impl Drop for KafkaClient {
     fn drop(&mut self) {
-        // rust-rdkafka closes a consumer of a group by polling in 100 ms steps: the end of
-        // every run waited 200 ms for it, and nobody needs the close
-        let consumers = (self.consumer.take(), self.meta.take());
-        let _ =
-            std::thread::Builder::new().name("kafka-close".into()).spawn(move || drop(consumers));
+        close_later((self.consumer.take(), self.meta.take()));
     }
+}
+
+/// Closes consumers on a thread of their own: rust-rdkafka closes a consumer of a group by
+/// polling in 100 ms steps (the end of every run waited 200 ms for it), and nobody needs the
+/// close.
+fn close_later<T: Send + 'static>(consumers: T) {
+    let _ = std::thread::Builder::new().name("kafka-close".into()).spawn(move || drop(consumers));
 }
 
 impl KafkaClient {
@@ -90,6 +95,7 @@ impl KafkaClient {
             consumer: Some(create(&config)?),
             meta: Some(create(&config)?),
             cfg: cfg.clone(),
+            config,
             stopped: Default::default(),
             reader: Default::default(),
         })
@@ -171,9 +177,14 @@ impl KafkaClient {
         if unseen.is_empty() {
             return Ok(ends);
         }
-        let mut reader = self.reader.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-        reader.reset();
-        self.consumer().assign(&tpl).map_err(|e| kafka_err("cannot assign partitions", e))?;
+        // a consumer of its own: librdkafka keeps fetching at the marks after the last
+        // message, and the broker holds that fetch up to `fetch.wait.max.ms` (100 ms) — on the
+        // reading consumer, the first read's fetch waited behind it (every availableNow start)
+        let probe: BaseConsumer = self
+            .config
+            .create()
+            .map_err(|e| EngineError::Config(format!("bad Kafka settings: {e}")))?;
+        probe.assign(&tpl).map_err(|e| kafka_err("cannot assign partitions", e))?;
         let started = Instant::now();
         let see = |msg: &rdkafka::message::BorrowedMessage<'_>,
                    ends: &mut BTreeMap<String, i64>,
@@ -187,17 +198,17 @@ impl KafkaClient {
         // until every partition has answered; a partition whose last offset is a control
         // record (transactions) never answers: its mark stands after PROBE_WAIT
         while started.elapsed() < PROBE_WAIT && !unseen.is_empty() {
-            if let Some(Ok(msg)) = self.consumer().poll(Duration::from_millis(20)) {
+            if let Some(Ok(msg)) = probe.poll(Duration::from_millis(20)) {
                 see(&msg, &mut ends, &mut unseen);
             }
         }
         // then what is already queued: librdkafka queues a fetched record batch whole, so the
         // rest of the batch holding each mark is here (a 100 ms quiet spell waited here before:
         // every availableNow start and `bench kafka-consume` paid it)
-        while let Some(Ok(msg)) = self.consumer().poll(Duration::ZERO) {
+        while let Some(Ok(msg)) = probe.poll(Duration::ZERO) {
             see(&msg, &mut ends, &mut unseen);
         }
-        let _ = self.consumer().unassign();
+        close_later(probe);
         Ok(ends)
     }
 
