@@ -10,6 +10,7 @@ pub mod generator;
 mod json_flat;
 pub mod json_lines;
 pub mod json_spark;
+mod json_tokens;
 pub mod kafka;
 mod kafka_arrivals;
 mod kafka_batch;

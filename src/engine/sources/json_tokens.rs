@@ -1,0 +1,183 @@
+//! The tokens of JSON text for `json_flat`: a cursor that reads strict JSON (RFC 8259) and
+//! answers `None` to anything else, so that the decoder gives the chunk to arrow-json.
+
+/// A cursor over the chunk; every method returns `None` on what it does not accept.
+pub(super) struct Parser<'a> {
+    pub(super) b: &'a [u8],
+    pub(super) i: usize,
+}
+
+impl<'a> Parser<'a> {
+    pub(super) fn peek(&self) -> Option<u8> {
+        self.b.get(self.i).copied()
+    }
+
+    pub(super) fn next(&mut self) -> Option<u8> {
+        let c = self.peek()?;
+        self.i += 1;
+        Some(c)
+    }
+
+    pub(super) fn expect(&mut self, c: u8) -> Option<()> {
+        (self.next()? == c).then_some(())
+    }
+
+    pub(super) fn skip_ws(&mut self) {
+        while let Some(b' ' | b'\n' | b'\r' | b'\t') = self.b.get(self.i) {
+            self.i += 1;
+        }
+    }
+
+    /// The bytes of a string without escapes or control characters, after its opening quote;
+    /// the cursor ends past the closing quote.
+    pub(super) fn plain_key(&mut self) -> Option<&'a [u8]> {
+        let rest = &self.b[self.i..];
+        let end = plain_run(rest)?;
+        if rest[end] != b'"' {
+            return None;
+        }
+        self.i += end + 1;
+        Some(&rest[..end])
+    }
+
+    /// A string's text (escapes decoded) appended to `out`, after its opening quote.
+    pub(super) fn string_into(&mut self, out: &mut Vec<u8>) -> Option<()> {
+        loop {
+            let rest = &self.b[self.i..];
+            let end = plain_run(rest)?;
+            if rest[end] < 0x20 {
+                return None;
+            }
+            out.extend_from_slice(&rest[..end]);
+            self.i += end + 1;
+            if rest[end] == b'"' {
+                return Some(());
+            }
+            let c = match self.next()? {
+                b'"' => '"',
+                b'\\' => '\\',
+                b'/' => '/',
+                b'b' => '\u{8}',
+                b'f' => '\u{c}',
+                b'n' => '\n',
+                b'r' => '\r',
+                b't' => '\t',
+                b'u' => {
+                    let hi = self.hex4()?;
+                    let code = if (0xD800..0xDC00).contains(&hi) {
+                        // a surrogate pair; a lone half goes to the other path
+                        (self.next()? == b'\\' && self.next()? == b'u').then_some(())?;
+                        let lo = self.hex4()?;
+                        if !(0xDC00..0xE000).contains(&lo) {
+                            return None;
+                        }
+                        0x10000 + ((hi - 0xD800) << 10) + (lo - 0xDC00)
+                    } else {
+                        hi
+                    };
+                    char::from_u32(code)?
+                }
+                _ => return None,
+            };
+            let mut utf8 = [0u8; 4];
+            out.extend_from_slice(c.encode_utf8(&mut utf8).as_bytes());
+        }
+    }
+
+    fn hex4(&mut self) -> Option<u32> {
+        let digits = self.b.get(self.i..self.i + 4)?;
+        self.i += 4;
+        digits.iter().try_fold(0u32, |acc, &d| Some(acc * 16 + (d as char).to_digit(16)?))
+    }
+
+    /// `-?(0|[1-9][0-9]*)`, as text; the cursor ends after it.
+    pub(super) fn integer_text(&mut self) -> Option<&'a [u8]> {
+        let start = self.i;
+        if self.peek() == Some(b'-') {
+            self.i += 1;
+        }
+        let digits = self.b[self.i..].iter().take_while(|c| c.is_ascii_digit()).count();
+        if digits == 0 || (digits > 1 && self.b[self.i] == b'0') {
+            return None;
+        }
+        self.i += digits;
+        Some(&self.b[start..self.i])
+    }
+
+    /// A JSON number's text (integer, fraction, exponent); the cursor ends after it.
+    pub(super) fn number_text(&mut self) -> Option<&'a [u8]> {
+        let start = self.i;
+        self.integer_text()?;
+        if self.peek() == Some(b'.') {
+            self.i += 1;
+            let digits = self.b[self.i..].iter().take_while(|c| c.is_ascii_digit()).count();
+            if digits == 0 {
+                return None;
+            }
+            self.i += digits;
+        }
+        if let Some(b'e' | b'E') = self.peek() {
+            self.i += 1;
+            if let Some(b'+' | b'-') = self.peek() {
+                self.i += 1;
+            }
+            let digits = self.b[self.i..].iter().take_while(|c| c.is_ascii_digit()).count();
+            if digits == 0 {
+                return None;
+            }
+            self.i += digits;
+        }
+        Some(&self.b[start..self.i])
+    }
+
+    /// `null`, `true` or `false`, if the cursor is at one of them.
+    pub(super) fn literal(&mut self) -> Option<Option<bool>> {
+        let rest = &self.b[self.i..];
+        let (value, len) = if rest.starts_with(b"null") {
+            (None, 4)
+        } else if rest.starts_with(b"true") {
+            (Some(true), 4)
+        } else if rest.starts_with(b"false") {
+            (Some(false), 5)
+        } else {
+            return None;
+        };
+        self.i += len;
+        Some(value)
+    }
+
+    /// A value of a field the schema does not have: a string, number or literal (nested
+    /// values go to the other path).
+    pub(super) fn skip_scalar(&mut self) -> Option<()> {
+        match self.peek()? {
+            b'"' => {
+                self.i += 1;
+                self.string_into(&mut Vec::new())
+            }
+            b'-' | b'0'..=b'9' => self.number_text().map(|_| ()),
+            _ => self.literal().map(|_| ()),
+        }
+    }
+}
+
+/// Where the plain run of a string's bytes ends: at a quote, a backslash or a control
+/// character (which JSON does not allow in a string). A byte loop: memchr2 and a second scan
+/// for control characters cost twice as much on the short strings of records (users_batch).
+fn plain_run(s: &[u8]) -> Option<usize> {
+    s.iter().position(|&c| c == b'"' || c == b'\\' || c < 0x20)
+}
+
+/// An integer's text as i64 (`None` out of range).
+pub(super) fn parse_int(text: &[u8]) -> Option<i64> {
+    let (negative, digits) = match text.split_first() {
+        Some((b'-', d)) => (true, d),
+        _ => (false, text),
+    };
+    let mut n: i64 = 0;
+    for &d in digits {
+        let d = i64::from(d - b'0');
+        n = n.checked_mul(10)?;
+        n = if negative { n.checked_sub(d)? } else { n.checked_add(d)? };
+    }
+    Some(n)
+}
