@@ -458,6 +458,31 @@ async fn available_now_fails_naming_the_servers_when_no_broker_ever_answers() {
     );
 }
 
+/// A broker that answers without the subscribed topic: the run gives up after the API
+/// timeout saying the topic is missing (not that no broker answered), servers expanded.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn available_now_names_a_missing_topic_when_the_broker_answers_without_it() {
+    let broker = Broker::start();
+    let lake = tempfile::tempdir().unwrap();
+    let text = music_project(&broker, |t| {
+        t.replace("subscribe = [\"music_data_json\"]", "subscribe = [\"no_such_tøpic\"]").replace(
+            "maxOffsetsPerTrigger = 200000",
+            "maxOffsetsPerTrigger = 200000\noptions = { \"kafka.default.api.timeout.ms\" = \"2000\" }",
+        )
+    });
+    let project = Project::from_toml(&text, Path::new("m.toml")).unwrap();
+    let run_opts = engine::RunOptions { available_now: true, ..Default::default() };
+    let run = engine::run_project(&project, lake.path(), &run_opts, &|_| {});
+    let err = tokio::time::timeout(Duration::from_secs(60), run)
+        .await
+        .expect("the run gives up instead of waiting forever")
+        .unwrap_err()
+        .to_string();
+    let expected = format!("topic `no_such_tøpic` does not exist on {}, 2 s after", broker.addr);
+    assert!(err.contains(&expected), "{err}");
+    assert!(err.contains("fix `subscribe`") && !err.contains("no Kafka broker answered"), "{err}");
+}
+
 /// A transactional producer leaves a commit marker after its messages: an offset that no
 /// consumer ever receives. availableNow reads to the end offsets taken at start, marker
 /// included, and must finish all the same (Spark's consumer does).

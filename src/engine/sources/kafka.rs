@@ -234,15 +234,26 @@ impl KafkaStream {
                 Ok(())
             }
             Err(e) if e.is_retryable() && since.elapsed() >= timeout => {
-                Err(EngineError::Config(format!(
-                    "no Kafka broker answered at {} for {} s after the run started ({}); start \
-                     the broker or point kafka.bootstrap.servers at it (the demo projects read \
-                     KAFKA_BOOTSTRAP_SERVERS); kafka.{API_TIMEOUT_KEY} sets how long to wait",
-                    env::expand(&self.cfg.bootstrap_servers)
-                        .unwrap_or_else(|_| self.cfg.bootstrap_servers.clone()),
-                    timeout.as_secs_f64(),
-                    e.detail()
-                )))
+                let servers = env::expand(&self.cfg.bootstrap_servers)
+                    .unwrap_or_else(|_| self.cfg.bootstrap_servers.clone());
+                let waited = timeout.as_secs_f64();
+                let client = self.client.clone();
+                let missing = blocking(move || Ok(client.missing_topic())).await.ok().flatten();
+                Err(EngineError::Config(match missing {
+                    // the broker answers, without the topic
+                    Some(topic) => format!(
+                        "topic `{topic}` does not exist on {servers}, {waited} s after the run \
+                         started; create it (or produce to it) or fix `subscribe`; \
+                         kafka.{API_TIMEOUT_KEY} sets how long to wait"
+                    ),
+                    None => format!(
+                        "no Kafka broker answered at {servers} for {waited} s after the run \
+                         started ({}); start the broker or point kafka.bootstrap.servers at it \
+                         (the demo projects read KAFKA_BOOTSTRAP_SERVERS); \
+                         kafka.{API_TIMEOUT_KEY} sets how long to wait",
+                        e.detail()
+                    ),
+                }))
             }
             Err(e) => Err(e),
         }

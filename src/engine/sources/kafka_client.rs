@@ -125,14 +125,23 @@ impl KafkaClient {
         }
         for topic in &self.cfg.subscribe {
             if !out.iter().any(|(t, _)| t == topic) {
+                let servers = crate::model::env::expand(&self.cfg.bootstrap_servers)
+                    .unwrap_or_else(|_| self.cfg.bootstrap_servers.clone());
                 return Err(EngineError::Broker(format!(
-                    "topic `{topic}` does not exist (yet) on {}",
-                    self.cfg.bootstrap_servers
+                    "topic `{topic}` does not exist (yet) on {servers}"
                 )));
             }
         }
         out.sort();
         Ok(out)
+    }
+
+    /// A subscribed topic the brokers answer without (None when they do not answer at all).
+    pub fn missing_topic(&self) -> Option<String> {
+        let md = self.meta().fetch_metadata(None, REQUEST_TIMEOUT).ok()?;
+        let has =
+            |s: &String| md.topics().iter().any(|t| t.name() == s && !t.partitions().is_empty());
+        self.cfg.subscribe.iter().find(|s| !has(s)).cloned()
     }
 
     /// (low, high) watermarks of one partition.
