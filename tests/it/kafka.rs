@@ -419,6 +419,18 @@ async fn available_now_reads_to_the_end_offsets_at_start_however_slow_the_broker
     assert_exactly_once(&offsets_in(&bronze).await, 60_500, "bronze after the second run");
 }
 
+/// The error an availableNow run of the project `text` gives up with (within 60 s).
+async fn available_now_error(text: &str, lake: &Path) -> String {
+    let project = Project::from_toml(text, Path::new("m.toml")).unwrap();
+    let run_opts = engine::RunOptions { available_now: true, ..Default::default() };
+    let run = engine::run_project(&project, lake, &run_opts, &|_| {});
+    tokio::time::timeout(Duration::from_secs(60), run)
+        .await
+        .expect("the run gives up instead of waiting forever")
+        .unwrap_err()
+        .to_string()
+}
+
 /// availableNow against an address where no broker ever answers: the run fails once
 /// `kafka.default.api.timeout.ms` has passed (Spark's query fails after the consumer's API
 /// timeout), naming the servers and the fix, instead of waiting forever.
@@ -434,15 +446,9 @@ async fn available_now_fails_naming_the_servers_when_no_broker_ever_answers() {
             "maxOffsetsPerTrigger = 200000",
             "maxOffsetsPerTrigger = 200000\noptions = { \"kafka.default.api.timeout.ms\" = \"2000\" }",
         );
-    let project = Project::from_toml(&text, Path::new("m.toml")).unwrap();
     let run_opts = engine::RunOptions { available_now: true, ..Default::default() };
     let started = Instant::now();
-    let run = engine::run_project(&project, lake.path(), &run_opts, &|_| {});
-    let err = tokio::time::timeout(Duration::from_secs(60), run)
-        .await
-        .expect("the run gives up instead of waiting forever")
-        .unwrap_err()
-        .to_string();
+    let err = available_now_error(&text, lake.path()).await;
     assert!(err.contains(&format!("no Kafka broker answered at {addr} for 2 s")), "{err}");
     assert!(err.contains("kafka.default.api.timeout.ms") && err.contains("music_topic"), "{err}");
     assert!(started.elapsed() >= Duration::from_secs(2), "gave up before the timeout");
@@ -470,14 +476,7 @@ async fn available_now_names_a_missing_topic_when_the_broker_answers_without_it(
             "maxOffsetsPerTrigger = 200000\noptions = { \"kafka.default.api.timeout.ms\" = \"2000\" }",
         )
     });
-    let project = Project::from_toml(&text, Path::new("m.toml")).unwrap();
-    let run_opts = engine::RunOptions { available_now: true, ..Default::default() };
-    let run = engine::run_project(&project, lake.path(), &run_opts, &|_| {});
-    let err = tokio::time::timeout(Duration::from_secs(60), run)
-        .await
-        .expect("the run gives up instead of waiting forever")
-        .unwrap_err()
-        .to_string();
+    let err = available_now_error(&text, lake.path()).await;
     let expected = format!("topic `no_such_tøpic` does not exist on {}, 2 s after", broker.addr);
     assert!(err.contains(&expected), "{err}");
     assert!(err.contains("fix `subscribe`") && !err.contains("no Kafka broker answered"), "{err}");
