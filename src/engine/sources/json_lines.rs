@@ -18,7 +18,7 @@ use arrow::json::ReaderBuilder;
 use crate::model::node::{ParseMode, RESCUED_DATA_COLUMN};
 
 use super::super::{EngineError, Result};
-use super::json_flat::FlatDecoder;
+use super::json_plain::PlainDecoder;
 use super::{json_spark, timestamps};
 
 /// Bytes (whole lines) decoded together before falling back to record by record.
@@ -93,9 +93,9 @@ fn decode_rows(
     bytes: &[u8],
     lines: Option<usize>,
 ) -> std::result::Result<ChunkRows, String> {
-    // the one-pass decoder reads plain flat records straight into the target columns
-    let flat = rules.flat.as_ref().and_then(|f| f.decode(bytes));
-    let batches = match &flat {
+    // the one-pass decoder reads plain records straight into the target columns
+    let plain = rules.plain.as_ref().and_then(|f| f.decode(bytes));
+    let batches = match &plain {
         Some(batch) => vec![batch.clone()],
         None => decode_all(&rules.read, bytes)?,
     };
@@ -108,21 +108,21 @@ fn decode_rows(
     if rows == 0 {
         return Ok((None, Vec::new()));
     }
-    if flat.is_some() {
-        return Ok((flat, Vec::new()));
+    if plain.is_some() {
+        return Ok((plain, Vec::new()));
     }
     let batch = arrow::compute::concat_batches(&rules.read, &batches).map_err(|e| e.to_string())?;
     rules.to_target(batch).map(|(b, bad)| (Some(b), bad))
 }
 
 /// The rows arrow-json and Spark's rules make of `bytes` without the one-pass decoder (`None`
-/// when a record is bad): what `json_flat`'s tests compare it with.
+/// when a record is bad): what `json_plain`'s tests compare it with.
 #[cfg(test)]
-pub(super) fn rows_without_flat(
+pub(super) fn rows_without_plain(
     schema: &Schema,
     bytes: &[u8],
 ) -> std::result::Result<Option<RecordBatch>, String> {
-    let rules = SparkRules { flat: None, ..SparkRules::new(schema) };
+    let rules = SparkRules { plain: None, ..SparkRules::new(schema) };
     match decode_rows(&rules, bytes, None)? {
         (batch, bad) if bad.is_empty() => Ok(batch),
         (_, bad) => Err(format!("{bad:?}")),
@@ -137,8 +137,8 @@ struct SparkRules {
     /// Nested TIMESTAMP fields: every record takes the slow path (JSON integers are
     /// seconds there, which arrow-json would read as microseconds).
     always_normalize: bool,
-    /// Plain flat records in one pass, straight into the target columns (`json_flat`).
-    flat: Option<FlatDecoder>,
+    /// Plain records in one pass, straight into the target columns (`json_plain`).
+    plain: Option<PlainDecoder>,
 }
 
 impl SparkRules {
@@ -156,7 +156,7 @@ impl SparkRules {
         });
         let target = Arc::new(schema.clone());
         Self {
-            flat: FlatDecoder::new(&target),
+            plain: PlainDecoder::new(&target),
             target,
             read: Arc::new(Schema::new(read)),
             always_normalize,
@@ -224,10 +224,10 @@ fn memchr_newlines(chunk: &[u8]) -> impl Iterator<Item = usize> + '_ {
     memchr::memchr_iter(b'\n', chunk)
 }
 
-/// One row per document in `schema`, when every document is a plain flat record that the
-/// one-pass decoder reads (`json_flat`); `None` sends them to [`decode`] as lines.
+/// One row per document in `schema`, when every document is a plain record that the
+/// one-pass decoder reads (`json_plain`); `None` sends them to [`decode`] as lines.
 pub fn decode_documents(docs: &arrow::array::BinaryArray, schema: &Schema) -> Option<RecordBatch> {
-    FlatDecoder::new(&Arc::new(schema.clone()))?.decode_documents(docs)
+    PlainDecoder::new(&Arc::new(schema.clone()))?.decode_documents(docs)
 }
 
 /// Decodes one file's bytes. `fail_fast` stops at the first bad record.
@@ -448,6 +448,11 @@ mod tests {
         let d = decode("f.json", text.as_bytes(), &schema(), ParseMode::DropMalformed).unwrap();
         assert_eq!(d.batches.iter().map(RecordBatch::num_rows).sum::<usize>(), 10_000);
         assert!(d.bad.is_empty());
+        // the demo's users and music events are plain records: read in one pass
+        for ddl in [crate::engine::demo_data::USERS_DDL, crate::engine::demo_data::MUSIC_DDL] {
+            let rules = SparkRules::new(&crate::engine::schema::ddl_to_schema(ddl).unwrap());
+            assert!(rules.plain.is_some() && !rules.always_normalize, "{ddl}");
+        }
     }
 
     fn rows_of(d: &Decoded) -> String {

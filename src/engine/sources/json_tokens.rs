@@ -1,4 +1,4 @@
-//! The tokens of JSON text for `json_flat`: a cursor that reads strict JSON (RFC 8259) and
+//! The tokens of JSON text for `json_plain`: a cursor that reads strict JSON (RFC 8259) and
 //! answers `None` to anything else, so that the decoder gives the chunk to arrow-json.
 
 /// A cursor over the chunk; every method returns `None` on what it does not accept.
@@ -28,9 +28,32 @@ impl<'a> Parser<'a> {
         }
     }
 
-    /// The bytes of a string without escapes or control characters, after its opening quote;
-    /// the cursor ends past the closing quote.
-    pub(super) fn plain_key(&mut self) -> Option<&'a [u8]> {
+    /// The items of an object or array after its opening bracket, up to `close`: `item` reads
+    /// each (at its first byte), the commas and whitespace between them are read here.
+    pub(super) fn items(
+        &mut self,
+        close: u8,
+        mut item: impl FnMut(&mut Self) -> Option<()>,
+    ) -> Option<()> {
+        self.skip_ws();
+        if self.peek()? == close {
+            self.i += 1;
+            return Some(());
+        }
+        loop {
+            item(self)?;
+            self.skip_ws();
+            match self.next()? {
+                b',' => self.skip_ws(),
+                c if c == close => return Some(()),
+                _ => return None,
+            }
+        }
+    }
+
+    /// The bytes of a string without escapes or control characters (a key, a TIMESTAMP), after
+    /// its opening quote; the cursor ends past the closing quote.
+    pub(super) fn plain_string(&mut self) -> Option<&'a [u8]> {
         let rest = &self.b[self.i..];
         let end = plain_run(rest)?;
         if rest[end] != b'"' {
@@ -40,15 +63,18 @@ impl<'a> Parser<'a> {
         Some(&rest[..end])
     }
 
-    /// A string's text (escapes decoded) appended to `out`, after its opening quote.
-    pub(super) fn string_into(&mut self, out: &mut Vec<u8>) -> Option<()> {
+    /// A string's text (escapes decoded) appended to `out` (read and dropped without it), after
+    /// its opening quote.
+    pub(super) fn string_into(&mut self, mut out: Option<&mut Vec<u8>>) -> Option<()> {
         loop {
             let rest = &self.b[self.i..];
             let end = plain_run(rest)?;
             if rest[end] < 0x20 {
                 return None;
             }
-            out.extend_from_slice(&rest[..end]);
+            if let Some(out) = out.as_deref_mut() {
+                out.extend_from_slice(&rest[..end]);
+            }
             self.i += end + 1;
             if rest[end] == b'"' {
                 return Some(());
@@ -79,8 +105,9 @@ impl<'a> Parser<'a> {
                 }
                 _ => return None,
             };
-            let mut utf8 = [0u8; 4];
-            out.extend_from_slice(c.encode_utf8(&mut utf8).as_bytes());
+            if let Some(out) = out.as_deref_mut() {
+                out.extend_from_slice(c.encode_utf8(&mut [0u8; 4]).as_bytes());
+            }
         }
     }
 
@@ -90,8 +117,21 @@ impl<'a> Parser<'a> {
         digits.iter().try_fold(0u32, |acc, &d| Some(acc * 16 + (d as char).to_digit(16)?))
     }
 
+    /// `-?(0|[1-9][0-9]*)` as i64 (`None` out of range); the cursor ends after it.
+    pub(super) fn integer(&mut self) -> Option<i64> {
+        let text = self.integer_text()?;
+        let (negative, digits) = match text.split_first() {
+            Some((b'-', d)) => (true, d),
+            _ => (false, text),
+        };
+        digits.iter().try_fold(0i64, |n, &d| {
+            let (n, d) = (n.checked_mul(10)?, i64::from(d - b'0'));
+            if negative { n.checked_sub(d) } else { n.checked_add(d) }
+        })
+    }
+
     /// `-?(0|[1-9][0-9]*)`, as text; the cursor ends after it.
-    pub(super) fn integer_text(&mut self) -> Option<&'a [u8]> {
+    fn integer_text(&mut self) -> Option<&'a [u8]> {
         let start = self.i;
         if self.peek() == Some(b'-') {
             self.i += 1;
@@ -152,7 +192,7 @@ impl<'a> Parser<'a> {
         match self.peek()? {
             b'"' => {
                 self.i += 1;
-                self.string_into(&mut Vec::new())
+                self.string_into(None)
             }
             b'-' | b'0'..=b'9' => self.number_text().map(|_| ()),
             _ => self.literal().map(|_| ()),
@@ -165,19 +205,4 @@ impl<'a> Parser<'a> {
 /// for control characters cost twice as much on the short strings of records (users_batch).
 fn plain_run(s: &[u8]) -> Option<usize> {
     s.iter().position(|&c| c == b'"' || c == b'\\' || c < 0x20)
-}
-
-/// An integer's text as i64 (`None` out of range).
-pub(super) fn parse_int(text: &[u8]) -> Option<i64> {
-    let (negative, digits) = match text.split_first() {
-        Some((b'-', d)) => (true, d),
-        _ => (false, text),
-    };
-    let mut n: i64 = 0;
-    for &d in digits {
-        let d = i64::from(d - b'0');
-        n = n.checked_mul(10)?;
-        n = if negative { n.checked_sub(d)? } else { n.checked_add(d)? };
-    }
-    Some(n)
 }

@@ -234,8 +234,7 @@ impl KafkaStream {
                 Ok(())
             }
             Err(e) if e.is_retryable() && since.elapsed() >= timeout => {
-                let servers = env::expand(&self.cfg.bootstrap_servers)
-                    .unwrap_or_else(|_| self.cfg.bootstrap_servers.clone());
+                let servers = self.client.servers();
                 let waited = timeout.as_secs_f64();
                 let client = self.client.clone();
                 let missing = blocking(move || Ok(client.missing_topic())).await.ok().flatten();

@@ -125,15 +125,20 @@ impl KafkaClient {
         }
         for topic in &self.cfg.subscribe {
             if !out.iter().any(|(t, _)| t == topic) {
-                let servers = crate::model::env::expand(&self.cfg.bootstrap_servers)
-                    .unwrap_or_else(|_| self.cfg.bootstrap_servers.clone());
                 return Err(EngineError::Broker(format!(
-                    "topic `{topic}` does not exist (yet) on {servers}"
+                    "topic `{topic}` does not exist (yet) on {}",
+                    self.servers()
                 )));
             }
         }
         out.sort();
         Ok(out)
+    }
+
+    /// The bootstrap servers as the consumers were given them (variables expanded).
+    pub fn servers(&self) -> String {
+        crate::model::env::expand(&self.cfg.bootstrap_servers)
+            .unwrap_or_else(|_| self.cfg.bootstrap_servers.clone())
     }
 
     /// A subscribed topic the brokers answer without (None when they do not answer at all).

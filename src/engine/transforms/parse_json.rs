@@ -264,8 +264,8 @@ fn parse_at(
         EngineError::Config(format!("column `{}` is not text or bytes", cfg.column))
     })?;
     let doc = schema::ddl_to_schema(&cfg.schema)?;
-    // plain flat records are read where they are, in one pass (no copy into lines, no line
-    // scans: with `json_flat`, music_kafka's CPU 1.6 -> 1.35 s on 1M messages)
+    // plain records are read where they are, in one pass (no copy into lines, no line
+    // scans: with `json_plain`, music_kafka's CPU 1.6 -> 1.35 s on 1M messages)
     let decoded = if let Some(batch) = json_lines::decode_documents(text, &doc) {
         json_lines::Decoded { batches: vec![batch], bad: Vec::new() }
     } else {

@@ -23,16 +23,16 @@ use arrow::array::{
 use arrow::buffer::{OffsetBuffer, ScalarBuffer};
 use arrow::datatypes::{DataType, FieldRef, Fields, SchemaRef, TimeUnit};
 
-use super::json_tokens::{Parser, parse_int};
+use super::json_tokens::Parser;
 use super::timestamps::utc_micros;
 
-/// A decoder for one target schema; `None` from [`FlatDecoder::new`] when a field's type is
+/// A decoder for one target schema; `None` from [`PlainDecoder::new`] when a field's type is
 /// not one it reads.
-pub struct FlatDecoder {
+pub struct PlainDecoder {
     target: SchemaRef,
 }
 
-impl FlatDecoder {
+impl PlainDecoder {
     pub fn new(target: &SchemaRef) -> Option<Self> {
         object_type(target.fields(), true).then(|| Self { target: target.clone() })
     }
@@ -131,45 +131,29 @@ impl Object {
     /// The object after its `{` as one row of the columns.
     fn read(&mut self, p: &mut Parser<'_>) -> Option<()> {
         let mut seen: u64 = 0;
-        p.skip_ws();
-        if p.peek()? == b'}' {
-            p.i += 1;
-        } else {
-            let mut pos = 0;
-            loop {
-                p.expect(b'"')?;
-                let key = p.plain_key()?;
-                let field = match self.order.get(pos) {
-                    Some(&f) if self.names[f] == key => Some(f),
-                    _ => self.names.iter().position(|n| n == key),
-                };
-                p.skip_ws();
-                p.expect(b':')?;
-                p.skip_ws();
-                match field {
-                    None => p.skip_scalar()?,
-                    Some(f) => {
-                        if seen & (1 << f) != 0 {
-                            return None;
-                        }
-                        seen |= 1 << f;
-                        if pos < self.order.len() {
-                            self.order[pos] = f;
-                        } else {
-                            self.order.push(f);
-                        }
-                        self.cols[f].read(p)?;
-                    }
-                }
-                pos += 1;
-                p.skip_ws();
-                match p.next()? {
-                    b',' => p.skip_ws(),
-                    b'}' => break,
-                    _ => return None,
-                }
+        let mut pos = 0;
+        p.items(b'}', |p| {
+            p.expect(b'"')?;
+            let key = p.plain_string()?;
+            let field = match self.order.get(pos) {
+                Some(&f) if self.names[f] == key => Some(f),
+                _ => self.names.iter().position(|n| n == key),
+            };
+            p.skip_ws();
+            p.expect(b':')?;
+            p.skip_ws();
+            pos += 1;
+            let Some(f) = field else { return p.skip_scalar() };
+            if seen & (1 << f) != 0 {
+                return None;
             }
-        }
+            seen |= 1 << f;
+            match self.order.get_mut(pos - 1) {
+                Some(o) => *o = f,
+                None => self.order.push(f),
+            }
+            self.cols[f].read(p)
+        })?;
         // a field the record does not have is NULL
         if seen.count_ones() as usize != self.cols.len() {
             for (f, col) in self.cols.iter_mut().enumerate() {
@@ -264,8 +248,8 @@ impl Column {
             return Some(());
         }
         match &mut self.values {
-            Values::Int64(v) => v.push(parse_int(p.integer_text()?)?),
-            Values::Int32(v) => v.push(i32::try_from(parse_int(p.integer_text()?)?).ok()?),
+            Values::Int64(v) => v.push(p.integer()?),
+            Values::Int32(v) => v.push(i32::try_from(p.integer()?).ok()?),
             Values::Float64(v) => {
                 let x = std::str::from_utf8(p.number_text()?).ok()?.parse::<f64>().ok()?;
                 v.push(x.is_finite().then_some(x)?);
@@ -273,12 +257,12 @@ impl Column {
             Values::Boolean(b) => b.append(p.literal()??),
             Values::Utf8 { offsets, bytes } => {
                 p.expect(b'"')?;
-                p.string_into(bytes)?;
+                p.string_into(Some(bytes))?;
                 offsets.push(i32::try_from(bytes.len()).ok()?);
             }
             Values::Timestamp(v) => {
                 p.expect(b'"')?;
-                v.push(utc_micros(p.plain_key()?)?);
+                v.push(utc_micros(p.plain_string()?)?);
             }
             Values::Struct(object) => {
                 p.expect(b'{')?;
@@ -286,22 +270,11 @@ impl Column {
             }
             Values::List { offsets, items, .. } => {
                 p.expect(b'[')?;
-                p.skip_ws();
                 let mut n = 0;
-                if p.peek()? == b']' {
-                    p.i += 1;
-                } else {
-                    loop {
-                        items.read(p)?;
-                        n += 1;
-                        p.skip_ws();
-                        match p.next()? {
-                            b',' => p.skip_ws(),
-                            b']' => break,
-                            _ => return None,
-                        }
-                    }
-                }
+                p.items(b']', |p| {
+                    n += 1;
+                    items.read(p)
+                })?;
                 offsets.push(offsets[offsets.len() - 1].checked_add(n)?);
             }
         }
@@ -339,24 +312,24 @@ impl Column {
 mod tests {
     use super::*;
     use crate::engine::schema::ddl_to_schema;
-    use crate::engine::sources::json_lines::rows_without_flat;
+    use crate::engine::sources::json_lines::rows_without_plain;
     use rand::rngs::StdRng;
     use rand::{Rng, SeedableRng};
 
     const DDL: &str = "id BIGINT, n INT, x DOUBLE, ok BOOLEAN, name STRING, at TIMESTAMP, \
         job STRUCT<title: STRING, skills: ARRAY<STRING>, level STRUCT<n: INT>>, xs ARRAY<BIGINT>";
 
-    fn decoder() -> (SchemaRef, FlatDecoder) {
+    fn decoder() -> (SchemaRef, PlainDecoder) {
         let schema = Arc::new(ddl_to_schema(DDL).unwrap());
-        let flat = FlatDecoder::new(&schema).unwrap();
-        (schema, flat)
+        let plain = PlainDecoder::new(&schema).unwrap();
+        (schema, plain)
     }
 
     /// What the one-pass decoder accepts, it reads as arrow-json and Spark's rules do.
     fn assert_same(text: &str) {
-        let (schema, flat) = decoder();
-        let ours = flat.decode(text.as_bytes()).unwrap_or_else(|| panic!("gave up on {text}"));
-        let theirs = rows_without_flat(&schema, text.as_bytes()).unwrap();
+        let (schema, plain) = decoder();
+        let ours = plain.decode(text.as_bytes()).unwrap_or_else(|| panic!("gave up on {text}"));
+        let theirs = rows_without_plain(&schema, text.as_bytes()).unwrap();
         match theirs {
             Some(theirs) => assert_eq!(ours, theirs, "{text}"),
             None => assert_eq!(ours.num_rows(), 0, "{text}"),
@@ -431,9 +404,9 @@ mod tests {
         let events: Vec<String> =
             (0..2_000).map(|n| crate::engine::demo_data::music_event_json(&mut rng, n)).collect();
         let docs = BinaryArray::from_iter_values(events.iter().map(String::as_bytes));
-        let ours = FlatDecoder::new(&schema).unwrap().decode_documents(&docs).unwrap();
+        let ours = PlainDecoder::new(&schema).unwrap().decode_documents(&docs).unwrap();
         assert_eq!(ours.num_rows(), 2_000);
-        assert_eq!(Some(ours), rows_without_flat(&schema, events.join("\n").as_bytes()).unwrap());
+        assert_eq!(Some(ours), rows_without_plain(&schema, events.join("\n").as_bytes()).unwrap());
         // the demo's users, as the landing files hold them
         let schema = Arc::new(ddl_to_schema(crate::engine::demo_data::USERS_DDL).unwrap());
         let users: Vec<String> = (0..2_000)
@@ -443,15 +416,15 @@ mod tests {
             })
             .collect();
         let lines = users.join("\n");
-        let ours = FlatDecoder::new(&schema).unwrap().decode(lines.as_bytes()).unwrap();
+        let ours = PlainDecoder::new(&schema).unwrap().decode(lines.as_bytes()).unwrap();
         assert_eq!(ours.num_rows(), 2_000);
-        assert_eq!(Some(ours), rows_without_flat(&schema, lines.as_bytes()).unwrap());
+        assert_eq!(Some(ours), rows_without_plain(&schema, lines.as_bytes()).unwrap());
     }
 
     /// Documents (Kafka values) are read where they are, one row each, as their lines are.
     #[test]
     fn documents_read_as_their_lines() {
-        let (schema, flat) = decoder();
+        let (schema, plain) = decoder();
         let docs = [
             r#"{"id": 1, "name": "Zoë"}"#,
             "\n { \"at\": \"2026-01-02 03:04:05\",\r\n \"x\": 2.5 } \t",
@@ -459,21 +432,21 @@ mod tests {
             r#"{"ok": true, "n": 3}"#,
         ];
         let array = BinaryArray::from_iter_values(docs.iter().map(|d| d.as_bytes()));
-        let ours = flat.decode_documents(&array).unwrap();
+        let ours = plain.decode_documents(&array).unwrap();
         let lines = docs.map(|d| d.replace(['\n', '\r'], " ")).join("\n");
-        assert_eq!(Some(ours), rows_without_flat(&schema, lines.as_bytes()).unwrap());
+        assert_eq!(Some(ours), rows_without_plain(&schema, lines.as_bytes()).unwrap());
         // a document that is not exactly one object, a NULL document
         for bad in [&[r#"{"id": 1} {"id": 2}"#][..], &[r#"{"id": 1} x"#], &["  "]] {
             let array = BinaryArray::from_iter_values(bad.iter().map(|d| d.as_bytes()));
-            assert!(flat.decode_documents(&array).is_none(), "{bad:?}");
+            assert!(plain.decode_documents(&array).is_none(), "{bad:?}");
         }
         let with_null = BinaryArray::from(vec![Some(&b"{}"[..]), None]);
-        assert!(flat.decode_documents(&with_null).is_none());
+        assert!(plain.decode_documents(&with_null).is_none());
     }
 
     #[test]
     fn anything_else_goes_to_arrow_json_and_sparks_rules() {
-        let (_, flat) = decoder();
+        let (_, plain) = decoder();
         let cases: &[&[u8]] = &[
             br#"{"id": "1"}"#,                         // text into BIGINT
             br#"{"name": 1}"#,        // a number into STRING (Spark keeps its text)
@@ -505,12 +478,12 @@ mod tests {
             br#"{"job": {"other": {"a": 1}}}"#, // a nested value in a nested field it skips
         ];
         for c in cases {
-            assert!(flat.decode(c).is_none(), "{}", String::from_utf8_lossy(c));
+            assert!(plain.decode(c).is_none(), "{}", String::from_utf8_lossy(c));
         }
         // types the decoder does not read (a TIMESTAMP in a STRUCT: Spark's rules rewrite it)
         for ddl in ["a STRUCT<t: TIMESTAMP>", "m MAP<STRING, INT>", "d DECIMAL(10,2)", "d DATE"] {
             let schema = Arc::new(ddl_to_schema(ddl).unwrap());
-            assert!(FlatDecoder::new(&schema).is_none(), "{ddl}");
+            assert!(PlainDecoder::new(&schema).is_none(), "{ddl}");
         }
     }
 }
