@@ -200,8 +200,59 @@ pub async fn last_commit_outcome(table: &DeltaTable) -> Result<CommitOutcome> {
     })
 }
 
+/// A scan of `table` with `ctx`'s settings (plain strings, see `plan::session_context`);
+/// delta-rs's own default reads strings as views.
+pub fn scan_in(
+    table: &DeltaTable,
+    ctx: &datafusion::prelude::SessionContext,
+) -> deltalake::delta_datafusion::TableProviderBuilder {
+    table.table_provider().with_session(Arc::new(ctx.state()))
+}
+
 /// Resolves a table path against the lakehouse root.
 pub fn resolve(root: &Path, table: &str) -> PathBuf {
     let p = Path::new(table);
     if p.is_absolute() { p.to_owned() } else { root.join(p) }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use arrow::array::{ListBuilder, StringBuilder, StructArray};
+    use arrow::datatypes::{DataType, Field, Schema};
+
+    /// A table read in our session keeps strings plain, at the top and inside structs and
+    /// lists: read as views, each string was cast to a view and back at the next write.
+    #[tokio::test]
+    async fn scans_read_strings_as_plain_utf8() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("t");
+        let mut skills = ListBuilder::new(StringBuilder::new());
+        skills.values().append_value("Zürich");
+        skills.append(true);
+        let title = Field::new("title", DataType::Utf8, true);
+        let employment = StructArray::from(vec![(
+            Arc::new(title),
+            Arc::new(arrow::array::StringArray::from(vec!["é"])) as arrow::array::ArrayRef,
+        )]);
+        let batch = RecordBatch::try_from_iter(vec![
+            ("name", Arc::new(arrow::array::StringArray::from(vec!["ñ"])) as _),
+            ("employment", Arc::new(employment) as _),
+            ("skills", Arc::new(skills.finish()) as _),
+        ])
+        .unwrap();
+        overwrite_batches(&path, vec![batch], &CommitMeta::default()).await.unwrap();
+        let ctx = super::super::plan::session_context();
+        let table = open(&path).await.unwrap();
+        let df = ctx.read_table(scan_in(&table, &ctx).await.unwrap()).unwrap();
+        let batches = df.collect().await.unwrap();
+        let schema: &Schema = batches[0].schema_ref();
+        assert_eq!(schema.field(0).data_type(), &DataType::Utf8);
+        let DataType::Struct(fields) = schema.field(1).data_type() else { panic!("{schema}") };
+        assert_eq!(fields[0].data_type(), &DataType::Utf8);
+        let DataType::List(item) = schema.field(2).data_type() else { panic!("{schema}") };
+        assert_eq!(item.data_type(), &DataType::Utf8);
+        let names = batches[0].column(0).as_any().downcast_ref::<arrow::array::StringArray>();
+        assert_eq!(names.map(|n| n.value(0)), Some("ñ"));
+    }
 }

@@ -36,10 +36,12 @@ mod window {
 /// It is delta-rs's session (its planner executes Delta writes and merges), so plans built in
 /// it can be streamed straight into a table.
 pub fn session_context() -> SessionContext {
-    let overrides = std::collections::HashMap::from([(
-        "datafusion.sql_parser.enable_ident_normalization".to_owned(),
-        "false".to_owned(),
-    )]);
+    let overrides = std::collections::HashMap::from([
+        ("datafusion.sql_parser.enable_ident_normalization".to_owned(), "false".to_owned()),
+        // strings as plain UTF-8, as Delta stores them: read as views, every string was cast
+        // to a view at the scan and back at the write (users_batch on 1M users −8% CPU, −40 MB)
+        ("datafusion.execution.parquet.schema_force_view_types".to_owned(), "false".to_owned()),
+    ]);
     let Some(bytes) = memory_limit() else {
         return DeltaSessionContext::new_with_session_overrides(&overrides)
             .unwrap_or_default()
@@ -389,7 +391,7 @@ impl<'a> Planner<'a> {
                             .latest(&path)
                             .await?
                             .ok_or_else(|| EngineError::TableNotFound { path: path.clone() })?;
-                        Ok(self.ctx.read_table(table.table_provider().await?)?)
+                        Ok(self.ctx.read_table(delta::scan_in(&table, &self.ctx).await?)?)
                     }
                     _ => sources::delta::read(&self.ctx, &path, src).await,
                 }

@@ -122,7 +122,7 @@ pub async fn table_at_version(path: &Path, version: i64, limit: usize) -> Result
         ))
     };
     let ctx = plan::session_context();
-    let df = ctx.read_table(table.table_provider().await?)?;
+    let df = ctx.read_table(delta::scan_in(&table, &ctx).await?)?;
     let rows = match stats_rows(&snapshot_files(&table)?) {
         Some(n) => n,
         None => df.clone().count().await.map_err(unreadable)? as u64,
@@ -213,7 +213,7 @@ async fn files_frame(
     table: &DeltaTable,
     files: &[String],
 ) -> Result<DataFrame> {
-    let provider = table.table_provider().with_file_paths(files.iter().cloned()).await?;
+    let provider = delta::scan_in(table, ctx).with_file_paths(files.iter().cloned()).await?;
     Ok(ctx.read_table(provider)?)
 }
 

@@ -42,7 +42,7 @@ pub async fn open_as_of(path: &Path, source: &DeltaSource) -> Result<deltalake::
 /// The table as a DataFrame.
 pub async fn read(ctx: &SessionContext, path: &Path, source: &DeltaSource) -> Result<DataFrame> {
     let table = open_as_of(path, source).await?;
-    Ok(ctx.read_table(table.table_provider().await?)?)
+    Ok(ctx.read_table(delta::scan_in(&table, ctx).await?)?)
 }
 
 /// The data files that versions `start` (exclusive) to `end` (inclusive) appended, read from
@@ -161,7 +161,7 @@ pub async fn read_files_of(
     table: &deltalake::DeltaTable,
     files: Vec<String>,
 ) -> Result<DataFrame> {
-    let provider = table.table_provider().with_file_paths(files).await?;
+    let provider = delta::scan_in(table, ctx).with_file_paths(files).await?;
     Ok(ctx.read_table(provider)?)
 }
 
