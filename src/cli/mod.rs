@@ -276,6 +276,10 @@ pub enum BenchCommand {
         batches: Vec<u64>,
         #[arg(long, default_value_t = 200)]
         rows_per_batch: u64,
+        /// A trigger interval in ms, as the demo's streams run (default: availableNow, batches
+        /// back to back: upkeep then shares the cores with them)
+        #[arg(long)]
+        trigger_ms: Option<u64>,
         /// Files of the small-files table (0 skips that part).
         #[arg(long, default_value_t = 10_000)]
         small_files: usize,
@@ -459,13 +463,20 @@ async fn run_async(command: Command) -> anyhow::Result<i32> {
             }
             Ok(0)
         }
-        Command::Bench(BenchCommand::Upkeep { dir, batches, rows_per_batch, small_files }) => {
+        Command::Bench(BenchCommand::Upkeep {
+            dir,
+            batches,
+            rows_per_batch,
+            trigger_ms,
+            small_files,
+        }) => {
             let scratch = tempfile_dir(dir)?;
             if !batches.is_empty() {
                 let points = engine::bench_upkeep::long_stream(
                     &scratch.join("long"),
                     &batches,
                     rows_per_batch,
+                    trigger_ms,
                 )
                 .await?;
                 for p in points {

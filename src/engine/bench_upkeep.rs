@@ -80,8 +80,15 @@ fn percentile(sorted: &[f64], p: f64) -> f64 {
     sorted[((sorted.len() - 1) as f64 * p).round() as usize]
 }
 
-fn project(rows_per_batch: u64, max_rows: u64) -> Result<Project> {
-    // availableNow batches hold at most ten seconds' worth of generator rows
+/// The long stream: availableNow (`trigger_ms` None: batches as fast as they go, the worst case
+/// for upkeep running beside them) or a trigger interval, as the demo runs.
+fn project(rows_per_batch: u64, max_rows: u64, trigger_ms: Option<u64>) -> Result<Project> {
+    // availableNow batches hold at most ten seconds' worth of generator rows; with a trigger,
+    // the generator makes `rows_per_batch` rows per interval of wall time
+    let (trigger, rows_per_second) = match trigger_ms {
+        None => ("available_now".to_owned(), (rows_per_batch / 10).max(1)),
+        Some(ms) => (format!("{ms}ms"), (rows_per_batch * 1000 / ms.max(1)).max(1)),
+    };
     let text = format!(
         r#"
 format_version = 1
@@ -89,11 +96,11 @@ name = "bench_upkeep"
 [[pipeline]]
 name = "long"
 mode = "stream"
-trigger = "available_now"
+trigger = "{trigger}"
 [[pipeline.nodes]]
 id = "gen"
 kind = "generator_source"
-rows_per_second = {}
+rows_per_second = {rows_per_second}
 max_rows = {max_rows}
 [[pipeline.nodes]]
 id = "sink"
@@ -102,35 +109,46 @@ table = "bronze/users"
 [[pipeline.edges]]
 from = "gen"
 to = "sink"
-"#,
-        (rows_per_batch / 10).max(1)
+"#
     );
     Project::from_toml(&text, Path::new("bench_upkeep.toml"))
         .map_err(|e| EngineError::Config(e.to_string()))
 }
 
-/// Runs the stream to each of `marks` batches in turn, measuring at each.
+/// Runs the stream to each of `marks` batches in turn, measuring at each (with a trigger
+/// interval, the segment stops once its rows are committed).
 pub async fn long_stream(
     dir: &Path,
     marks: &[u64],
     rows_per_batch: u64,
+    trigger_ms: Option<u64>,
 ) -> Result<Vec<LongStreamPoint>> {
     let rows_per_batch = (rows_per_batch / 10).max(1) * 10;
     let mut out = Vec::new();
+    let mut rows_before = 0;
     for &mark in marks {
-        let p = project(rows_per_batch, mark * rows_per_batch)?;
+        let max_rows = mark * rows_per_batch;
+        let p = project(rows_per_batch, max_rows, trigger_ms)?;
         let pipeline = &p.pipelines[0];
         let durations = Mutex::new(Vec::new());
+        let (stop, stop_rx) = tokio::sync::watch::channel(false);
+        let opts = StreamOptions { stop: stop_rx, ..StreamOptions::new(trigger_ms.is_none()) };
+        let rows = std::sync::atomic::AtomicU64::new(rows_before);
         let started = Instant::now();
-        run_stream(&p, pipeline, dir, &StreamOptions::new(true), &|e| {
+        run_stream(&p, pipeline, dir, &opts, &|e| {
             if let RunEvent::BatchCompleted(b) = e
                 && let Some(ms) = b.duration_ms.get("total")
                 && let Ok(mut d) = durations.lock()
             {
                 d.push(*ms as f64);
+                let done = std::sync::atomic::Ordering::Relaxed;
+                if rows.fetch_add(b.num_input_rows, done) + b.num_input_rows >= max_rows {
+                    let _ = stop.send(true);
+                }
             }
         })
         .await?;
+        rows_before = max_rows;
         let secs = started.elapsed().as_secs_f64();
         // a restart with nothing to do: what start-up costs at this point
         let restart = Instant::now();
@@ -211,4 +229,29 @@ pub async fn small_files_query(dir: &Path, files: usize) -> Result<SmallFilesRep
     let files_after = table_health(&path).await?.files;
     let count_after_ms = time_count(&path).await?;
     Ok(SmallFilesReport { files_before, files_after, count_before_ms, count_after_ms, optimize_ms })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// With a trigger interval, each segment stops once its rows are in: the marks' batches
+    /// and rows land (the generator makes 200 rows per interval) and the run ends.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_triggered_long_stream_stops_at_each_mark() {
+        let dir = tempfile::tempdir().unwrap();
+        let run = long_stream(dir.path(), &[3, 6], 200, Some(50));
+        // a stop that never came would leave the stream waiting for rows forever
+        let points = tokio::time::timeout(std::time::Duration::from_secs(120), run)
+            .await
+            .expect("the triggered stream stopped")
+            .unwrap();
+        assert_eq!(points.iter().map(|p| p.batches).collect::<Vec<_>>(), vec![3, 6]);
+        let ctx = super::super::plan::session_context();
+        let table = delta::open(&dir.path().join("bronze/users")).await.unwrap();
+        ctx.register_table("t", table.table_provider().await.unwrap()).unwrap();
+        let n = ctx.sql("SELECT count(*) AS n FROM t").await.unwrap().collect().await.unwrap();
+        let n = n[0].column(0).as_any().downcast_ref::<Int64Array>().unwrap().value(0);
+        assert_eq!(n, 6 * 200);
+    }
 }
