@@ -36,57 +36,64 @@ mod window {
 /// It is delta-rs's session (its planner executes Delta writes and merges), so plans built in
 /// it can be streamed straight into a table.
 pub fn session_context() -> SessionContext {
-    let overrides = std::collections::HashMap::from([
+    let overrides = HashMap::from([
         ("datafusion.sql_parser.enable_ident_normalization".to_owned(), "false".to_owned()),
         // strings as plain UTF-8, as Delta stores them: read as views, every string was cast
         // to a view at the scan and back at the write (users_batch on 1M users −8% CPU, −40 MB)
         ("datafusion.execution.parquet.schema_force_view_types".to_owned(), "false".to_owned()),
     ]);
-    let Some(bytes) = memory_limit() else {
-        return DeltaSessionContext::new_with_session_overrides(&overrides)
-            .unwrap_or_default()
-            .into_inner();
-    };
+    let ctx = capped_session(&overrides).unwrap_or_else(|| {
+        DeltaSessionContext::new_with_session_overrides(&overrides).unwrap_or_default().into_inner()
+    });
+    // hash joins split into spill files past this much build side per partition
+    let build_bytes = memory_limit().map_or(transforms::grace_join::BUILD_BYTES_IN_MEMORY, |cap| {
+        (cap / 8).min(transforms::grace_join::BUILD_BYTES_IN_MEMORY)
+    });
+    let state = SessionStateBuilder::new_from_existing(ctx.state())
+        .with_physical_optimizer_rule(Arc::new(transforms::grace_join::GraceJoinRule::new(
+            build_bytes,
+        )))
+        .build();
+    SessionContext::new_with_state(state)
+}
+
+/// delta-rs's session with DataFusion's memory pool capped at `MEDALLION_MEMORY_LIMIT`, when
+/// it is set.
+fn capped_session(overrides: &HashMap<String, String>) -> Option<SessionContext> {
+    let bytes = memory_limit()?;
     // aggregates and sorts spill to disk past the cap, sharing it fairly
     let pool = Arc::new(datafusion::execution::memory_pool::FairSpillPool::new(bytes));
     let runtime = datafusion::execution::runtime_env::RuntimeEnvBuilder::new()
         .with_memory_pool(pool)
-        .build_arc();
-    let Ok(runtime) = runtime else {
-        return DeltaSessionContext::new_with_session_overrides(&overrides)
-            .unwrap_or_default()
-            .into_inner();
-    };
+        .build_arc()
+        .ok()?;
     let ctx = DeltaSessionContext::with_runtime_env(runtime).into_inner();
     let state = ctx.state_ref();
     let mut state = state.write();
-    for (k, v) in &overrides {
+    for (k, v) in overrides {
         let _ = state.config_mut().options_mut().set(k, v);
     }
     drop(state);
-    ctx
+    Some(ctx)
 }
 
 /// `MEDALLION_MEMORY_LIMIT` (`512m`, `2g`, or bytes): the memory DataFusion's operators may
-/// hold per plan (as Spark's executor memory); unset, no cap. users_batch on 10M users peaks
-/// at 4.5 GB without one and 1.3 GB with `1g` (its dedupe spills; CPU 59 → 81 s). A hash
-/// join's build side cannot spill: below it the run fails with "Resources exhausted".
+/// hold per plan (as Spark's executor memory); unset, no cap. Aggregates and sorts spill past
+/// it, Distinct splits its input into parts (`transforms/distinct_parts.rs`) and hash joins
+/// split past an eighth of it (`transforms/grace_join.rs`); what cannot (one part's hash
+/// table) fails the run with "Resources exhausted".
 pub fn memory_limit() -> Option<usize> {
     static LIMIT: std::sync::OnceLock<Option<usize>> = std::sync::OnceLock::new();
     *LIMIT.get_or_init(|| parse_bytes(&std::env::var("MEDALLION_MEMORY_LIMIT").ok()?))
 }
 
-/// Distinct / Deduplicate as the streaming operator, unless a memory cap is set: its index of
-/// keys (~40 bytes per key) cannot spill, while DataFusion's aggregate spills all of its state
-/// (10M users under `1g`: the operator ran out beside the ssn join's hash table).
+/// Distinct / Deduplicate as the streaming operator (`transforms/distinct.rs`), or `None`
+/// when a key column cannot be row-encoded (DataFusion's aggregate then).
 fn streamed_distinct(
     ctx: &SessionContext,
     df: DataFrame,
     keys: Option<Vec<usize>>,
 ) -> Result<Option<DataFrame>> {
-    if memory_limit().is_some() {
-        return Ok(None);
-    }
     transforms::distinct::plan(ctx, df, keys)
 }
 

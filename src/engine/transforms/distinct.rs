@@ -28,6 +28,7 @@ use datafusion::logical_expr::{TableProviderFilterPushDown, TableType};
 use datafusion::physical_expr::EquivalenceProperties;
 use datafusion::physical_expr::expressions::Column;
 use datafusion::physical_plan::execution_plan::{Boundedness, CardinalityEffect, EmissionType};
+use datafusion::physical_plan::metrics::{ExecutionPlanMetricsSet, MetricsSet};
 use datafusion::physical_plan::projection::ProjectionExec;
 use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
 use datafusion::physical_plan::{
@@ -36,9 +37,9 @@ use datafusion::physical_plan::{
     SendableRecordBatchStream, StatisticsArgs,
 };
 use datafusion::prelude::{DataFrame, Expr, SessionContext};
-use futures::StreamExt;
 
 use super::distinct_keys::Seen;
+use super::distinct_parts::{self, Dedupe};
 use crate::engine::Result;
 
 /// `df` without rows whose `keys` (column indices; all columns when `None`) repeat an earlier
@@ -115,6 +116,7 @@ struct DistinctExec {
     input: Arc<dyn ExecutionPlan>,
     keys: Vec<usize>,
     properties: Arc<PlanProperties>,
+    metrics: ExecutionPlanMetricsSet,
 }
 
 impl DistinctExec {
@@ -126,7 +128,7 @@ impl DistinctExec {
             EmissionType::Incremental,
             if props.boundedness.is_unbounded() { props.boundedness } else { Boundedness::Bounded },
         ));
-        Self { input, keys, properties }
+        Self { input, keys, properties, metrics: ExecutionPlanMetricsSet::new() }
     }
 }
 
@@ -209,25 +211,35 @@ impl ExecutionPlan for DistinctExec {
         let inputs = (0..self.input.output_partitioning().partition_count())
             .map(|p| self.input.execute(p, Arc::clone(&context)))
             .collect::<DfResult<Vec<_>>>()?;
-        let fields = self
+        let input = Box::pin(RecordBatchStreamAdapter::new(
+            Arc::clone(&schema),
+            futures::stream::select_all(inputs),
+        ));
+        let fields: Vec<SortField> = self
             .keys
             .iter()
             .map(|&k| SortField::new(schema.field(k).data_type().clone()))
             .collect();
-        let reservation = MemoryConsumer::new("DistinctExec")
-            .with_can_spill(true)
-            .register(context.memory_pool());
-        let spill = Arc::clone(&context.runtime_env().disk_manager);
-        let mut seen = Seen::new(RowConverter::new(fields)?, reservation, spill);
-        let keys = self.keys.clone();
-        let rows = futures::stream::select_all(inputs).filter_map(move |batch| {
-            let out = batch.and_then(|b| seen.first_seen(&b, &keys));
-            std::future::ready(match out {
-                Ok(b) if b.num_rows() == 0 => None,
-                other => Some(other),
-            })
+        let pool = Arc::clone(context.memory_pool());
+        let disk = Arc::clone(&context.runtime_env().disk_manager);
+        let new_seen = Box::new(move || {
+            let reservation =
+                MemoryConsumer::new("DistinctExec").with_can_spill(true).register(&pool);
+            Ok(Seen::new(RowConverter::new(fields.clone())?, reservation, Arc::clone(&disk)))
         });
+        let dedupe = Dedupe {
+            keys: self.keys.clone(),
+            new_seen,
+            schema: Arc::clone(&schema),
+            env: context.runtime_env(),
+            metrics: self.metrics.clone(),
+        };
+        let rows = distinct_parts::dedupe(input, dedupe)?;
         Ok(Box::pin(RecordBatchStreamAdapter::new(schema, rows)))
+    }
+
+    fn metrics(&self) -> Option<MetricsSet> {
+        Some(self.metrics.clone_inner())
     }
 
     fn child_stats_requests(&self, _partition: Option<usize>) -> Vec<ChildStats> {
@@ -385,7 +397,8 @@ mod tests {
 
     /// 20,000 keys of ~400 bytes (8 MB), 5,000 of them twice: a 3 MiB pool cannot hold them,
     /// so the run only succeeds if they move to a spill file, and every repeat must still be
-    /// found there; with 64 KiB even the index does not fit and the query says so.
+    /// found there; with 64 KiB even the index does not fit, and the rows after it are split
+    /// into parts (`distinct_parts.rs`), each id still once.
     #[tokio::test]
     async fn keys_past_the_memory_pool_spill_and_stay_exact() {
         let name = "a name that takes room, ".repeat(16);
@@ -400,19 +413,22 @@ mod tests {
             let df = ctx.read_table(Arc::new(table())).unwrap();
             plan(&ctx, df, None).unwrap().unwrap()
         };
-        let kept = limited(3 << 20).collect().await.unwrap();
-        let mut ids: Vec<i64> = kept
-            .iter()
-            .flat_map(|b| {
-                b.column(0).as_any().downcast_ref::<Int64Array>().unwrap().values().to_vec()
-            })
-            .collect();
-        ids.sort_unstable();
-        let repeated = ids.iter().enumerate().find(|&(i, &id)| id != i as i64);
-        assert_eq!((ids.len(), repeated), (20_000, None), "each id once");
-
-        let err = limited(64 << 10).collect().await.unwrap_err();
-        assert!(err.to_string().contains("Resources exhausted"), "{err}");
-        assert!(err.to_string().contains("DistinctExec"), "{err}");
+        for (pool, split) in [(3 << 20, false), (64 << 10, true)] {
+            let df = limited(pool);
+            let task = Arc::new(df.task_ctx());
+            let exec = df.create_physical_plan().await.unwrap();
+            let kept = datafusion::physical_plan::collect(Arc::clone(&exec), task).await.unwrap();
+            let mut ids: Vec<i64> = kept
+                .iter()
+                .flat_map(|b| {
+                    b.column(0).as_any().downcast_ref::<Int64Array>().unwrap().values().to_vec()
+                })
+                .collect();
+            ids.sort_unstable();
+            let repeated = ids.iter().enumerate().find(|&(i, &id)| id != i as i64);
+            assert_eq!((ids.len(), repeated), (20_000, None), "each id once ({pool} bytes)");
+            let spilled = exec.metrics().and_then(|m| m.spilled_rows()).unwrap_or(0);
+            assert_eq!(spilled > 0, split, "{pool} bytes: {spilled} rows to parts");
+        }
     }
 }

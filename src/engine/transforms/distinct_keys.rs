@@ -47,6 +47,9 @@ impl Hasher for IdentityHasher {
 /// 0.5 GB; spilled, it writes them once and reads none back (no repeats). Repeated rows then
 /// cost a read each (~1 µs from the page cache).
 const KEYS_IN_MEMORY: usize = 64 << 20;
+/// Index bytes (~40 per key) past which Distinct splits the rest of its input into parts: 1M
+/// keys hold ~41 MB (users_batch on 1M users stays whole); 10M would hold ~450 MB.
+const INDEX_IN_MEMORY: usize = 48 << 20;
 /// Bytes of one chunk of keys in memory.
 const KEY_CHUNK: usize = 4 << 20;
 /// Spilled keys are written in pieces of this size.
@@ -86,6 +89,11 @@ pub(super) struct Seen {
     spill: Option<SpillKeys>,
     /// Key bytes kept in memory before they spill (`KEYS_IN_MEMORY`).
     keys_in_memory: usize,
+    /// Index bytes past which the operator should split its input into parts
+    /// (`INDEX_IN_MEMORY`).
+    index_in_memory: usize,
+    /// The memory pool refused what the keys hold, even with their bytes spilled.
+    refused: bool,
 }
 
 fn too_many() -> DataFusionError {
@@ -113,7 +121,23 @@ impl Seen {
             disk,
             spill: None,
             keys_in_memory: KEYS_IN_MEMORY,
+            index_in_memory: INDEX_IN_MEMORY,
+            refused: false,
         }
+    }
+
+    /// `self` splitting past `bytes` of index (tests: a few rows).
+    #[cfg(test)]
+    pub(super) fn with_index_budget(mut self, bytes: usize) -> Self {
+        self.index_in_memory = bytes;
+        self
+    }
+
+    /// Whether the keys have outgrown memory: their index past `INDEX_IN_MEMORY`, or the memory
+    /// pool refused them. The operator then sends the rows that follow to parts
+    /// (`distinct_parts.rs`).
+    pub(super) fn outgrown(&self) -> bool {
+        self.refused || self.index_bytes() > self.index_in_memory
     }
 
     /// Whether key `id` is `row` (lengths first: a spilled key is read only when they match).
@@ -202,10 +226,40 @@ impl Seen {
         batch: &RecordBatch,
         keys: &[usize],
     ) -> DfResult<RecordBatch> {
-        let n = batch.num_rows();
-        if n == 0 {
+        if batch.num_rows() == 0 {
             return Ok(batch.clone());
         }
+        let keep = self.probe(batch, keys, true, &mut Vec::new())?;
+        self.account()?;
+        if keep.iter().all(|&k| k) {
+            return Ok(batch.clone());
+        }
+        Ok(filter_record_batch(batch, &BooleanArray::from(keep))?)
+    }
+
+    /// The rows of `batch` whose key is not among the keys seen, and their keys' hashes, without
+    /// adding them (a repeat within `batch` is kept twice).
+    pub(super) fn unseen(
+        &mut self,
+        batch: &RecordBatch,
+        keys: &[usize],
+    ) -> DfResult<(RecordBatch, Vec<u64>)> {
+        let mut hashes = Vec::with_capacity(batch.num_rows());
+        let keep = self.probe(batch, keys, false, &mut hashes)?;
+        let hashes = hashes.iter().zip(&keep).filter(|(_, k)| **k).map(|(h, _)| *h).collect();
+        Ok((filter_record_batch(batch, &BooleanArray::from(keep))?, hashes))
+    }
+
+    /// Whether each row's key is new, adding new keys when `add`; each row's hash goes to
+    /// `hashes`.
+    fn probe(
+        &mut self,
+        batch: &RecordBatch,
+        keys: &[usize],
+        add: bool,
+        hashes: &mut Vec<u64>,
+    ) -> DfResult<Vec<bool>> {
+        let n = batch.num_rows();
         let columns: Vec<ArrayRef> = keys.iter().map(|&k| Arc::clone(batch.column(k))).collect();
         let mut encoded = match self.encoded.take() {
             Some(mut rows) => {
@@ -226,24 +280,21 @@ impl Seen {
                 at = self.next[at as usize];
             }
             let new = at == END;
-            if new {
+            if new && add {
                 let id = self.push(row)?;
                 let previous = self.first.insert(hash, id).unwrap_or(END);
                 self.next.push(previous);
             }
             keep.push(new);
+            hashes.push(hash);
         }
         self.encoded = Some(encoded);
-        self.account()?;
-        if keep.iter().all(|&k| k) {
-            return Ok(batch.clone());
-        }
-        Ok(filter_record_batch(batch, &BooleanArray::from(keep))?)
+        Ok(keep)
     }
 
     /// Tells the memory pool what the keys hold; when it refuses, the keys' bytes move to a
-    /// spill file, and when even the index does not fit, the query fails with "Resources
-    /// exhausted" naming DistinctExec.
+    /// spill file, and when even the index does not fit, `outgrown` says so (the reservation
+    /// keeps what the pool granted).
     fn account(&mut self) -> DfResult<()> {
         let in_memory: usize = self.chunks.iter().map(Vec::len).sum();
         if self.spill.is_none() && in_memory > self.keys_in_memory {
@@ -259,23 +310,26 @@ impl Seen {
         }
         let held = self.memory();
         match held.checked_sub(self.reservation.size()) {
-            Some(grow) => self.reservation.try_grow(grow),
-            None => {
-                self.reservation.shrink(self.reservation.size() - held);
-                Ok(())
+            Some(grow) => {
+                self.refused |= self.reservation.try_grow(grow).is_err();
             }
+            None => self.reservation.shrink(self.reservation.size() - held),
         }
+        Ok(())
+    }
+
+    /// Bytes of the index (hash table, chains, places and lengths).
+    fn index_bytes(&self) -> usize {
+        self.place.capacity() * size_of::<u64>()
+            + self.len.capacity() * size_of::<u32>()
+            + self.next.capacity() * size_of::<u32>()
+            + self.first.capacity() * (size_of::<(u64, u32)>() + 1)
     }
 
     /// Bytes held for the keys seen (what the memory pool is told).
     fn memory(&self) -> usize {
         let spill = self.spill.as_ref().map_or(0, |s| s.pending.capacity() + s.scratch.capacity());
-        self.chunks.iter().map(Vec::capacity).sum::<usize>()
-            + spill
-            + self.place.capacity() * size_of::<u64>()
-            + self.len.capacity() * size_of::<u32>()
-            + self.next.capacity() * size_of::<u32>()
-            + self.first.capacity() * (size_of::<(u64, u32)>() + 1)
+        self.chunks.iter().map(Vec::capacity).sum::<usize>() + spill + self.index_bytes()
     }
 }
 

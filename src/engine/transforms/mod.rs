@@ -2,7 +2,10 @@
 
 pub mod distinct;
 mod distinct_keys;
+mod distinct_parts;
 pub mod expectations;
 pub mod flatten;
+pub(crate) mod grace_join;
 pub mod join;
 pub mod parse_json;
+mod spill_parts;

@@ -1,0 +1,466 @@
+//! A hash join whose build side may outgrow memory: DataFusion 55's `HashJoinExec` holds its
+//! whole build side (no spilling; apache/datafusion#24768), so users_batch's ssn join on 10M
+//! users held ~0.5 GB. `GraceJoinRule` wraps each partitioned hash join in
+//! `GraceHashJoinExec`, which reads the build side of its partition first: when it ends within
+//! `build_bytes` (users_batch on 1M: ~12 MB per partition) the join runs as before, in memory;
+//! past it, both sides are split by a hash of the join keys into `JOIN_PARTS` spill files
+//! (`spill_parts.rs`) and joined part by part, each part by DataFusion's own `HashJoinExec`
+//! — every join type, filter and NULL rule as DataFusion has them, since a key's rows on both
+//! sides meet in one part. Memory then holds one part's build side.
+
+use std::fmt;
+use std::sync::{Arc, Mutex};
+
+use arrow::array::RecordBatch;
+use arrow::datatypes::SchemaRef;
+use datafusion::common::config::ConfigOptions;
+use datafusion::common::tree_node::{Transformed, TransformedResult, TreeNode, TreeNodeRecursion};
+use datafusion::common::{Result as DfResult, internal_err};
+use datafusion::execution::TaskContext;
+use datafusion::physical_optimizer::PhysicalOptimizerRule;
+use datafusion::physical_plan::joins::{HashJoinExec, PartitionMode};
+use datafusion::physical_plan::metrics::{ExecutionPlanMetricsSet, MetricsSet};
+use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
+use datafusion::physical_plan::streaming::{PartitionStream, StreamingTableExec};
+use datafusion::physical_plan::{
+    ChildrenPropertiesMode, DisplayAs, DisplayFormatType, ExecutionPlan, ExecutionPlanProperties,
+    InputDistributionRequirements, PhysicalExpr, PlanProperties, ReplaceChildrenOptions,
+    SendableRecordBatchStream,
+};
+use futures::{StreamExt, TryStreamExt};
+
+use super::spill_parts::{SpillParts, SpilledParts, key_hashes};
+
+/// Build-side bytes (Arrow memory) a join partition holds before it splits into parts, when
+/// no memory cap sets a lower figure: users_batch's ssn on 1M users is ~12 MB per partition
+/// (joined in memory, as before); on 10M ~110 MB (split, so the peak stays near 1M's).
+pub const BUILD_BYTES_IN_MEMORY: usize = 48 << 20;
+/// Parts a join partition splits into past `BUILD_BYTES_IN_MEMORY`: each then holds 1/16th of
+/// the build side (10M users: ~7 MB).
+const JOIN_PARTS: usize = 16;
+
+/// Wraps every hash join that reads its build side one partition at a time (partitioned mode,
+/// or a single partition on both sides) in a `GraceHashJoinExec`.
+#[derive(Debug)]
+pub struct GraceJoinRule {
+    build_bytes: usize,
+}
+
+impl GraceJoinRule {
+    pub fn new(build_bytes: usize) -> Self {
+        Self { build_bytes }
+    }
+}
+
+impl PhysicalOptimizerRule for GraceJoinRule {
+    fn optimize(
+        &self,
+        plan: Arc<dyn ExecutionPlan>,
+        _config: &ConfigOptions,
+    ) -> DfResult<Arc<dyn ExecutionPlan>> {
+        plan.transform_up(|node| {
+            let Some(join) = node.downcast_ref::<HashJoinExec>() else {
+                return Ok(Transformed::no(node));
+            };
+            if !splittable(join) {
+                return Ok(Transformed::no(node));
+            }
+            let grace = GraceHashJoinExec::new(Arc::clone(&node), self.build_bytes);
+            Ok(Transformed::yes(Arc::new(grace) as Arc<dyn ExecutionPlan>))
+        })
+        .data()
+    }
+
+    fn name(&self) -> &str {
+        "grace_hash_join"
+    }
+
+    fn schema_check(&self) -> bool {
+        true
+    }
+}
+
+/// Whether `join` can run part by part: each output partition joins one partition of each
+/// side; keys of the same types on both sides (so equal keys hash alike); no row limit pushed
+/// into it (each part would apply it); not a null-aware anti join (`NOT IN` looks at every
+/// probe row's NULL).
+fn splittable(join: &HashJoinExec) -> bool {
+    let one_each = join.left.output_partitioning().partition_count() == 1
+        && join.right.output_partitioning().partition_count() == 1;
+    let per_partition = match join.mode {
+        PartitionMode::Partitioned => true,
+        PartitionMode::CollectLeft => one_each,
+        PartitionMode::Auto => false,
+    };
+    let (left, right) = (join.left.schema(), join.right.schema());
+    let same_types = join.on.iter().all(|(l, r)| match (l.data_type(&left), r.data_type(&right)) {
+        (Ok(l), Ok(r)) => l == r,
+        _ => false,
+    });
+    per_partition && same_types && !join.null_aware && join.fetch().is_none()
+}
+
+/// A `HashJoinExec` (`join`) that splits into parts when its build side outgrows
+/// `build_bytes`; same children, schema, partitioning and results.
+#[derive(Debug)]
+pub struct GraceHashJoinExec {
+    join: Arc<dyn ExecutionPlan>,
+    build_bytes: usize,
+    metrics: ExecutionPlanMetricsSet,
+}
+
+impl GraceHashJoinExec {
+    fn new(join: Arc<dyn ExecutionPlan>, build_bytes: usize) -> Self {
+        Self { join, build_bytes, metrics: ExecutionPlanMetricsSet::new() }
+    }
+
+    fn hash_join(&self) -> &HashJoinExec {
+        self.join.downcast_ref::<HashJoinExec>().expect("GraceHashJoinExec wraps a HashJoinExec")
+    }
+}
+
+impl DisplayAs for GraceHashJoinExec {
+    fn fmt_as(&self, t: DisplayFormatType, f: &mut fmt::Formatter) -> fmt::Result {
+        write!(f, "GraceHashJoinExec: build_bytes={}, then ", self.build_bytes)?;
+        self.join.fmt_as(t, f)
+    }
+}
+
+impl ExecutionPlan for GraceHashJoinExec {
+    fn name(&self) -> &str {
+        "GraceHashJoinExec"
+    }
+
+    fn properties(&self) -> &Arc<PlanProperties> {
+        self.join.properties()
+    }
+
+    fn children(&self) -> Vec<&Arc<dyn ExecutionPlan>> {
+        self.join.children()
+    }
+
+    fn input_distribution_requirements(&self) -> InputDistributionRequirements {
+        self.join.input_distribution_requirements()
+    }
+
+    fn maintains_input_order(&self) -> Vec<bool> {
+        // the parts come out one after another, not in the probe side's order
+        vec![false, false]
+    }
+
+    fn apply_expressions(
+        &self,
+        f: &mut dyn FnMut(&Arc<dyn PhysicalExpr>) -> DfResult<TreeNodeRecursion>,
+    ) -> DfResult<TreeNodeRecursion> {
+        self.join.apply_expressions(f)
+    }
+
+    fn replace_children(
+        self: Arc<Self>,
+        children: Vec<Arc<dyn ExecutionPlan>>,
+        options: ReplaceChildrenOptions,
+    ) -> DfResult<Arc<dyn ExecutionPlan>> {
+        let join = Arc::clone(&self.join).replace_children(children, options)?;
+        Ok(Arc::new(GraceHashJoinExec::new(join, self.build_bytes)))
+    }
+
+    fn with_new_children(
+        self: Arc<Self>,
+        children: Vec<Arc<dyn ExecutionPlan>>,
+    ) -> DfResult<Arc<dyn ExecutionPlan>> {
+        self.replace_children(
+            children,
+            ReplaceChildrenOptions::new(ChildrenPropertiesMode::Recompute),
+        )
+    }
+
+    fn execute(
+        &self,
+        partition: usize,
+        context: Arc<TaskContext>,
+    ) -> DfResult<SendableRecordBatchStream> {
+        let join = self.hash_join();
+        let build = join.left.execute(partition, Arc::clone(&context))?;
+        let probe = join.right.execute(partition, Arc::clone(&context))?;
+        let grace = Grace {
+            join: Arc::clone(&self.join),
+            build_bytes: self.build_bytes,
+            context,
+            partition,
+            metrics: self.metrics.clone(),
+        };
+        let out = futures::stream::once(grace.run(build, probe)).try_flatten();
+        Ok(Box::pin(RecordBatchStreamAdapter::new(self.schema(), out)))
+    }
+
+    fn metrics(&self) -> Option<MetricsSet> {
+        Some(self.metrics.clone_inner())
+    }
+}
+
+/// One partition's run.
+struct Grace {
+    join: Arc<dyn ExecutionPlan>,
+    build_bytes: usize,
+    context: Arc<TaskContext>,
+    partition: usize,
+    metrics: ExecutionPlanMetricsSet,
+}
+
+impl Grace {
+    fn hash_join(&self) -> &HashJoinExec {
+        self.join.downcast_ref::<HashJoinExec>().expect("GraceHashJoinExec wraps a HashJoinExec")
+    }
+
+    async fn run(
+        self,
+        mut build: SendableRecordBatchStream,
+        mut probe: SendableRecordBatchStream,
+    ) -> DfResult<SendableRecordBatchStream> {
+        let mut held = Vec::new();
+        let mut bytes = 0;
+        while bytes <= self.build_bytes {
+            let Some(batch) = build.next().await else {
+                // the whole build side fits: one join, in memory
+                let held = futures::stream::iter(held.into_iter().map(Ok));
+                let build = adapt(build.schema(), held);
+                return self.join_part(build, probe);
+            };
+            let batch = batch?;
+            bytes += batch.get_array_memory_size();
+            held.push(batch);
+        }
+        let env = self.context.runtime_env();
+        let (on_build, on_probe): (Vec<_>, Vec<_>) = self.hash_join().on.iter().cloned().unzip();
+        let mut hashes = Vec::new();
+        let mut build_parts = SpillParts::new(
+            Arc::clone(&env),
+            build.schema(),
+            JOIN_PARTS,
+            "Grace join build side",
+            &self.metrics,
+            self.partition,
+        );
+        for batch in held.drain(..) {
+            key_hashes(&on_build, &batch, &mut hashes)?;
+            build_parts.push(&batch, &hashes)?;
+        }
+        while let Some(batch) = build.next().await {
+            let batch = batch?;
+            key_hashes(&on_build, &batch, &mut hashes)?;
+            build_parts.push(&batch, &hashes)?;
+        }
+        let build_parts = build_parts.finish()?;
+        let mut probe_parts = SpillParts::new(
+            env,
+            probe.schema(),
+            JOIN_PARTS,
+            "Grace join probe side",
+            &self.metrics,
+            self.partition,
+        );
+        while let Some(batch) = probe.next().await {
+            let batch = batch?;
+            key_hashes(&on_probe, &batch, &mut hashes)?;
+            probe_parts.push(&batch, &hashes)?;
+        }
+        let probe_parts = probe_parts.finish()?;
+        let schema = self.join.schema();
+        let parts = Parts { grace: self, build: build_parts, probe: probe_parts };
+        let out = futures::stream::try_unfold((parts, 0), |(parts, p)| next_part(parts, p))
+            .try_flatten();
+        Ok(adapt(schema, out))
+    }
+
+    /// DataFusion's hash join of one build stream (collected into its hash table) with one
+    /// probe stream.
+    fn join_part(
+        &self,
+        build: SendableRecordBatchStream,
+        probe: SendableRecordBatchStream,
+    ) -> DfResult<SendableRecordBatchStream> {
+        let join = self
+            .hash_join()
+            .builder()
+            .with_new_children(vec![once(build)?, once(probe)?])?
+            .with_partition_mode(PartitionMode::CollectLeft)
+            .reset_state()
+            .build()?;
+        join.execute(0, Arc::clone(&self.context))
+    }
+}
+
+/// The spilled sides of one partition, joined part by part.
+struct Parts {
+    grace: Grace,
+    build: SpilledParts,
+    probe: SpilledParts,
+}
+
+/// Part `p` joined, and what joins the next.
+async fn next_part(
+    mut parts: Parts,
+    p: usize,
+) -> DfResult<Option<(SendableRecordBatchStream, (Parts, usize))>> {
+    if p == parts.build.parts() {
+        return Ok(None);
+    }
+    let build = parts.build.read(p)?;
+    let probe = parts.probe.read(p)?;
+    let joined = parts.grace.join_part(build, probe)?;
+    Ok(Some((joined, (parts, p + 1))))
+}
+
+fn adapt(
+    schema: SchemaRef,
+    stream: impl futures::Stream<Item = DfResult<RecordBatch>> + Send + 'static,
+) -> SendableRecordBatchStream {
+    Box::pin(RecordBatchStreamAdapter::new(schema, stream))
+}
+
+/// A stream as a one-partition plan, to hand to a `HashJoinExec`.
+fn once(stream: SendableRecordBatchStream) -> DfResult<Arc<dyn ExecutionPlan>> {
+    let schema = stream.schema();
+    let part = Arc::new(OnceStream { schema: Arc::clone(&schema), stream: Mutex::new(Some(stream)) });
+    Ok(Arc::new(StreamingTableExec::try_new(schema, vec![part], None, vec![], false, None)?))
+}
+
+struct OnceStream {
+    schema: SchemaRef,
+    stream: Mutex<Option<SendableRecordBatchStream>>,
+}
+
+impl fmt::Debug for OnceStream {
+    fn fmt(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("OnceStream")
+    }
+}
+
+impl PartitionStream for OnceStream {
+    fn schema(&self) -> &SchemaRef {
+        &self.schema
+    }
+
+    fn execute(&self, _ctx: Arc<TaskContext>) -> SendableRecordBatchStream {
+        let taken = self.stream.lock().ok().and_then(|mut s| s.take());
+        taken.unwrap_or_else(|| {
+            let err = internal_err!("a Grace join part was read twice");
+            adapt(Arc::clone(&self.schema), futures::stream::once(async move { err }))
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use arrow::array::{Int64Array, StringArray};
+    use arrow::datatypes::{DataType, Field, Schema};
+    use arrow::util::pretty::pretty_format_batches;
+    use datafusion::datasource::MemTable;
+    use datafusion::execution::SessionStateBuilder;
+    use datafusion::physical_plan::{collect, displayable};
+    use datafusion::prelude::{SessionConfig, SessionContext};
+
+    use super::*;
+
+    fn table(n: i64, modulo: i64, null_every: i64, text: &str, parts: usize) -> Arc<MemTable> {
+        let schema = Arc::new(Schema::new(vec![
+            Field::new("k", DataType::Int64, true),
+            Field::new("v", DataType::Int64, false),
+            Field::new("s", DataType::Utf8, false),
+        ]));
+        let batches: Vec<RecordBatch> = (0..n)
+            .step_by(500)
+            .map(|from| {
+                let ids = from..(from + 500).min(n);
+                let k: Vec<Option<i64>> =
+                    ids.clone().map(|i| (i % null_every != 0).then_some(i % modulo)).collect();
+                let s: Vec<String> = ids.clone().map(|i| format!("{text} {i}")).collect();
+                RecordBatch::try_new(
+                    Arc::clone(&schema),
+                    vec![
+                        Arc::new(Int64Array::from(k)),
+                        Arc::new(Int64Array::from_iter_values(ids)),
+                        Arc::new(StringArray::from(s)),
+                    ],
+                )
+                .unwrap()
+            })
+            .collect();
+        let per = batches.len().div_ceil(parts);
+        let parts = batches.chunks(per).map(<[_]>::to_vec).collect();
+        Arc::new(MemTable::try_new(schema, parts).unwrap())
+    }
+
+    /// A session with partitioned hash joins (no single-partition shortcut for small
+    /// tables), with the rule at `build_bytes` or without it.
+    fn session(partitions: usize, rule: Option<usize>) -> SessionContext {
+        let config = SessionConfig::new()
+            .with_target_partitions(partitions)
+            .set_usize("datafusion.optimizer.hash_join_single_partition_threshold", 0)
+            .set_usize("datafusion.optimizer.hash_join_single_partition_threshold_rows", 0);
+        let mut state = SessionStateBuilder::new().with_config(config).with_default_features().build();
+        if let Some(bytes) = rule {
+            // after DataFusion's own rules, as `plan::session_context` adds it
+            state = SessionStateBuilder::new_from_existing(state)
+                .with_physical_optimizer_rule(Arc::new(GraceJoinRule::new(bytes)))
+                .build();
+        }
+        let ctx = SessionContext::new_with_state(state);
+        ctx.register_table("l", table(3_000, 500, 13, "名", partitions)).unwrap();
+        ctx.register_table("r", table(2_000, 700, 11, "ü", partitions)).unwrap();
+        ctx
+    }
+
+    /// Sorted lines of the result, and the rows the Grace joins spilled.
+    async fn run(ctx: &SessionContext, sql: &str) -> (Vec<String>, usize, String) {
+        let plan = ctx.sql(sql).await.unwrap().create_physical_plan().await.unwrap();
+        let batches = collect(Arc::clone(&plan), ctx.task_ctx()).await.unwrap();
+        let text = pretty_format_batches(&batches).unwrap().to_string();
+        let mut lines: Vec<String> = text.lines().map(str::to_owned).collect();
+        lines.sort();
+        let mut spilled = 0;
+        let mut stack = vec![Arc::clone(&plan)];
+        while let Some(node) = stack.pop() {
+            if let Some(g) = node.downcast_ref::<GraceHashJoinExec>() {
+                spilled += g.metrics().and_then(|m| m.spilled_rows()).unwrap_or(0);
+            }
+            stack.extend(node.children().into_iter().cloned());
+        }
+        (lines, spilled, displayable(plan.as_ref()).indent(false).to_string())
+    }
+
+    /// Every join type, a join filter and NULL-equal keys give the same rows split into parts
+    /// (build side past 0 bytes), kept in memory (past 1 GB), and without the rule.
+    #[tokio::test]
+    async fn split_joins_return_what_datafusion_returns() {
+        let queries = [
+            "SELECT l.k, l.v, r.v AS rv, r.s FROM l JOIN r ON l.k = r.k",
+            "SELECT l.k, l.v, l.s, r.s AS rs FROM l LEFT JOIN r ON l.k = r.k",
+            "SELECT l.v, r.k, r.v AS rv FROM l RIGHT JOIN r ON l.k = r.k",
+            "SELECT l.v, r.v AS rv FROM l FULL JOIN r ON l.k = r.k",
+            "SELECT l.v, r.v AS rv FROM l LEFT JOIN r ON l.k = r.k AND l.v < r.v",
+            "SELECT l.v, l.s FROM l WHERE l.k IN (SELECT k FROM r)",
+            "SELECT l.v FROM l WHERE NOT EXISTS (SELECT 1 FROM r WHERE r.k = l.k)",
+            "SELECT l.v, r.v AS rv FROM l JOIN r ON l.k IS NOT DISTINCT FROM r.k",
+        ];
+        for partitions in [2, 1] {
+            let plain = session(partitions, None);
+            let split = session(partitions, Some(0));
+            let held = session(partitions, Some(1 << 30));
+            for sql in queries {
+                let (want, _, _) = run(&plain, sql).await;
+                assert!(want.len() > 10, "{sql}: {} lines", want.len());
+                let (got, spilled, plan) = run(&split, sql).await;
+                assert!(plan.contains("GraceHashJoinExec"), "{sql}\n{plan}");
+                assert!(spilled > 0, "{sql}: split into parts\n{plan}");
+                // (not assert_eq: thousands of lines on a failure)
+                let n = (got.len(), want.len());
+                assert!(got == want, "{sql} ({partitions} partitions), split: {n:?} lines");
+                let (got, spilled, _) = run(&held, sql).await;
+                assert_eq!(spilled, 0, "{sql}: in memory");
+                let n = (got.len(), want.len());
+                assert!(got == want, "{sql} ({partitions} partitions), in memory: {n:?} lines");
+            }
+        }
+    }
+}
