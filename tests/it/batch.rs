@@ -210,31 +210,46 @@ async fn preview_never_writes() {
     assert!(!root.join("bronze/users/_delta_log").exists());
 }
 
-/// `MEDALLION_MEMORY_LIMIT` caps DataFusion's operators: users_batch runs within a modest cap
-/// (the dedupe spills if it must), and a cap too small for the join's build side fails the
-/// run naming the pool, with the table unwritten.
+/// `MEDALLION_MEMORY_LIMIT` caps DataFusion's operators. On 200,000 users a 4 MB cap holds
+/// neither the ssn join's build side (~4 MB per partition, plus its hash table: the run failed
+/// with "Resources exhausted" before the Grace join) nor the dedupe's keys in one piece: both
+/// split into spill files by key hash, and silver holds the same rows as without a cap. A cap
+/// too small for even one part's hash table fails the run naming the pool, silver unwritten.
 #[test]
 fn memory_limit_caps_the_plans() {
     let lake = tempfile::tempdir().unwrap();
     let root = lake.path().to_str().unwrap();
-    let (code, out, err) = medallion_cli(&["demo-data", root, "--users", "20000", "--files", "4"]);
+    let (code, out, err) = medallion_cli(&["demo-data", root, "--users", "200000", "--files", "4"]);
     assert_eq!(code, 0, "{out}{err}");
     let project = repo_path("projects/users_batch.toml");
-    let run = |limit: &str| {
-        let out = std::process::Command::new(env!("CARGO_BIN_EXE_medallion"))
-            .args(["run", project.to_str().unwrap(), "--lakehouse", root])
-            .env("MEDALLION_MEMORY_LIMIT", limit)
-            .output()
-            .expect("medallion runs");
+    let run = |limit: Option<&str>| {
+        let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_medallion"));
+        cmd.args(["run", project.to_str().unwrap(), "--lakehouse", root]);
+        if let Some(limit) = limit {
+            cmd.env("MEDALLION_MEMORY_LIMIT", limit);
+        }
+        let out = cmd.output().expect("medallion runs");
         (out.status.success(), String::from_utf8_lossy(&out.stderr).into_owned())
     };
-    let (ok, err) = run("64k");
+    let (ok, err) = run(Some("64k"));
     assert!(!ok && err.contains("Resources exhausted") && err.contains("pool_size"), "{err}");
     assert!(!lake.path().join("silver/users/_delta_log").exists(), "silver not written");
-    let (ok, err) = run("256m");
-    assert!(ok, "{err}");
     let rt = tokio::runtime::Runtime::new().unwrap();
-    let silver =
-        rt.block_on(scalar_i64(&lake.path().join("silver/users"), "SELECT count(*) FROM t"));
-    assert_eq!(silver, 20000);
+    let silver = lake.path().join("silver/users");
+    // every column of every row, as one figure per column (200,000 rows would not print)
+    let fingerprint = || {
+        let sql = "SELECT count(*) AS n, count(DISTINCT user_uid) AS uids, sum(user_id) AS ids, \
+                   count(ssn) AS ssns, count(DISTINCT concat_ws('|', user_uid, \
+                   CAST(user_id AS STRING), first_name, last_name, \
+                   CAST(user_birth_date AS STRING), gender, user_title, \
+                   array_to_string(user_skills, ','), ssn)) AS whole_rows FROM t";
+        pretty(&rt.block_on(query(&silver, sql)))
+    };
+    let (ok, err) = run(None);
+    assert!(ok, "{err}");
+    let whole = fingerprint();
+    assert!(whole.contains("| 200000 | 200000 |"), "{whole}");
+    let (ok, err) = run(Some("4m"));
+    assert!(ok, "{err}");
+    assert_eq!(fingerprint(), whole, "the same rows under a 4 MB cap");
 }

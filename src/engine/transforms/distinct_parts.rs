@@ -37,9 +37,17 @@ pub(super) struct Dedupe {
 
 enum State {
     /// Reading the input; `parts` once the keys outgrew memory (`seen` is then a fixed filter).
-    Reading { input: SendableRecordBatchStream, seen: Seen, parts: Option<SpillParts> },
+    Reading {
+        input: SendableRecordBatchStream,
+        seen: Seen,
+        parts: Option<SpillParts>,
+    },
     /// De-duplicating part `next - 1` (`current`), then the next ones.
-    Parts { spilled: SpilledParts, next: usize, current: Option<(SendableRecordBatchStream, Seen)> },
+    Parts {
+        spilled: SpilledParts,
+        next: usize,
+        current: Option<(SendableRecordBatchStream, Seen)>,
+    },
     Done,
 }
 
@@ -181,8 +189,7 @@ mod tests {
             env: Arc::new(RuntimeEnv::default()),
             metrics: metrics.clone(),
         };
-        let out: Vec<RecordBatch> =
-            dedupe(input(&schema), d).unwrap().try_collect().await.unwrap();
+        let out: Vec<RecordBatch> = dedupe(input(&schema), d).unwrap().try_collect().await.unwrap();
         let mut kept = HashMap::new();
         let mut rows = 0;
         for b in &out {

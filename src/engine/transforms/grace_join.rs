@@ -267,8 +267,8 @@ impl Grace {
         let probe_parts = probe_parts.finish()?;
         let schema = self.join.schema();
         let parts = Parts { grace: self, build: build_parts, probe: probe_parts };
-        let out = futures::stream::try_unfold((parts, 0), |(parts, p)| next_part(parts, p))
-            .try_flatten();
+        let out =
+            futures::stream::try_unfold((parts, 0), |(parts, p)| next_part(parts, p)).try_flatten();
         Ok(adapt(schema, out))
     }
 
@@ -321,7 +321,8 @@ fn adapt(
 /// A stream as a one-partition plan, to hand to a `HashJoinExec`.
 fn once(stream: SendableRecordBatchStream) -> DfResult<Arc<dyn ExecutionPlan>> {
     let schema = stream.schema();
-    let part = Arc::new(OnceStream { schema: Arc::clone(&schema), stream: Mutex::new(Some(stream)) });
+    let part =
+        Arc::new(OnceStream { schema: Arc::clone(&schema), stream: Mutex::new(Some(stream)) });
     Ok(Arc::new(StreamingTableExec::try_new(schema, vec![part], None, vec![], false, None)?))
 }
 
@@ -398,7 +399,8 @@ mod tests {
             .with_target_partitions(partitions)
             .set_usize("datafusion.optimizer.hash_join_single_partition_threshold", 0)
             .set_usize("datafusion.optimizer.hash_join_single_partition_threshold_rows", 0);
-        let mut state = SessionStateBuilder::new().with_config(config).with_default_features().build();
+        let mut state =
+            SessionStateBuilder::new().with_config(config).with_default_features().build();
         if let Some(bytes) = rule {
             // after DataFusion's own rules, as `plan::session_context` adds it
             state = SessionStateBuilder::new_from_existing(state)

@@ -7,7 +7,6 @@
 //! through DataFusion's spill manager (temp files of its disk manager, deleted when dropped):
 //! what stays in memory is at most one unfinished batch per part.
 
-use std::io::BufWriter;
 use std::sync::Arc;
 
 use arrow::array::{BooleanArray, RecordBatch};
@@ -19,9 +18,9 @@ use datafusion::common::hash_utils::{RandomState, create_hashes};
 use datafusion::error::Result as DfResult;
 use datafusion::execution::SpillFile;
 use datafusion::execution::runtime_env::RuntimeEnv;
+use datafusion::execution::spill_file::SpillWriter;
 use datafusion::physical_expr::PhysicalExprRef;
 use datafusion::physical_plan::metrics::{ExecutionPlanMetricsSet, SpillMetrics};
-use datafusion::execution::spill_file::SpillWriter;
 use datafusion::physical_plan::{EmptyRecordBatchStream, SendableRecordBatchStream, SpillManager};
 
 /// Rows per batch written to a part: one unfinished batch per part stays in memory (16 parts
@@ -57,7 +56,8 @@ pub(crate) fn key_hashes(
 /// One part's file: Arrow IPC (stream format), as DataFusion's spill manager reads it.
 struct PartFile {
     file: Arc<dyn SpillFile>,
-    writer: StreamWriter<BufWriter<Box<dyn SpillWriter>>>,
+    // unbuffered: each IPC message is one encoded batch (~0.5 MB), a buffer would copy it again
+    writer: StreamWriter<Box<dyn SpillWriter>>,
 }
 
 /// N spill files being written.
@@ -134,7 +134,7 @@ impl SpillParts {
                 slot => {
                     let file = self.env.disk_manager.create_tmp_file(self.what)?;
                     self.metrics.spill_file_count.add(1);
-                    let writer = StreamWriter::try_new(BufWriter::new(file.open_writer()?), &done.schema())?;
+                    let writer = StreamWriter::try_new(file.open_writer()?, &done.schema())?;
                     slot.insert(PartFile { file, writer })
                 }
             };
@@ -152,8 +152,7 @@ impl SpillParts {
             done.push(match self.files[p].take() {
                 Some(mut part) => {
                     part.writer.finish()?;
-                    let mut io = part.writer.into_inner()?.into_inner().map_err(|e| e.into_error())?;
-                    io.finish()?;
+                    part.writer.into_inner()?.finish()?;
                     Some(part.file)
                 }
                 None => None,
