@@ -3,13 +3,18 @@
 //! users held ~0.5 GB. `GraceJoinRule` wraps each partitioned hash join in
 //! `GraceHashJoinExec`, which reads the build side of its partition first: when it ends within
 //! `build_bytes` (users_batch on 1M: ~12 MB per partition) the join runs as before, in memory;
-//! past it, both sides are split by a hash of the join keys into `JOIN_PARTS` spill files
-//! (`spill_parts.rs`) and joined part by part, each part by DataFusion's own `HashJoinExec`
-//! — every join type, filter and NULL rule as DataFusion has them, since a key's rows on both
-//! sides meet in one part. Memory then holds one part's build side.
+//! past it, the build side is split by a hash of the join keys into `JOIN_PARTS` spill files
+//! (`spill_parts.rs`). The first parts that fit in `build_bytes` together are joined while
+//! the probe side is read (a hybrid hash join: their probe rows are never written); the probe
+//! rows of the other parts go to spill files too, and those parts are joined one by one after.
+//! Each join is DataFusion's own `HashJoinExec` — every join type, filter and NULL rule as
+//! DataFusion has them, since a key's rows on both sides meet in one part. Memory then holds
+//! `build_bytes` of build side, or one part's.
 
 use std::fmt;
+use std::pin::Pin;
 use std::sync::{Arc, Mutex};
+use std::task::{Poll, ready};
 
 use arrow::array::RecordBatch;
 use arrow::datatypes::SchemaRef;
@@ -17,6 +22,7 @@ use datafusion::common::config::ConfigOptions;
 use datafusion::common::tree_node::{Transformed, TransformedResult, TreeNode, TreeNodeRecursion};
 use datafusion::common::{Result as DfResult, internal_err};
 use datafusion::execution::TaskContext;
+use datafusion::physical_expr::PhysicalExprRef;
 use datafusion::physical_optimizer::PhysicalOptimizerRule;
 use datafusion::physical_plan::joins::{HashJoinExec, PartitionMode};
 use datafusion::physical_plan::metrics::{ExecutionPlanMetricsSet, MetricsSet};
@@ -215,7 +221,7 @@ impl Grace {
     async fn run(
         self,
         mut build: SendableRecordBatchStream,
-        mut probe: SendableRecordBatchStream,
+        probe: SendableRecordBatchStream,
     ) -> DfResult<SendableRecordBatchStream> {
         let mut held = Vec::new();
         let mut bytes = 0;
@@ -250,26 +256,46 @@ impl Grace {
             key_hashes(&on_build, &batch, &mut hashes)?;
             build_parts.push(&batch, &hashes)?;
         }
-        let build_parts = build_parts.finish()?;
-        let mut probe_parts = SpillParts::new(
-            env,
-            probe.schema(),
-            JOIN_PARTS,
-            "Grace join probe side",
-            &self.metrics,
-            self.partition,
-        );
-        while let Some(batch) = probe.next().await {
-            let batch = batch?;
-            key_hashes(&on_probe, &batch, &mut hashes)?;
-            probe_parts.push(&batch, &hashes)?;
-        }
-        let probe_parts = probe_parts.finish()?;
+        let mut build_parts = build_parts.finish()?;
+        // hybrid: the first parts that fit in memory together are joined as the probe side
+        // is read (its rows for them are never spilled); the others part by part after
+        let resident = build_parts.fitting(self.build_bytes);
+        let split = Arc::new(Mutex::new(SplitProbe {
+            input: probe,
+            keys: on_probe,
+            resident: resident.clone(),
+            parts: Some(SpillParts::new(
+                env,
+                probe_schema(&self)?,
+                JOIN_PARTS,
+                "Grace join probe side",
+                &self.metrics,
+                self.partition,
+            )),
+            hashes: Vec::new(),
+        }));
         let schema = self.join.schema();
-        let parts = Parts { grace: self, build: build_parts, probe: probe_parts };
-        let out =
-            futures::stream::try_unfold((parts, 0), |(parts, p)| next_part(parts, p)).try_flatten();
-        Ok(adapt(schema, out))
+        let resident_build = build_parts.read_many(&resident)?;
+        let split_probe = adapt(probe_schema(&self)?, SharedProbe(Arc::clone(&split)));
+        let first = self.join_part(resident_build, split_probe)?;
+        let rest = futures::stream::once(async move {
+            // rows the resident join did not read (it stops early when its result is empty
+            // whatever they hold) still go to their parts
+            while let Some(batch) = futures::future::poll_fn(|cx| poll_split(&split, cx)).await {
+                batch?;
+            }
+            let probe_parts = match split.lock().ok().and_then(|mut s| s.parts.take()) {
+                Some(parts) => parts.finish()?,
+                None => return internal_err!("the Grace join's probe parts were finished twice"),
+            };
+            let parts =
+                Parts { grace: self, build: build_parts, probe: probe_parts, skip: resident };
+            let out = futures::stream::try_unfold((parts, 0), |(parts, p)| next_part(parts, p))
+                .try_flatten();
+            DfResult::<_>::Ok(out)
+        })
+        .try_flatten();
+        Ok(adapt(schema, first.chain(rest)))
     }
 
     /// DataFusion's hash join of one build stream (collected into its hash table) with one
@@ -290,11 +316,68 @@ impl Grace {
     }
 }
 
-/// The spilled sides of one partition, joined part by part.
+/// The schema of the join's probe side.
+fn probe_schema(grace: &Grace) -> DfResult<SchemaRef> {
+    Ok(grace.hash_join().right.schema())
+}
+
+/// The probe side of a split join: rows of the resident parts pass on to the join with their
+/// build rows; the others go to their part's spill file as they are read.
+struct SplitProbe {
+    input: SendableRecordBatchStream,
+    keys: Vec<PhysicalExprRef>,
+    resident: Vec<bool>,
+    parts: Option<SpillParts>,
+    hashes: Vec<u64>,
+}
+
+/// The next batch of resident rows (never empty), spilling the others on the way.
+fn poll_split(
+    split: &Mutex<SplitProbe>,
+    cx: &mut std::task::Context<'_>,
+) -> Poll<Option<DfResult<RecordBatch>>> {
+    let Ok(mut s) = split.lock() else {
+        return Poll::Ready(Some(internal_err!("a Grace join's probe split panicked")));
+    };
+    let s = &mut *s;
+    loop {
+        let batch = match ready!(s.input.poll_next_unpin(cx)) {
+            None => return Poll::Ready(None),
+            Some(Err(e)) => return Poll::Ready(Some(Err(e))),
+            Some(Ok(batch)) => batch,
+        };
+        let Some(parts) = s.parts.as_mut() else {
+            return Poll::Ready(Some(internal_err!("a Grace join's probe read after its end")));
+        };
+        let kept = key_hashes(&s.keys, &batch, &mut s.hashes)
+            .and_then(|()| parts.push_but(&batch, &s.hashes, &s.resident));
+        match kept {
+            Ok(kept) if kept.num_rows() == 0 => continue,
+            other => return Poll::Ready(Some(other)),
+        }
+    }
+}
+
+/// `poll_split` as a stream, for the resident join's probe side.
+struct SharedProbe(Arc<Mutex<SplitProbe>>);
+
+impl futures::Stream for SharedProbe {
+    type Item = DfResult<RecordBatch>;
+
+    fn poll_next(
+        self: Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> Poll<Option<Self::Item>> {
+        poll_split(&self.0, cx)
+    }
+}
+
+/// The spilled sides of one partition, joined part by part (but the resident ones, `skip`).
 struct Parts {
     grace: Grace,
     build: SpilledParts,
     probe: SpilledParts,
+    skip: Vec<bool>,
 }
 
 /// Part `p` joined, and what joins the next.
@@ -302,7 +385,11 @@ async fn next_part(
     mut parts: Parts,
     p: usize,
 ) -> DfResult<Option<(SendableRecordBatchStream, (Parts, usize))>> {
-    if p == parts.build.parts() {
+    let mut p = p;
+    while parts.skip.get(p).copied().unwrap_or(false) {
+        p += 1;
+    }
+    if p >= parts.build.parts() {
         return Ok(None);
     }
     let build = parts.build.read(p)?;
@@ -432,7 +519,9 @@ mod tests {
     }
 
     /// Every join type, a join filter and NULL-equal keys give the same rows split into parts
-    /// (build side past 0 bytes), kept in memory (past 1 GB), and without the rule.
+    /// (build side past 0 bytes: all parts spilled; past 12 KiB: the first parts joined as the
+    /// probe side is read, fewer rows spilled), kept in memory (past 1 GB), and without the
+    /// rule.
     #[tokio::test]
     async fn split_joins_return_what_datafusion_returns() {
         let queries = [
@@ -447,17 +536,23 @@ mod tests {
         ];
         for partitions in [2, 1] {
             let plain = session(partitions, None);
-            let split = session(partitions, Some(0));
+            // every part spilled; some parts joined as the probe side is read, others spilled
+            let splits = [session(partitions, Some(0)), session(partitions, Some(12 << 10))];
             let held = session(partitions, Some(1 << 30));
             for sql in queries {
                 let (want, _, _) = run(&plain, sql).await;
                 assert!(want.len() > 10, "{sql}: {} lines", want.len());
-                let (got, spilled, plan) = run(&split, sql).await;
-                assert!(plan.contains("GraceHashJoinExec"), "{sql}\n{plan}");
-                assert!(spilled > 0, "{sql}: split into parts\n{plan}");
-                // (not assert_eq: thousands of lines on a failure)
-                let n = (got.len(), want.len());
-                assert!(got == want, "{sql} ({partitions} partitions), split: {n:?} lines");
+                let mut spilled_rows = Vec::new();
+                for split in &splits {
+                    let (got, spilled, plan) = run(split, sql).await;
+                    assert!(plan.contains("GraceHashJoinExec"), "{sql}\n{plan}");
+                    assert!(spilled > 0, "{sql}: split into parts\n{plan}");
+                    spilled_rows.push(spilled);
+                    // (not assert_eq: thousands of lines on a failure)
+                    let n = (got.len(), want.len());
+                    assert!(got == want, "{sql} ({partitions} partitions), split: {n:?} lines");
+                }
+                assert!(spilled_rows[1] < spilled_rows[0], "{sql}: {spilled_rows:?}");
                 let (got, spilled, _) = run(&held, sql).await;
                 assert_eq!(spilled, 0, "{sql}: in memory");
                 let n = (got.len(), want.len());

@@ -11,7 +11,7 @@ use std::sync::Arc;
 
 use arrow::array::{BooleanArray, RecordBatch};
 use arrow::buffer::BooleanBuffer;
-use arrow::compute::BatchCoalescer;
+use arrow::compute::{BatchCoalescer, filter_record_batch};
 use arrow::datatypes::SchemaRef;
 use arrow::ipc::writer::StreamWriter;
 use datafusion::common::hash_utils::{RandomState, create_hashes};
@@ -22,6 +22,7 @@ use datafusion::execution::spill_file::SpillWriter;
 use datafusion::physical_expr::PhysicalExprRef;
 use datafusion::physical_plan::metrics::{ExecutionPlanMetricsSet, SpillMetrics};
 use datafusion::physical_plan::{EmptyRecordBatchStream, SendableRecordBatchStream, SpillManager};
+use futures::StreamExt;
 
 /// Rows per batch written to a part: one unfinished batch per part stays in memory (16 parts
 /// of 4,096 users_batch rows: ~13 MB).
@@ -68,6 +69,10 @@ pub(crate) struct SpillParts {
     what: &'static str,
     files: Vec<Option<PartFile>>,
     coalescers: Vec<BatchCoalescer>,
+    /// Rows sent to each part.
+    rows: Vec<usize>,
+    /// Arrow bytes and rows of the batches pushed (a row's average size).
+    pushed: (usize, usize),
 }
 
 impl SpillParts {
@@ -91,6 +96,8 @@ impl SpillParts {
             coalescers: (0..parts)
                 .map(|_| BatchCoalescer::new(Arc::clone(&schema), PART_BATCH_ROWS))
                 .collect(),
+            rows: vec![0; parts],
+            pushed: (0, 0),
         }
     }
 
@@ -100,19 +107,38 @@ impl SpillParts {
 
     /// Sends row `i` of `batch` to part `part_of(hashes[i])`.
     pub(crate) fn push(&mut self, batch: &RecordBatch, hashes: &[u64]) -> DfResult<()> {
+        self.push_but(batch, hashes, &[]).map(|_| ())
+    }
+
+    /// Sends row `i` of `batch` to part `part_of(hashes[i])` unless `kept[part]`: those rows
+    /// are returned instead, in order.
+    pub(crate) fn push_but(
+        &mut self,
+        batch: &RecordBatch,
+        hashes: &[u64],
+        kept: &[bool],
+    ) -> DfResult<RecordBatch> {
         let n = batch.num_rows();
-        if n == 0 {
-            return Ok(());
-        }
         let parts = self.parts();
+        let is_kept = |p: usize| kept.get(p).copied().unwrap_or(false);
         let mut masks = vec![vec![false; n]; parts];
         let mut counts = vec![0usize; parts];
+        let mut keep = vec![false; n];
+        let mut kept_rows = 0;
         for (i, &h) in hashes.iter().enumerate() {
             let p = part_of(h, parts);
-            masks[p][i] = true;
-            counts[p] += 1;
+            if is_kept(p) {
+                keep[i] = true;
+                kept_rows += 1;
+            } else {
+                masks[p][i] = true;
+                counts[p] += 1;
+            }
         }
+        self.pushed.0 += batch.get_array_memory_size();
+        self.pushed.1 += n;
         for (p, mask) in masks.into_iter().enumerate() {
+            self.rows[p] += counts[p];
             match counts[p] {
                 0 => continue,
                 c if c == n => self.coalescers[p].push_batch(batch.clone())?,
@@ -123,8 +149,12 @@ impl SpillParts {
             }
             self.write_completed(p)?;
         }
-        self.metrics.spilled_rows.add(n);
-        Ok(())
+        self.metrics.spilled_rows.add(n - kept_rows);
+        match kept_rows {
+            0 => Ok(batch.slice(0, 0)),
+            k if k == n => Ok(batch.clone()),
+            _ => Ok(filter_record_batch(batch, &BooleanArray::from(keep))?),
+        }
     }
 
     fn write_completed(&mut self, p: usize) -> DfResult<()> {
@@ -158,7 +188,10 @@ impl SpillParts {
                 None => None,
             });
         }
-        Ok(SpilledParts { manager: self.manager, files: done })
+        // each part's bytes in memory, by the average row of the batches pushed
+        let (bytes, rows) = self.pushed;
+        let bytes = self.rows.iter().map(|&r| r * bytes / rows.max(1)).collect();
+        Ok(SpilledParts { manager: self.manager, files: done, bytes })
     }
 }
 
@@ -166,11 +199,36 @@ impl SpillParts {
 pub(crate) struct SpilledParts {
     manager: SpillManager,
     files: Vec<Option<Arc<dyn SpillFile>>>,
+    /// Each part's estimated bytes in memory.
+    bytes: Vec<usize>,
 }
 
 impl SpilledParts {
     pub(crate) fn parts(&self) -> usize {
         self.files.len()
+    }
+
+    /// The first parts whose bytes fit in `budget` together.
+    pub(crate) fn fitting(&self, budget: usize) -> Vec<bool> {
+        let mut total = 0;
+        self.bytes
+            .iter()
+            .map(|&b| {
+                total += b;
+                total <= budget
+            })
+            .collect()
+    }
+
+    /// The rows of the parts marked in `which`, one part after another.
+    pub(crate) fn read_many(&mut self, which: &[bool]) -> DfResult<SendableRecordBatchStream> {
+        let schema = Arc::clone(self.manager.schema());
+        let parts = (0..self.parts())
+            .filter(|&p| which.get(p).copied().unwrap_or(false))
+            .map(|p| self.read(p))
+            .collect::<DfResult<Vec<_>>>()?;
+        let rows = futures::stream::iter(parts).flatten();
+        Ok(Box::pin(datafusion::physical_plan::stream::RecordBatchStreamAdapter::new(schema, rows)))
     }
 
     /// Part `p`'s rows, in the order they were pushed; its file is deleted once the stream
