@@ -10,10 +10,11 @@
 use std::sync::Arc;
 
 use arrow::array::{BooleanArray, RecordBatch};
-use arrow::buffer::BooleanBuffer;
+use arrow::buffer::{BooleanBuffer, MutableBuffer};
 use arrow::compute::{BatchCoalescer, filter_record_batch};
 use arrow::datatypes::SchemaRef;
 use arrow::ipc::writer::StreamWriter;
+use arrow::util::bit_util;
 use datafusion::common::hash_utils::{RandomState, create_hashes};
 use datafusion::error::Result as DfResult;
 use datafusion::execution::SpillFile;
@@ -121,20 +122,19 @@ impl SpillParts {
         let n = batch.num_rows();
         let parts = self.parts();
         let is_kept = |p: usize| kept.get(p).copied().unwrap_or(false);
-        let mut masks = vec![vec![false; n]; parts];
-        let mut counts = vec![0usize; parts];
-        let mut keep = vec![false; n];
-        let mut kept_rows = 0;
+        // one bitmap per part, the kept rows' last: bits set in one pass (as `Vec<bool>`s
+        // packed per part, this was ~1.5% of users_batch's CPU on 10M users)
+        let mut masks: Vec<MutableBuffer> =
+            (0..=parts).map(|_| MutableBuffer::new_null(n)).collect();
+        let mut counts = vec![0usize; parts + 1];
         for (i, &h) in hashes.iter().enumerate() {
             let p = part_of(h, parts);
-            if is_kept(p) {
-                keep[i] = true;
-                kept_rows += 1;
-            } else {
-                masks[p][i] = true;
-                counts[p] += 1;
-            }
+            let p = if is_kept(p) { parts } else { p };
+            bit_util::set_bit(masks[p].as_slice_mut(), i);
+            counts[p] += 1;
         }
+        let keep = masks.pop().expect("the kept rows' bitmap");
+        let kept_rows = counts.pop().expect("the kept rows' count");
         self.pushed.0 += batch.get_array_memory_size();
         self.pushed.1 += n;
         for (p, mask) in masks.into_iter().enumerate() {
@@ -143,7 +143,7 @@ impl SpillParts {
                 0 => continue,
                 c if c == n => self.coalescers[p].push_batch(batch.clone())?,
                 _ => {
-                    let mask = BooleanArray::new(BooleanBuffer::from(mask), None);
+                    let mask = BooleanArray::new(BooleanBuffer::new(mask.into(), 0, n), None);
                     self.coalescers[p].push_batch_with_filter(batch.clone(), &mask)?;
                 }
             }
@@ -153,7 +153,10 @@ impl SpillParts {
         match kept_rows {
             0 => Ok(batch.slice(0, 0)),
             k if k == n => Ok(batch.clone()),
-            _ => Ok(filter_record_batch(batch, &BooleanArray::from(keep))?),
+            _ => {
+                let keep = BooleanArray::new(BooleanBuffer::new(keep.into(), 0, n), None);
+                Ok(filter_record_batch(batch, &keep)?)
+            }
         }
     }
 
