@@ -13,7 +13,7 @@ use std::hash::{BuildHasher, BuildHasherDefault, Hasher};
 use std::os::unix::fs::FileExt;
 use std::sync::Arc;
 
-use arrow::array::{ArrayRef, BooleanArray, RecordBatch};
+use arrow::array::{ArrayRef, BinaryArray, BinaryBuilder, BooleanArray, RecordBatch};
 use arrow::compute::filter_record_batch;
 use arrow::row::{RowConverter, Rows};
 use datafusion::common::hash_utils::RandomState;
@@ -50,6 +50,8 @@ const KEYS_IN_MEMORY: usize = 64 << 20;
 /// Index bytes (~40 per key) past which Distinct splits the rest of its input into parts: 1M
 /// keys hold ~41 MB (users_batch on 1M users stays whole); 10M would hold ~450 MB.
 const INDEX_IN_MEMORY: usize = 48 << 20;
+/// Keys per block handed out by `drain_keys`.
+const KEY_BLOCK: usize = 8192;
 /// Bytes of one chunk of keys in memory.
 const KEY_CHUNK: usize = 4 << 20;
 /// Spilled keys are written in pieces of this size.
@@ -235,7 +237,7 @@ impl Seen {
         if batch.num_rows() == 0 {
             return Ok(batch.clone());
         }
-        let keep = self.probe(batch, keys, true, &mut Vec::new())?;
+        let keep = self.probe(batch, keys)?;
         self.account()?;
         if keep.iter().all(|&k| k) {
             return Ok(batch.clone());
@@ -243,28 +245,78 @@ impl Seen {
         Ok(filter_record_batch(batch, &BooleanArray::from(keep))?)
     }
 
-    /// The rows of `batch` whose key is not among the keys seen, and their keys' hashes, without
-    /// adding them (a repeat within `batch` is kept twice).
-    pub(super) fn unseen(
+    /// The hash of each row's key (as `first_seen` hashes it), into `hashes`.
+    pub(super) fn hash_rows(
         &mut self,
         batch: &RecordBatch,
         keys: &[usize],
-    ) -> DfResult<(RecordBatch, Vec<u64>)> {
-        let mut hashes = Vec::with_capacity(batch.num_rows());
-        let keep = self.probe(batch, keys, false, &mut hashes)?;
-        let hashes = hashes.iter().zip(&keep).filter(|(_, k)| **k).map(|(h, _)| *h).collect();
-        Ok((filter_record_batch(batch, &BooleanArray::from(keep))?, hashes))
+        hashes: &mut Vec<u64>,
+    ) -> DfResult<()> {
+        hashes.clear();
+        let n = batch.num_rows();
+        let encoded = self.encode(batch, keys)?;
+        hashes.extend((0..n).map(|i| self.random.hash_one(encoded.row(i).as_ref())));
+        self.encoded = Some(encoded);
+        Ok(())
     }
 
-    /// Whether each row's key is new, adding new keys when `add`; each row's hash goes to
-    /// `hashes`.
-    fn probe(
-        &mut self,
-        batch: &RecordBatch,
-        keys: &[usize],
-        add: bool,
-        hashes: &mut Vec<u64>,
-    ) -> DfResult<Vec<bool>> {
+    /// Adds keys known to be new (`drain_keys`' output, read back): row-encoded bytes.
+    pub(super) fn remember(&mut self, keys: &BinaryArray) -> DfResult<()> {
+        for key in keys.iter().flatten() {
+            let hash = self.random.hash_one(key);
+            let id = self.push(key)?;
+            let previous = self.first.insert(hash, id).unwrap_or(END);
+            self.next.push(previous);
+        }
+        self.account()
+    }
+
+    /// Every key seen, in blocks of `KEY_BLOCK` (row-encoded bytes, and their hashes as
+    /// `hash_rows` gives them), read back from the spill file when they were spilled.
+    pub(super) fn drain_keys(
+        mut self,
+        mut f: impl FnMut(BinaryArray, &[u64]) -> DfResult<()>,
+    ) -> DfResult<()> {
+        let mut spilled = match self.spill.take() {
+            Some(mut spill) => {
+                spill.io.write_all_at(&spill.pending, spill.written)?;
+                spill.pending = Vec::new();
+                Some((std::io::BufReader::with_capacity(1 << 20, spill.io), spill._file))
+            }
+            None => None,
+        };
+        let mut block = BinaryBuilder::with_capacity(KEY_BLOCK, KEY_BLOCK * 64);
+        let mut hashes = Vec::with_capacity(KEY_BLOCK);
+        let mut key = Vec::new();
+        for id in 0..self.place.len() {
+            let (place, len) = (self.place[id], self.len[id] as usize);
+            let bytes: &[u8] = if place & SPILLED == 0 {
+                let (chunk, at) = ((place >> 32) as usize, (place as u32) as usize);
+                &self.chunks[chunk][at..at + len]
+            } else {
+                // spilled keys lie back to back in id order from the file's start
+                let Some((reader, _)) = spilled.as_mut() else {
+                    return Err(DataFusionError::Internal("a spilled key without its file".into()));
+                };
+                key.resize(len, 0);
+                std::io::Read::read_exact(reader, &mut key)?;
+                &key
+            };
+            hashes.push(self.random.hash_one(bytes));
+            block.append_value(bytes);
+            if hashes.len() == KEY_BLOCK {
+                f(block.finish(), &hashes)?;
+                hashes.clear();
+            }
+        }
+        if !hashes.is_empty() {
+            f(block.finish(), &hashes)?;
+        }
+        Ok(())
+    }
+
+    /// `batch`'s keys row-encoded (in the buffer of the last batch's).
+    fn encode(&mut self, batch: &RecordBatch, keys: &[usize]) -> DfResult<Rows> {
         let n = batch.num_rows();
         let columns: Vec<ArrayRef> = keys.iter().map(|&k| Arc::clone(batch.column(k))).collect();
         let mut encoded = match self.encoded.take() {
@@ -275,6 +327,13 @@ impl Seen {
             None => self.converter.empty_rows(n, 64 * n),
         };
         self.converter.append(&mut encoded, &columns)?;
+        Ok(encoded)
+    }
+
+    /// Whether each row's key is new, adding the new keys.
+    fn probe(&mut self, batch: &RecordBatch, keys: &[usize]) -> DfResult<Vec<bool>> {
+        let n = batch.num_rows();
+        let encoded = self.encode(batch, keys)?;
         let mut keep = Vec::with_capacity(n);
         for i in 0..n {
             let row = encoded.row(i);
@@ -286,13 +345,12 @@ impl Seen {
                 at = self.next[at as usize];
             }
             let new = at == END;
-            if new && add {
+            if new {
                 let id = self.push(row)?;
                 let previous = self.first.insert(hash, id).unwrap_or(END);
                 self.next.push(previous);
             }
             keep.push(new);
-            hashes.push(hash);
         }
         self.encoded = Some(encoded);
         Ok(keep)

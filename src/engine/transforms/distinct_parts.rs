@@ -1,18 +1,20 @@
 //! The stream of a Distinct / Deduplicate (`distinct.rs`): rows whose key is new pass at once,
 //! in input order, while the keys seen fit in memory. Once their index outgrows it
-//! (`Seen::outgrown`: ~1M keys, or the memory pool refuses), the keys seen so far become a
-//! fixed filter and each later row that passes it goes to one of `DISTINCT_PARTS` spill files
-//! by the hash of its key (`spill_parts.rs`); when the input ends, the filter is dropped and
-//! each part is de-duplicated on its own, in input order. A key's rows all land in one part,
-//! so the first row of each key is kept, as before, and memory holds the filter plus one
-//! part's keys: users_batch on 10M users keeps ~1/16th of the later keys at a time, not 10M.
+//! (`Seen::outgrown`: ~1M keys, or the memory pool refuses), the keys seen so far go to one of
+//! `DISTINCT_PARTS` spill files by their hash and are dropped from memory, and each later row
+//! goes to one of as many files by the hash of its key (`spill_parts.rs`). When the input
+//! ends, each part is de-duplicated on its own: its keys seen before the split first (their
+//! rows were passed already), then its rows, in input order. A key's rows all land in one
+//! part, so the first row of each key is kept, as before, and memory holds one part's keys:
+//! users_batch on 10M users keeps ~1/16th of them at a time, not 10M.
 //! The rows of the parts come out part by part, after the others (a batch Distinct has no
 //! order; Spark's has none either).
 
 use std::sync::Arc;
 
-use arrow::array::RecordBatch;
-use arrow::datatypes::SchemaRef;
+use arrow::array::{BinaryArray, RecordBatch};
+use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
+use datafusion::common::internal_err;
 use datafusion::error::Result as DfResult;
 use datafusion::execution::runtime_env::RuntimeEnv;
 use datafusion::physical_plan::SendableRecordBatchStream;
@@ -22,11 +24,11 @@ use futures::StreamExt;
 use super::distinct_keys::Seen;
 use super::spill_parts::{SpillParts, SpilledParts};
 
-/// Parts the rows after the switch are split into: each holds ~1/16th of their keys.
+/// Parts the input is split into past the keys in memory: each holds ~1/16th of the keys.
 const DISTINCT_PARTS: usize = 16;
-/// Key bytes a part keeps in memory before they spill (the filter is gone by then): 10M
-/// users' parts hold ~110 MB each, written to a second spill file and never read back
-/// (~0.9 GB of writes) with the 64 MB of a whole input.
+/// Key bytes a part keeps in memory before they spill: 10M users' parts hold ~110 MB each,
+/// written to a second spill file and never read back (~0.9 GB of writes) with the 64 MB of a
+/// whole input.
 const PART_KEYS_IN_MEMORY: usize = 128 << 20;
 
 /// What the stream needs besides its state: the key columns, a way to make an empty `Seen`,
@@ -40,19 +42,33 @@ pub(super) struct Dedupe {
 }
 
 enum State {
-    /// Reading the input; `parts` once the keys outgrew memory (`seen` is then a fixed filter).
+    /// Reading the input; `split` once the keys outgrew memory (`seen`, empty, then only
+    /// hashes rows).
     Reading {
         input: SendableRecordBatchStream,
         seen: Seen,
-        parts: Option<SpillParts>,
+        split: Option<Split>,
     },
     /// De-duplicating part `next - 1` (`current`), then the next ones.
     Parts {
-        spilled: SpilledParts,
+        rows: SpilledParts,
+        old: SpilledParts,
         next: usize,
         current: Option<(SendableRecordBatchStream, Seen)>,
     },
     Done,
+}
+
+/// The parts being written after the split: rows, and the keys seen before it.
+struct Split {
+    rows: SpillParts,
+    old: SpilledParts,
+    hashes: Vec<u64>,
+}
+
+/// The spilled keys' schema: row-encoded bytes.
+fn key_schema() -> SchemaRef {
+    Arc::new(Schema::new(vec![Field::new("key", DataType::Binary, false)]))
 }
 
 /// The rows of `input` whose key was not seen before.
@@ -60,7 +76,7 @@ pub(super) fn dedupe(
     input: SendableRecordBatchStream,
     d: Dedupe,
 ) -> DfResult<impl futures::Stream<Item = DfResult<RecordBatch>> + Send> {
-    let state = State::Reading { input, seen: (d.new_seen)()?, parts: None };
+    let state = State::Reading { input, seen: (d.new_seen)()?, split: None };
     Ok(futures::stream::unfold((d, state), |(d, state)| async move {
         match d.step(state).await {
             Ok(Some((batch, state))) => Some((Ok(batch), (d, state))),
@@ -75,53 +91,57 @@ impl Dedupe {
     async fn step(&self, mut state: State) -> DfResult<Option<(RecordBatch, State)>> {
         loop {
             state = match state {
-                State::Reading { mut input, mut seen, mut parts } => {
+                State::Reading { mut input, mut seen, mut split } => {
                     let Some(batch) = input.next().await else {
-                        let Some(parts) = parts else { return Ok(None) };
+                        let Some(split) = split else { return Ok(None) };
                         drop(seen);
-                        state = State::Parts { spilled: parts.finish()?, next: 0, current: None };
+                        let rows = split.rows.finish()?;
+                        state = State::Parts { rows, old: split.old, next: 0, current: None };
                         continue;
                     };
                     let batch = batch?;
-                    if let Some(p) = parts.as_mut() {
-                        let (new, hashes) = seen.unseen(&batch, &self.keys)?;
-                        p.push(&new, &hashes)?;
-                        State::Reading { input, seen, parts }
+                    if let Some(s) = split.as_mut() {
+                        seen.hash_rows(&batch, &self.keys, &mut s.hashes)?;
+                        s.rows.push(&batch, &s.hashes)?;
+                        State::Reading { input, seen, split }
                     } else {
                         let out = seen.first_seen(&batch, &self.keys)?;
                         if seen.outgrown() {
-                            parts = Some(SpillParts::new(
-                                Arc::clone(&self.env),
-                                Arc::clone(&self.schema),
-                                DISTINCT_PARTS,
-                                "Distinct rows past the keys in memory",
-                                &self.metrics,
-                                0,
-                            ));
+                            let full = std::mem::replace(&mut seen, (self.new_seen)()?);
+                            split = Some(self.split(full)?);
                         }
-                        let state = State::Reading { input, seen, parts };
+                        let state = State::Reading { input, seen, split };
                         if out.num_rows() > 0 {
                             return Ok(Some((out, state)));
                         }
                         state
                     }
                 }
-                State::Parts { mut spilled, next, current: None } => {
-                    if next == spilled.parts() {
+                State::Parts { mut rows, mut old, next, current: None } => {
+                    if next == rows.parts() {
                         return Ok(None);
                     }
-                    let part = spilled.read(next)?;
-                    let seen = (self.new_seen)()?.with_keys_in_memory(PART_KEYS_IN_MEMORY);
-                    State::Parts { spilled, next: next + 1, current: Some((part, seen)) }
+                    let mut seen = (self.new_seen)()?.with_keys_in_memory(PART_KEYS_IN_MEMORY);
+                    let mut keys = old.read(next)?;
+                    while let Some(batch) = keys.next().await {
+                        let batch = batch?;
+                        let Some(keys) = batch.column(0).as_any().downcast_ref::<BinaryArray>()
+                        else {
+                            return internal_err!("Distinct's spilled keys are not binary");
+                        };
+                        seen.remember(keys)?;
+                    }
+                    let part = rows.read(next)?;
+                    State::Parts { rows, old, next: next + 1, current: Some((part, seen)) }
                 }
-                State::Parts { spilled, next, current: Some((mut part, mut seen)) } => {
+                State::Parts { rows, old, next, current: Some((mut part, mut seen)) } => {
                     let Some(batch) = part.next().await else {
                         // this part is done: its keys are dropped before the next one's
-                        state = State::Parts { spilled, next, current: None };
+                        state = State::Parts { rows, old, next, current: None };
                         continue;
                     };
                     let out = seen.first_seen(&batch?, &self.keys)?;
-                    let state = State::Parts { spilled, next, current: Some((part, seen)) };
+                    let state = State::Parts { rows, old, next, current: Some((part, seen)) };
                     if out.num_rows() > 0 {
                         return Ok(Some((out, state)));
                     }
@@ -130,6 +150,32 @@ impl Dedupe {
                 State::Done => return Ok(None),
             };
         }
+    }
+
+    /// The keys of `full` sent to parts, and the parts for the rows to come.
+    fn split(&self, full: Seen) -> DfResult<Split> {
+        let schema = key_schema();
+        let mut old = SpillParts::new(
+            Arc::clone(&self.env),
+            Arc::clone(&schema),
+            DISTINCT_PARTS,
+            "Distinct keys seen before the split",
+            &self.metrics,
+            0,
+        );
+        full.drain_keys(|keys, hashes| {
+            let batch = RecordBatch::try_new(Arc::clone(&schema), vec![Arc::new(keys)])?;
+            old.push(&batch, hashes)
+        })?;
+        let rows = SpillParts::new(
+            Arc::clone(&self.env),
+            Arc::clone(&self.schema),
+            DISTINCT_PARTS,
+            "Distinct rows after the split",
+            &self.metrics,
+            0,
+        );
+        Ok(Split { rows, old: old.finish()?, hashes: Vec::new() })
     }
 }
 
