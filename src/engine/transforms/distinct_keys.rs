@@ -128,12 +128,6 @@ impl Seen {
         }
     }
 
-    /// `self` keeping up to `bytes` of keys in memory before they spill.
-    pub(super) fn with_keys_in_memory(mut self, bytes: usize) -> Self {
-        self.keys_in_memory = bytes;
-        self
-    }
-
     /// `self` splitting past `bytes` of index (tests: a few rows).
     #[cfg(test)]
     pub(super) fn with_index_budget(mut self, bytes: usize) -> Self {

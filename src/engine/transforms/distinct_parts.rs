@@ -6,7 +6,7 @@
 //! ends, each part is de-duplicated on its own: its keys seen before the split first (their
 //! rows were passed already), then its rows, in input order. A key's rows all land in one
 //! part, so the first row of each key is kept, as before, and memory holds one part's keys:
-//! users_batch on 10M users keeps ~1/16th of them at a time, not 10M.
+//! users_batch on 10M users keeps ~1/32nd of them at a time, not 10M.
 //! The rows of the parts come out part by part, after the others (a batch Distinct has no
 //! order; Spark's has none either).
 
@@ -24,12 +24,10 @@ use futures::StreamExt;
 use super::distinct_keys::Seen;
 use super::spill_parts::{SpillParts, SpilledParts};
 
-/// Parts the input is split into past the keys in memory: each holds ~1/16th of the keys.
-const DISTINCT_PARTS: usize = 16;
-/// Key bytes a part keeps in memory before they spill: 10M users' parts hold ~110 MB each,
-/// written to a second spill file and never read back (~0.9 GB of writes) with the 64 MB of a
-/// whole input.
-const PART_KEYS_IN_MEMORY: usize = 128 << 20;
+/// Parts the input is split into past the keys in memory: each holds ~1/32nd of the keys
+/// (10M users: ~60 MB of key bytes, within the 64 MB a `Seen` keeps before spilling them; with
+/// 16 parts they spilled ~0.9 GB that was never read back).
+const DISTINCT_PARTS: usize = 32;
 
 /// What the stream needs besides its state: the key columns, a way to make an empty `Seen`,
 /// and where parts are spilled.
@@ -121,7 +119,7 @@ impl Dedupe {
                     if next == rows.parts() {
                         return Ok(None);
                     }
-                    let mut seen = (self.new_seen)()?.with_keys_in_memory(PART_KEYS_IN_MEMORY);
+                    let mut seen = (self.new_seen)()?;
                     let mut keys = old.read(next)?;
                     while let Some(batch) = keys.next().await {
                         let batch = batch?;
