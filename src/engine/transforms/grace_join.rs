@@ -124,7 +124,8 @@ impl PhysicalOptimizerRule for GraceJoinRule {
 /// Whether `join` can run part by part: each output partition joins one partition of each
 /// side; keys of the same types on both sides (so equal keys hash alike); no row limit pushed
 /// into it (each part would apply it); not a null-aware anti join (`NOT IN` looks at every
-/// probe row's NULL).
+/// probe row's NULL); no output order claimed (a split join's parts come out one after
+/// another, and the optimizer may have dropped a sort above it on that claim).
 fn splittable(join: &HashJoinExec) -> bool {
     let one_each = join.left.output_partitioning().partition_count() == 1
         && join.right.output_partitioning().partition_count() == 1;
@@ -138,7 +139,8 @@ fn splittable(join: &HashJoinExec) -> bool {
         (Ok(l), Ok(r)) => l == r,
         _ => false,
     });
-    per_partition && same_types && !join.null_aware && join.fetch().is_none()
+    let ordered = join.properties().output_ordering().is_some();
+    per_partition && same_types && !join.null_aware && join.fetch().is_none() && !ordered
 }
 
 /// A `HashJoinExec` (`join`) that splits into parts when its build side outgrows
@@ -605,6 +607,23 @@ mod tests {
             }
         }
         assert!(hybrid, "some join kept parts in memory and spilled others");
+    }
+
+    /// A join that promises its probe side's order (a sorted probe side, one partition) is
+    /// left to DataFusion even when every join is to be wrapped: its parts would break it.
+    #[tokio::test]
+    async fn joins_that_promise_an_order_stay_datafusions() {
+        let ctx = session_with(1, Some(GraceJoinRule { build_bytes: 0, always: true }));
+        // the larger side is the probe side: sorted by `v`
+        let sorted = Arc::try_unwrap(table(3_000, 500, 13, "名", 1)).unwrap();
+        let by_v = vec![vec![datafusion::prelude::col("v").sort(true, false)]];
+        ctx.deregister_table("l").unwrap();
+        ctx.register_table("l", Arc::new(sorted.with_sort_order(by_v))).unwrap();
+        let sql = "SELECT l.v, r.v AS rv FROM r JOIN l ON r.k = l.k ORDER BY l.v";
+        let (lines, _, plan) = run(&ctx, sql).await;
+        assert!(plan.contains("HashJoinExec") && !plan.contains("GraceHashJoinExec"), "{plan}");
+        assert!(!plan.contains("SortExec"), "the join's order serves the ORDER BY: {plan}");
+        assert!(lines.len() > 10);
     }
 
     /// A join whose statistics put its build side well within the budget is left to
