@@ -8,8 +8,9 @@
 //! row-encoded groups, and the emit converts all of them back to columns at once, beside the
 //! groups. Here the keys seen are kept row-encoded (arrow-row: any key type it supports, NULLs
 //! equal as in DISTINCT) and the rows themselves flow on: nothing is emitted twice, a `LIMIT`
-//! downstream stops the scan early, and the output is in input order. users_batch's silver
-//! on 1M users: see `docs/SESSION_NOTES.md` (session 9) for the figures.
+//! downstream stops the scan early, and the output is in input order until the keys outgrow
+//! memory (then the rest comes part by part: `distinct_parts.rs`). users_batch's silver on 1M
+//! users: see `docs/SESSION_NOTES.md` (session 9) for the figures.
 //!
 //! Exact, not probabilistic: a key's bytes are compared whenever hashes match.
 
@@ -110,7 +111,7 @@ impl TableProvider for DistinctTable {
     }
 }
 
-/// Passes each row whose key columns were not seen before, in input order, as one partition.
+/// Passes each row whose key columns were not seen before, as one partition.
 #[derive(Debug)]
 struct DistinctExec {
     input: Arc<dyn ExecutionPlan>,
@@ -162,8 +163,9 @@ impl ExecutionPlan for DistinctExec {
         vec![Distribution::SinglePartition]
     }
 
+    /// Not past the keys in memory, where the rest comes out part by part.
     fn maintains_input_order(&self) -> Vec<bool> {
-        vec![true]
+        vec![false]
     }
 
     fn benefits_from_input_partitioning(&self) -> Vec<bool> {
