@@ -13,7 +13,7 @@ use std::hash::{BuildHasher, BuildHasherDefault, Hasher};
 use std::os::unix::fs::FileExt;
 use std::sync::Arc;
 
-use arrow::array::{ArrayRef, BinaryArray, BinaryBuilder, BooleanArray, RecordBatch};
+use arrow::array::{ArrayRef, BooleanArray, LargeBinaryArray, LargeBinaryBuilder, RecordBatch};
 use arrow::compute::filter_record_batch;
 use arrow::row::{RowConverter, Rows};
 use datafusion::common::hash_utils::RandomState;
@@ -50,8 +50,9 @@ const KEYS_IN_MEMORY: usize = 64 << 20;
 /// Index bytes (~40 per key) past which Distinct splits the rest of its input into parts: 1M
 /// keys hold ~41 MB (users_batch on 1M users stays whole); 10M would hold ~450 MB.
 const INDEX_IN_MEMORY: usize = 48 << 20;
-/// Keys per block handed out by `drain_keys`.
+/// Keys per block handed out by `drain_keys`, at most, and their bytes, about (wide keys).
 const KEY_BLOCK: usize = 8192;
+const KEY_BLOCK_BYTES: usize = 8 << 20;
 /// Bytes of one chunk of keys in memory.
 const KEY_CHUNK: usize = 4 << 20;
 /// Spilled keys are written in pieces of this size.
@@ -255,7 +256,7 @@ impl Seen {
     }
 
     /// Adds keys known to be new (`drain_keys`' output, read back): row-encoded bytes.
-    pub(super) fn remember(&mut self, keys: &BinaryArray) -> DfResult<()> {
+    pub(super) fn remember(&mut self, keys: &LargeBinaryArray) -> DfResult<()> {
         for key in keys.iter().flatten() {
             let hash = self.random.hash_one(key);
             let id = self.push(key)?;
@@ -265,11 +266,11 @@ impl Seen {
         self.account()
     }
 
-    /// Every key seen, in blocks of `KEY_BLOCK` (row-encoded bytes, and their hashes as
+    /// Every key seen, in blocks of `KEY_BLOCK` keys or `KEY_BLOCK_BYTES` (row-encoded bytes, and their hashes as
     /// `hash_rows` gives them), read back from the spill file when they were spilled.
     pub(super) fn drain_keys(
         mut self,
-        mut f: impl FnMut(BinaryArray, &[u64]) -> DfResult<()>,
+        mut f: impl FnMut(LargeBinaryArray, &[u64]) -> DfResult<()>,
     ) -> DfResult<()> {
         let mut spilled = match self.spill.take() {
             Some(mut spill) => {
@@ -279,7 +280,8 @@ impl Seen {
             }
             None => None,
         };
-        let mut block = BinaryBuilder::with_capacity(KEY_BLOCK, KEY_BLOCK * 64);
+        let mut block = LargeBinaryBuilder::with_capacity(KEY_BLOCK, KEY_BLOCK * 64);
+        let mut block_bytes = 0;
         let mut hashes = Vec::with_capacity(KEY_BLOCK);
         let mut key = Vec::new();
         for id in 0..self.place.len() {
@@ -298,9 +300,11 @@ impl Seen {
             };
             hashes.push(self.random.hash_one(bytes));
             block.append_value(bytes);
-            if hashes.len() == KEY_BLOCK {
+            block_bytes += bytes.len();
+            if hashes.len() == KEY_BLOCK || block_bytes >= KEY_BLOCK_BYTES {
                 f(block.finish(), &hashes)?;
                 hashes.clear();
+                block_bytes = 0;
             }
         }
         if !hashes.is_empty() {

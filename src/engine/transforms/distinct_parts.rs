@@ -12,7 +12,7 @@
 
 use std::sync::Arc;
 
-use arrow::array::{BinaryArray, RecordBatch};
+use arrow::array::{LargeBinaryArray, RecordBatch};
 use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use datafusion::common::internal_err;
 use datafusion::error::Result as DfResult;
@@ -66,7 +66,7 @@ struct Split {
 
 /// The spilled keys' schema: row-encoded bytes.
 fn key_schema() -> SchemaRef {
-    Arc::new(Schema::new(vec![Field::new("key", DataType::Binary, false)]))
+    Arc::new(Schema::new(vec![Field::new("key", DataType::LargeBinary, false)]))
 }
 
 /// The rows of `input` whose key was not seen before.
@@ -123,7 +123,8 @@ impl Dedupe {
                     let mut keys = old.read(next)?;
                     while let Some(batch) = keys.next().await {
                         let batch = batch?;
-                        let Some(keys) = batch.column(0).as_any().downcast_ref::<BinaryArray>()
+                        let Some(keys) =
+                            batch.column(0).as_any().downcast_ref::<LargeBinaryArray>()
                         else {
                             return internal_err!("Distinct's spilled keys are not binary");
                         };

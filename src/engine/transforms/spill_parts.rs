@@ -25,9 +25,11 @@ use datafusion::physical_plan::metrics::{ExecutionPlanMetricsSet, SpillMetrics};
 use datafusion::physical_plan::{EmptyRecordBatchStream, SendableRecordBatchStream, SpillManager};
 use futures::StreamExt;
 
-/// Rows per batch written to a part: one unfinished batch per part stays in memory (16 parts
-/// of 4,096 users_batch rows: ~13 MB).
+/// Rows per batch written to a part, at most: one unfinished batch per part stays in memory.
 const PART_BATCH_ROWS: usize = 4096;
+/// Bytes per batch written to a part, about, for wide rows (fewer rows then): 32 parts hold
+/// ~32 MB whatever the rows' width (users_batch's ~300-byte rows: ~3,400 rows a batch).
+const PART_BATCH_BYTES: usize = 1 << 20;
 
 /// The hash that picks a part: its own seed, so that it splits rows that DataFusion's
 /// repartition (seed 0) already put in one partition.
@@ -68,7 +70,9 @@ pub(crate) struct SpillParts {
     metrics: SpillMetrics,
     env: Arc<RuntimeEnv>,
     what: &'static str,
+    schema: SchemaRef,
     files: Vec<Option<PartFile>>,
+    /// One per part, made at the first push (their batch size follows its rows' width).
     coalescers: Vec<BatchCoalescer>,
     /// Rows sent to each part.
     rows: Vec<usize>,
@@ -94,9 +98,8 @@ impl SpillParts {
             env,
             what,
             files: (0..parts).map(|_| None).collect(),
-            coalescers: (0..parts)
-                .map(|_| BatchCoalescer::new(Arc::clone(&schema), PART_BATCH_ROWS))
-                .collect(),
+            schema,
+            coalescers: Vec::new(),
             rows: vec![0; parts],
             pushed: (0, 0),
         }
@@ -121,6 +124,12 @@ impl SpillParts {
     ) -> DfResult<RecordBatch> {
         let n = batch.num_rows();
         let parts = self.parts();
+        if self.coalescers.is_empty() && n > 0 {
+            let row_bytes = (batch.get_array_memory_size() / n).max(1);
+            let rows = (PART_BATCH_BYTES / row_bytes).clamp(16, PART_BATCH_ROWS);
+            self.coalescers =
+                (0..parts).map(|_| BatchCoalescer::new(Arc::clone(&self.schema), rows)).collect();
+        }
         let is_kept = |p: usize| kept.get(p).copied().unwrap_or(false);
         // one bitmap per part, the kept rows' last: bits set in one pass (as `Vec<bool>`s
         // packed per part, this was ~1.5% of users_batch's CPU on 10M users)
@@ -180,8 +189,10 @@ impl SpillParts {
     pub(crate) fn finish(mut self) -> DfResult<SpilledParts> {
         let mut done = Vec::with_capacity(self.parts());
         for p in 0..self.parts() {
-            self.coalescers[p].finish_buffered_batch()?;
-            self.write_completed(p)?;
+            if let Some(coalescer) = self.coalescers.get_mut(p) {
+                coalescer.finish_buffered_batch()?;
+                self.write_completed(p)?;
+            }
             done.push(match self.files[p].take() {
                 Some(mut part) => {
                     part.writer.finish()?;
@@ -305,5 +316,30 @@ mod tests {
         assert!(seen_in.len() == 98, "97 keys and NULL");
         let parts_used: std::collections::HashSet<_> = seen_in.values().collect();
         assert!(parts_used.len() > 1, "keys spread over parts");
+    }
+
+    /// Wide rows (64 KiB each) are written in batches of ~1 MB, not of 4,096 rows (256 MB
+    /// per part in memory): every row comes back.
+    #[tokio::test]
+    async fn wide_rows_go_in_small_batches() {
+        let schema = Arc::new(Schema::new(vec![Field::new("s", DataType::Utf8, false)]));
+        let wide: Vec<String> =
+            (0..200).map(|i| format!("{i:05}{}", "é".repeat(32 << 10))).collect();
+        let batch =
+            RecordBatch::try_new(Arc::clone(&schema), vec![Arc::new(StringArray::from(wide))])
+                .unwrap();
+        let env = Arc::new(RuntimeEnv::default());
+        let metrics = ExecutionPlanMetricsSet::new();
+        let mut parts = SpillParts::new(env, Arc::clone(&schema), 4, "test", &metrics, 0);
+        let hashes: Vec<u64> = (0..200u64).map(|i| i << 40).collect();
+        parts.push(&batch, &hashes).unwrap();
+        let mut spilled = parts.finish().unwrap();
+        let mut rows = 0;
+        for p in 0..spilled.parts() {
+            let batches: Vec<RecordBatch> = spilled.read(p).unwrap().try_collect().await.unwrap();
+            assert!(batches.iter().all(|b| b.num_rows() <= 16), "part {p}: ~1 MB batches");
+            rows += batches.iter().map(RecordBatch::num_rows).sum::<usize>();
+        }
+        assert_eq!(rows, 200);
     }
 }
