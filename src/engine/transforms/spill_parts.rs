@@ -125,7 +125,14 @@ impl SpillParts {
         let n = batch.num_rows();
         let parts = self.parts();
         if self.coalescers.is_empty() && n > 0 {
-            let row_bytes = (batch.get_array_memory_size() / n).max(1);
+            // the bytes the rows use, not the buffers' capacity (a filtered or taken batch can
+            // hold several times its rows' size: its batches came out 4x too small)
+            let used: usize = batch
+                .columns()
+                .iter()
+                .map(|c| c.to_data().get_slice_memory_size().unwrap_or(c.get_array_memory_size()))
+                .sum();
+            let row_bytes = (used / n).max(1);
             let rows = (PART_BATCH_BYTES / row_bytes).clamp(16, PART_BATCH_ROWS);
             self.coalescers =
                 (0..parts).map(|_| BatchCoalescer::new(Arc::clone(&self.schema), rows)).collect();
