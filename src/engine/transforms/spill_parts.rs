@@ -126,7 +126,7 @@ impl SpillParts {
         let parts = self.parts();
         if self.coalescers.is_empty() && n > 0 {
             // the bytes the rows use, not the buffers' capacity (a filtered or taken batch can
-            // hold several times its rows' size: its batches came out 4x too small)
+            // hold more than its rows use)
             let used: usize = batch
                 .columns()
                 .iter()
@@ -210,8 +210,8 @@ impl SpillParts {
             });
         }
         // each part's bytes in memory, by the average row of the batches pushed
-        let (bytes, rows) = self.pushed;
-        let bytes = self.rows.iter().map(|&r| r * bytes / rows.max(1)).collect();
+        let per_row = self.pushed.0 / self.pushed.1.max(1);
+        let bytes = self.rows.iter().map(|&r| r.saturating_mul(per_row)).collect();
         Ok(SpilledParts { manager: self.manager, files: done, bytes })
     }
 }
