@@ -235,7 +235,7 @@ impl SpilledParts {
         self.bytes
             .iter()
             .map(|&b| {
-                total += b;
+                total = total.saturating_add(b);
                 total <= budget
             })
             .collect()
