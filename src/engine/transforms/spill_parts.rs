@@ -231,7 +231,7 @@ impl SpilledParts {
 
     /// The first parts whose bytes fit in `budget` together.
     pub(crate) fn fitting(&self, budget: usize) -> Vec<bool> {
-        let mut total = 0;
+        let mut total: usize = 0;
         self.bytes
             .iter()
             .map(|&b| {
