@@ -236,10 +236,13 @@ fn memory_limit_caps_the_plans() {
     assert!(!lake.path().join("silver/users/_delta_log").exists(), "silver not written");
     let rt = tokio::runtime::Runtime::new().unwrap();
     let silver = lake.path().join("silver/users");
-    // every column of every row, as one figure per column (200,000 rows would not print)
+    // every column of every row, as one figure per column (200,000 rows would not print);
+    // `id_ssn` ties each ssn to its user: a join that matched the wrong rows changes it
     let fingerprint = || {
         let sql = "SELECT count(*) AS n, count(DISTINCT user_uid) AS uids, sum(user_id) AS ids, \
-                   count(ssn) AS ssns, count(DISTINCT concat_ws('|', user_uid, \
+                   count(ssn) AS ssns, \
+                   sum(user_id * CAST(replace(ssn, '-', '') AS BIGINT) % 1000003) AS id_ssn, \
+                   count(DISTINCT concat_ws('|', user_uid, \
                    CAST(user_id AS STRING), first_name, last_name, \
                    CAST(user_birth_date AS STRING), gender, user_title, \
                    array_to_string(user_skills, ','), ssn)) AS whole_rows FROM t";

@@ -1,15 +1,16 @@
 //! A hash join whose build side may outgrow memory: DataFusion 55's `HashJoinExec` holds its
 //! whole build side (no spilling; apache/datafusion#24768), so users_batch's ssn join on 10M
-//! users held ~0.5 GB. `GraceJoinRule` wraps each partitioned hash join in
-//! `GraceHashJoinExec`, which reads the build side of its partition first: when it ends within
-//! `build_bytes` (users_batch on 1M: ~12 MB per partition) the join runs as before, in memory;
-//! past it, the build side is split by a hash of the join keys into `JOIN_PARTS` spill files
-//! (`spill_parts.rs`). The first parts that fit in `build_bytes` together are joined while
-//! the probe side is read (a hybrid hash join: their probe rows are never written); the probe
-//! rows of the other parts go to spill files too, and those parts are joined one by one after.
-//! Each join is DataFusion's own `HashJoinExec` — every join type, filter and NULL rule as
-//! DataFusion has them, since a key's rows on both sides meet in one part. Memory then holds
-//! `build_bytes` of build side, or one part's.
+//! users held ~0.5 GB. `GraceJoinRule` wraps each partitioned hash join whose statistics do
+//! not put it well within `build_bytes` (users_batch on 1M users stays DataFusion's; on 10M
+//! it is wrapped) in `GraceHashJoinExec`, which reads the build side of its partition first:
+//! when it ends within `build_bytes` the join runs as before, in memory; past it, the build
+//! side is split by a hash of the join keys into `JOIN_PARTS` spill files (`spill_parts.rs`).
+//! The first parts that fit in half of `build_bytes` together (their hash tables take about
+//! as much again) are joined while the probe side is read (a hybrid hash join: their probe
+//! rows are never written); the probe rows of the other parts go to spill files too, and those
+//! parts are joined one by one after. Each join is DataFusion's own `HashJoinExec` — every
+//! join type, filter and NULL rule as DataFusion has them, since a key's rows on both sides
+//! meet in one part.
 
 use std::fmt;
 use std::pin::Pin;
@@ -158,7 +159,7 @@ impl GraceHashJoinExec {
     }
 
     fn hash_join(&self) -> &HashJoinExec {
-        self.join.downcast_ref::<HashJoinExec>().expect("GraceHashJoinExec wraps a HashJoinExec")
+        hash_join(&self.join)
     }
 }
 
@@ -252,7 +253,7 @@ struct Grace {
 
 impl Grace {
     fn hash_join(&self) -> &HashJoinExec {
-        self.join.downcast_ref::<HashJoinExec>().expect("GraceHashJoinExec wraps a HashJoinExec")
+        hash_join(&self.join)
     }
 
     async fn run(
@@ -298,13 +299,14 @@ impl Grace {
         // is read (its rows for them are never spilled); the others part by part after
         // (half the budget: their hash tables take about as much again)
         let resident = build_parts.fitting(self.build_bytes / 2);
+        let probe_schema = probe.schema();
         let split = Arc::new(Mutex::new(SplitProbe {
             input: probe,
             keys: on_probe,
             resident: resident.clone(),
             parts: Some(SpillParts::new(
                 env,
-                probe_schema(&self)?,
+                Arc::clone(&probe_schema),
                 JOIN_PARTS,
                 "Grace join probe side",
                 &self.metrics,
@@ -314,7 +316,7 @@ impl Grace {
         }));
         let schema = self.join.schema();
         let resident_build = build_parts.read_many(&resident)?;
-        let split_probe = adapt(probe_schema(&self)?, SharedProbe(Arc::clone(&split)));
+        let split_probe = adapt(probe_schema, SharedProbe(Arc::clone(&split)));
         let first = self.join_part(resident_build, split_probe)?;
         let rest = futures::stream::once(async move {
             // rows the resident join did not read (it stops early when its result is empty
@@ -354,9 +356,9 @@ impl Grace {
     }
 }
 
-/// The schema of the join's probe side.
-fn probe_schema(grace: &Grace) -> DfResult<SchemaRef> {
-    Ok(grace.hash_join().right.schema())
+/// The `HashJoinExec` a `GraceHashJoinExec` wraps.
+fn hash_join(join: &Arc<dyn ExecutionPlan>) -> &HashJoinExec {
+    join.downcast_ref::<HashJoinExec>().expect("GraceHashJoinExec wraps a HashJoinExec")
 }
 
 /// The probe side of a split join: rows of the resident parts pass on to the join with their
