@@ -36,18 +36,27 @@ mod window {
 /// It is delta-rs's session (its planner executes Delta writes and merges), so plans built in
 /// it can be streamed straight into a table.
 pub fn session_context() -> SessionContext {
+    // hash joins split into spill files past this much build side per partition
+    let build_bytes = memory_limit().map_or(transforms::grace_join::BUILD_BYTES_IN_MEMORY, |cap| {
+        (cap / 8).min(transforms::grace_join::BUILD_BYTES_IN_MEMORY)
+    });
     let overrides = HashMap::from([
         ("datafusion.sql_parser.enable_ident_normalization".to_owned(), "false".to_owned()),
         // strings as plain UTF-8, as Delta stores them: read as views, every string was cast
         // to a view at the scan and back at the write (users_batch on 1M users −8% CPU, −40 MB)
         ("datafusion.execution.parquet.schema_force_view_types".to_owned(), "false".to_owned()),
+        (
+            "datafusion.optimizer.hash_join_single_partition_threshold".to_owned(),
+            (build_bytes / COLLECTED_BUILD_EXPANSION).to_string(),
+        ),
+        // no round-robin repartition: it only spreads batches over the cores, and its output
+        // coalescer copies every batch under 4,096 rows (our JSON chunks give ~4,000) and the
+        // ones after them; our sources read ahead on their own threads. users_batch on 1M
+        // users −8% CPU (3.19 -> 2.92 CPU-s) and −10% wall, users_stream −4% CPU (session 16)
+        ("datafusion.optimizer.enable_round_robin_repartition".to_owned(), "false".to_owned()),
     ]);
     let ctx = capped_session(&overrides).unwrap_or_else(|| {
         DeltaSessionContext::new_with_session_overrides(&overrides).unwrap_or_default().into_inner()
-    });
-    // hash joins split into spill files past this much build side per partition
-    let build_bytes = memory_limit().map_or(transforms::grace_join::BUILD_BYTES_IN_MEMORY, |cap| {
-        (cap / 8).min(transforms::grace_join::BUILD_BYTES_IN_MEMORY)
     });
     let state = SessionStateBuilder::new_from_existing(ctx.state())
         .with_physical_optimizer_rule(Arc::new(transforms::grace_join::GraceJoinRule::new(
@@ -56,6 +65,15 @@ pub fn session_context() -> SessionContext {
         .build();
     SessionContext::new_with_state(state)
 }
+
+/// A hash join's build side is hashed once for all probe partitions (DataFusion's
+/// `CollectLeft`, Spark's broadcast join) when its estimated bytes (for a Delta or Parquet
+/// scan, its files' compressed bytes) are under the join's in-memory budget divided by this:
+/// Arrow memory is ~2-3x Snappy'd Parquet. DataFusion's default, 1 MB, hash-partitions both
+/// sides of users_batch's ssn join (ssn's 13 MB file); collected, the 1M users are not
+/// repartitioned: silver −10% CPU (1.79 -> 1.60 CPU-s, alternating runs, session 16). Bigger
+/// build sides stay partitioned, where `grace_join.rs` can split them.
+const COLLECTED_BUILD_EXPANSION: usize = 3;
 
 /// delta-rs's session with DataFusion's memory pool capped at `MEDALLION_MEMORY_LIMIT`, when
 /// it is set.
@@ -609,6 +627,53 @@ pub fn arrow_schema(df: &DataFrame) -> SchemaRef {
 
 #[cfg(test)]
 mod tests {
+    use std::sync::Arc;
+
+    use arrow::array::{Int64Array, RecordBatch, StringArray};
+    use arrow::datatypes::{DataType, Field, Schema};
+    use datafusion::datasource::MemTable;
+    use datafusion::physical_plan::displayable;
+
+    /// A one-partition table of `rows` rows: `k`, and `v` of `width` bytes.
+    fn table(rows: i64, width: usize) -> Arc<MemTable> {
+        let schema = Arc::new(Schema::new(vec![
+            Field::new("k", DataType::Int64, false),
+            Field::new("v", DataType::Utf8, false),
+        ]));
+        let v: StringArray = (0..rows).map(|i| Some(format!("{i:0width$}"))).collect();
+        let batch = RecordBatch::try_new(
+            schema.clone(),
+            vec![Arc::new(Int64Array::from_iter_values(0..rows)), Arc::new(v)],
+        )
+        .unwrap();
+        Arc::new(MemTable::try_new(schema, vec![vec![batch]]).unwrap())
+    }
+
+    async fn plan_of(sql: &str, small: i64, small_width: usize) -> String {
+        let ctx = super::session_context();
+        ctx.register_table("big", table(200_000, 100)).unwrap();
+        ctx.register_table("small", table(small, small_width)).unwrap();
+        let plan = ctx.sql(sql).await.unwrap().create_physical_plan().await.unwrap();
+        displayable(plan.as_ref()).indent(true).to_string()
+    }
+
+    #[tokio::test]
+    async fn joins_hash_a_small_build_side_once_and_nothing_is_dealt_round_robin() {
+        let join = "SELECT b.v, s.v AS sv FROM big b LEFT JOIN small s ON b.k = s.k";
+        // ~1 MB of build side: hashed once, the big side is not repartitioned (DataFusion's
+        // default threshold would have partitioned both sides)
+        let plan = plan_of(join, 40_000, 16).await;
+        assert!(plan.contains("mode=CollectLeft"), "{plan}");
+        assert!(!plan.contains("Hash(["), "{plan}");
+        // both sides ~20 MB, past a third of the join's in-memory budget: partitioned
+        let plan = plan_of(join, 200_000, 100).await;
+        assert!(plan.contains("mode=Partitioned"), "{plan}");
+        // an aggregate over one partition: DataFusion would deal its batches round robin
+        let plan = plan_of("SELECT v, count(*) FROM big GROUP BY v", 1, 1).await;
+        assert!(plan.contains("AggregateExec"), "{plan}");
+        assert!(!plan.contains("RoundRobinBatch"), "{plan}");
+    }
+
     #[test]
     fn memory_limits_read_like_spark_sizes() {
         assert_eq!(super::parse_bytes("512m"), Some(512 << 20));
