@@ -201,8 +201,62 @@ impl<'a> Parser<'a> {
 }
 
 /// Where the plain run of a string's bytes ends: at a quote, a backslash or a control
-/// character (which JSON does not allow in a string). A byte loop: memchr2 and a second scan
-/// for control characters cost twice as much on the short strings of records (users_batch).
+/// character (which JSON does not allow in a string). Eight bytes at a time, in a `u64`
+/// (memchr2 and a second scan for control characters cost twice a byte loop on the short
+/// strings of records; by words, users_batch's bronze on 1M users 1.23 -> 1.12 CPU-s).
 fn plain_run(s: &[u8]) -> Option<usize> {
-    s.iter().position(|&c| c == b'"' || c == b'\\' || c < 0x20)
+    const ONES: u64 = u64::from_le_bytes([1; 8]);
+    const HIGH: u64 = u64::from_le_bytes([0x80; 8]);
+    // the high bit of each byte that is below `n` (`n` ≤ 0x80); a borrow can flag a byte above
+    // a flagged one, never below: the lowest flag is exact
+    let below = |x: u64, n: u8| x.wrapping_sub(ONES * u64::from(n)) & !x & HIGH;
+    let mut at = 0;
+    while let Some(word) = s.get(at..at + 8) {
+        let x = u64::from_le_bytes(word.try_into().ok()?);
+        let flags = below(x ^ (ONES * u64::from(b'"')), 1)
+            | below(x ^ (ONES * u64::from(b'\\')), 1)
+            | below(x, 0x20);
+        if flags != 0 {
+            return Some(at + flags.trailing_zeros() as usize / 8);
+        }
+        at += 8;
+    }
+    let tail = s[at..].iter().position(|&c| c == b'"' || c == b'\\' || c < 0x20)?;
+    Some(at + tail)
+}
+
+#[cfg(test)]
+mod tests {
+    /// The first quote, backslash or control character, byte by byte.
+    fn first_stop(s: &[u8]) -> Option<usize> {
+        s.iter().position(|&c| c == b'"' || c == b'\\' || c < 0x20)
+    }
+
+    #[test]
+    fn a_plain_run_stops_where_a_byte_loop_stops() {
+        // every stop byte at every offset of words and tails, after plain ASCII and UTF-8
+        // (bytes ≥ 0x80, which a borrow must not flag), and strings with no stop at all
+        let fillers: [&[u8]; 3] =
+            [b"abcdefghijklmnopqrstuvwxyz0123", "é✓日本語ü€ñ".as_bytes(), b"\x7f !#[]^_`{}~"];
+        for filler in fillers {
+            for len in 0..filler.len() {
+                let plain = &filler[..len];
+                let plain: Vec<u8> =
+                    plain.iter().map(|&c| if c == b'\\' { b'a' } else { c }).collect();
+                assert_eq!(super::plain_run(&plain), first_stop(&plain), "{plain:?}");
+                for stop in [b'"', b'\\', 0x00, 0x0a, 0x1f] {
+                    for later in [None, Some(b'"'), Some(0x01)] {
+                        let mut s = plain.clone();
+                        s.push(stop);
+                        s.extend(later);
+                        s.extend_from_slice(b"tail");
+                        assert_eq!(super::plain_run(&s), Some(len), "{s:?}");
+                    }
+                }
+            }
+        }
+        // 0x20 and 0x7f..=0xff are plain
+        let plain: Vec<u8> = (0x20..=0xffu8).filter(|&c| c != b'"' && c != b'\\').collect();
+        assert_eq!(super::plain_run(&plain), None);
+    }
 }

@@ -300,6 +300,7 @@ pub async fn run_stream(
             next_watermark = watermark.next(q.watermark_specs(), &bs.event_time, policy);
             next_expiry_us = bs.next_expiry_us;
         }
+        let committing = Instant::now();
         cp.write_commit(&CommitEntry {
             batch_id,
             timestamp_ms: now_ms(),
@@ -333,6 +334,10 @@ pub async fn run_stream(
                 }
             }
         }
+        // Spark's name: the commit log's entry (here with the upkeep it starts and the purge)
+        progress
+            .duration_ms
+            .insert("commitOffsets".into(), committing.elapsed().as_millis() as u64);
         progress.duration_ms.insert("total".into(), batch_started.elapsed().as_millis() as u64);
         if let Some(prev) = previous_batch_started.replace(batch_started) {
             let secs = batch_started.duration_since(prev).as_secs_f64().max(1e-3);
