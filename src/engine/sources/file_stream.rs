@@ -159,8 +159,7 @@ fn json_segments(
         };
         if cut > 0 {
             let segment = &buf[..cut];
-            let decoded = json_lines::decode_at(&name, segment, schema, mode, lines_before)?;
-            lines_before += memchr::memchr_iter(b'\n', segment).count() as u64;
+            let decoded = json_lines::decode_at(&name, segment, schema, mode, &mut lines_before)?;
             if !send(decoded) {
                 return Ok(false);
             }

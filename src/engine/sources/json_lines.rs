@@ -238,26 +238,27 @@ pub fn decode_documents(docs: &arrow::array::BinaryArray, schema: &Schema) -> Op
 /// alone) and a JSON integer as seconds since the epoch; a UTF-8 byte-order mark at the start
 /// of the file is skipped.
 pub fn decode(file: &str, bytes: &[u8], schema: &Schema, mode: ParseMode) -> Result<Decoded> {
-    decode_at(file, bytes, schema, mode, 0)
+    decode_at(file, bytes, schema, mode, &mut 0)
 }
 
-/// Decodes a segment of a file that starts after its line `lines_before` (whole lines: the
-/// segment starts at a line's start), numbering bad records by their line in the file.
+/// Decodes a segment of a file that starts after its line `*lines_before` (whole lines: the
+/// segment starts at a line's start), numbering bad records by their line in the file, and
+/// moves `*lines_before` past the segment (a caller counting them again read them twice).
 pub fn decode_at(
     file: &str,
     bytes: &[u8],
     schema: &Schema,
     mode: ParseMode,
-    lines_before: u64,
+    lines_before: &mut u64,
 ) -> Result<Decoded> {
-    let bytes = match lines_before {
+    let bytes = match *lines_before {
         0 => bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(bytes),
         _ => bytes,
     };
     let rules = SparkRules::new(schema);
     let mut good: Vec<RecordBatch> = Vec::new();
     let mut bad = Vec::new();
-    let mut line_no = lines_before;
+    let mut line_no = *lines_before;
     let mut rest = bytes;
     while !rest.is_empty() {
         // the next chunk: about CHUNK_BYTES, up to the end of a line (memchr: our own crate
@@ -354,6 +355,7 @@ pub fn decode_at(
         }
         line_no += lines as u64;
     }
+    *lines_before = line_no;
     let out_schema = output_schema(&rules.target, mode);
     if mode != ParseMode::Permissive {
         return Ok(Decoded { batches: good, bad });
