@@ -57,6 +57,17 @@ pub(crate) fn key_hashes(
     Ok(())
 }
 
+/// The bytes `batch`'s rows use, not its buffers' capacity: a slice, or a filtered or taken
+/// batch, can hold far more than its rows use (counted whole, the parts' estimates made the
+/// hybrid join keep fewer parts in memory than fit).
+fn used_bytes(batch: &RecordBatch) -> usize {
+    batch
+        .columns()
+        .iter()
+        .map(|c| c.to_data().get_slice_memory_size().unwrap_or(c.get_array_memory_size()))
+        .sum()
+}
+
 /// One part's file: Arrow IPC (stream format), as DataFusion's spill manager reads it.
 struct PartFile {
     file: Arc<dyn SpillFile>,
@@ -124,14 +135,8 @@ impl SpillParts {
     ) -> DfResult<RecordBatch> {
         let n = batch.num_rows();
         let parts = self.parts();
+        let used = used_bytes(batch);
         if self.coalescers.is_empty() && n > 0 {
-            // the bytes the rows use, not the buffers' capacity (a filtered or taken batch can
-            // hold more than its rows use)
-            let used: usize = batch
-                .columns()
-                .iter()
-                .map(|c| c.to_data().get_slice_memory_size().unwrap_or(c.get_array_memory_size()))
-                .sum();
             let row_bytes = (used / n).max(1);
             let rows = (PART_BATCH_BYTES / row_bytes).clamp(16, PART_BATCH_ROWS);
             self.coalescers =
@@ -151,7 +156,7 @@ impl SpillParts {
         }
         let keep = masks.pop().expect("the kept rows' bitmap");
         let kept_rows = counts.pop().expect("the kept rows' count");
-        self.pushed.0 += batch.get_array_memory_size();
+        self.pushed.0 += used;
         self.pushed.1 += n;
         for (p, mask) in masks.into_iter().enumerate() {
             self.rows[p] += counts[p];
@@ -323,6 +328,22 @@ mod tests {
         assert!(seen_in.len() == 98, "97 keys and NULL");
         let parts_used: std::collections::HashSet<_> = seen_in.values().collect();
         assert!(parts_used.len() > 1, "keys spread over parts");
+    }
+
+    /// A part's bytes count what its rows use: 100 rows sliced from a 10 MB batch are ~10 KB,
+    /// and fit in a 1 MB budget (counted by their buffers, they were 10 MB).
+    #[test]
+    fn a_slice_counts_its_rows_bytes() {
+        let schema = Arc::new(Schema::new(vec![Field::new("s", DataType::Utf8, false)]));
+        let values: Vec<String> = (0..100_000).map(|i| format!("{i:0100}")).collect();
+        let batch =
+            RecordBatch::try_new(Arc::clone(&schema), vec![Arc::new(StringArray::from(values))])
+                .unwrap();
+        let env = Arc::new(RuntimeEnv::default());
+        let metrics = ExecutionPlanMetricsSet::new();
+        let mut parts = SpillParts::new(env, schema, 2, "test", &metrics, 0);
+        parts.push(&batch.slice(500, 100), &[0; 100]).unwrap();
+        assert_eq!(parts.finish().unwrap().fitting(1 << 20), vec![true, true]);
     }
 
     /// Wide rows (64 KiB each) are written in batches of ~1 MB, not of 4,096 rows (256 MB
