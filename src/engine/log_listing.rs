@@ -63,7 +63,7 @@ impl fmt::Display for LogListing {
 
 /// What a log listing found: the files past the offset with their metadata, or a reason to
 /// let the local store list (a subdirectory to walk, a name that is not UTF-8).
-enum Names {
+enum Listed {
     After(Vec<(String, std::fs::Metadata)>),
     Walk,
 }
@@ -71,17 +71,17 @@ enum Names {
 /// Files in `dir` after `after` (byte order, as object_store compares paths), skipping the
 /// local store's staged uploads (`name#123`) and files deleted since the directory was read
 /// (as a walk would have missed them).
-fn names_after(dir: &std::path::Path, after: &str) -> std::io::Result<Names> {
+fn files_after(dir: &std::path::Path, after: &str) -> std::io::Result<Listed> {
     let mut out = Vec::new();
     for entry in std::fs::read_dir(dir)? {
         let entry = entry?;
         let name = entry.file_name();
-        let Some(name) = name.to_str() else { return Ok(Names::Walk) };
+        let Some(name) = name.to_str() else { return Ok(Listed::Walk) };
         if name.as_bytes() <= after.as_bytes() {
             continue;
         }
         if entry.file_type()?.is_dir() {
-            return Ok(Names::Walk);
+            return Ok(Listed::Walk);
         }
         let staged = name
             .split_once('#')
@@ -97,7 +97,7 @@ fn names_after(dir: &std::path::Path, after: &str) -> std::io::Result<Names> {
         }
     }
     out.sort_by(|a, b| a.0.cmp(&b.0));
-    Ok(Names::After(out))
+    Ok(Listed::After(out))
 }
 
 /// A file's `ObjectMeta` as the local store makes it (its e-tag: inode, mtime in µs and size,
@@ -194,11 +194,11 @@ impl ObjectStore for LogListing {
             (Arc::clone(&self.0), prefix.cloned().unwrap_or_default(), offset.clone());
         futures::stream::once(async move {
             let found = match tokio::runtime::Handle::try_current() {
-                Ok(rt) => rt.spawn_blocking(move || names_after(&dir, &after)).await,
-                Err(_) => Ok(names_after(&dir, &after)),
+                Ok(rt) => rt.spawn_blocking(move || files_after(&dir, &after)).await,
+                Err(_) => Ok(files_after(&dir, &after)),
             };
             let files = match found {
-                Ok(Ok(Names::After(files))) => files,
+                Ok(Ok(Listed::After(files))) => files,
                 // gone, unreadable, or not ours to read: the local store's listing says why
                 _ => return store.list_with_offset(Some(&prefix), &offset),
             };
