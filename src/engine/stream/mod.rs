@@ -17,6 +17,7 @@ pub mod checkpoint;
 mod microbatch;
 pub mod operators;
 mod progress;
+mod purge;
 pub(crate) mod quarantine;
 mod runtime;
 pub mod state;

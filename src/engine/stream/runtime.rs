@@ -22,6 +22,7 @@ use super::checkpoint::{
 };
 use super::microbatch::{StatefulBatch, run_batch};
 use super::progress::StreamSummary;
+use super::purge::BackgroundPurge;
 use super::stateful::StatefulQuery;
 
 /// Where a test makes the runtime stop as if the process died.
@@ -133,6 +134,7 @@ pub async fn run_stream(
         });
     }
     let mut compactor = auto_compactor(project, pipeline, root).await?;
+    let mut purge = BackgroundPurge::default();
     // sink and static tables stay open across batches (see open_tables)
     let tables = OpenTables::default();
     // restore: every committed batch's offsets are processed (purged ones via the compact log)
@@ -311,13 +313,12 @@ pub async fn run_stream(
         // small files gathered: compact in the background while the next batch is planned
         compactor.start_due(&tables).await;
         // bounded checkpoint: every 10 batches, fold all but the newest 100 into the compact
-        // log and delete them, with the state versions no replay can need
+        // log and delete them, with the state versions no replay can need (beside the next
+        // batches: see `purge`)
         let retain = pipeline.min_batches_to_retain.unwrap_or(MIN_BATCHES_TO_RETAIN).max(1);
-        if (batch_id + 1) % 10 == 0
-            && let Some(keep_from) = cp.purge(batch_id, retain)?
-            && let Some(q) = &stateful
-        {
-            q.purge(keep_from)?;
+        if (batch_id + 1) % 10 == 0 {
+            let stores = stateful.as_ref().map(|q| q.state_stores()).unwrap_or_default();
+            purge.start(&cp, batch_id, retain, stores).await?;
         }
         for s in sources.iter_mut() {
             if let Some(o) = entry.sources.get(s.node().as_str()) {
@@ -358,6 +359,7 @@ pub async fn run_stream(
         }
     }
     compactor.finish().await;
+    purge.wait().await?;
     report_compactions(pipeline, &mut compactor, on_event);
     on_event(RunEvent::PipelineFinished {
         pipeline: pipeline.name.clone(),

@@ -404,15 +404,16 @@ impl StatefulQuery {
         }
     }
 
-    /// Deletes state versions older than `keep_from`.
-    pub fn purge(&self, keep_from: u64) -> Result<()> {
-        for op in &self.ops {
-            let id = match op {
-                Op::Watermark(_) => continue,
-                Op::Aggregate { id, .. } | Op::Dedup { id, .. } | Op::Join { id, .. } => id,
-            };
-            StateStore::new(&self.checkpoint, id.as_str()).purge(keep_from)?;
-        }
-        Ok(())
+    /// The state stores of the query's stateful operators (what the checkpoint purge trims).
+    pub fn state_stores(&self) -> Vec<StateStore> {
+        self.ops
+            .iter()
+            .filter_map(|op| match op {
+                Op::Watermark(_) => None,
+                Op::Aggregate { id, .. } | Op::Dedup { id, .. } | Op::Join { id, .. } => {
+                    Some(StateStore::new(&self.checkpoint, id.as_str()))
+                }
+            })
+            .collect()
     }
 }
