@@ -31,6 +31,7 @@ pub mod sources;
 pub mod sql;
 pub mod stream;
 pub mod testing;
+mod threads;
 pub mod transforms;
 
 /// The checkpoint lives with the stream runtime; this keeps `engine::checkpoint` paths.

@@ -228,12 +228,8 @@ impl AutoCompactor {
     async fn wait(&mut self, id: &str) {
         let Some(sink) = self.sinks.get_mut(id) else { return };
         let Some(task) = sink.pending.take() else { return };
-        let joined = match task.is_finished() {
-            true => task.join().ok(),
-            // a MERGE or the stream's end waits for it, off the runtime's workers
-            false => tokio::task::spawn_blocking(move || task.join().ok()).await.ok().flatten(),
-        };
-        let done = joined.unwrap_or_else(|| Done {
+        // a MERGE or the stream's end waits for it
+        let done = super::super::threads::join(task).await.unwrap_or_else(|| Done {
             compaction: Some(Err(EngineError::Config("auto-compaction stopped".to_owned()))),
             logs_cleaned: None,
         });

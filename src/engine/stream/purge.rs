@@ -23,15 +23,10 @@ fn stopped() -> EngineError {
 impl BackgroundPurge {
     /// Waits for the purge in flight and returns its error, if it failed.
     pub async fn wait(&mut self) -> Result<()> {
-        let Some(task) = self.0.take() else { return Ok(()) };
-        if task.is_finished() {
-            return task.join().map_err(|_| stopped())?;
+        match self.0.take() {
+            Some(task) => super::super::threads::join(task).await.ok_or_else(stopped)?,
+            None => Ok(()),
         }
-        // off the runtime's workers
-        tokio::task::spawn_blocking(move || task.join())
-            .await
-            .map_err(|_| stopped())?
-            .map_err(|_| stopped())?
     }
 
     /// Purges what batch `last_committed` no longer needs (after the previous purge ended):
@@ -95,7 +90,8 @@ mod tests {
     async fn a_dropped_purge_has_finished() {
         let dir = tempfile::tempdir().unwrap();
         let cp = Checkpoint::new(dir.path().join("cp"));
-        for batch_id in 0..10 {
+        // enough that the purge is still deleting when `drop` is called
+        for batch_id in 0..500 {
             let entry = super::super::checkpoint::OffsetsEntry {
                 batch_id,
                 timestamp_ms: 1,
@@ -105,7 +101,7 @@ mod tests {
             cp.write_offsets(&entry).unwrap();
         }
         let mut purge = BackgroundPurge::default();
-        purge.start(&cp, 9, 3, Vec::new()).await.unwrap();
+        purge.start(&cp, 499, 3, Vec::new()).await.unwrap();
         drop(purge);
         assert_eq!(cp.all_offsets().unwrap().len(), 3);
     }
