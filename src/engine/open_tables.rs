@@ -163,4 +163,34 @@ mod tests {
         assert_eq!(files.iter().map(|f| f.num_records().unwrap_or(0)).sum::<usize>(), 1 + 48 + 3);
         assert_eq!(files.num_batches(), 1, "one record batch per commit is replayed per update");
     }
+
+    /// A writer whose snapshot is behind (a background compaction beside a stream) checks
+    /// every commit it missed and lands after them, and its table then holds their files too:
+    /// delta-rs's commit loop no longer updates the read snapshot between attempts (the patch
+    /// in vendor/deltalake-core), the post-commit update brings it to the committed version.
+    /// A write that removes a file a missed commit removed still conflicts.
+    #[tokio::test]
+    async fn a_writer_behind_lands_after_the_commits_it_missed() {
+        use deltalake::protocol::SaveMode::{Append, Overwrite};
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("t");
+        let behind = delta::overwrite_batches(&path, rows(1), &Default::default()).await.unwrap();
+        let other = delta::open(&path).await.unwrap();
+        let other = other.write(rows(2)).with_save_mode(Append).await.unwrap();
+        other.write(rows(3)).with_save_mode(Append).await.unwrap();
+        let stale = behind.clone();
+        let table = behind.write(rows(4)).with_save_mode(Append).await.unwrap();
+        assert_eq!(table.version(), Some(3));
+        let files = table.snapshot().unwrap().log_data();
+        assert_eq!(files.num_files(), 4);
+        assert_eq!(
+            files.iter().map(|f| f.num_records().unwrap_or(0)).sum::<usize>(),
+            1 + 2 + 3 + 4
+        );
+        // a missed commit removed the file this write removes: a conflict, nothing committed
+        table.write(rows(5)).with_save_mode(Overwrite).await.unwrap();
+        let err = stale.write(rows(6)).with_save_mode(Overwrite).await.unwrap_err();
+        assert!(err.to_string().contains("oncurrent"), "{err}");
+        assert_eq!(delta::open(&path).await.unwrap().version(), Some(4));
+    }
 }
