@@ -9,8 +9,10 @@
 //! or before the offset by their bytes, and `stat`s the rest in the same blocking call. (The
 //! kernel lists from the last log checkpoint after every commit: asking the local store's
 //! `head` for each of those up to 100 files opened each one in a blocking task of its own,
-//! a saw-tooth of ~2 ms per batch at 50 commits since the checkpoint.) Everything else, and
-//! any listing with subdirectories to walk, is the local store's own.
+//! a saw-tooth of ~2 ms per batch at 50 commits since the checkpoint.) The names come from
+//! `log_names` (a directory read once, then its inotify events), so a listing does not read
+//! the whole log either. Everything else, and any listing with subdirectories to walk, is the
+//! local store's own.
 
 use std::fmt;
 use std::sync::{Arc, Once};
@@ -72,15 +74,23 @@ enum Listed {
 /// local store's staged uploads (`name#123`) and files deleted since the directory was read
 /// (as a walk would have missed them).
 fn files_after(dir: &std::path::Path, after: &str) -> std::io::Result<Listed> {
-    let mut out = Vec::new();
-    for entry in std::fs::read_dir(dir)? {
-        let entry = entry?;
-        let name = entry.file_name();
-        let Some(name) = name.to_str() else { return Ok(Listed::Walk) };
-        if name.as_bytes() <= after.as_bytes() {
-            continue;
+    let names = match super::log_names::names_after(dir, after) {
+        Some(names) => names,
+        None => {
+            let mut names = Vec::new();
+            for entry in std::fs::read_dir(dir)? {
+                let entry = entry?;
+                let Ok(name) = entry.file_name().into_string() else { return Ok(Listed::Walk) };
+                if name.as_bytes() > after.as_bytes() {
+                    names.push((name, entry.file_type()?.is_dir()));
+                }
+            }
+            names
         }
-        if entry.file_type()?.is_dir() {
+    };
+    let mut out = Vec::new();
+    for (name, is_dir) in names {
+        if is_dir {
             return Ok(Listed::Walk);
         }
         let staged = name
@@ -90,8 +100,8 @@ fn files_after(dir: &std::path::Path, after: &str) -> std::io::Result<Listed> {
             continue;
         }
         // as the local store: the metadata of what a link points to
-        match std::fs::metadata(entry.path()) {
-            Ok(meta) => out.push((name.to_owned(), meta)),
+        match std::fs::metadata(dir.join(&name)) {
+            Ok(meta) => out.push((name, meta)),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
             Err(e) => return Err(e),
         }

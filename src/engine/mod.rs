@@ -21,6 +21,7 @@ pub mod events;
 pub mod handle;
 pub mod lakehouse;
 mod log_listing;
+mod log_names;
 pub mod meter;
 pub mod open_tables;
 pub mod plan;
