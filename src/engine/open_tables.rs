@@ -1,7 +1,8 @@
 //! Delta tables kept open across a stream's micro-batches.
 //!
 //! Opening a table replays its log from the last log checkpoint (every commit JSON since, up to
-//! `delta.checkpointInterval` = 100 of them); a stream that opened its sink and static tables
+//! `delta.checkpointInterval` of them: 10 for a stream's table, Spark's default, unless it sets
+//! another); a stream that opened its sink and static tables
 //! afresh at every batch paid that replay several times per batch, so its batch time rose from
 //! one log checkpoint to the next (a saw-tooth) and the replay's buffers drove RSS up. An open
 //! table is instead brought up to date with `update_incremental`, which lists and reads only the

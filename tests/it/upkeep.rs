@@ -472,6 +472,45 @@ fn sigkill_during_auto_compaction_keeps_the_table_valid_and_exactly_once() {
     assert_eq!(py_rows(&bronze, None), (n, (0..n).sum::<i64>()));
 }
 
+/// A stream's sink whose table sets no `delta.checkpointInterval` checkpoints its log every 10
+/// commits, as Spark does (delta-rs's own default is 100); one that sets it keeps its own.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stream_sink_checkpoints_its_log_every_ten_commits_as_spark() {
+    let lake = tempfile::tempdir().unwrap();
+    let root = lake.path();
+    let project = Project::from_toml(&two_streams("auto_compact = false"), Path::new("p.toml"));
+    landing_files(root, 0..25, 2);
+    run(&project.unwrap(), root).await.unwrap();
+    let checkpoints = |table: &Path| -> Vec<u64> {
+        let mut v: Vec<u64> = std::fs::read_dir(table.join("_delta_log"))
+            .unwrap()
+            .filter_map(|e| {
+                let name = e.unwrap().file_name().to_string_lossy().into_owned();
+                name.strip_suffix(".checkpoint.parquet").map(|v| v.parse().unwrap())
+            })
+            .collect();
+        v.sort_unstable();
+        v
+    };
+    let bronze = root.join("bronze/events");
+    let health = lakehouse::table_health(&bronze).await.unwrap();
+    assert!(health.version >= 24, "one commit per file: {}", health.version);
+    assert_eq!(health.checkpoint_interval, 10);
+    let written = checkpoints(&bronze);
+    assert!(written.len() >= 2 && written.iter().all(|&v| v >= 9), "{written:?}");
+    assert_eq!(py_rows(&bronze, None), (50, (0..50).sum::<i64>()));
+    // a table that sets its interval keeps it
+    let lake = tempfile::tempdir().unwrap();
+    let root = lake.path();
+    let props = "auto_compact = false\nproperties = { \"delta.checkpointInterval\" = \"100\" }";
+    let project = Project::from_toml(&two_streams(props), Path::new("p.toml")).unwrap();
+    landing_files(root, 0..25, 2);
+    run(&project, root).await.unwrap();
+    let bronze = root.join("bronze/events");
+    assert_eq!(lakehouse::table_health(&bronze).await.unwrap().checkpoint_interval, 100);
+    assert!(checkpoints(&bronze).is_empty(), "{:?}", checkpoints(&bronze));
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn old_log_files_are_cleaned_and_the_stream_restarts_exactly_once() {
     let lake = tempfile::tempdir().unwrap();

@@ -35,7 +35,9 @@ use deltalake::table::config::TablePropertiesExt as _;
 use super::super::delta::{self, CommitMeta, CommitOutcome};
 use super::super::open_tables::OpenTables;
 use super::super::{EngineError, Result};
-use super::health::{COMPACT_MIN_FILES, SMALL_FILE_FRACTION};
+use super::health::{
+    COMPACT_MIN_FILES, SMALL_FILE_FRACTION, SPARK_CHECKPOINT_INTERVAL, checkpoint_interval,
+};
 use super::upkeep::{OptimizeOptions, OptimizeReport, optimize_open};
 
 /// What one background upkeep did.
@@ -131,7 +133,8 @@ struct TableState {
 
 async fn table_state(path: &Path) -> Result<TableState> {
     let Some(table) = delta::try_open(path).await? else {
-        return Ok(TableState { small_files: 0, small_bytes: 0, interval: 100, version: 0 });
+        let interval = SPARK_CHECKPOINT_INTERVAL;
+        return Ok(TableState { small_files: 0, small_bytes: 0, interval, version: 0 });
     };
     let snapshot = table.snapshot()?;
     let config = snapshot.table_config();
@@ -147,7 +150,7 @@ async fn table_state(path: &Path) -> Result<TableState> {
     Ok(TableState {
         small_files: small.len(),
         small_bytes: small.iter().map(|&s| s as u64).sum(),
-        interval: config.checkpoint_interval().get(),
+        interval: checkpoint_interval(snapshot),
         version: table.version().unwrap_or_default(),
     })
 }
