@@ -472,15 +472,21 @@ fn sigkill_during_auto_compaction_keeps_the_table_valid_and_exactly_once() {
     assert_eq!(py_rows(&bronze, None), (n, (0..n).sum::<i64>()));
 }
 
+/// A lake where [`two_streams`] (with `sink_options`) ran over landing files `files`.
+async fn streams_over(files: std::ops::Range<i64>, sink_options: &str) -> tempfile::TempDir {
+    let lake = tempfile::tempdir().unwrap();
+    let project = Project::from_toml(&two_streams(sink_options), Path::new("p.toml")).unwrap();
+    landing_files(lake.path(), files, 2);
+    run(&project, lake.path()).await.unwrap();
+    lake
+}
+
 /// A stream's sink whose table sets no `delta.checkpointInterval` checkpoints its log every 10
 /// commits, as Spark does (delta-rs's own default is 100); one that sets it keeps its own.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_stream_sink_checkpoints_its_log_every_ten_commits_as_spark() {
-    let lake = tempfile::tempdir().unwrap();
+    let lake = streams_over(0..25, "auto_compact = false").await;
     let root = lake.path();
-    let project = Project::from_toml(&two_streams("auto_compact = false"), Path::new("p.toml"));
-    landing_files(root, 0..25, 2);
-    run(&project.unwrap(), root).await.unwrap();
     let checkpoints = |table: &Path| -> Vec<u64> {
         let mut v: Vec<u64> = std::fs::read_dir(table.join("_delta_log"))
             .unwrap()
@@ -500,13 +506,9 @@ async fn a_stream_sink_checkpoints_its_log_every_ten_commits_as_spark() {
     assert!(written.len() >= 2 && written.iter().all(|&v| v >= 9), "{written:?}");
     assert_eq!(py_rows(&bronze, None), (50, (0..50).sum::<i64>()));
     // a table that sets its interval keeps it
-    let lake = tempfile::tempdir().unwrap();
-    let root = lake.path();
     let props = "auto_compact = false\nproperties = { \"delta.checkpointInterval\" = \"100\" }";
-    let project = Project::from_toml(&two_streams(props), Path::new("p.toml")).unwrap();
-    landing_files(root, 0..25, 2);
-    run(&project, root).await.unwrap();
-    let bronze = root.join("bronze/events");
+    let lake = streams_over(0..25, props).await;
+    let bronze = lake.path().join("bronze/events");
     assert_eq!(lakehouse::table_health(&bronze).await.unwrap().checkpoint_interval, 100);
     assert!(checkpoints(&bronze).is_empty(), "{:?}", checkpoints(&bronze));
 }
