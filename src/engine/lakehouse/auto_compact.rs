@@ -74,6 +74,29 @@ struct Sink {
     pending: Option<std::thread::JoinHandle<Done>>,
 }
 
+/// A compaction that starts with this many times its `min_files` small files has fallen
+/// behind (streams kept both cores busy): it runs at the normal priority to catch up.
+const CATCH_UP: usize = 4;
+
+/// Runs this thread, and the threads it starts (its runtime's blocking pool, delta-kernel's
+/// executor threads inherit it), at Linux's `SCHED_IDLE`: a stream thread that wakes takes
+/// the core at once instead of waiting out the upkeep's time slice. Compaction keeps up on the
+/// cores' idle time: a project of 4,000 batches of 200 rows back to back, three alternating
+/// runs, batch p99 8–12 / 11–12 / 14–17 ms after 100 / 1,000 / 4,000 batches instead of
+/// 10–14 / 13–16 / 17–19, the same 79 compactions (~5% more system time: more preemptions).
+/// Best effort: where the policy cannot be set the upkeep runs as before.
+fn yield_to_streams() {
+    #[cfg(target_os = "linux")]
+    {
+        use thread_priority::{
+            NormalThreadSchedulePolicy, ThreadPriority, ThreadSchedulePolicy,
+            set_thread_priority_and_policy, thread_native_id,
+        };
+        let idle = ThreadSchedulePolicy::Normal(NormalThreadSchedulePolicy::Idle);
+        let _ = set_thread_priority_and_policy(thread_native_id(), ThreadPriority::Min, idle);
+    }
+}
+
 /// Runs `upkeep` on this thread (made for it), on a one-thread runtime of its own. In the
 /// stream's runtime, Parquet decoding and encoding in async tasks held its two workers and the
 /// batches written meanwhile took 40–80 ms instead of ~12 (2 cores); here 25–33 ms. (At nice
@@ -309,7 +332,13 @@ impl AutoCompactor {
             };
             // named, so `top -H` and `perf` tell upkeep from the stream's own work
             let thread = std::thread::Builder::new().name(UPKEEP_THREAD.to_owned());
-            match thread.spawn(move || run_in_background(upkeep)) {
+            let behind = sink.min_files.is_some_and(|m| sink.small_files >= CATCH_UP * m);
+            match thread.spawn(move || {
+                if !behind {
+                    yield_to_streams();
+                }
+                run_in_background(upkeep)
+            }) {
                 Ok(t) => sink.pending = Some(t),
                 Err(e) => {
                     self.done.push(Compacted {
@@ -342,5 +371,27 @@ impl AutoCompactor {
     /// The upkeep that ended since the last call.
     pub fn take_done(&mut self) -> Vec<Compacted> {
         std::mem::take(&mut self.done)
+    }
+}
+
+#[cfg(all(test, target_os = "linux"))]
+mod tests {
+    use thread_priority::{
+        NormalThreadSchedulePolicy, ThreadSchedulePolicy, thread_schedule_policy,
+    };
+
+    /// An upkeep thread, and the threads it starts, run at SCHED_IDLE; other threads do not.
+    #[test]
+    fn upkeep_threads_yield_to_streams() {
+        let idle = ThreadSchedulePolicy::Normal(NormalThreadSchedulePolicy::Idle);
+        let (own, started) = std::thread::spawn(|| {
+            super::yield_to_streams();
+            let started = std::thread::spawn(|| thread_schedule_policy().unwrap());
+            (thread_schedule_policy().unwrap(), started.join().unwrap())
+        })
+        .join()
+        .unwrap();
+        assert_eq!((own, started), (idle, idle));
+        assert_ne!(thread_schedule_policy().unwrap(), idle);
     }
 }
