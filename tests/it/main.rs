@@ -19,6 +19,7 @@ mod quality;
 mod stateful;
 mod stateful_example;
 mod stream;
+mod stream_upkeep;
 mod trigger_once;
 mod ui;
 mod ui_authoring;
