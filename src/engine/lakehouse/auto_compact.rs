@@ -283,6 +283,11 @@ impl AutoCompactor {
     /// Starts the upkeep that is due: compaction of tables with enough small files, log
     /// cleanup after a checkpoint.
     pub async fn start_due(&mut self, tables: &OpenTables) {
+        self.start(tables, true).await;
+    }
+
+    /// Starts the log checkpoints that are due and, with `compactions`, the compactions.
+    async fn start(&mut self, tables: &OpenTables, compactions: bool) {
         let finished: Vec<String> = self
             .sinks
             .iter()
@@ -293,7 +298,7 @@ impl AutoCompactor {
             self.wait(&id).await;
         }
         for (id, sink) in self.sinks.iter_mut() {
-            let compact = sink.min_files.is_some_and(|m| sink.small_files >= m);
+            let compact = compactions && sink.min_files.is_some_and(|m| sink.small_files >= m);
             if sink.pending.is_some() || !(compact || sink.checkpoint_due) {
                 continue;
             }
@@ -360,8 +365,15 @@ impl AutoCompactor {
         }
     }
 
-    /// Waits for every upkeep in flight (the stream is ending).
-    pub async fn finish(&mut self) {
+    /// Waits for every upkeep in flight (the stream is ending), then writes the log checkpoints that came due while an upkeep was busy (a compaction
+    /// that came due waits for the next run), so a stream's end leaves its log checkpointed.
+    pub async fn finish(&mut self, tables: &OpenTables) {
+        self.wait_all().await;
+        self.start(tables, false).await;
+        self.wait_all().await;
+    }
+
+    async fn wait_all(&mut self) {
         let ids: Vec<String> = self.sinks.keys().cloned().collect();
         for id in ids {
             self.wait(&id).await;

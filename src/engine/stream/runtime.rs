@@ -358,7 +358,7 @@ pub async fn run_stream(
             }
         }
     }
-    compactor.finish().await;
+    compactor.finish(&tables).await;
     purge.wait().await?;
     report_compactions(pipeline, &mut compactor, on_event);
     on_event(RunEvent::PipelineFinished {
