@@ -74,7 +74,7 @@ impl Cache {
             return None;
         }
         if self.drain().is_err() {
-            self.forget_all();
+            self.read_all_again();
             return None;
         }
         let meta = std::fs::metadata(dir).ok()?;
@@ -138,7 +138,9 @@ impl Cache {
         self.by_path.retain(|_, w| w != wd);
     }
 
-    fn forget_all(&mut self) {
+    /// After lost events (a queue overflow, a failed read of the queue): every watched
+    /// directory is read again at its next listing.
+    fn read_all_again(&mut self) {
         for watched in self.dirs.values_mut() {
             watched.names = None;
         }
@@ -152,12 +154,10 @@ impl Cache {
                 Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => return Ok(()),
                 Err(e) => return Err(e),
             };
-            let mut gone = Vec::new();
+            let (mut gone, mut overflow) = (Vec::new(), false);
             for event in events {
                 if event.mask.contains(EventMask::Q_OVERFLOW) {
-                    for watched in self.dirs.values_mut() {
-                        watched.names = None;
-                    }
+                    overflow = true;
                     continue;
                 }
                 let Some(watched) = self.dirs.get_mut(&event.wd) else { continue };
@@ -184,6 +184,9 @@ impl Cache {
             }
             for wd in gone {
                 self.forget(&wd);
+            }
+            if overflow {
+                self.read_all_again();
             }
         }
     }

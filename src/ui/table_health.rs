@@ -136,7 +136,7 @@ pub fn health_ui(ui: &mut Ui, st: &mut UpkeepState, path: &Path, actions: &mut V
                 .small(),
             )
             .on_hover_text(format!(
-                "log kept {} h (delta.logRetentionDuration), checkpoint every {} commits; removed files kept {} h (delta.deletedFileRetentionDuration) before VACUUM may delete them",
+                "log kept {} h (delta.logRetentionDuration), a stream's upkeep checkpoints the log every {} commits (delta.checkpointInterval, Spark's 10 when unset); removed files kept {} h (delta.deletedFileRetentionDuration) before VACUUM may delete them",
                 h.log_retention_hours, h.checkpoint_interval, h.deleted_file_retention_hours
             ));
             ui.label(

@@ -365,8 +365,9 @@ impl AutoCompactor {
         }
     }
 
-    /// Waits for every upkeep in flight (the stream is ending), then writes the log checkpoints that came due while an upkeep was busy (a compaction
-    /// that came due waits for the next run), so a stream's end leaves its log checkpointed.
+    /// Waits for every upkeep in flight (the stream is ending), then writes the log checkpoints
+    /// that came due while an upkeep was busy (a compaction that came due waits for the next
+    /// run), so a stream's end leaves its log checkpointed.
     pub async fn finish(&mut self, tables: &OpenTables) {
         self.wait_all().await;
         self.start(tables, false).await;

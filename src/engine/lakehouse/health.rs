@@ -61,6 +61,8 @@ pub struct TableHealth {
     pub unreferenced_bytes: u64,
     pub deleted_file_retention_hours: f64,
     pub log_retention_hours: f64,
+    /// Commits between the log checkpoints a stream's upkeep writes ([`checkpoint_interval`]);
+    /// a batch write through delta-rs checkpoints at delta-rs's own default (100) when unset.
     pub checkpoint_interval: u64,
 }
 
