@@ -8,7 +8,8 @@
 //!   version, so anyone may write it at any time; written inline it made every 100th small
 //!   batch 60–130 ms instead of ~20, all of the p99 of `bench upkeep`), then expired log files
 //!   are deleted, as Delta does "after checkpoint operations" per `delta.logRetentionDuration`
-//!   (delta-rs's per-commit cleanup lists the whole `_delta_log`, a cost that grows with it).
+//!   (delta-rs's per-commit cleanup lists the whole `_delta_log`, a cost that grows with it;
+//!   ours lists it only when a file can have expired, `log_cleanup.rs`).
 //!
 //! Appends go on while a compaction runs: Delta lets a blind append and an OPTIMIZE commit in
 //! either order (delta-rs checks the winning commit and retries at the next version), so the
@@ -38,6 +39,7 @@ use super::super::{EngineError, Result};
 use super::health::{
     COMPACT_MIN_FILES, SMALL_FILE_FRACTION, SPARK_CHECKPOINT_INTERVAL, checkpoint_interval,
 };
+use super::log_cleanup::{NextCleanup, clean_expired_logs};
 use super::upkeep::{OptimizeOptions, OptimizeReport, optimize_open};
 
 /// What one background upkeep did.
@@ -54,6 +56,7 @@ pub struct Compacted {
 struct Done {
     compaction: Option<Result<OptimizeReport>>,
     logs_cleaned: Option<Result<usize>>,
+    next_cleanup: NextCleanup,
 }
 
 struct Sink {
@@ -71,6 +74,8 @@ struct Sink {
     /// (newest version seen + 1) / interval when the last checkpoint was due.
     checkpoints_seen: u64,
     checkpoint_due: bool,
+    /// When the log's cleanup may next find an expired file (`log_cleanup.rs`).
+    next_cleanup: NextCleanup,
     pending: Option<std::thread::JoinHandle<Done>>,
 }
 
@@ -114,6 +119,7 @@ fn run_in_background(upkeep: impl Future<Output = Done>) -> Done {
                 "auto-compaction could not start a runtime: {e}"
             )))),
             logs_cleaned: None,
+            next_cleanup: None,
         },
     }
 }
@@ -196,14 +202,15 @@ fn fresh_target(table: &DeltaTable, fresh_bytes: u64) -> Result<u64> {
 
 /// Writes a log checkpoint of the table at `path` at its newest version, then deletes the
 /// expired log files (up to that checkpoint) unless the table turned
-/// `delta.enableExpiredLogCleanup` off.
-async fn checkpoint_and_clean(tables: &OpenTables, path: &Path) -> Result<usize> {
+/// `delta.enableExpiredLogCleanup` off or none can have expired before `next`.
+async fn checkpoint_and_clean(
+    tables: &OpenTables,
+    path: &Path,
+    next: NextCleanup,
+) -> Result<(usize, NextCleanup)> {
     let table = tables.latest(path).await?.ok_or_else(|| no_table(path))?;
     deltalake::checkpoints::create_checkpoint(&table, None).await?;
-    if !table.snapshot()?.table_config().enable_expired_log_cleanup() {
-        return Ok(0);
-    }
-    Ok(deltalake::checkpoints::cleanup_metadata(&table, None).await?)
+    clean_expired_logs(&table, next).await
 }
 
 impl AutoCompactor {
@@ -231,6 +238,7 @@ impl AutoCompactor {
                 checkpoint_interval,
                 checkpoints_seen: (state.version + 1) / checkpoint_interval,
                 checkpoint_due: false,
+                next_cleanup: None,
                 pending: None,
             },
         );
@@ -258,7 +266,9 @@ impl AutoCompactor {
         let done = super::super::threads::join(task).await.unwrap_or_else(|| Done {
             compaction: Some(Err(EngineError::Config("auto-compaction stopped".to_owned()))),
             logs_cleaned: None,
+            next_cleanup: None,
         });
+        sink.next_cleanup = done.next_cleanup;
         if let Some(Ok(OptimizeReport { version: Some(v), .. })) = &done.compaction {
             sink.saw_version(*v);
         }
@@ -304,10 +314,10 @@ impl AutoCompactor {
             }
             let (path, meta, checkpoint) =
                 (sink.path.clone(), sink.meta.clone(), sink.checkpoint_due);
-            let fresh = sink.fresh_bytes;
+            let (fresh, next_cleanup) = (sink.fresh_bytes, sink.next_cleanup);
             let tables = tables.clone();
             let upkeep = async move {
-                let mut done = Done { compaction: None, logs_cleaned: None };
+                let mut done = Done { compaction: None, logs_cleaned: None, next_cleanup };
                 if compact {
                     // the stream's open table: no log replay (its cost grows with the log)
                     let compacted = async {
@@ -331,7 +341,9 @@ impl AutoCompactor {
                     done.compaction = Some(compacted);
                 }
                 if checkpoint {
-                    done.logs_cleaned = Some(checkpoint_and_clean(&tables, &path).await);
+                    let cleaned = checkpoint_and_clean(&tables, &path, next_cleanup).await;
+                    done.next_cleanup = cleaned.as_ref().map_or(None, |&(_, next)| next);
+                    done.logs_cleaned = Some(cleaned.map(|(deleted, _)| deleted));
                 }
                 done
             };

@@ -14,6 +14,7 @@ mod auto_compact;
 mod files;
 mod health;
 mod history;
+mod log_cleanup;
 mod upkeep;
 mod versions;
 
