@@ -77,6 +77,8 @@ struct Sink {
     /// When the log's cleanup may next find an expired file (`log_cleanup.rs`).
     next_cleanup: NextCleanup,
     pending: Option<std::thread::JoinHandle<Done>>,
+    /// Whether the upkeep in flight compacts (else it only checkpoints the log).
+    pending_compacts: bool,
 }
 
 /// A compaction that starts with this many times its `min_files` small files has fallen
@@ -240,6 +242,7 @@ impl AutoCompactor {
                 checkpoint_due: false,
                 next_cleanup: None,
                 pending: None,
+                pending_compacts: false,
             },
         );
         Ok(())
@@ -247,13 +250,15 @@ impl AutoCompactor {
 
     /// Call before writing to the sink's table: a write that only appends (`appends`) goes
     /// ahead of an upkeep in flight, any other waits for it. So does an append once the next
-    /// compaction is due: a compaction that cannot keep up holds the stream back instead of
-    /// letting small files pile up (a busy machine saw 100 after 1,200 tiny batches).
+    /// compaction is due while one runs: a compaction that cannot keep up holds the stream
+    /// back instead of letting small files pile up (a busy machine saw 100 after 1,200 tiny
+    /// batches). A log checkpoint in flight does not (it ends within a few batches, and the
+    /// compaction starts after it): waiting for one made ~1 in 300 batches 4–5 ms slower.
     pub async fn before_write(&mut self, id: &str, appends: bool) {
         let Some(sink) = self.sinks.get(id) else { return };
         let running = sink.pending.as_ref().is_some_and(|t| !t.is_finished());
         let next_due = sink.min_files.is_some_and(|m| sink.small_files >= m);
-        if !(appends && running && !next_due) {
+        if !(appends && running && !(next_due && sink.pending_compacts)) {
             self.wait(id).await;
         }
     }
@@ -356,7 +361,7 @@ impl AutoCompactor {
                 }
                 run_in_background(upkeep)
             }) {
-                Ok(t) => sink.pending = Some(t),
+                Ok(t) => (sink.pending, sink.pending_compacts) = (Some(t), compact),
                 Err(e) => {
                     self.done.push(Compacted {
                         sink: id.clone(),
