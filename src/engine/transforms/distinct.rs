@@ -6,8 +6,8 @@
 //! DataFusion plans both as a hash aggregate, which holds every group and emits them all at
 //! the end: with a list column among the keys (users_batch's `user_skills`) it falls back to
 //! row-encoded groups, and the emit converts all of them back to columns at once, beside the
-//! groups. Here the keys seen are kept row-encoded (arrow-row: any key type it supports, NULLs
-//! equal as in DISTINCT) and the rows themselves flow on: nothing is emitted twice, a `LIMIT`
+//! groups. Here the keys seen are kept as bytes (`key_bytes.rs`, arrow-row for the types it
+//! has no encoding of; NULLs equal as in DISTINCT) and the rows themselves flow on: nothing is emitted twice, a `LIMIT`
 //! downstream stops the scan early, and the output is in input order until the keys outgrow
 //! memory (then the rest comes part by part: `distinct_parts.rs`). users_batch's silver on 1M
 //! users: see `docs/SESSION_NOTES.md` (session 9) for the figures.
@@ -17,7 +17,7 @@
 use std::fmt;
 use std::sync::Arc;
 
-use arrow::datatypes::SchemaRef;
+use arrow::datatypes::{DataType, SchemaRef};
 use arrow::row::{RowConverter, SortField};
 use datafusion::catalog::{Session, TableProvider};
 use datafusion::common::tree_node::TreeNodeRecursion;
@@ -217,17 +217,14 @@ impl ExecutionPlan for DistinctExec {
             Arc::clone(&schema),
             futures::stream::select_all(inputs),
         ));
-        let fields: Vec<SortField> = self
-            .keys
-            .iter()
-            .map(|&k| SortField::new(schema.field(k).data_type().clone()))
-            .collect();
+        let types: Vec<DataType> =
+            self.keys.iter().map(|&k| schema.field(k).data_type().clone()).collect();
         let pool = Arc::clone(context.memory_pool());
         let disk = Arc::clone(&context.runtime_env().disk_manager);
         let new_seen = Box::new(move || {
             let reservation =
                 MemoryConsumer::new("DistinctExec").with_can_spill(true).register(&pool);
-            Ok(Seen::new(RowConverter::new(fields.clone())?, reservation, Arc::clone(&disk)))
+            Seen::new(types.clone(), reservation, Arc::clone(&disk))
         });
         let dedupe = Dedupe {
             keys: self.keys.clone(),

@@ -1,5 +1,5 @@
-//! The keys a Distinct or Deduplicate has seen (`distinct.rs`): row-encoded, in memory while
-//! the memory pool has room, then in a spill file.
+//! The keys a Distinct or Deduplicate has seen (`distinct.rs`): encoded as bytes
+//! (`key_bytes.rs`), in memory while the memory pool has room, then in a spill file.
 //!
 //! A key's bytes are only read back to confirm a hash match, which for distinct keys happens
 //! about once in 2^64 comparisons: spilled keys cost a read per duplicate row, and memory keeps
@@ -15,12 +15,14 @@ use std::sync::Arc;
 
 use arrow::array::{ArrayRef, BooleanArray, LargeBinaryArray, LargeBinaryBuilder, RecordBatch};
 use arrow::compute::filter_record_batch;
-use arrow::row::{RowConverter, Rows};
+use arrow::datatypes::DataType;
 use datafusion::common::hash_utils::RandomState;
 use datafusion::error::{DataFusionError, Result as DfResult};
 use datafusion::execution::SpillFile;
 use datafusion::execution::disk_manager::DiskManager;
 use datafusion::execution::memory_pool::MemoryReservation;
+
+use super::key_bytes::{KeyEncoder, KeyRows};
 
 /// Hashes are already mixed: the table uses them as they are.
 #[derive(Default)]
@@ -77,7 +79,7 @@ struct SpillKeys {
 /// the newest key with that hash and `next[key]` the one before it (a chain, as DataFusion's
 /// join hash map).
 pub(super) struct Seen {
-    converter: RowConverter,
+    encoder: KeyEncoder,
     random: RandomState,
     chunks: Vec<Vec<u8>>,
     /// Key `i` is at `chunks[place >> 32][place as u32 ..]`, or at `place & !SPILLED` in the
@@ -86,7 +88,7 @@ pub(super) struct Seen {
     len: Vec<u32>,
     first: HashMap<u64, u32, BuildHasherDefault<IdentityHasher>>,
     next: Vec<u32>,
-    encoded: Option<Rows>,
+    encoded: Option<KeyRows>,
     reservation: MemoryReservation,
     disk: Arc<DiskManager>,
     spill: Option<SpillKeys>,
@@ -107,12 +109,12 @@ fn too_many() -> DataFusionError {
 
 impl Seen {
     pub(super) fn new(
-        converter: RowConverter,
+        types: Vec<DataType>,
         reservation: MemoryReservation,
         disk: Arc<DiskManager>,
-    ) -> Self {
-        Self {
-            converter,
+    ) -> DfResult<Self> {
+        Ok(Self {
+            encoder: KeyEncoder::new(types)?,
             random: RandomState::with_seed(0x6d65_6461_6c6c_696f),
             chunks: Vec::new(),
             place: Vec::new(),
@@ -126,7 +128,7 @@ impl Seen {
             keys_in_memory: KEYS_IN_MEMORY,
             index_in_memory: INDEX_IN_MEMORY,
             refused: false,
-        }
+        })
     }
 
     /// `self` splitting past `bytes` of index (tests: a few rows).
@@ -250,12 +252,12 @@ impl Seen {
         hashes.clear();
         let n = batch.num_rows();
         let encoded = self.encode(batch, keys)?;
-        hashes.extend((0..n).map(|i| self.random.hash_one(encoded.row(i).as_ref())));
+        hashes.extend((0..n).map(|i| self.random.hash_one(encoded.row(i))));
         self.encoded = Some(encoded);
         Ok(())
     }
 
-    /// Adds keys known to be new (`drain_keys`' output, read back): row-encoded bytes.
+    /// Adds keys known to be new (`drain_keys`' output, read back): encoded bytes.
     pub(super) fn remember(&mut self, keys: &LargeBinaryArray) -> DfResult<()> {
         for key in keys.iter().flatten() {
             let hash = self.random.hash_one(key);
@@ -266,7 +268,7 @@ impl Seen {
         self.account()
     }
 
-    /// Every key seen, in blocks of `KEY_BLOCK` keys or `KEY_BLOCK_BYTES` (row-encoded bytes, and their hashes as
+    /// Every key seen, in blocks of `KEY_BLOCK` keys or `KEY_BLOCK_BYTES` (encoded bytes, and their hashes as
     /// `hash_rows` gives them), read back from the spill file when they were spilled.
     pub(super) fn drain_keys(
         mut self,
@@ -313,19 +315,10 @@ impl Seen {
         Ok(())
     }
 
-    /// `batch`'s keys row-encoded (in the buffer of the last batch's).
-    fn encode(&mut self, batch: &RecordBatch, keys: &[usize]) -> DfResult<Rows> {
-        let n = batch.num_rows();
+    /// `batch`'s keys encoded (in the buffers of the last batch's).
+    fn encode(&mut self, batch: &RecordBatch, keys: &[usize]) -> DfResult<KeyRows> {
         let columns: Vec<ArrayRef> = keys.iter().map(|&k| Arc::clone(batch.column(k))).collect();
-        let mut encoded = match self.encoded.take() {
-            Some(mut rows) => {
-                rows.clear();
-                rows
-            }
-            None => self.converter.empty_rows(n, 64 * n),
-        };
-        self.converter.append(&mut encoded, &columns)?;
-        Ok(encoded)
+        self.encoder.encode(&columns, self.encoded.take())
     }
 
     /// Whether each row's key is new, adding the new keys.
@@ -335,8 +328,7 @@ impl Seen {
         let mut keep = Vec::with_capacity(n);
         for i in 0..n {
             let row = encoded.row(i);
-            let row = row.as_ref();
-            // the encoded bytes, not the columns: every type arrow-row encodes hashes
+            // the encoded bytes, not the columns: every key type hashes
             let hash = self.random.hash_one(row);
             let mut at = self.first.get(&hash).copied().unwrap_or(END);
             while at != END && !self.is(at, row)? {
@@ -399,7 +391,6 @@ impl Seen {
 mod tests {
     use arrow::array::{Int64Array, StringArray};
     use arrow::datatypes::{DataType, Field, Schema};
-    use arrow::row::SortField;
     use datafusion::execution::memory_pool::{MemoryConsumer, MemoryPool, UnboundedMemoryPool};
 
     use super::*;
@@ -423,13 +414,9 @@ mod tests {
     #[test]
     fn keys_past_the_budget_spill_and_repeats_are_still_found() {
         let pool: Arc<dyn MemoryPool> = Arc::new(UnboundedMemoryPool::default());
-        let converter = RowConverter::new(vec![
-            SortField::new(DataType::Int64),
-            SortField::new(DataType::Utf8),
-        ])
-        .unwrap();
+        let types = vec![DataType::Int64, DataType::Utf8];
         let disk = Arc::new(DiskManager::builder().build().unwrap());
-        let mut seen = Seen::new(converter, MemoryConsumer::new("t").register(&pool), disk);
+        let mut seen = Seen::new(types, MemoryConsumer::new("t").register(&pool), disk).unwrap();
         seen.keys_in_memory = 1 << 20;
         let mut kept = 0;
         for start in (0..20_000).step_by(1_000) {

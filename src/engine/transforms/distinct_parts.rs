@@ -64,7 +64,7 @@ struct Split {
     hashes: Vec<u64>,
 }
 
-/// The spilled keys' schema: row-encoded bytes.
+/// The spilled keys' schema: encoded bytes (`key_bytes.rs`).
 fn key_schema() -> SchemaRef {
     Arc::new(Schema::new(vec![Field::new("key", DataType::LargeBinary, false)]))
 }
@@ -184,7 +184,6 @@ mod tests {
 
     use arrow::array::{Array, Int64Array, StringArray};
     use arrow::datatypes::{DataType, Field, Schema};
-    use arrow::row::{RowConverter, SortField};
     use datafusion::execution::disk_manager::DiskManager;
     use datafusion::execution::memory_pool::{MemoryConsumer, MemoryPool, UnboundedMemoryPool};
     use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
@@ -225,9 +224,9 @@ mod tests {
         let pool: Arc<dyn MemoryPool> = Arc::new(UnboundedMemoryPool::default());
         let disk = Arc::new(DiskManager::builder().build().unwrap());
         let new_seen = Box::new(move || {
-            let fields = vec![SortField::new(DataType::Int64), SortField::new(DataType::Utf8)];
+            let fields = vec![DataType::Int64, DataType::Utf8];
             let reservation = MemoryConsumer::new("t").register(&pool);
-            let seen = Seen::new(RowConverter::new(fields)?, reservation, Arc::clone(&disk));
+            let seen = Seen::new(fields, reservation, Arc::clone(&disk))?;
             Ok(seen.with_index_budget(index_budget))
         });
         let metrics = ExecutionPlanMetricsSet::new();

@@ -7,5 +7,6 @@ pub mod expectations;
 pub mod flatten;
 pub(crate) mod grace_join;
 pub mod join;
+mod key_bytes;
 pub mod parse_json;
 mod spill_parts;
