@@ -17,13 +17,25 @@ use datafusion::error::Result as DfResult;
 fn compact(data_type: &DataType) -> bool {
     match data_type {
         DataType::Null | DataType::Boolean => true,
-        DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View => true,
-        DataType::Binary | DataType::LargeBinary | DataType::BinaryView => true,
-        DataType::FixedSizeBinary(_) => true,
+        t if byte_like(t) => true,
         DataType::List(f) | DataType::LargeList(f) => compact(f.data_type()),
         DataType::Struct(fields) => fields.iter().all(|f| compact(f.data_type())),
         t => t.primitive_width().is_some(),
     }
+}
+
+/// Strings and binaries: a length and bytes.
+fn byte_like(data_type: &DataType) -> bool {
+    matches!(
+        data_type,
+        DataType::Utf8
+            | DataType::LargeUtf8
+            | DataType::Utf8View
+            | DataType::Binary
+            | DataType::LargeBinary
+            | DataType::BinaryView
+            | DataType::FixedSizeBinary(_)
+    )
 }
 
 /// Row bytes of a batch's keys, one encoding or the other.
@@ -204,14 +216,8 @@ fn lengths(array: &dyn Array) -> Vec<usize> {
     let valid = validity(array);
     match array.data_type() {
         DataType::Null => vec![1; n],
-        DataType::Boolean => vec![2; n],
-        DataType::Utf8
-        | DataType::LargeUtf8
-        | DataType::Utf8View
-        | DataType::Binary
-        | DataType::LargeBinary
-        | DataType::BinaryView
-        | DataType::FixedSizeBinary(_) => {
+        DataType::Boolean => (0..n).map(|i| if valid(i) { 2 } else { 1 }).collect(),
+        t if byte_like(t) => {
             let bytes = Bytes::new(array);
             (0..n)
                 .map(|i| {
@@ -278,13 +284,7 @@ fn write(array: &dyn Array, cursors: &mut [usize], data: &mut [u8]) {
                 }
             }
         }
-        DataType::Utf8
-        | DataType::LargeUtf8
-        | DataType::Utf8View
-        | DataType::Binary
-        | DataType::LargeBinary
-        | DataType::BinaryView
-        | DataType::FixedSizeBinary(_) => {
+        t if byte_like(t) => {
             let bytes = Bytes::new(array);
             for (i, at) in cursors.iter_mut().enumerate().filter(|(_, at)| **at != SKIP) {
                 if valid(i) {
@@ -469,6 +469,16 @@ mod tests {
             4,
             "[a,b] vs [ab], 0.0 vs -0.0, null vs []"
         );
+    }
+
+    /// A row holds its values' bytes and nothing more: a null is its tag alone.
+    #[test]
+    fn rows_hold_exactly_their_values() {
+        let flags: ArrayRef = Arc::new(BooleanArray::from(vec![Some(true), None]));
+        let names: ArrayRef = Arc::new(StringArray::from(vec![Some("ab"), None]));
+        let r = rows(&[flags, names]);
+        assert_eq!(r[0], vec![1, 1, 1, 2, b'a', b'b']);
+        assert_eq!(r[1], vec![0, 0]);
     }
 
     /// The same keys encoded from a slice and from the whole array.
