@@ -347,7 +347,7 @@ impl AutoCompactor {
                 }
                 if checkpoint {
                     let cleaned = checkpoint_and_clean(&tables, &path, next_cleanup).await;
-                    done.next_cleanup = cleaned.as_ref().map_or(None, |&(_, next)| next);
+                    done.next_cleanup = cleaned.as_ref().ok().and_then(|&(_, next)| next);
                     done.logs_cleaned = Some(cleaned.map(|(deleted, _)| deleted));
                 }
                 done

@@ -7,10 +7,10 @@
 //! the end: with a list column among the keys (users_batch's `user_skills`) it falls back to
 //! row-encoded groups, and the emit converts all of them back to columns at once, beside the
 //! groups. Here the keys seen are kept as bytes (`key_bytes.rs`, arrow-row for the types it
-//! has no encoding of; NULLs equal as in DISTINCT) and the rows themselves flow on: nothing is emitted twice, a `LIMIT`
-//! downstream stops the scan early, and the output is in input order until the keys outgrow
-//! memory (then the rest comes part by part: `distinct_parts.rs`). users_batch's silver on 1M
-//! users: see `docs/SESSION_NOTES.md` (session 9) for the figures.
+//! has no encoding of; NULLs equal as in DISTINCT) and the rows themselves flow on: nothing is
+//! emitted twice, a `LIMIT` downstream stops the scan early, and the output is in input order
+//! until the keys outgrow memory (then the rest comes part by part: `distinct_parts.rs`).
+//! users_batch's silver on 1M users: see `docs/SESSION_NOTES.md` (sessions 9 and 21).
 //!
 //! Exact, not probabilistic: a key's bytes are compared whenever hashes match.
 

@@ -268,8 +268,8 @@ impl Seen {
         self.account()
     }
 
-    /// Every key seen, in blocks of `KEY_BLOCK` keys or `KEY_BLOCK_BYTES` (encoded bytes, and their hashes as
-    /// `hash_rows` gives them), read back from the spill file when they were spilled.
+    /// Every key seen, in blocks of `KEY_BLOCK` keys or `KEY_BLOCK_BYTES` (encoded bytes, and
+    /// their hashes as `hash_rows` gives them), read back from the spill file when spilled.
     pub(super) fn drain_keys(
         mut self,
         mut f: impl FnMut(LargeBinaryArray, &[u64]) -> DfResult<()>,

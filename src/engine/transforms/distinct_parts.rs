@@ -224,9 +224,9 @@ mod tests {
         let pool: Arc<dyn MemoryPool> = Arc::new(UnboundedMemoryPool::default());
         let disk = Arc::new(DiskManager::builder().build().unwrap());
         let new_seen = Box::new(move || {
-            let fields = vec![DataType::Int64, DataType::Utf8];
+            let types = vec![DataType::Int64, DataType::Utf8];
             let reservation = MemoryConsumer::new("t").register(&pool);
-            let seen = Seen::new(fields, reservation, Arc::clone(&disk))?;
+            let seen = Seen::new(types, reservation, Arc::clone(&disk))?;
             Ok(seen.with_index_budget(index_budget))
         });
         let metrics = ExecutionPlanMetricsSet::new();

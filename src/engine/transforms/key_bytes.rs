@@ -56,9 +56,8 @@ impl KeyRows {
 /// Encodes key columns: compactly when every key type allows, else with arrow-row.
 pub(super) struct KeyEncoder {
     rows: Option<RowConverter>,
-    /// Each row's bytes, then where its next value goes: kept across batches (a fresh zeroed
-    /// vector per batch cost a copy-on-write fault and a TLB flush per page).
-    lens: Vec<usize>,
+    /// Where each row's next value goes: kept across batches (a fresh zeroed vector per batch
+    /// cost a copy-on-write fault and a TLB flush per page).
     cursors: Vec<usize>,
 }
 
@@ -69,7 +68,7 @@ impl KeyEncoder {
         } else {
             Some(RowConverter::new(types.into_iter().map(SortField::new).collect())?)
         };
-        Ok(Self { rows, lens: Vec::new(), cursors: Vec::new() })
+        Ok(Self { rows, cursors: Vec::new() })
     }
 
     /// The rows of `columns` (all of one length), in `reuse`'s buffers when it has them.
@@ -96,24 +95,19 @@ impl KeyEncoder {
                     Some(KeyRows::Compact { data, offsets }) => (data, offsets),
                     _ => (Vec::new(), Vec::new()),
                 };
-                let lens = &mut self.lens;
-                lens.clear();
-                lens.resize(n, 0);
+                // each row's bytes at its end offset, then summed into offsets
+                offsets.clear();
+                offsets.resize(n + 1, 0);
                 for c in columns {
-                    for (len, l) in lens.iter_mut().zip(lengths(c.as_ref())) {
-                        *len += l;
+                    for (end, len) in offsets[1..].iter_mut().zip(lengths(c.as_ref())) {
+                        *end += len;
                     }
                 }
-                offsets.clear();
-                offsets.reserve(n + 1);
-                offsets.push(0);
-                let mut at = 0;
-                for len in lens.iter() {
-                    at += len;
-                    offsets.push(at);
+                for i in 1..=n {
+                    offsets[i] += offsets[i - 1];
                 }
                 data.clear();
-                data.resize(at, 0);
+                data.resize(offsets[n], 0);
                 self.cursors.clear();
                 self.cursors.extend_from_slice(&offsets[..n]);
                 for c in columns {
