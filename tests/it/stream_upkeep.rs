@@ -120,7 +120,12 @@ async fn auto_compaction_bounds_small_files_without_losing_a_row() {
     assert!(summary.rows_written >= 180);
     let compactions = events.into_inner().unwrap();
     let bronze_runs: Vec<_> = compactions.iter().filter(|c| c.0 == "bronze_sink").collect();
-    assert!(bronze_runs.len() >= 4, "45 one-file batches, compacted every 10: {compactions:?}");
+    // 45 one-file batches, compacted once 10 gathered: every compaction takes at least 10, and
+    // together they leave at most 11 (the health check below). Not four runs of exactly 10:
+    // appends go on while a log checkpoint is in flight, so on a slow machine one compaction
+    // took 17 (10, 17, 11 in a cold CI run on 2 cores)
+    let removed: u64 = bronze_runs.iter().map(|c| c.1).sum();
+    assert!(removed >= 45 - 11, "45 one-file batches, compacted every 10: {compactions:?}");
     assert!(bronze_runs.iter().all(|c| c.1 >= 10 && c.2.is_some()), "{compactions:?}");
     let (bronze, silver) = (root.join("bronze/events"), root.join("silver/events"));
     for t in [&bronze, &silver] {
