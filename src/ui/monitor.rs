@@ -308,14 +308,23 @@ pub fn status_chip_ui(ui: &mut Ui, status: RunStatus) {
     ui.label(RichText::new(format!("⏺ {}", status.label())).color(status.color()));
 }
 
-/// One of the live plots: fixed height, a legend, y from 0, no scroll-zoom (the panel scrolls).
-fn live_plot<'a>(what: &str, pipeline: &str, height: f32, x_label: &str) -> Plot<'a> {
-    Plot::new((what, pipeline))
+/// One of the live plots: fixed height, y from 0, no scroll-zoom (the panel scrolls), and a
+/// legend when its `width` leaves it room (in a narrow or short window the
+/// legend covered the whole plot; hovering a line still names it).
+pub fn live_plot<'a>(
+    what: &str,
+    pipeline: &str,
+    height: f32,
+    width: f32,
+    x_label: &str,
+) -> Plot<'a> {
+    let plot = Plot::new((what, pipeline))
         .height(height)
-        .legend(Legend::default())
         .include_y(0.0)
         .x_axis_label(x_label)
-        .allow_scroll(false)
+        .allow_scroll(false);
+    let roomy = width >= 260.0 && height >= 110.0;
+    if roomy { plot.legend(Legend::default()) } else { plot }
 }
 
 /// The node with the most time of its own in `node_ms` (see [`Monitor::node_ms`]).
@@ -329,7 +338,7 @@ pub fn slowest_of(node_ms: &HashMap<NodeId, f64>) -> Option<(NodeId, f64)> {
 /// The live plots of one pipeline: rows/s, batch duration by phase, backlog. `interval_ms` is
 /// its trigger's interval (the pace a backlog is read at, at most).
 pub fn plots_ui(ui: &mut Ui, name: &str, pm: &PipelineMonitor, interval_ms: Option<u64>) {
-    ui.horizontal(|ui| {
+    ui.horizontal_wrapped(|ui| {
         ui.strong(name);
         status_chip_ui(ui, pm.status);
         ui.label(format!("{} batches, {} rows", pm.batches, pm.rows));
@@ -352,11 +361,12 @@ pub fn plots_ui(ui: &mut Ui, name: &str, pm: &PipelineMonitor, interval_ms: Opti
     // streams with state get a second row of plots (watermark, state; see `ui::stateful`)
     let rows = if super::stateful::has_state(pm) { 2.0 } else { 1.0 };
     let height = ((ui.available_height() - 8.0) / rows - 4.0).clamp(70.0, 220.0);
+    let width = ui.available_width() / 3.0;
     ui.columns(3, |cols| {
         let series = |f: fn(&Point) -> f64| -> Vec<[f64; 2]> {
             pm.points.iter().map(|p| [p.t, f(p)]).collect()
         };
-        live_plot("rows_per_sec", name, height, "s").show(&mut cols[0], |plot| {
+        live_plot("rows_per_sec", name, height, width, "s").show(&mut cols[0], |plot| {
             plot.line(Line::new(
                 "input rows/s",
                 PlotPoints::from(series(|p| p.input_rows_per_sec)),
@@ -383,12 +393,12 @@ pub fn plots_ui(ui: &mut Ui, name: &str, pm: &PipelineMonitor, interval_ms: Opti
             bars("read ms", |p| p.read_ms, Color32::from_rgb(120, 200, 140)).stack_on(&[&plan]);
         let write = bars("write ms", |p| p.write_ms, Color32::from_rgb(230, 160, 70))
             .stack_on(&[&plan, &read]);
-        live_plot("batch_ms", name, height, "batch").show(&mut cols[1], |plot| {
+        live_plot("batch_ms", name, height, width, "batch").show(&mut cols[1], |plot| {
             plot.bar_chart(plan);
             plot.bar_chart(read);
             plot.bar_chart(write);
         });
-        live_plot("backlog", name, height, "s").show(&mut cols[2], |plot| {
+        live_plot("backlog", name, height, width, "s").show(&mut cols[2], |plot| {
             plot.line(
                 Line::new(
                     "backlog (files / versions / Kafka lag)",

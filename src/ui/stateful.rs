@@ -5,7 +5,7 @@
 use std::collections::HashMap;
 
 use eframe::egui::{RichText, Ui};
-use egui_plot::{Legend, Line, Plot, PlotPoints};
+use egui_plot::{Line, PlotPoints};
 
 use crate::engine::stream::watermark::format_ms;
 use crate::model::NodeId;
@@ -73,14 +73,11 @@ pub fn state_plots_ui(ui: &mut Ui, name: &str, pm: &PipelineMonitor) {
     let series = |f: fn(&super::monitor::Point) -> Option<f64>| -> Vec<[f64; 2]> {
         pm.points.iter().filter_map(|p| f(p).map(|v| [p.t, v])).collect()
     };
+    let width = ui.available_width() / 2.0;
     ui.columns(2, |cols| {
-        Plot::new(("watermark_gap", name))
-            .legend(Legend::default())
-            .height(height)
-            .include_y(0.0)
-            .x_axis_label("s")
-            .allow_scroll(false)
-            .show(&mut cols[0], |plot| {
+        super::monitor::live_plot("watermark_gap", name, height, width, "s").show(
+            &mut cols[0],
+            |plot| {
                 plot.line(
                     Line::new(
                         "watermark gap to now (s)",
@@ -92,14 +89,11 @@ pub fn state_plots_ui(ui: &mut Ui, name: &str, pm: &PipelineMonitor) {
                     Line::new("late rows", PlotPoints::from(series(|p| Some(p.late_rows))))
                         .color(theme::ERROR),
                 );
-            });
-        Plot::new(("state_size", name))
-            .legend(Legend::default())
-            .height(height)
-            .include_y(0.0)
-            .x_axis_label("s")
-            .allow_scroll(false)
-            .show(&mut cols[1], |plot| {
+            },
+        );
+        super::monitor::live_plot("state_size", name, height, width, "s").show(
+            &mut cols[1],
+            |plot| {
                 plot.line(
                     Line::new("state rows", PlotPoints::from(series(|p| Some(p.state_rows))))
                         .color(theme::STATE),
@@ -108,7 +102,8 @@ pub fn state_plots_ui(ui: &mut Ui, name: &str, pm: &PipelineMonitor) {
                     "state KB on disk",
                     PlotPoints::from(series(|p| Some(p.state_bytes / 1024.0))),
                 ));
-            });
+            },
+        );
     });
 }
 

@@ -242,6 +242,28 @@ fn monitor_streams_the_demo_then_time_travels_and_stops() {
     )));
 }
 
+/// In a small window the monitor's row of streams wraps instead of running on under the
+/// inspector (it did: with the demo's three streams the third's button sat behind it).
+#[test]
+fn the_monitor_fits_a_small_window() {
+    let (_dir, project) = demo(1000);
+    let mut h = Harness::builder()
+        .with_size([900.0, 640.0])
+        .with_max_steps(50)
+        .build_eframe(move |cc| MedallionApp::new(cc, Some(project)).expect("app starts"));
+    h.run_steps(3);
+    h.state_mut().show_tab(BottomTab::Monitor);
+    h.run_steps(3);
+    let inspector_left = h.get_by_label("Pipeline name").rect().min.x;
+    for name in ["bronze_users", "silver_users", "gold_signups"] {
+        let button = h.get_by_label(&format!("▶ Start {name}")).rect();
+        assert!(
+            button.max.x <= inspector_left && button.max.y <= 640.0,
+            "`{name}`'s button at {button:?}, the inspector from x = {inspector_left}"
+        );
+    }
+}
+
 #[test]
 fn a_failing_stream_pins_its_error_on_the_node() {
     let (dir, project) = demo(200);

@@ -7,7 +7,7 @@ use crate::ui::preview::thousands;
 
 impl MedallionApp {
     pub(super) fn bottom_panel_ui(&mut self, ui: &mut Ui) {
-        ui.horizontal(|ui| {
+        ui.horizontal_wrapped(|ui| {
             ui.selectable_value(&mut self.bottom, BottomTab::Preview, "Preview");
             let problems = self.diagnostics.len();
             ui.selectable_value(
@@ -227,7 +227,8 @@ impl MedallionApp {
             .or_else(|| streams.iter().find(|n| self.monitor.pipelines.contains_key(n.as_str())))
             .or(streams.first())
             .map(|n| (*n).clone());
-        ui.horizontal(|ui| {
+        // wrapped: one row would run under the inspector with three streams or a narrow window
+        ui.horizontal_wrapped(|ui| {
             for (name, mode) in &names {
                 if *mode != PipelineMode::Stream {
                     continue;
