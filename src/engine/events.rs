@@ -73,6 +73,11 @@ pub enum RunEvent {
         files_added: u64,
         /// The OPTIMIZE commit; `None` when there was nothing to rewrite.
         version: Option<i64>,
+        /// The compaction had fallen behind (4× its minimum of small files at its start: the
+        /// streams kept the cores busy) and ran at the normal priority to catch up, instead of
+        /// on the cores' idle time.
+        #[serde(default)]
+        caught_up: bool,
     },
 }
 
@@ -111,11 +116,24 @@ impl fmt::Display for RunEvent {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             RunEvent::PipelineStarted { pipeline } => write!(f, "[{pipeline}] started"),
-            RunEvent::Compacted { pipeline, node, table, files_removed, files_added, version } => {
+            RunEvent::Compacted {
+                pipeline,
+                node,
+                table,
+                files_removed,
+                files_added,
+                version,
+                caught_up,
+            } => {
+                let behind = if *caught_up {
+                    "; it had fallen behind the stream, so it ran at the normal priority to catch up"
+                } else {
+                    ""
+                };
                 match version {
                     Some(v) => write!(
                         f,
-                        "[{pipeline}] node `{node}`: auto-compacted {table}: {files_removed} small file(s) rewritten as {files_added} (Delta version {v}, OPTIMIZE)"
+                        "[{pipeline}] node `{node}`: auto-compacted {table}: {files_removed} small file(s) rewritten as {files_added} (Delta version {v}, OPTIMIZE{behind})"
                     ),
                     None => write!(
                         f,

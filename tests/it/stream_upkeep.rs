@@ -146,6 +146,53 @@ async fn auto_compaction_bounds_small_files_without_losing_a_row() {
     assert!(!auto_compacts_in_batch().await);
 }
 
+/// A stream that starts with 4× its minimum of small files (the upkeep fell behind, or
+/// auto-compaction was off) compacts them at once at the normal priority, says so, and later
+/// compactions go back to the cores' idle time.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_compaction_that_fell_behind_catches_up_and_says_so() {
+    let lake = tempfile::tempdir().unwrap();
+    let root = lake.path();
+    landing_files(root, 0..41, 2);
+    let off = Project::from_toml(&two_streams("auto_compact = false"), Path::new("p.toml"));
+    run(&off.unwrap(), root).await.unwrap();
+    let bronze = root.join("bronze/events");
+    assert_eq!(lakehouse::table_health(&bronze).await.unwrap().files, 41);
+    // 41 small files at the start, a minimum of 10: behind; then 12 more one-file batches
+    landing_files(root, 41..53, 2);
+    let project =
+        Project::from_toml(&two_streams("auto_compact_min_files = 10"), Path::new("p.toml"))
+            .unwrap();
+    let events = std::sync::Mutex::new(Vec::new());
+    engine::run_project(&project, root, &RunOptions::default(), &|e| {
+        if matches!(&e, RunEvent::Compacted { node, .. } if node.as_str() == "bronze_sink") {
+            events.lock().unwrap().push(e);
+        }
+    })
+    .await
+    .unwrap();
+    let events = events.into_inner().unwrap();
+    let runs: Vec<(u64, bool)> = events
+        .iter()
+        .map(|e| match e {
+            RunEvent::Compacted { files_removed, caught_up, .. } => (*files_removed, *caught_up),
+            _ => unreachable!(),
+        })
+        .collect();
+    assert!(matches!(runs.first(), Some(&(n, true)) if n >= 41), "{runs:?}");
+    assert!(runs[1..].iter().all(|&(_, behind)| !behind), "{runs:?}");
+    assert!(
+        events[0].to_string().contains("it had fallen behind the stream"),
+        "{}",
+        events[0]
+    );
+    assert_eq!(count_distinct(&bronze).await, (106, 106));
+    // the backlog is gone: the catch-up's output and at most the 12 new batches' files (under
+    // load the catch-up took 42 and the other 11 waited for the next run)
+    let files = lakehouse::table_health(&bronze).await.unwrap().files;
+    assert!(files <= 13, "{files} files after {runs:?}");
+}
+
 /// Whether a batch run of many appends compacts (it must not: batch sinks write big files).
 async fn auto_compacts_in_batch() -> bool {
     let lake = tempfile::tempdir().unwrap();

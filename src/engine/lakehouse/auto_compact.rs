@@ -51,10 +51,13 @@ pub struct Compacted {
     pub result: Option<Result<OptimizeReport>>,
     /// Log files deleted after a log checkpoint, or why checkpointing or cleaning failed.
     pub logs_cleaned: Option<Result<usize>>,
+    /// The compaction had fallen behind (see [`CATCH_UP`]) and ran at the normal priority.
+    pub caught_up: bool,
 }
 
 struct Done {
     compaction: Option<Result<OptimizeReport>>,
+    caught_up: bool,
     logs_cleaned: Option<Result<usize>>,
     next_cleanup: NextCleanup,
 }
@@ -120,6 +123,7 @@ fn run_in_background(upkeep: impl Future<Output = Done>) -> Done {
             compaction: Some(Err(EngineError::Config(format!(
                 "auto-compaction could not start a runtime: {e}"
             )))),
+            caught_up: false,
             logs_cleaned: None,
             next_cleanup: None,
         },
@@ -270,6 +274,7 @@ impl AutoCompactor {
         // a MERGE or the stream's end waits for it
         let done = super::super::threads::join(task).await.unwrap_or_else(|| Done {
             compaction: Some(Err(EngineError::Config("auto-compaction stopped".to_owned()))),
+            caught_up: false,
             logs_cleaned: None,
             next_cleanup: None,
         });
@@ -282,6 +287,7 @@ impl AutoCompactor {
             table: sink.path.clone(),
             result: done.compaction,
             logs_cleaned: done.logs_cleaned,
+            caught_up: done.caught_up,
         });
     }
 
@@ -320,9 +326,12 @@ impl AutoCompactor {
             let (path, meta, checkpoint) =
                 (sink.path.clone(), sink.meta.clone(), sink.checkpoint_due);
             let (fresh, next_cleanup) = (sink.fresh_bytes, sink.next_cleanup);
+            let behind =
+                compact && sink.min_files.is_some_and(|m| sink.small_files >= CATCH_UP * m);
             let tables = tables.clone();
             let upkeep = async move {
-                let mut done = Done { compaction: None, logs_cleaned: None, next_cleanup };
+                let mut done =
+                    Done { compaction: None, caught_up: behind, logs_cleaned: None, next_cleanup };
                 if compact {
                     // the stream's open table: no log replay (its cost grows with the log)
                     let compacted = async {
@@ -354,7 +363,6 @@ impl AutoCompactor {
             };
             // named, so `top -H` and `perf` tell upkeep from the stream's own work
             let thread = std::thread::Builder::new().name(UPKEEP_THREAD.to_owned());
-            let behind = sink.min_files.is_some_and(|m| sink.small_files >= CATCH_UP * m);
             match thread.spawn(move || {
                 if !behind {
                     yield_to_streams();
@@ -370,6 +378,7 @@ impl AutoCompactor {
                             "the background upkeep could not start a thread: {e}"
                         )))),
                         logs_cleaned: None,
+                        caught_up: false,
                     });
                     continue;
                 }

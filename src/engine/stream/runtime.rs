@@ -425,6 +425,7 @@ fn report_compactions(
                 files_removed: report.files_removed,
                 files_added: report.files_added,
                 version: report.version,
+                caught_up: c.caught_up,
             }),
             Some(Err(e)) => on_event(RunEvent::Warning {
                 pipeline: pipeline.name.clone(),
