@@ -309,8 +309,8 @@ pub fn status_chip_ui(ui: &mut Ui, status: RunStatus) {
 }
 
 /// One of the live plots: fixed height, y from 0, no scroll-zoom (the panel scrolls), and a
-/// legend when its `width` leaves it room (in a narrow or short window the
-/// legend covered the whole plot; hovering a line still names it).
+/// legend when its `width` and `height` leave it room (in a narrow or short window the legend
+/// covered the whole plot; hovering a line still names it).
 pub fn live_plot<'a>(
     what: &str,
     pipeline: &str,
