@@ -19,6 +19,9 @@ wait_s="${1:-20}"
 out="${2:-docs/monitor.png}"
 tmp="$(mktemp -d)"
 export MEDALLION_DEMO_DIR="$tmp/demo"
+# as on first launch: no window size or panel layout remembered from an earlier run (eframe
+# keeps them in $XDG_DATA_HOME/medallion/app.ron)
+export XDG_DATA_HOME="$tmp/data"
 Xvfb :97 -screen 0 1400x860x24 >/dev/null 2>&1 &
 xvfb=$!
 trap 'kill $app $xvfb 2>/dev/null || true; rm -rf "$tmp"' EXIT
