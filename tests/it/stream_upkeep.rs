@@ -181,11 +181,7 @@ async fn a_compaction_that_fell_behind_catches_up_and_says_so() {
         .collect();
     assert!(matches!(runs.first(), Some(&(n, true)) if n >= 41), "{runs:?}");
     assert!(runs[1..].iter().all(|&(_, behind)| !behind), "{runs:?}");
-    assert!(
-        events[0].to_string().contains("it had fallen behind the stream"),
-        "{}",
-        events[0]
-    );
+    assert!(events[0].to_string().contains("it had fallen behind the stream"), "{}", events[0]);
     assert_eq!(count_distinct(&bronze).await, (106, 106));
     // the backlog is gone: the catch-up's output and at most the 12 new batches' files (under
     // load the catch-up took 42 and the other 11 waited for the next run)
