@@ -12,6 +12,7 @@ use egui_snarl::{InPin, InPinId, NodeId as SnarlId, OutPin, OutPinId, Snarl};
 use crate::model::node::NodeKind;
 use crate::model::{Diagnostic, Node, NodeId, Pipeline, Pos, Severity};
 
+use super::canvas_room::{self, BODY_RESERVE, HEADER_RESERVE};
 use super::monitor::{RunStatus, compact};
 use super::theme;
 
@@ -31,6 +32,8 @@ pub struct Canvas {
     pub scale: f32,
     /// Each node's rectangle as last drawn, in canvas units.
     rects: HashMap<NodeId, egui::Rect>,
+    /// Where node text stops so that a node does not cover its neighbour.
+    room: canvas_room::Room,
     /// Where the canvas is on screen, and the canvas → screen transform, as last drawn.
     view: Option<(egui::Rect, egui::emath::TSTransform)>,
 }
@@ -194,6 +197,7 @@ struct ViewState {
     scale: f32,
     rects: HashMap<NodeId, egui::Rect>,
     view: egui::Rect,
+    room: canvas_room::Room,
 }
 
 /// Text sizes that stay readable on screen when the canvas is zoomed out: titles and body
@@ -257,16 +261,16 @@ impl SnarlViewer<NodeId> for Viewer<'_> {
         let v = &mut self.view;
         // fit once every node has been drawn (their sizes are known only then)
         // measured sizes at the nodes' current places (an auto-layout may have moved them)
-        let drawn: Vec<egui::Rect> = snarl
+        let drawn: Vec<(NodeId, egui::Rect)> = snarl
             .nodes_info()
             .filter_map(|n| {
                 let size = v.rects.get(&n.value)?.size();
-                Some(egui::Rect::from_min_size(n.pos, size))
+                Some((n.value.clone(), egui::Rect::from_min_size(n.pos, size)))
             })
             .collect();
         if (!v.fitted || v.refits > 0) && v.view.is_positive() {
             if drawn.len() == snarl.nodes().count() && !drawn.is_empty() {
-                let bb = drawn.iter().fold(egui::Rect::NOTHING, |a, r| a.union(*r));
+                let bb = drawn.iter().fold(egui::Rect::NOTHING, |a, (_, r)| a.union(*r));
                 *to_global = fit_transform(bb, v.view);
                 v.refits = if v.fitted { v.refits - 1 } else { 3 };
                 v.fitted = true;
@@ -284,17 +288,21 @@ impl SnarlViewer<NodeId> for Viewer<'_> {
         }
         v.scale = to_global.scaling;
         v.transform = *to_global;
+        v.room.plan(&drawn, v.scale);
     }
 
     fn final_node_rect(
         &mut self,
         node: SnarlId,
         rect: egui::Rect,
-        _ui: &mut Ui,
+        ui: &mut Ui,
         snarl: &mut Snarl<NodeId>,
     ) {
         if let Some(id) = snarl.get_node(node) {
             self.view.rects.insert(id.clone(), rect);
+            if self.view.room.drawn(id, rect) {
+                ui.ctx().request_repaint();
+            }
         }
     }
 
@@ -353,6 +361,9 @@ impl SnarlViewer<NodeId> for Viewer<'_> {
     ) {
         let Some(id) = self.model_id(snarl, node) else { return };
         readable_text(ui, self.view.scale);
+        if let Some(edge) = self.view.room.text_edge(&id, HEADER_RESERVE) {
+            canvas_room::keep_left_of(ui, edge);
+        }
         let title = self.pipeline.node(&id).map(|n| n.title().to_owned()).unwrap_or_default();
         // click the title to select (a click-only widget leaves drags to the canvas)
         let response =
@@ -380,6 +391,9 @@ impl SnarlViewer<NodeId> for Viewer<'_> {
         let Some(id) = self.model_id(snarl, node) else { return };
         let Some(n) = self.pipeline.node(&id) else { return };
         readable_text(ui, self.view.scale);
+        if let Some(edge) = self.view.room.text_edge(&id, BODY_RESERVE) {
+            canvas_room::keep_left_of(ui, edge);
+        }
         // zoomed far out: fewer but larger labels (status, rows, problems)
         let detail = self.view.scale >= 0.55;
         ui.vertical(|ui| {
@@ -636,6 +650,7 @@ pub fn canvas_ui(
         scale: if canvas.scale > 0.0 { canvas.scale } else { 1.0 },
         rects: std::mem::take(&mut canvas.rects),
         view: view_rect,
+        room: std::mem::take(&mut canvas.room),
     };
     let mut viewer = Viewer { pipeline, overlay, actions: Vec::new(), palette_filter, view };
     SnarlWidget::new().id(widget_id).style(style()).show(&mut canvas.snarl, &mut viewer, ui);
@@ -646,6 +661,7 @@ pub fn canvas_ui(
     canvas.scale = view.scale;
     canvas.view = Some((view_rect, view.transform));
     canvas.rects = view.rects;
+    canvas.room = view.room;
     canvas.positions_to(pipeline);
     canvas.mark_synced(pipeline);
     actions

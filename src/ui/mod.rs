@@ -3,6 +3,7 @@
 
 pub mod app;
 pub mod canvas;
+mod canvas_room;
 pub mod catch_up;
 pub mod export;
 pub mod form;

@@ -211,28 +211,55 @@ fn multibyte_text_at_every_cut_position_never_breaks_the_ui() {
     }
 }
 
-#[test]
-fn the_first_view_fits_every_node_of_the_demo_and_titles_are_readable() {
+/// The demo's silver_users pipeline open in a window of `size` (its directory kept alive).
+fn demo_silver(
+    size: [f32; 2],
+) -> (tempfile::TempDir, egui_kittest::Harness<'static, medallion::ui::app::MedallionApp>) {
     let dir = tempfile::tempdir().unwrap();
     let demo = dir.path().join("demo.toml");
     let mut project = crate::common::load_project("projects/demo.toml");
     project.lakehouse = ".".into();
     project.save(&demo).unwrap();
     let mut h = egui_kittest::Harness::builder()
-        .with_size([1400.0, 860.0])
+        .with_size(size)
         .with_max_steps(50)
         .build_eframe(move |cc| medallion::ui::app::MedallionApp::new(cc, Some(demo)).unwrap());
     h.run_steps(3);
     h.get_by_label("silver_users").click();
     h.run_steps(5);
     assert_eq!(h.state().pipeline().unwrap().nodes.len(), 7);
+    (dir, h)
+}
+
+/// Every node inside the canvas, and no node over another.
+fn assert_all_shown_none_covered(canvas: &medallion::ui::canvas::Canvas) {
+    let (view, rects) = canvas.on_screen().unwrap();
+    assert_eq!(rects.len(), 7);
+    for r in &rects {
+        assert!(view.expand(1.0).contains_rect(*r), "node {r:?} outside the canvas {view:?}");
+    }
+    assert_none_covered(canvas);
+}
+
+fn assert_none_covered(canvas: &medallion::ui::canvas::Canvas) {
+    let (_, rects) = canvas.on_screen().unwrap();
+    for (i, a) in rects.iter().enumerate() {
+        for b in &rects[i + 1..] {
+            assert!(
+                !a.shrink(0.5).intersects(b.shrink(0.5)),
+                "nodes {a:?} and {b:?} overlap at zoom {:.2}",
+                canvas.scale
+            );
+        }
+    }
+}
+
+#[test]
+fn the_first_view_fits_every_node_of_the_demo_and_titles_are_readable() {
+    let (_dir, mut h) = demo_silver([1400.0, 860.0]);
     let check = |h: &egui_kittest::Harness<'static, medallion::ui::app::MedallionApp>| {
         let canvas = h.state().canvas().unwrap();
-        let (view, rects) = canvas.on_screen().unwrap();
-        assert_eq!(rects.len(), 7);
-        for r in &rects {
-            assert!(view.expand(1.0).contains_rect(*r), "node {r:?} outside the canvas {view:?}");
-        }
+        assert_all_shown_none_covered(canvas);
         let px = canvas.title_px(&h.ctx);
         assert!(px >= 11.0, "titles are {px:.1} px at zoom {:.2}", canvas.scale);
         canvas.scale
@@ -247,6 +274,21 @@ fn the_first_view_fits_every_node_of_the_demo_and_titles_are_readable() {
     h.get_by_label("Fit").click();
     h.run_steps(4);
     assert!((check(&h) - fitted).abs() < 0.02);
+}
+
+/// In a small window the fit zooms far out (~30%) and node text grows to stay readable: a
+/// node's text is cut before its neighbour instead of covering it, at that zoom and at the
+/// zooms in between.
+#[test]
+fn zoomed_out_nodes_never_cover_their_neighbours() {
+    let (_dir, mut h) = demo_silver([900.0, 640.0]);
+    assert!(h.state().canvas().unwrap().scale < 0.5, "{}", h.state().canvas().unwrap().scale);
+    assert_all_shown_none_covered(h.state().canvas().unwrap());
+    for _ in 0..3 {
+        h.get_by_label("+").click();
+        h.run_steps(3);
+        assert_none_covered(h.state().canvas().unwrap());
+    }
 }
 
 #[test]

@@ -1,0 +1,142 @@
+//! Room for node text on the canvas. Zoomed out, node text grows to stay readable
+//! (`canvas::readable_text`) while nodes keep their places, so a node could grow over the next
+//! one to its right (the demo's silver graph at 68%: `bronze/users (stream)` covered
+//! `Flatten employment`). Each node that has a neighbour to its right on the same row gets a
+//! right edge its text stays left of; what does not fit is cut with "…", and the whole text
+//! shows on hover.
+
+use std::collections::HashMap;
+use std::hash::Hash;
+
+use eframe::egui::{self, Rect, Ui};
+
+use crate::model::NodeId;
+
+/// Canvas units kept clear between a node and the next one to its right.
+const GAP: f32 = 12.0;
+/// Canvas units between a node's title and its right edge (the header's margins).
+pub const HEADER_RESERVE: f32 = 12.0;
+/// Canvas units between a node's body text and its right edge (the output pins' column and
+/// the margins).
+pub const BODY_RESERVE: f32 = 28.0;
+/// Narrowest text a node is cut to, however close its neighbour (a few characters and "…").
+const MIN_TEXT_WIDTH: f32 = 36.0;
+
+/// For each node with a neighbour to its right on the same row (their vertical extents
+/// overlap), the x (canvas units) its frame must end before: that neighbour's left edge less
+/// [`GAP`]. `nodes`: each node and its rectangle as last drawn, in canvas units.
+fn right_edges<K: Clone + Eq + Hash>(nodes: &[(K, Rect)]) -> HashMap<K, f32> {
+    let mut edges = HashMap::new();
+    for (key, r) in nodes {
+        let next = nodes
+            .iter()
+            .filter(|(_, o)| o.min.x > r.min.x && o.min.y < r.max.y && o.max.y > r.min.y)
+            .map(|(_, o)| o.min.x)
+            .fold(f32::INFINITY, f32::min);
+        if next.is_finite() {
+            edges.insert(key.clone(), next - GAP);
+        }
+    }
+    edges
+}
+
+/// Where node text must stop, learned frame to frame: the edges come from the nodes' places and
+/// last sizes; a node whose frame still crossed its edge (margins, pins or a narrowest text the
+/// reserves did not cover) is squeezed by that much more from the next frame on, until the
+/// zoom changes.
+#[derive(Default)]
+pub struct Room {
+    edges: HashMap<NodeId, f32>,
+    squeeze: HashMap<NodeId, f32>,
+    /// The zoom the squeezes were learned at.
+    scale: f32,
+}
+
+impl Room {
+    /// This frame's edges, from each node's rectangle as last drawn (canvas units), at `scale`.
+    pub fn plan(&mut self, nodes: &[(NodeId, Rect)], scale: f32) {
+        self.edges = right_edges(nodes);
+        if (scale - self.scale).abs() > 1e-4 {
+            self.squeeze.clear();
+            self.scale = scale;
+        }
+    }
+
+    /// The x (canvas units) `node`'s text stops at, `reserve` left of its frame's edge.
+    pub fn text_edge(&self, node: &NodeId, reserve: f32) -> Option<f32> {
+        let edge = self.edges.get(node)?;
+        Some(edge - reserve - self.squeeze.get(node).copied().unwrap_or(0.0))
+    }
+
+    /// `node` was drawn in `rect`: true when it crossed its edge (squeezed from the next frame).
+    pub fn drawn(&mut self, node: &NodeId, rect: Rect) -> bool {
+        let Some(edge) = self.edges.get(node) else { return false };
+        let over = rect.right() - edge;
+        if over <= 0.25 {
+            return false;
+        }
+        let squeeze = self.squeeze.entry(node.clone()).or_default();
+        // a node that cannot get narrower (its text is at the narrowest) stops being squeezed
+        *squeeze = (*squeeze + over).min(MAX_SQUEEZE);
+        true
+    }
+}
+
+/// The most a node is squeezed beyond its reserves (canvas units).
+const MAX_SQUEEZE: f32 = 400.0;
+
+/// Keeps what `ui` lays out from here left of `right` (canvas units), cutting text that would
+/// cross it.
+pub fn keep_left_of(ui: &mut Ui, right: f32) {
+    let width = (right - ui.max_rect().left()).max(MIN_TEXT_WIDTH);
+    ui.set_max_width(width);
+    ui.style_mut().wrap_mode = Some(egui::TextWrapMode::Truncate);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use eframe::egui::{pos2, vec2};
+
+    #[test]
+    fn a_node_stops_before_its_nearest_neighbour_on_the_same_row_only() {
+        let at = |x: f32, y: f32, w: f32, h: f32| Rect::from_min_size(pos2(x, y), vec2(w, h));
+        let nodes = [
+            ("a", at(0.0, 0.0, 150.0, 80.0)),
+            ("b", at(190.0, 10.0, 150.0, 80.0)),
+            ("far", at(600.0, 0.0, 100.0, 80.0)),
+            // below `a`, not beside it: no limit from it
+            ("under", at(20.0, 200.0, 300.0, 80.0)),
+            ("last", at(400.0, 200.0, 100.0, 80.0)),
+        ];
+        let edges = right_edges(&nodes);
+        assert_eq!(edges.get("a"), Some(&(190.0 - GAP)), "the nearest, not the farther one");
+        assert_eq!(edges.get("b"), Some(&(600.0 - GAP)));
+        assert_eq!(edges.get("under"), Some(&(400.0 - GAP)));
+        assert_eq!(edges.get("far"), None, "nothing to its right");
+        assert_eq!(edges.get("last"), None);
+    }
+
+    /// A node drawn past its edge is squeezed by the excess from the next frame, more if it
+    /// still crosses, and afresh at another zoom.
+    #[test]
+    fn a_node_drawn_past_its_edge_is_squeezed_until_the_zoom_changes() {
+        let at = |x: f32, w: f32| Rect::from_min_size(pos2(x, 0.0), vec2(w, 50.0));
+        let (a, b) = (NodeId::new("a"), NodeId::new("b"));
+        let mut room = Room::default();
+        let nodes = [(a.clone(), at(0.0, 150.0)), (b.clone(), at(190.0, 150.0))];
+        room.plan(&nodes, 0.5);
+        let edge = 190.0 - GAP;
+        assert_eq!(room.text_edge(&a, 10.0), Some(edge - 10.0));
+        assert_eq!(room.text_edge(&b, 10.0), None, "nothing to its right");
+        assert!(!room.drawn(&a, at(0.0, edge)), "up to its edge: not squeezed");
+        assert!(room.drawn(&a, at(0.0, edge + 6.0)));
+        room.plan(&nodes, 0.5);
+        assert_eq!(room.text_edge(&a, 10.0), Some(edge - 16.0));
+        assert!(room.drawn(&a, at(0.0, edge + 2.0)));
+        room.plan(&nodes, 0.5);
+        assert_eq!(room.text_edge(&a, 10.0), Some(edge - 18.0));
+        room.plan(&nodes, 0.6);
+        assert_eq!(room.text_edge(&a, 10.0), Some(edge - 10.0), "another zoom starts afresh");
+    }
+}
