@@ -12,7 +12,7 @@ use egui_snarl::{InPin, InPinId, NodeId as SnarlId, OutPin, OutPinId, Snarl};
 use crate::model::node::NodeKind;
 use crate::model::{Diagnostic, Node, NodeId, Pipeline, Pos, Severity};
 
-use super::canvas_room::{self, BODY_RESERVE, HEADER_RESERVE};
+use super::canvas_text::{self, BODY_RESERVE, HEADER_RESERVE, LOD_SCALE, readable_text};
 use super::monitor::{RunStatus, compact};
 use super::theme;
 
@@ -33,16 +33,14 @@ pub struct Canvas {
     /// Each node's rectangle as last drawn, in canvas units.
     rects: HashMap<NodeId, egui::Rect>,
     /// Where node text stops so that a node does not cover its neighbour.
-    room: canvas_room::Room,
+    room: canvas_text::Room,
     /// Where the canvas is on screen, and the canvas → screen transform, as last drawn.
     view: Option<(egui::Rect, egui::emath::TSTransform)>,
 }
 
-/// Smallest zoom a fit or the buttons go to; text is scaled up below [`LOD_SCALE`].
+/// Smallest zoom a fit or the buttons go to; text is scaled up below `canvas_text::LOD_SCALE`.
 pub const MIN_SCALE: f32 = 0.25;
 const MAX_SCALE: f32 = 1.25;
-/// Below this zoom the node text grows so that it stays readable on screen.
-const LOD_SCALE: f32 = 0.92;
 /// Below this zoom a running node drops its edge rates and "running" line.
 const BUSY_DETAIL_SCALE: f32 = 0.8;
 
@@ -197,23 +195,7 @@ struct ViewState {
     scale: f32,
     rects: HashMap<NodeId, egui::Rect>,
     view: egui::Rect,
-    room: canvas_room::Room,
-}
-
-/// Text sizes that stay readable on screen when the canvas is zoomed out: titles and body
-/// text at least ~11.5 px, small text ~10.5 px (a level of detail, as maps do).
-fn readable_text(ui: &mut Ui, scale: f32) {
-    if scale >= LOD_SCALE || scale <= 0.0 {
-        return;
-    }
-    for (style, font) in ui.style_mut().text_styles.iter_mut() {
-        let on_screen = match style {
-            egui::TextStyle::Small => 10.5,
-            egui::TextStyle::Heading => 14.0,
-            _ => 11.5,
-        };
-        font.size = font.size.max(on_screen / scale).min(font.size * 2.2);
-    }
+    room: canvas_text::Room,
 }
 
 /// The transform that shows `bb` (canvas units) centred in `view` (screen).
@@ -362,7 +344,7 @@ impl SnarlViewer<NodeId> for Viewer<'_> {
         let Some(id) = self.model_id(snarl, node) else { return };
         readable_text(ui, self.view.scale);
         if let Some(edge) = self.view.room.text_edge(&id, HEADER_RESERVE) {
-            canvas_room::keep_left_of(ui, edge);
+            canvas_text::keep_left_of(ui, edge);
         }
         let title = self.pipeline.node(&id).map(|n| n.title().to_owned()).unwrap_or_default();
         // click the title to select (a click-only widget leaves drags to the canvas)
@@ -392,7 +374,7 @@ impl SnarlViewer<NodeId> for Viewer<'_> {
         let Some(n) = self.pipeline.node(&id) else { return };
         readable_text(ui, self.view.scale);
         if let Some(edge) = self.view.room.text_edge(&id, BODY_RESERVE) {
-            canvas_room::keep_left_of(ui, edge);
+            canvas_text::keep_left_of(ui, edge);
         }
         // zoomed far out: fewer but larger labels (status, rows, problems)
         let detail = self.view.scale >= 0.55;

@@ -3,7 +3,7 @@
 
 pub mod app;
 pub mod canvas;
-mod canvas_room;
+mod canvas_text;
 pub mod catch_up;
 pub mod export;
 pub mod form;

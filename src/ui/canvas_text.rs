@@ -1,9 +1,9 @@
-//! Room for node text on the canvas. Zoomed out, node text grows to stay readable
-//! (`canvas::readable_text`) while nodes keep their places, so a node could grow over the next
-//! one to its right (the demo's silver graph at 68%: `bronze/users (stream)` covered
-//! `Flatten employment`). Each node that has a neighbour to its right on the same row gets a
-//! right edge its text stays left of; what does not fit is cut with "…", and the whole text
-//! shows on hover.
+//! Node text on the canvas at any zoom: its size and the room it has. Zoomed out, node text
+//! grows to stay readable ([`readable_text`]) while nodes keep their places, so a node could
+//! grow over the next one to its right (the demo's silver graph at 68%: `bronze/users
+//! (stream)` covered `Flatten employment`). Each node that has a neighbour to its right on the
+//! same row gets a right edge its text stays left of; what does not fit is cut with "…", and
+//! the whole text shows on hover.
 
 use std::collections::HashMap;
 use std::hash::Hash;
@@ -11,6 +11,25 @@ use std::hash::Hash;
 use eframe::egui::{self, Rect, Ui};
 
 use crate::model::NodeId;
+
+/// Below this zoom the node text grows so that it stays readable on screen.
+pub const LOD_SCALE: f32 = 0.92;
+
+/// Text sizes that stay readable on screen when the canvas is zoomed out: titles and body
+/// text at least ~11.5 px, small text ~10.5 px (a level of detail, as maps do).
+pub fn readable_text(ui: &mut Ui, scale: f32) {
+    if scale >= LOD_SCALE || scale <= 0.0 {
+        return;
+    }
+    for (style, font) in ui.style_mut().text_styles.iter_mut() {
+        let on_screen = match style {
+            egui::TextStyle::Small => 10.5,
+            egui::TextStyle::Heading => 14.0,
+            _ => 11.5,
+        };
+        font.size = font.size.max(on_screen / scale).min(font.size * 2.2);
+    }
+}
 
 /// Canvas units kept clear between a node and the next one to its right.
 const GAP: f32 = 12.0;
