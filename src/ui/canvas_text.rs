@@ -62,11 +62,14 @@ fn right_edges<K: Clone + Eq + Hash>(nodes: &[(K, Rect)]) -> HashMap<K, f32> {
 /// Where node text must stop, learned frame to frame: the edges come from the nodes' places and
 /// last sizes; a node whose frame still crossed its edge (margins, pins or a narrowest text the
 /// reserves did not cover) is squeezed by that much more from the next frame on, until the
-/// zoom changes.
+/// zoom or its room changes.
 #[derive(Default)]
 pub struct Room {
-    edges: HashMap<NodeId, f32>,
-    squeeze: HashMap<NodeId, f32>,
+    /// This frame's edge of each node with a neighbour to its right, and its room (the edge
+    /// less the node's left).
+    edges: HashMap<NodeId, (f32, f32)>,
+    /// Each squeezed node's squeeze, and the room it was learned in.
+    squeeze: HashMap<NodeId, (f32, f32)>,
     /// The zoom the squeezes were learned at.
     scale: f32,
 }
@@ -74,30 +77,40 @@ pub struct Room {
 impl Room {
     /// This frame's edges, from each node's rectangle as last drawn (canvas units), at `scale`.
     pub fn plan(&mut self, nodes: &[(NodeId, Rect)], scale: f32) {
-        self.edges = right_edges(nodes);
+        let edges = right_edges(nodes);
+        self.edges = nodes
+            .iter()
+            .filter_map(|(id, r)| edges.get(id).map(|&x| (id.clone(), (x, x - r.min.x))))
+            .collect();
         if (scale - self.scale).abs() > 1e-4 {
             self.squeeze.clear();
             self.scale = scale;
         }
+        // a node moved, or its neighbour did: learn its squeeze afresh
+        let edges = &self.edges;
+        self.squeeze.retain(|id, (room, _)| {
+            edges.get(id).is_some_and(|(_, now)| (now - *room).abs() <= 0.5)
+        });
     }
 
     /// The x (canvas units) `node`'s text stops at, `reserve` left of its frame's edge.
     pub fn text_edge(&self, node: &NodeId, reserve: f32) -> Option<f32> {
-        let edge = self.edges.get(node)?;
-        Some(edge - reserve - self.squeeze.get(node).copied().unwrap_or(0.0))
+        let (edge, _) = self.edges.get(node)?;
+        Some(edge - reserve - self.squeeze.get(node).map_or(0.0, |(_, s)| *s))
     }
 
-    /// `node` was drawn in `rect`: true when it crossed its edge (squeezed from the next frame).
+    /// `node` was drawn in `rect`: true when it crossed its edge and is squeezed more from the
+    /// next frame (draw again); false once it fits, or cannot get narrower.
     pub fn drawn(&mut self, node: &NodeId, rect: Rect) -> bool {
-        let Some(edge) = self.edges.get(node) else { return false };
+        let Some(&(edge, room)) = self.edges.get(node) else { return false };
         let over = rect.right() - edge;
         if over <= 0.25 {
             return false;
         }
-        let squeeze = self.squeeze.entry(node.clone()).or_default();
-        // a node that cannot get narrower (its text is at the narrowest) stops being squeezed
-        *squeeze = (*squeeze + over).min(MAX_SQUEEZE);
-        true
+        let (_, squeeze) = self.squeeze.entry(node.clone()).or_insert((room, 0.0));
+        let before = *squeeze;
+        *squeeze = (before + over).min(MAX_SQUEEZE);
+        *squeeze > before
     }
 }
 
@@ -157,5 +170,28 @@ mod tests {
         assert_eq!(room.text_edge(&a, 10.0), Some(edge - 18.0));
         room.plan(&nodes, 0.6);
         assert_eq!(room.text_edge(&a, 10.0), Some(edge - 10.0), "another zoom starts afresh");
+    }
+
+    /// A node whose text is at its narrowest stops asking for frames; moved apart again, it
+    /// gets its whole room back.
+    #[test]
+    fn a_squeeze_ends_at_the_narrowest_and_is_forgotten_when_the_room_changes() {
+        let at = |x: f32, w: f32| Rect::from_min_size(pos2(x, 0.0), vec2(w, 50.0));
+        let (a, b) = (NodeId::new("a"), NodeId::new("b"));
+        let mut room = Room::default();
+        // `b` dragged almost onto `a`: `a` cannot fit, however squeezed
+        let close = [(a.clone(), at(0.0, 150.0)), (b.clone(), at(40.0, 150.0))];
+        let mut frames = 0;
+        loop {
+            room.plan(&close, 0.5);
+            if !room.drawn(&a, at(0.0, 80.0)) {
+                break;
+            }
+            frames += 1;
+            assert!(frames < 100, "still asking for frames after {frames}");
+        }
+        let apart = [(a.clone(), at(0.0, 150.0)), (b.clone(), at(300.0, 150.0))];
+        room.plan(&apart, 0.5);
+        assert_eq!(room.text_edge(&a, 10.0), Some(300.0 - GAP - 10.0));
     }
 }
