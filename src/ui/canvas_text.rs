@@ -130,9 +130,20 @@ mod tests {
     use super::*;
     use eframe::egui::{pos2, vec2};
 
+    /// A node's rectangle at `x`, `w` wide, on the first row.
+    fn at(x: f32, w: f32) -> Rect {
+        Rect::from_min_size(pos2(x, 0.0), vec2(w, 50.0))
+    }
+
+    /// Nodes `a` at 0 (150 wide) and `b` at `b_x`.
+    fn two(b_x: f32) -> (NodeId, NodeId, [(NodeId, Rect); 2]) {
+        let (a, b) = (NodeId::new("a"), NodeId::new("b"));
+        (a.clone(), b.clone(), [(a, at(0.0, 150.0)), (b, at(b_x, 150.0))])
+    }
+
     #[test]
     fn a_node_stops_before_its_nearest_neighbour_on_the_same_row_only() {
-        let at = |x: f32, y: f32, w: f32, h: f32| Rect::from_min_size(pos2(x, y), vec2(w, h));
+        let at = |x, y, w, h| Rect::from_min_size(pos2(x, y), vec2(w, h));
         let nodes = [
             ("a", at(0.0, 0.0, 150.0, 80.0)),
             ("b", at(190.0, 10.0, 150.0, 80.0)),
@@ -153,10 +164,8 @@ mod tests {
     /// still crosses, and afresh at another zoom.
     #[test]
     fn a_node_drawn_past_its_edge_is_squeezed_until_the_zoom_changes() {
-        let at = |x: f32, w: f32| Rect::from_min_size(pos2(x, 0.0), vec2(w, 50.0));
-        let (a, b) = (NodeId::new("a"), NodeId::new("b"));
+        let (a, b, nodes) = two(190.0);
         let mut room = Room::default();
-        let nodes = [(a.clone(), at(0.0, 150.0)), (b.clone(), at(190.0, 150.0))];
         room.plan(&nodes, 0.5);
         let edge = 190.0 - GAP;
         assert_eq!(room.text_edge(&a, 10.0), Some(edge - 10.0));
@@ -176,11 +185,9 @@ mod tests {
     /// gets its whole room back.
     #[test]
     fn a_squeeze_ends_at_the_narrowest_and_is_forgotten_when_the_room_changes() {
-        let at = |x: f32, w: f32| Rect::from_min_size(pos2(x, 0.0), vec2(w, 50.0));
-        let (a, b) = (NodeId::new("a"), NodeId::new("b"));
-        let mut room = Room::default();
         // `b` dragged almost onto `a`: `a` cannot fit, however squeezed
-        let close = [(a.clone(), at(0.0, 150.0)), (b.clone(), at(40.0, 150.0))];
+        let (a, _, close) = two(40.0);
+        let mut room = Room::default();
         let mut frames = 0;
         loop {
             room.plan(&close, 0.5);
@@ -190,8 +197,7 @@ mod tests {
             frames += 1;
             assert!(frames < 100, "still asking for frames after {frames}");
         }
-        let apart = [(a.clone(), at(0.0, 150.0)), (b.clone(), at(300.0, 150.0))];
-        room.plan(&apart, 0.5);
+        room.plan(&two(300.0).2, 0.5);
         assert_eq!(room.text_edge(&a, 10.0), Some(300.0 - GAP - 10.0));
     }
 }
