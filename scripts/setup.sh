@@ -8,10 +8,11 @@ source "$(dirname "${BASH_SOURCE[0]}")/env.sh"
 need_apt=()
 # build tools; X11/GL runtime libraries for the desktop app (glow on Mesa; no -dev packages);
 # psql, the client the Direct Query tests talk to `medallion serve` with; Java 17 for the local
-# PySpark that runs exported scripts (tests/it/export.rs); time for scripts/bench.sh
+# PySpark that runs exported scripts (tests/it/export.rs); time for scripts/bench.sh; a font with
+# Chinese, Japanese and Korean glyphs, which egui's own fonts lack (ui/fonts.rs)
 for pkg in build-essential time pkg-config cmake libssl-dev zlib1g-dev python3-venv postgresql-client \
     openjdk-17-jre-headless \
-    libgl1 libegl1 libgl1-mesa-dri libxkbcommon-x11-0 libxcursor1 libxrandr2 libxi6; do
+    libgl1 libegl1 libgl1-mesa-dri libxkbcommon-x11-0 libxcursor1 libxrandr2 libxi6 fonts-wqy-microhei; do
     dpkg -s "$pkg" >/dev/null 2>&1 || need_apt+=("$pkg")
 done
 if [ "${#need_apt[@]}" -gt 0 ]; then

@@ -6,6 +6,7 @@ pub mod canvas;
 mod canvas_text;
 pub mod catch_up;
 pub mod export;
+mod fonts;
 pub mod form;
 pub mod frame_stats;
 pub mod inspector;

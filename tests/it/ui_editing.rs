@@ -2,7 +2,7 @@
 //! deleted with undo; shortcuts with a focused text field; one undo step per field typed in;
 //! multibyte text in every message and name, cut at every position, never crashing the UI.
 
-use eframe::egui::{Key, Modifiers};
+use eframe::egui::{FontId, Key, Modifiers};
 use egui_kittest::kittest::Queryable as _;
 use medallion::model::{Diagnostic, NodeId, PipelineMode, Project};
 use medallion::ui::app::Picker;
@@ -176,6 +176,22 @@ fn multibyte_messages() -> Vec<String> {
     (60..95)
         .map(|n| format!("{}{tail}\nsecond line {n}", "é".repeat(n / 2) + &"x".repeat(n % 2)))
         .collect()
+}
+
+/// Chinese, Japanese and Korean names and values are drawn as text, not boxes: egui's own
+/// fonts have none of their glyphs, so the app adds the system's CJK font (scripts/setup.sh
+/// installs `fonts-wqy-microhei`), after egui's own.
+#[test]
+fn chinese_japanese_and_korean_text_have_glyphs() {
+    let mut h = harness(None);
+    h.run_steps(2);
+    // (no spaces or Latin letters: egui's `has_glyph` says no to them in its monospace font,
+    // which draws them)
+    for text in ["名前", "ひらがなカタカナ", "한국어"] {
+        for font in [FontId::proportional(14.0), FontId::monospace(13.0)] {
+            assert!(h.ctx.fonts_mut(|f| f.has_glyphs(&font, text)), "{text} in {font:?}");
+        }
+    }
 }
 
 #[test]

@@ -181,6 +181,7 @@ const PANELS_KEY: &str = "medallion.panels_shown";
 impl MedallionApp {
     pub fn new(cc: &eframe::CreationContext<'_>, path: Option<PathBuf>) -> anyhow::Result<Self> {
         cc.egui_ctx.all_styles_mut(|s| s.interaction.selectable_labels = false);
+        super::fonts::install_fallback(&cc.egui_ctx);
         let ctx = cc.egui_ctx.clone();
         let wake_ctx = ctx.clone();
         let engine = EngineHandle::start(move || wake_ctx.request_repaint())?;
