@@ -66,7 +66,8 @@ mod tests {
     use super::*;
 
     /// A missing file and one that is not a font are passed over (egui would panic on the
-    /// latter); the first real font is taken, and with it egui draws what its own fonts lack.
+    /// latter), and so is a face index the file does not have; the first real font is taken.
+    /// (That the app then has CJK glyphs: `chinese_japanese_and_korean_text_have_glyphs`.)
     #[test]
     fn the_first_readable_font_is_taken_and_broken_files_are_skipped() {
         let dir = tempfile::tempdir().unwrap();
