@@ -10,7 +10,9 @@ source "$(dirname "${BASH_SOURCE[0]}")/env.sh"
 cd "$MEDALLION_ROOT"
 bash scripts/setup.sh
 need=()
-for pkg in xvfb imagemagick xdotool; do dpkg -s "$pkg" >/dev/null 2>&1 || need+=("$pkg"); done
+for pkg in xvfb imagemagick xdotool; do
+    dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "ok installed" || need+=("$pkg")
+done
 if [ "${#need[@]}" -gt 0 ]; then
     DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}" >/dev/null
 fi

@@ -13,7 +13,8 @@ need_apt=()
 for pkg in build-essential time pkg-config cmake libssl-dev zlib1g-dev python3-venv postgresql-client \
     openjdk-17-jre-headless \
     libgl1 libegl1 libgl1-mesa-dri libxkbcommon-x11-0 libxcursor1 libxrandr2 libxi6 fonts-wqy-microhei; do
-    dpkg -s "$pkg" >/dev/null 2>&1 || need_apt+=("$pkg")
+    # installed, not merely known (`dpkg -s` also succeeds for a removed package's leftovers)
+    dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "ok installed" || need_apt+=("$pkg")
 done
 if [ "${#need_apt[@]}" -gt 0 ]; then
     echo "setup: installing ${need_apt[*]}"
