@@ -42,9 +42,10 @@ pub const BODY_RESERVE: f32 = 28.0;
 const MIN_TEXT_WIDTH: f32 = 36.0;
 
 /// For each node with a neighbour to its right on the same row (their vertical extents
-/// overlap), the x (canvas units) its frame must end before: that neighbour's left edge less
-/// [`GAP`]. `nodes`: each node and its rectangle as last drawn, in canvas units.
-fn right_edges<K: Clone + Eq + Hash>(nodes: &[(K, Rect)]) -> HashMap<K, f32> {
+/// overlap), the x (canvas units) its frame must end before (that neighbour's left edge less
+/// [`GAP`]) and its room (that x less its own left). `nodes`: each node and its rectangle as
+/// last drawn, in canvas units.
+fn right_edges<K: Clone + Eq + Hash>(nodes: &[(K, Rect)]) -> HashMap<K, (f32, f32)> {
     let mut edges = HashMap::new();
     for (key, r) in nodes {
         let next = nodes
@@ -53,7 +54,7 @@ fn right_edges<K: Clone + Eq + Hash>(nodes: &[(K, Rect)]) -> HashMap<K, f32> {
             .map(|(_, o)| o.min.x)
             .fold(f32::INFINITY, f32::min);
         if next.is_finite() {
-            edges.insert(key.clone(), next - GAP);
+            edges.insert(key.clone(), (next - GAP, next - GAP - r.min.x));
         }
     }
     edges
@@ -77,11 +78,7 @@ pub struct Room {
 impl Room {
     /// This frame's edges, from each node's rectangle as last drawn (canvas units), at `scale`.
     pub fn plan(&mut self, nodes: &[(NodeId, Rect)], scale: f32) {
-        let edges = right_edges(nodes);
-        self.edges = nodes
-            .iter()
-            .filter_map(|(id, r)| edges.get(id).map(|&x| (id.clone(), (x, x - r.min.x))))
-            .collect();
+        self.edges = right_edges(nodes);
         if (scale - self.scale).abs() > 1e-4 {
             self.squeeze.clear();
             self.scale = scale;
@@ -153,11 +150,12 @@ mod tests {
             ("last", at(400.0, 200.0, 100.0, 80.0)),
         ];
         let edges = right_edges(&nodes);
-        assert_eq!(edges.get("a"), Some(&(190.0 - GAP)), "the nearest, not the farther one");
-        assert_eq!(edges.get("b"), Some(&(600.0 - GAP)));
-        assert_eq!(edges.get("under"), Some(&(400.0 - GAP)));
-        assert_eq!(edges.get("far"), None, "nothing to its right");
-        assert_eq!(edges.get("last"), None);
+        let edge = |k| edges.get(k).copied();
+        assert_eq!(edge("a"), Some((190.0 - GAP, 190.0 - GAP)), "the nearest, not the farther");
+        assert_eq!(edge("b"), Some((600.0 - GAP, 410.0 - GAP)));
+        assert_eq!(edge("under"), Some((400.0 - GAP, 380.0 - GAP)));
+        assert_eq!(edge("far"), None, "nothing to its right");
+        assert_eq!(edge("last"), None);
     }
 
     /// A node drawn past its edge is squeezed by the excess from the next frame, more if it
