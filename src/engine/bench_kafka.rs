@@ -54,7 +54,8 @@ pub fn consume(bootstrap: &str, topic: &str) -> Result<ConsumeReport> {
     let consumer: BaseConsumer =
         cfg.create().map_err(|e| EngineError::Config(format!("bad Kafka settings: {e}")))?;
     let mut tpl = TopicPartitionList::new();
-    let mut left: BTreeMap<(String, i32), i64> = BTreeMap::new();
+    // per partition of the one topic: the end offset, or None once reached
+    let mut left: BTreeMap<i32, Option<i64>> = BTreeMap::new();
     for (key, (low, _)) in &marks {
         let end = ends.get(key).copied().unwrap_or(*low);
         if let Some((t, p)) = super::sources::kafka::parse_tp_key(key)
@@ -62,33 +63,43 @@ pub fn consume(bootstrap: &str, topic: &str) -> Result<ConsumeReport> {
         {
             tpl.add_partition_offset(t, p, Offset::Offset(*low))
                 .map_err(|e| EngineError::Broker(e.to_string()))?;
-            left.insert((t.to_owned(), p), end);
+            left.insert(p, Some(end));
         }
     }
     consumer.assign(&tpl).map_err(|e| EngineError::Broker(e.to_string()))?;
     let (mut messages, mut bytes) = (0u64, 0u64);
-    let mut last = Instant::now();
-    while !left.is_empty() {
+    let mut remaining = left.len();
+    let (mut last, mut progressed) = (Instant::now(), false);
+    // per message only what a counting consumer must (no allocation, no clock read of its
+    // own), so the ceiling stays honest: 0.81 -> 0.76 s for 1M messages (session 26)
+    while remaining > 0 {
         match consumer.poll(Duration::from_millis(100)) {
             Some(Ok(m)) => {
-                let key = (m.topic().to_owned(), m.partition());
-                let Some(&end) = left.get(&key) else { continue };
+                progressed = true;
+                let Some(slot) = left.get_mut(&m.partition()) else { continue };
+                let Some(end) = *slot else { continue };
                 if m.offset() < end {
                     messages += 1;
                     bytes += m.payload_len() as u64;
                 }
                 if m.offset() + 1 >= end {
-                    left.remove(&key);
+                    *slot = None;
+                    remaining -= 1;
                 }
-                last = Instant::now();
             }
-            _ if last.elapsed() > Duration::from_secs(20) => {
-                return Err(EngineError::Broker(format!(
-                    "no messages for 20 s with {} partition(s) short of their end offsets",
-                    left.len()
-                )));
+            _ => {
+                // the clock is read when the queue is empty, not once per message
+                if progressed {
+                    progressed = false;
+                    last = Instant::now();
+                }
+                if last.elapsed() > Duration::from_secs(20) {
+                    return Err(EngineError::Broker(format!(
+                        "no messages for 20 s with {remaining} partition(s) short of their end \
+                         offsets",
+                    )));
+                }
             }
-            _ => {}
         }
     }
     Ok(ConsumeReport { messages, bytes, secs: started.elapsed().as_secs_f64() })

@@ -592,6 +592,70 @@ async fn kafka_reads_get_exactly_their_ranges_across_kept_assignments() {
     assert_eq!(read(r.clone()).await, expect(&r), "read of {r:?}");
 }
 
+/// One read of two topics whose partition numbers coincide: every message lands in its own
+/// topic's range, under its own topic's name (the read finds a message's slot by partition
+/// alone only when one topic is assigned). And `bench kafka-consume` counts exactly its topic.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_read_of_two_topics_keeps_their_partitions_apart() {
+    use arrow::array::AsArray;
+    use arrow::datatypes::{Int32Type, Int64Type};
+    use medallion::engine::sources::kafka::KafkaClient;
+    use std::collections::BTreeMap;
+    let broker = Broker::start();
+    create_topic(&broker, "left").await;
+    create_topic(&broker, "right").await;
+    let (left, right) = (music_events(300, 1), music_events(200, 2));
+    produce(&broker, "left", &left).await;
+    produce(&broker, "right", &right).await;
+    let cfg = medallion::model::node::KafkaSource {
+        bootstrap_servers: broker.addr.clone(),
+        subscribe: vec!["left".into(), "right".into()],
+        ..Default::default()
+    };
+    let client = std::sync::Arc::new(KafkaClient::new(&cfg, "two-topics").unwrap());
+    let c = client.clone();
+    let batches = tokio::task::spawn_blocking(move || {
+        let ends = c.end_offsets(&c.all_watermarks()?)?;
+        let ranges: BTreeMap<String, [i64; 2]> =
+            ends.into_iter().map(|(tp, end)| (tp, [0, end])).collect();
+        c.read(&ranges)
+    })
+    .await
+    .unwrap()
+    .unwrap();
+    let mut got: BTreeMap<(String, i32), Vec<i64>> = BTreeMap::new();
+    for b in &batches {
+        let topics = b.column_by_name("topic").unwrap().as_string::<i32>();
+        let parts = b.column_by_name("partition").unwrap().as_primitive::<Int32Type>();
+        let offs = b.column_by_name("offset").unwrap().as_primitive::<Int64Type>();
+        for i in 0..b.num_rows() {
+            got.entry((topics.value(i).to_owned(), parts.value(i)))
+                .or_default()
+                .push(offs.value(i));
+        }
+    }
+    for (topic, n) in [("left", 300), ("right", 200)] {
+        let mut total = 0;
+        for ((t, p), offsets) in got.iter_mut().filter(|((t, _), _)| t == topic) {
+            offsets.sort();
+            let want: Vec<i64> = (0..offsets.len() as i64).collect();
+            assert_eq!(*offsets, want, "{t}:{p} holds each of its offsets once");
+            total += offsets.len();
+        }
+        assert_eq!(total, n, "{topic}: {got:?}");
+    }
+    assert_eq!(got.len(), 6, "3 partitions of each topic: {:?}", got.keys());
+    drop(client);
+
+    let bytes: usize = left.iter().map(String::len).sum();
+    let addr = broker.addr.clone();
+    let report = tokio::task::spawn_blocking(move || engine::bench_kafka::consume(&addr, "left"))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!((report.messages, report.bytes), (300, bytes as u64), "{report}");
+}
+
 /// Spark's Kafka columns: `headers` only with `includeHeaders = true`, and then each record's
 /// headers in order (non-ASCII keys and values too), NULL for a record sent without any.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -40,8 +40,9 @@ impl PlainDecoder {
     /// The records of `bytes` (JSON objects separated by whitespace) as one batch, or `None`
     /// when the chunk needs arrow-json and Spark's rules.
     pub fn decode(&self, bytes: &[u8]) -> Option<RecordBatch> {
-        // arrow-json fails a chunk with invalid UTF-8 anywhere (in a string it keeps or not)
-        std::str::from_utf8(bytes).ok()?;
+        // arrow-json fails a chunk with invalid UTF-8 anywhere (in a string it keeps or not);
+        // SIMD validation (music_kafka: 1.2% of samples with std's, 0.8%)
+        simdutf8::basic::from_utf8(bytes).ok()?;
         let mut out = Object::new(self.target.fields(), bytes.len());
         let mut rows = 0;
         let mut p = Parser { b: bytes, i: 0 };
@@ -68,7 +69,7 @@ impl PlainDecoder {
         let all = &docs.value_data()[first..last];
         // whole: a document that is not valid UTF-8 on its own ends or starts outside an
         // object, which the grammar refuses anyway
-        std::str::from_utf8(all).ok()?;
+        simdutf8::basic::from_utf8(all).ok()?;
         let mut out = Object::new(self.target.fields(), all.len());
         for doc in docs.iter().flatten() {
             let mut p = Parser { b: doc, i: 0 };

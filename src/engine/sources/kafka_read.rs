@@ -217,22 +217,31 @@ impl KafkaClient {
         }
         carried.into_iter().for_each(&mut *emit);
         let mut builder = BatchBuilder::new(self.cfg.include_headers);
+        // one topic (the usual case): a message's partition finds its slot, without reading
+        // and UTF-8-checking its topic name per message (music_kafka: 0.3% of samples -> 0)
+        let one_topic = st.parts.windows(2).all(|w| w[0].topic == w[1].topic);
         let mut last_progress = Instant::now();
         let mut delivered = 0u64;
         while left > 0 {
             if self.stopped.load(Ordering::Relaxed) {
                 return Err(EngineError::Config("the Kafka stream stopped".into()));
             }
+            // (librdkafka reads the clock twice per poll and rust-rdkafka once, whatever the
+            // timeout: ~7% of music_kafka's samples; a zero-timeout poll first saved none of it)
             match self.consumer().poll(Duration::from_millis(200)) {
                 Some(Ok(msg)) => {
-                    let topic = msg.topic();
-                    let Some(i) = st.index(topic, msg.partition()) else { continue };
+                    let found = if one_topic {
+                        st.parts.iter().position(|a| a.partition == msg.partition())
+                    } else {
+                        st.index(msg.topic(), msg.partition())
+                    };
+                    let Some(i) = found else { continue };
                     delivered += 1;
                     let offset = msg.offset();
                     match range[i] {
                         Some([start, end]) if offset < end => {
                             if offset >= start {
-                                builder.push(&msg, topic);
+                                builder.push(&msg, &st.parts[i].topic);
                                 if builder.len() >= BATCH_ROWS {
                                     emit(builder.finish()?);
                                 }
