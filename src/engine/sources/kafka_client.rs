@@ -57,7 +57,7 @@ impl Drop for KafkaClient {
 /// Closes consumers on a thread of their own: rust-rdkafka closes a consumer of a group by
 /// polling in 100 ms steps (the end of every run waited 200 ms for it), and nobody needs the
 /// close.
-fn close_later<T: Send + 'static>(consumers: T) {
+pub(crate) fn close_later<T: Send + 'static>(consumers: T) {
     let _ = std::thread::Builder::new().name("kafka-close".into()).spawn(move || drop(consumers));
 }
 
