@@ -503,3 +503,34 @@ fn ctrl_a_selects_every_node_for_copy_and_delete() {
     h.run_steps(2);
     assert_eq!(h.state().pipeline().unwrap().nodes.len(), 3, "one undo brings all back");
 }
+
+/// A window too small for the side and bottom panels shows the canvas with its least room
+/// (240 x 140): the palette goes first, then the inspector, the bottom panel by height, and
+/// each comes back when the window grows, still ticked in View. Before, a 360 x 260 window
+/// squeezed the canvas to ~40 px and the inspector ran off the window.
+#[test]
+fn a_small_window_leaves_the_canvas_its_room() {
+    let (_dir, mut h) = demo_silver([360.0, 260.0]);
+    let canvas = |h: &egui_kittest::Harness<'static, medallion::ui::app::MedallionApp>| {
+        h.state().canvas().unwrap().on_screen().unwrap().0
+    };
+    let view = canvas(&h);
+    assert!(view.width() >= 320.0 && view.height() >= 140.0, "the canvas alone: {view:?}");
+    assert!(h.query_by_label("Nodes").is_none(), "no palette");
+    assert!(h.query_by_label("Monitor").is_none(), "no bottom panel");
+    assert_eq!(h.state().panels_shown, [true; 3], "View still ticks every panel");
+
+    h.set_size(eframe::egui::vec2(600.0, 640.0));
+    h.run_steps(4);
+    let view = canvas(&h);
+    assert!(h.query_by_label("Nodes").is_none(), "the palette goes first");
+    assert!(view.width() >= 240.0 && view.width() <= 360.0, "beside the inspector: {view:?}");
+    assert!(view.height() >= 140.0, "above the bottom panel: {view:?}");
+    assert!(h.query_by_label("Monitor").is_some(), "the bottom panel fits");
+
+    h.set_size(eframe::egui::vec2(1400.0, 860.0));
+    h.run_steps(4);
+    let view = canvas(&h);
+    assert!(h.query_by_label("Nodes").is_some(), "the palette is back");
+    assert!(view.width() < 1400.0 - 400.0, "beside palette and inspector: {view:?}");
+}

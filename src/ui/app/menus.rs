@@ -173,12 +173,13 @@ impl MedallionApp {
                 }
             });
             ui.menu_button("View", |ui| {
-                for (shown, label) in self.panels_shown.iter_mut().zip([
-                    "Node palette",
-                    "Inspector",
-                    "Bottom panel (preview, problems, monitor…)",
-                ]) {
-                    ui.checkbox(shown, label);
+                let labels =
+                    ["Node palette", "Inspector", "Bottom panel (preview, problems, monitor…)"];
+                for (i, label) in labels.into_iter().enumerate() {
+                    ui.checkbox(&mut self.panels_shown[i], label);
+                    if self.panels_shown[i] && !self.panels_fit[i] {
+                        ui.weak("  hidden while the window is too small for it");
+                    }
                 }
                 ui.separator();
                 if ui.button("Fit to view").clicked()

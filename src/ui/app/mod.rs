@@ -151,6 +151,9 @@ pub struct MedallionApp {
     notices: Vec<notices::Notice>,
     /// Which side and bottom panels are shown (View menu).
     pub panels_shown: [bool; 3],
+    /// Which of them fit this frame: those that would leave the canvas too little room are
+    /// left out until the window grows (`panels::panels_that_fit`).
+    pub panels_fit: [bool; 3],
     path_dialog: Option<notices::PathDialog>,
     confirm: Option<Pending>,
     allow_close: bool,
@@ -217,6 +220,7 @@ impl MedallionApp {
                 .storage
                 .and_then(|s| eframe::get_value(s, PANELS_KEY))
                 .unwrap_or([true; 3]),
+            panels_fit: [true; 3],
             path_dialog: None,
             confirm: None,
             allow_close: false,
@@ -635,25 +639,26 @@ impl MedallionApp {
             self.menu_ui(ui);
             self.tabs_ui(ui);
         });
-        let [palette, inspector, bottom] = self.panels_shown;
-        if palette {
+        let [palette, inspector, bottom] = self.fit_panels(ui);
+        if let Some(max) = palette {
             egui::Panel::left("palette")
                 .resizable(true)
-                .default_size(170.0)
+                .default_size(panels::PANEL_DEFAULTS[0])
+                .size_range(panels::PANEL_MINS[0]..=max)
                 .show(ui, |ui| self.palette_panel_ui(ui));
         }
-        if inspector {
+        if let Some(max) = inspector {
             egui::Panel::right("inspector")
                 .resizable(true)
-                .default_size(330.0)
-                .min_size(240.0)
+                .default_size(panels::PANEL_DEFAULTS[1])
+                .size_range(panels::PANEL_MINS[1]..=max)
                 .show(ui, |ui| self.inspector_panel_ui(ui));
         }
-        if bottom {
+        if let Some(max) = bottom {
             egui::Panel::bottom("bottom")
                 .resizable(true)
-                .default_size(340.0)
-                .min_size(220.0)
+                .default_size(panels::PANEL_DEFAULTS[2])
+                .size_range(panels::PANEL_MINS[2]..=max)
                 .show(ui, |ui| self.bottom_panel_ui(ui));
         }
         egui::CentralPanel::default().show(ui, |ui| self.canvas_panel_ui(ui));

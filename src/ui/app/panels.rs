@@ -3,7 +3,52 @@
 
 use super::*;
 
+/// The least room the canvas keeps in a small window: a panel that would leave it less is
+/// left out (the palette first, then the inspector; the bottom panel by height) until the
+/// window grows, and a panel dragged wide is held to what leaves the canvas this much. Before,
+/// a 360 x 260 window squeezed the canvas to ~40 px and the inspector ran off the window.
+const CANVAS_MIN: egui::Vec2 = egui::vec2(240.0, 140.0);
+/// The panels' sizes when first shown (palette and inspector widths, bottom height) and the
+/// least they shrink to (the palette's entries, the inspector's fields and the monitor's rows
+/// need that much).
+pub(super) const PANEL_DEFAULTS: [f32; 3] = [170.0, 330.0, 340.0];
+pub(super) const PANEL_MINS: [f32; 3] = [170.0, 240.0, 220.0];
+const PANEL_IDS: [&str; 3] = ["palette", "inspector", "bottom"];
+
+/// Of the panels asked for (`shown`: palette, inspector, bottom), those that fit in `room`
+/// beside a canvas of [`CANVAS_MIN`], each with the most it may grow to; `sizes` are their
+/// sizes now. The inspector goes before the palette: it is where a node is edited.
+fn panels_that_fit(shown: [bool; 3], room: egui::Vec2, sizes: [f32; 3]) -> [Option<f32>; 3] {
+    let [palette, inspector, bottom] = shown;
+    let width = room.x - CANVAS_MIN.x;
+    let inspector = inspector && width >= PANEL_MINS[1];
+    let beside_inspector = if inspector { PANEL_MINS[1] } else { 0.0 };
+    let palette =
+        (palette && width - beside_inspector >= PANEL_MINS[0]).then_some(width - beside_inspector);
+    let palette_now = palette.map_or(0.0, |max| sizes[0].clamp(PANEL_MINS[0], max));
+    let inspector = inspector.then_some(width - palette_now);
+    let bottom =
+        (bottom && room.y - CANVAS_MIN.y >= PANEL_MINS[2]).then_some(room.y - CANVAS_MIN.y);
+    [palette, inspector, bottom]
+}
+
 impl MedallionApp {
+    /// The panels to show this frame, each with the most it may grow to: those ticked in View
+    /// that fit the room left under the menu, at the sizes they were last drawn at.
+    pub(super) fn fit_panels(&mut self, ui: &Ui) -> [Option<f32>; 3] {
+        let room = ui.available_rect_before_wrap().size();
+        let sizes: [f32; 3] =
+            std::array::from_fn(|i| {
+                egui::containers::panel::PanelState::load(ui.ctx(), egui::Id::new(PANEL_IDS[i]))
+                    .map_or(PANEL_DEFAULTS[i], |s| {
+                        if i == 2 { s.outer_rect.height() } else { s.outer_rect.width() }
+                    })
+            });
+        let fit = panels_that_fit(self.panels_shown, room, sizes);
+        self.panels_fit = fit.map(|f| f.is_some());
+        fit
+    }
+
     pub(super) fn palette_panel_ui(&mut self, ui: &mut Ui) {
         ui.heading("Nodes");
         egui::ScrollArea::vertical().show(ui, |ui| {
@@ -229,4 +274,50 @@ fn inputs_ui(ui: &mut Ui, p: &Pipeline, id: &NodeId) -> Option<(String, Option<N
         ui.separator();
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn fit(shown: [bool; 3], w: f32, h: f32, sizes: [f32; 3]) -> [Option<f32>; 3] {
+        panels_that_fit(shown, egui::vec2(w, h), sizes)
+    }
+
+    #[test]
+    fn panels_are_left_out_so_the_canvas_keeps_its_room() {
+        let all = |w, h| fit([true; 3], w, h, PANEL_DEFAULTS).map(|f| f.is_some());
+        assert_eq!(all(1400.0, 860.0), [true, true, true]);
+        // narrower: the palette goes first, the inspector stays
+        assert_eq!(all(600.0, 860.0), [false, true, true]);
+        // too narrow for the inspector: the palette alone may still fit
+        assert_eq!(all(450.0, 860.0), [true, false, true]);
+        // tiny: the canvas alone
+        assert_eq!(all(360.0, 210.0), [false, false, false]);
+        // low: the bottom panel goes, the side panels stay
+        assert_eq!(all(1400.0, 300.0), [true, true, false]);
+        // a panel unticked in View stays out
+        assert_eq!(
+            fit([false, true, false], 1400.0, 860.0, PANEL_DEFAULTS).map(|f| f.is_some()),
+            [false, true, false]
+        );
+    }
+
+    #[test]
+    fn a_panel_dragged_wide_is_held_to_what_leaves_the_canvas_its_room() {
+        // 800 px: the palette as it is (170), the inspector up to 800 - 240 - 170
+        assert_eq!(
+            fit([true; 3], 800.0, 860.0, PANEL_DEFAULTS),
+            [Some(320.0), Some(390.0), Some(720.0)]
+        );
+        // the palette dragged to 600 px: held to 800 - 240 - the inspector's least width
+        let [palette, inspector, _] = fit([true; 3], 800.0, 860.0, [600.0, 330.0, 340.0]);
+        assert_eq!((palette, inspector), (Some(320.0), Some(240.0)));
+        // whatever the sizes, the panels shown leave the canvas its least room
+        for w in [380.0, 500.0, 640.0, 900.0] {
+            let [p, i, _] = fit([true; 3], w, 860.0, [900.0, 900.0, 900.0]);
+            let (p, i) = (p.map_or(0.0, |m| 900f32.clamp(PANEL_MINS[0], m)), i.unwrap_or(0.0));
+            assert!(w - p - i >= CANVAS_MIN.x, "{w} px: palette {p}, inspector up to {i}");
+        }
+    }
 }
