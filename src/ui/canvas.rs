@@ -28,6 +28,9 @@ pub struct Canvas {
     refits: u8,
     /// Zoom by this factor at the next frame (the zoom buttons).
     pub zoom: Option<f32>,
+    /// The view's size at the last fit, until the user pans or zooms: a window resized, the
+    /// UI zoomed or a panel shown or hidden fits again instead of leaving nodes off the view.
+    fitted_size: Option<egui::Vec2>,
     /// Screen pixels per canvas unit, as last drawn.
     pub scale: f32,
     /// Each node's rectangle as last drawn, in canvas units.
@@ -192,6 +195,9 @@ struct ViewState {
     fitted: bool,
     refits: u8,
     zoom: Option<f32>,
+    fitted_size: Option<egui::Vec2>,
+    /// The transform as last drawn: another one now means the user panned or zoomed.
+    drawn: Option<egui::emath::TSTransform>,
     scale: f32,
     rects: HashMap<NodeId, egui::Rect>,
     view: egui::Rect,
@@ -241,6 +247,11 @@ impl SnarlViewer<NodeId> for Viewer<'_> {
         snarl: &mut Snarl<NodeId>,
     ) {
         let v = &mut self.view;
+        if v.drawn.is_some_and(|t| t != *to_global) {
+            v.fitted_size = None;
+        } else if v.fitted_size.is_some_and(|s| (s - v.view.size()).length() > 1.0) {
+            v.fitted = false;
+        }
         // fit once every node has been drawn (their sizes are known only then)
         // measured sizes at the nodes' current places (an auto-layout may have moved them)
         let drawn: Vec<(NodeId, egui::Rect)> = snarl
@@ -256,11 +267,13 @@ impl SnarlViewer<NodeId> for Viewer<'_> {
                 *to_global = fit_transform(bb, v.view);
                 v.refits = if v.fitted { v.refits - 1 } else { 3 };
                 v.fitted = true;
+                v.fitted_size = Some(v.view.size());
             } else if drawn.is_empty() && snarl.nodes().count() == 0 {
                 v.fitted = true;
             }
         }
         if let Some(factor) = v.zoom.take() {
+            v.fitted_size = None;
             let centre = v.view.center();
             let old = to_global.scaling;
             let new = (old * factor).clamp(MIN_SCALE, MAX_SCALE);
@@ -629,6 +642,8 @@ pub fn canvas_ui(
         refits: canvas.refits,
         fitted: canvas.fitted,
         zoom: canvas.zoom.take(),
+        fitted_size: canvas.fitted_size,
+        drawn: canvas.view.map(|(_, t)| t),
         scale: if canvas.scale > 0.0 { canvas.scale } else { 1.0 },
         rects: std::mem::take(&mut canvas.rects),
         view: view_rect,
@@ -640,6 +655,7 @@ pub fn canvas_ui(
     canvas.fitted = view.fitted;
     canvas.refits = view.refits;
     canvas.zoom = view.zoom;
+    canvas.fitted_size = view.fitted_size;
     canvas.scale = view.scale;
     canvas.view = Some((view_rect, view.transform));
     canvas.rects = view.rects;

@@ -534,3 +534,26 @@ fn a_small_window_leaves_the_canvas_its_room() {
     assert!(h.query_by_label("Nodes").is_some(), "the palette is back");
     assert!(view.width() < 1400.0 - 400.0, "beside palette and inspector: {view:?}");
 }
+
+/// A view fitted and not moved since fits again when the canvas changes size (the window
+/// resized, the UI zoomed, a panel shown or hidden): before, shrinking the window left nodes
+/// off the view. Once the user zooms, the view stays as they left it.
+#[test]
+fn a_fitted_view_fits_again_when_the_window_changes_size() {
+    let (_dir, mut h) = demo_silver([1400.0, 860.0]);
+    assert_all_shown_none_covered(h.state().canvas().unwrap());
+    h.set_size(eframe::egui::vec2(900.0, 640.0));
+    h.run_steps(6);
+    assert_all_shown_none_covered(h.state().canvas().unwrap());
+    h.set_size(eframe::egui::vec2(1400.0, 860.0));
+    h.run_steps(6);
+    assert_all_shown_none_covered(h.state().canvas().unwrap());
+
+    h.get_by_label("−").click();
+    h.run_steps(2);
+    let zoomed = h.state().canvas().unwrap().scale;
+    h.set_size(eframe::egui::vec2(900.0, 640.0));
+    h.run_steps(6);
+    let scale = h.state().canvas().unwrap().scale;
+    assert!((scale - zoomed).abs() < 1e-3, "zoomed by the user to {zoomed}, then {scale}");
+}
