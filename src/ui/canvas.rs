@@ -13,6 +13,7 @@ use crate::model::node::NodeKind;
 use crate::model::{Diagnostic, Node, NodeId, Pipeline, Pos, Severity};
 
 use super::canvas_text::{self, BODY_RESERVE, HEADER_RESERVE, LOD_SCALE, readable_text};
+use super::canvas_view::ViewState;
 use super::monitor::{RunStatus, compact};
 use super::theme;
 
@@ -28,8 +29,9 @@ pub struct Canvas {
     refits: u8,
     /// Zoom by this factor at the next frame (the zoom buttons).
     pub zoom: Option<f32>,
-    /// The view's size at the last fit, until the user pans or zooms: a window resized, the
-    /// UI zoomed or a panel shown or hidden fits again instead of leaving nodes off the view.
+    /// The view's size at the last fit, until the user pans, zooms or moves a node: a window
+    /// resized, the UI zoomed, a panel shown or hidden or a node grown past the view fits
+    /// again instead of leaving nodes off the view.
     fitted_size: Option<egui::Vec2>,
     /// Screen pixels per canvas unit, as last drawn.
     pub scale: f32,
@@ -43,7 +45,7 @@ pub struct Canvas {
 
 /// Smallest zoom a fit or the buttons go to; text is scaled up below `canvas_text::LOD_SCALE`.
 pub const MIN_SCALE: f32 = 0.25;
-const MAX_SCALE: f32 = 1.25;
+pub(super) const MAX_SCALE: f32 = 1.25;
 /// Below this zoom a running node drops its edge rates and "running" line.
 const BUSY_DETAIL_SCALE: f32 = 0.8;
 
@@ -189,28 +191,6 @@ pub struct Viewer<'a> {
     view: ViewState,
 }
 
-/// What the viewer needs to fit and zoom the view, taken from the `Canvas` for a frame.
-struct ViewState {
-    transform: egui::emath::TSTransform,
-    fitted: bool,
-    refits: u8,
-    zoom: Option<f32>,
-    fitted_size: Option<egui::Vec2>,
-    /// The transform as last drawn: another one now means the user panned or zoomed.
-    drawn: Option<egui::emath::TSTransform>,
-    scale: f32,
-    rects: HashMap<NodeId, egui::Rect>,
-    view: egui::Rect,
-    room: canvas_text::Room,
-}
-
-/// The transform that shows `bb` (canvas units) centred in `view` (screen).
-pub fn fit_transform(bb: egui::Rect, view: egui::Rect) -> egui::emath::TSTransform {
-    let bb = bb.expand(24.0);
-    let scale = (view.size() / bb.size()).min_elem().clamp(MIN_SCALE, MAX_SCALE);
-    egui::emath::TSTransform::new(view.center().to_vec2() - bb.center().to_vec2() * scale, scale)
-}
-
 impl Viewer<'_> {
     fn model_id(&self, snarl: &Snarl<NodeId>, id: SnarlId) -> Option<NodeId> {
         snarl.get_node(id).cloned()
@@ -246,44 +226,7 @@ impl SnarlViewer<NodeId> for Viewer<'_> {
         to_global: &mut egui::emath::TSTransform,
         snarl: &mut Snarl<NodeId>,
     ) {
-        let v = &mut self.view;
-        if v.drawn.is_some_and(|t| t != *to_global) {
-            v.fitted_size = None;
-        } else if v.fitted_size.is_some_and(|s| (s - v.view.size()).length() > 1.0) {
-            v.fitted = false;
-        }
-        // fit once every node has been drawn (their sizes are known only then)
-        // measured sizes at the nodes' current places (an auto-layout may have moved them)
-        let drawn: Vec<(NodeId, egui::Rect)> = snarl
-            .nodes_info()
-            .filter_map(|n| {
-                let size = v.rects.get(&n.value)?.size();
-                Some((n.value.clone(), egui::Rect::from_min_size(n.pos, size)))
-            })
-            .collect();
-        if (!v.fitted || v.refits > 0) && v.view.is_positive() {
-            if drawn.len() == snarl.nodes().count() && !drawn.is_empty() {
-                let bb = drawn.iter().fold(egui::Rect::NOTHING, |a, (_, r)| a.union(*r));
-                *to_global = fit_transform(bb, v.view);
-                v.refits = if v.fitted { v.refits - 1 } else { 3 };
-                v.fitted = true;
-                v.fitted_size = Some(v.view.size());
-            } else if drawn.is_empty() && snarl.nodes().count() == 0 {
-                v.fitted = true;
-            }
-        }
-        if let Some(factor) = v.zoom.take() {
-            v.fitted_size = None;
-            let centre = v.view.center();
-            let old = to_global.scaling;
-            let new = (old * factor).clamp(MIN_SCALE, MAX_SCALE);
-            // keep the canvas point under the view's centre where it is
-            let g = (centre.to_vec2() - to_global.translation) / old;
-            *to_global = egui::emath::TSTransform::new(centre.to_vec2() - g * new, new);
-        }
-        v.scale = to_global.scaling;
-        v.transform = *to_global;
-        v.room.plan(&drawn, v.scale);
+        self.view.place(to_global, snarl);
     }
 
     fn final_node_rect(
@@ -660,7 +603,10 @@ pub fn canvas_ui(
     canvas.view = Some((view_rect, view.transform));
     canvas.rects = view.rects;
     canvas.room = view.room;
-    canvas.positions_to(pipeline);
+    if canvas.positions_to(pipeline) {
+        // a node moved by the user: the view is theirs now, as after a pan or zoom
+        canvas.fitted_size = None;
+    }
     canvas.mark_synced(pipeline);
     actions
 }

@@ -4,6 +4,7 @@
 pub mod app;
 pub mod canvas;
 mod canvas_text;
+mod canvas_view;
 pub mod catch_up;
 pub mod export;
 mod fonts;

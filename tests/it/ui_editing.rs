@@ -557,3 +557,26 @@ fn a_fitted_view_fits_again_when_the_window_changes_size() {
     let scale = h.state().canvas().unwrap().scale;
     assert!((scale - zoomed).abs() < 1e-3, "zoomed by the user to {zoomed}, then {scale}");
 }
+
+/// A node that grows past a fitted view fits the view again: on first launch the monitor's
+/// figures (rows/s, the slowest batch, the table) widened the running sink after the first
+/// fit, and the view stayed cut through it. Here the right-most node gets a long name.
+#[test]
+fn a_fitted_view_fits_again_when_a_node_grows_past_it() {
+    let (_dir, mut h) = demo_silver([1400.0, 860.0]);
+    assert_all_shown_none_covered(h.state().canvas().unwrap());
+    let before = h.state().canvas().unwrap().scale;
+    let app = h.state_mut();
+    let tab = app.tab;
+    let right = app.doc.project.pipelines[tab]
+        .nodes
+        .iter_mut()
+        .max_by(|a, b| a.pos.x.total_cmp(&b.pos.x))
+        .unwrap();
+    right.name =
+        "silver/users — 銀のユーザー表、名前がとても長いノード (merged, typed, joined)".into();
+    h.run_steps(8);
+    assert_all_shown_none_covered(h.state().canvas().unwrap());
+    let after = h.state().canvas().unwrap().scale;
+    assert!(after < before - 0.01, "the view fitted the wider node: {before} -> {after}");
+}
