@@ -341,7 +341,12 @@ pub fn plots_ui(ui: &mut Ui, name: &str, pm: &PipelineMonitor, interval_ms: Opti
     ui.horizontal_wrapped(|ui| {
         ui.strong(name);
         status_chip_ui(ui, pm.status);
-        ui.label(format!("{} batches, {} rows", pm.batches, pm.rows));
+        let n = |v: u64| usize::try_from(v).unwrap_or(usize::MAX);
+        ui.label(format!(
+            "{}, {}",
+            super::preview::counted(n(pm.batches), "batch", "batches"),
+            super::preview::counted(n(pm.rows), "row", "rows")
+        ));
         if let Some(p) = &pm.last {
             let sinks: Vec<String> =
                 p.sinks.iter().map(|(n, v)| format!("{n}: Delta v{v}")).collect();

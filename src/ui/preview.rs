@@ -39,7 +39,7 @@ pub fn preview_table_ui(ui: &mut Ui, id: &str, preview: &Result<Preview, String>
     };
     let rows = p.rows();
     let cols = p.schema.fields().len();
-    ui.label(format!("{} rows × {cols} columns", thousands(rows)));
+    ui.label(format!("{} × {}", counted(rows, "row", "rows"), counted(cols, "column", "columns")));
     egui::ScrollArea::horizontal().id_salt(("preview_h", id)).show(ui, |ui| {
         TableBuilder::new(ui)
             .id_salt(("preview", id))
@@ -91,8 +91,20 @@ pub fn thousands(n: usize) -> String {
     out
 }
 
+/// `n` grouped and the word that goes with it: "1 row", "0 rows", "1,000 rows".
+pub fn counted(n: usize, one: &str, many: &str) -> String {
+    format!("{} {}", thousands(n), if n == 1 { one } else { many })
+}
+
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn counted_says_one_row_and_many_rows() {
+        assert_eq!(super::counted(1, "row", "rows"), "1 row");
+        assert_eq!(super::counted(0, "row", "rows"), "0 rows");
+        assert_eq!(super::counted(12_345, "column", "columns"), "12,345 columns");
+    }
+
     #[test]
     fn thousands_groups_digits() {
         let cases = [(0, "0"), (100, "100"), (1000, "1,000"), (100_000, "100,000")];

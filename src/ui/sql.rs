@@ -487,6 +487,7 @@ fn summary(s: &Shown) -> String {
             s.total_rows
         )
     } else {
-        format!("{} rows · {time}", s.total_rows)
+        let total = usize::try_from(s.total_rows).unwrap_or(usize::MAX);
+        format!("{} · {time}", super::preview::counted(total, "row", "rows"))
     }
 }

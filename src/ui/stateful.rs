@@ -28,7 +28,8 @@ pub fn state_badges(pm: Option<&PipelineMonitor>) -> HashMap<NodeId, String> {
             n if n < 10_000 => n.to_string(),
             n => compact(n as f64),
         };
-        let mut text = format!("state {rows} rows · {}", human_bytes(op.state_on_disk_bytes));
+        let word = if op.num_rows_total == 1 { "row" } else { "rows" };
+        let mut text = format!("state {rows} {word} · {}", human_bytes(op.state_on_disk_bytes));
         if op.num_rows_dropped_by_watermark > 0 {
             text.push_str(&format!(" · {} late", op.num_rows_dropped_by_watermark));
         }

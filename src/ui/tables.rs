@@ -101,7 +101,11 @@ fn list_ui(ui: &mut Ui, st: &mut TablesState, actions: &mut Vec<TablesAction>) {
                 ui.label(RichText::new(layer.to_uppercase()).strong().color(color));
                 last_layer = Some(layer);
             }
-            let rows = t.rows.map_or("? rows".into(), |r| format!("{} rows", compact(r as f64)));
+            let rows = match t.rows {
+                None => "? rows".into(),
+                Some(1) => "1 row".into(),
+                Some(r) => format!("{} rows", compact(r as f64)),
+            };
             let files = if t.files == 1 { "1 file".into() } else { format!("{} files", t.files) };
             let selected = st.selected.as_ref() == Some(&t.path);
             let clicked =

@@ -446,6 +446,15 @@ fn console_tab_runs_a_query_and_shows_errors_in_place() {
     assert!(h.query_by_label("first_name").is_some(), "the grid's header");
     assert!(!h.state().sql.text.contains('\n'), "Ctrl+Enter ran instead of adding a line");
 
+    // one row is "1 row", in the summary and above the grid
+    h.state_mut().sql.text = "SELECT count(*) AS n FROM silver.users".into();
+    h.get_by_label("▶ Run query").click();
+    h.run_steps(1);
+    crate::ui::wait_until(&mut h, "the count", |a| a.sql.shown_rows() == Some(1));
+    assert!(h.query_all_by_label_contains("1 row · ").next().is_some(), "the summary");
+    assert!(h.query_by_label("1 row × 1 column").is_some(), "the grid's size");
+    assert!(h.query_all_by_label_contains("1 rows").next().is_none());
+
     h.state_mut().sql.text = "SELECT * FROM silver.nope".into();
     h.get_by_label("▶ Run query").click();
     h.run_steps(1);
