@@ -13,7 +13,7 @@ use crate::model::node::NodeKind;
 use crate::model::{Diagnostic, Node, NodeId, Pipeline, Pos, Severity};
 
 use super::canvas_text::{self, BODY_RESERVE, HEADER_RESERVE, LOD_SCALE, readable_text};
-use super::canvas_view::ViewState;
+use super::canvas_view::{Fitted, ViewState};
 use super::monitor::{RunStatus, compact};
 use super::theme;
 
@@ -29,10 +29,10 @@ pub struct Canvas {
     refits: u8,
     /// Zoom by this factor at the next frame (the zoom buttons).
     pub zoom: Option<f32>,
-    /// The view's size at the last fit, until the user pans, zooms or moves a node: a window
-    /// resized, the UI zoomed, a panel shown or hidden or a node grown past the view fits
-    /// again instead of leaving nodes off the view.
-    fitted_size: Option<egui::Vec2>,
+    /// The view's size and the nodes' box at the last fit, until the user pans, zooms or moves
+    /// a node: a window resized, the UI zoomed, a panel shown or hidden or a node grown past
+    /// the view fits again instead of leaving nodes off the view.
+    fitted_at: Option<Fitted>,
     /// Screen pixels per canvas unit, as last drawn.
     pub scale: f32,
     /// Each node's rectangle as last drawn, in canvas units.
@@ -585,7 +585,7 @@ pub fn canvas_ui(
         refits: canvas.refits,
         fitted: canvas.fitted,
         zoom: canvas.zoom.take(),
-        fitted_size: canvas.fitted_size,
+        fitted_at: canvas.fitted_at,
         drawn: canvas.view.map(|(_, t)| t),
         scale: if canvas.scale > 0.0 { canvas.scale } else { 1.0 },
         rects: std::mem::take(&mut canvas.rects),
@@ -598,14 +598,14 @@ pub fn canvas_ui(
     canvas.fitted = view.fitted;
     canvas.refits = view.refits;
     canvas.zoom = view.zoom;
-    canvas.fitted_size = view.fitted_size;
+    canvas.fitted_at = view.fitted_at;
     canvas.scale = view.scale;
     canvas.view = Some((view_rect, view.transform));
     canvas.rects = view.rects;
     canvas.room = view.room;
     if canvas.positions_to(pipeline) {
         // a node moved by the user: the view is theirs now, as after a pan or zoom
-        canvas.fitted_size = None;
+        canvas.fitted_at = None;
     }
     canvas.mark_synced(pipeline);
     actions

@@ -527,6 +527,14 @@ fn a_small_window_leaves_the_canvas_its_room() {
     assert!(view.width() >= 240.0 && view.width() <= 360.0, "beside the inspector: {view:?}");
     assert!(view.height() >= 140.0, "above the bottom panel: {view:?}");
     assert!(h.query_by_label("Monitor").is_some(), "the bottom panel fits");
+    // too narrow for the whole graph even at the smallest zoom: the fit shows its start (the
+    // sources, top left) whole instead of cutting both ends
+    let (view, rects) = h.state().canvas().unwrap().on_screen().unwrap();
+    let left = rects.iter().map(|r| r.left()).fold(f32::INFINITY, f32::min);
+    let top = rects.iter().map(|r| r.top()).fold(f32::INFINITY, f32::min);
+    let right = rects.iter().map(|r| r.right()).fold(f32::NEG_INFINITY, f32::max);
+    assert!(right > view.right(), "the graph does not fit: {rects:?} in {view:?}");
+    assert!(left >= view.left() && top >= view.top(), "its start is cut: {rects:?} in {view:?}");
 
     h.set_size(eframe::egui::vec2(1400.0, 860.0));
     h.run_steps(4);
