@@ -398,3 +398,41 @@ fn monitor_cost_figure() {
         println!("{line}");
     }
 }
+
+/// The bottom panel keeps its height whatever its tab shows: the gold stream's monitor (a
+/// second row of plots for its watermark and state) used to grow the panel, so the tab bar
+/// jumped under the pointer between two clicks and the canvas refitted.
+#[test]
+fn the_bottom_panel_keeps_its_height_when_a_tab_shows_more() {
+    let (_dir, project) = demo(200);
+    let mut h = Harness::builder()
+        .with_size([1100.0, 720.0])
+        .with_max_steps(50)
+        .build_eframe(move |cc| MedallionApp::new(cc, Some(project)).expect("app starts"));
+    h.run_steps(3);
+    let tabs_top = |h: &Harness<'static, MedallionApp>| h.get_by_label("Event log").rect().top();
+    let before = tabs_top(&h);
+    h.get_by_label("▶ Start all streams").click();
+    wait_until(&mut h, "gold's state", |a| {
+        a.monitor.pipelines.get("gold_signups").is_some_and(medallion::ui::stateful::has_state)
+    });
+    let gold = h.state().doc.project.pipelines.iter().position(|p| p.name == "gold_signups");
+    h.state_mut().tab = gold.unwrap();
+    h.state_mut().show_tab(BottomTab::Monitor);
+    idle_for(&mut h, Duration::from_millis(300));
+    assert!(h.query_all_by_label_contains("watermark 20").next().is_some(), "gold's plots");
+    assert_eq!(tabs_top(&h), before, "the monitor's tab bar");
+    for tab in [BottomTab::Lakehouse, BottomTab::Checkpoint, BottomTab::Events, BottomTab::Run] {
+        h.state_mut().show_tab(tab);
+        idle_for(&mut h, Duration::from_millis(300));
+        assert_eq!(tabs_top(&h), before, "{tab:?}'s tab bar");
+    }
+    h.get_by_label("■ Stop all").click();
+    wait_until(&mut h, "the streams to stop", |a| {
+        ["bronze_users", "silver_users", "gold_signups"]
+            .iter()
+            .all(|p| !a.monitor.status(p).is_active())
+    });
+    // the tabs' table and checkpoint reads finish before the app (and its runtime) goes
+    idle_for(&mut h, Duration::from_millis(500));
+}

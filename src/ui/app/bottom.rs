@@ -37,6 +37,16 @@ impl MedallionApp {
             ui.selectable_value(&mut self.bottom, BottomTab::Tests, label);
         });
         ui.separator();
+        // the tab's content scrolls inside the panel instead of growing it: a taller tab (the
+        // gold stream's second row of plots) moved the tab bar under the pointer between
+        // two clicks and refitted the canvas
+        egui::ScrollArea::vertical()
+            .id_salt("bottom_content")
+            .auto_shrink(false)
+            .show(ui, |ui| self.bottom_content_ui(ui));
+    }
+
+    fn bottom_content_ui(&mut self, ui: &mut Ui) {
         match self.bottom {
             BottomTab::Preview => {
                 let Some(node) = self.preview.node.clone() else {

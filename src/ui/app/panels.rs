@@ -11,7 +11,7 @@ const CANVAS_MIN: egui::Vec2 = egui::vec2(240.0, 140.0);
 /// The panels' sizes when first shown (palette and inspector widths, bottom height) and the
 /// least they shrink to (the palette's entries, the inspector's fields and the monitor's rows
 /// need that much).
-pub(super) const PANEL_DEFAULTS: [f32; 3] = [170.0, 330.0, 340.0];
+pub(super) const PANEL_DEFAULTS: [f32; 3] = [170.0, 330.0, 280.0];
 pub(super) const PANEL_MINS: [f32; 3] = [170.0, 240.0, 220.0];
 const PANEL_IDS: [&str; 3] = ["palette", "inspector", "bottom"];
 
