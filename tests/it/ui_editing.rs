@@ -5,7 +5,7 @@
 use eframe::egui::{FontId, Key, Modifiers};
 use egui_kittest::kittest::Queryable as _;
 use medallion::model::{Diagnostic, NodeId, PipelineMode, Project};
-use medallion::ui::app::Picker;
+use medallion::ui::app::{BottomTab, Picker};
 
 use crate::ui::harness;
 
@@ -587,4 +587,49 @@ fn a_fitted_view_fits_again_when_a_node_grows_past_it() {
     assert_all_shown_none_covered(h.state().canvas().unwrap());
     let after = h.state().canvas().unwrap().scale;
     assert!(after < before - 0.01, "the view fitted the wider node: {before} -> {after}");
+}
+
+/// The bottom panel follows a drag of its top edge and keeps the height it was dragged to,
+/// whichever tab shows.
+#[test]
+fn the_bottom_panel_keeps_the_height_it_is_dragged_to() {
+    use eframe::egui::{Event, PointerButton, Pos2};
+    let (_dir, mut h) = demo_silver([1400.0, 860.0]);
+    let tabs_top = |h: &egui_kittest::Harness<'static, medallion::ui::app::MedallionApp>| {
+        h.get_by_label("Event log").rect().top()
+    };
+    for (from, to) in [(0.0, -150.0), (0.0, -100.0), (0.0, 120.0)] {
+        let top = tabs_top(&h);
+        // the panel's edge is a few px above its tab bar
+        let edge = Pos2::new(620.0, top - 3.0 + from);
+        let drag = |h: &mut egui_kittest::Harness<'static, medallion::ui::app::MedallionApp>,
+                    e: Event| {
+            h.event(e);
+            h.run_steps(1);
+        };
+        drag(&mut h, Event::PointerMoved(edge));
+        let press = |pressed| Event::PointerButton {
+            pos: edge + eframe::egui::vec2(0.0, if pressed { 0.0 } else { to }),
+            button: PointerButton::Primary,
+            pressed,
+            modifiers: Modifiers::NONE,
+        };
+        drag(&mut h, press(true));
+        for step in 1..=5 {
+            drag(
+                &mut h,
+                Event::PointerMoved(edge + eframe::egui::vec2(0.0, to * step as f32 / 5.0)),
+            );
+        }
+        drag(&mut h, press(false));
+        h.run_steps(4);
+        let now = tabs_top(&h);
+        assert!((now - (top + to)).abs() < 4.0, "dragged by {to}: {top} -> {now}");
+    }
+    let dragged = tabs_top(&h);
+    for tab in [BottomTab::Lakehouse, BottomTab::Sql, BottomTab::Problems, BottomTab::Preview] {
+        h.state_mut().show_tab(tab);
+        h.run_steps(4);
+        assert_eq!(tabs_top(&h), dragged, "{tab:?}");
+    }
 }
