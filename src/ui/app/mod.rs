@@ -37,6 +37,7 @@ mod notices;
 mod panels;
 mod pipelines;
 mod requests;
+mod streams;
 
 /// How Open / Save As find their file: the native dialog, or a fixed path (tests, scripts).
 #[derive(Clone, Debug)]
@@ -575,53 +576,6 @@ impl MedallionApp {
         }
     }
 
-    /// Starts a stream pipeline until stopped (a batch pipeline runs once).
-    pub fn start_pipeline(&mut self, name: &str) {
-        if self.monitor.status(name).is_active() {
-            return;
-        }
-        let request = self.engine.request_id();
-        let cmd = Command::Run {
-            request,
-            project: Arc::new(self.doc.project.clone()),
-            pipeline: Some(name.to_owned()),
-            root: self.doc.lakehouse_root(),
-            continuous: true,
-        };
-        if self.send_or_notify(cmd, "the start") {
-            self.panels.streams.insert(request, name.to_owned());
-            self.run.errors.clear();
-            self.status = format!("started {name}");
-        }
-    }
-
-    /// Starts every stream pipeline of the project, side by side.
-    pub fn start_all_streams(&mut self) {
-        let names: Vec<String> = self
-            .doc
-            .project
-            .pipelines
-            .iter()
-            .filter(|p| p.mode == PipelineMode::Stream)
-            .map(|p| p.name.clone())
-            .collect();
-        for n in names {
-            self.start_pipeline(&n);
-        }
-        self.bottom = BottomTab::Monitor;
-    }
-
-    /// Stops a running stream after its batch in flight (all of them when `None`).
-    pub fn stop_pipeline(&mut self, name: Option<&str>) {
-        if !self.send_or_notify(Command::Stop { pipeline: name.map(str::to_owned) }, "Stop") {
-            return;
-        }
-        self.status = match name {
-            Some(n) => format!("stopping {n}…"),
-            None => "stopping all streams…".into(),
-        };
-    }
-
     /// The whole window; shared by `App::ui` and the benchmarks.
     pub fn frame_ui(&mut self, ui: &mut Ui) {
         self.poll();
@@ -680,6 +634,12 @@ impl eframe::App for MedallionApp {
         } else {
             self.frame_ui(ui);
         }
+    }
+
+    /// The window closes (Quit or the window manager): running streams stop after their
+    /// batch in flight before the engine's runtime goes.
+    fn on_exit(&mut self, _gl: Option<&eframe::glow::Context>) {
+        self.stop_streams_before_exit(streams::STOP_ON_EXIT);
     }
 
     fn save(&mut self, storage: &mut dyn eframe::Storage) {
