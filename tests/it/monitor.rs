@@ -17,8 +17,12 @@ use medallion::ui::monitor::RunStatus;
 use crate::ui::wait_until;
 
 fn harness(path: PathBuf) -> Harness<'static, MedallionApp> {
+    harness_sized(path, [1500.0, 1000.0])
+}
+
+fn harness_sized(path: PathBuf, size: [f32; 2]) -> Harness<'static, MedallionApp> {
     Harness::builder()
-        .with_size([1500.0, 1000.0])
+        .with_size(size)
         .with_max_steps(50)
         .build_eframe(move |cc| MedallionApp::new(cc, Some(path)).expect("app starts"))
 }
@@ -247,10 +251,7 @@ fn monitor_streams_the_demo_then_time_travels_and_stops() {
 #[test]
 fn the_monitor_fits_a_small_window() {
     let (_dir, project) = demo(1000);
-    let mut h = Harness::builder()
-        .with_size([900.0, 640.0])
-        .with_max_steps(50)
-        .build_eframe(move |cc| MedallionApp::new(cc, Some(project)).expect("app starts"));
+    let mut h = harness_sized(project, [900.0, 640.0]);
     h.run_steps(3);
     h.state_mut().show_tab(BottomTab::Monitor);
     h.run_steps(3);
@@ -405,10 +406,7 @@ fn monitor_cost_figure() {
 #[test]
 fn the_bottom_panel_keeps_its_height_when_a_tab_shows_more() {
     let (_dir, project) = demo(200);
-    let mut h = Harness::builder()
-        .with_size([1100.0, 720.0])
-        .with_max_steps(50)
-        .build_eframe(move |cc| MedallionApp::new(cc, Some(project)).expect("app starts"));
+    let mut h = harness_sized(project, [1100.0, 720.0]);
     h.run_steps(3);
     let tabs_top = |h: &Harness<'static, MedallionApp>| h.get_by_label("Event log").rect().top();
     let before = tabs_top(&h);
