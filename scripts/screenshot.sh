@@ -5,8 +5,10 @@
 # docs/monitor.png was taken with the silver tab open and the graph fitted (double-click):
 #   MEDALLION_SHOT_XDOTOOL="mousemove 170 32 click 1;mousemove 620 540 click --repeat 2 1" \
 #       bash scripts/screenshot.sh 15
-# docs/stateful.png: the gold tab, the bottom panel dragged 110 px taller for the plots' legends:
-#   MEDALLION_SHOT_XDOTOOL="mousemove 268 32 click 1;mousemove 620 579 mousedown 1;mousemove 620 520;mousemove 620 470;mouseup 1;mousemove 1200 700" \
+# docs/stateful.png: the gold tab, the bottom panel dragged 110 px taller for the plots' legends
+# (move onto the edge, then press, as separate steps: a press in the same instant as the move
+# reaches egui before the edge was hovered):
+#   MEDALLION_SHOT_XDOTOOL="mousemove 268 32 click 1;mousemove 620 579;mousedown 1;mousemove 620 520;mousemove 620 470;mouseup 1;mousemove 1200 700" \
 #       bash scripts/screenshot.sh 50 docs/stateful.png
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/env.sh"
