@@ -341,11 +341,10 @@ pub fn plots_ui(ui: &mut Ui, name: &str, pm: &PipelineMonitor, interval_ms: Opti
     ui.horizontal_wrapped(|ui| {
         ui.strong(name);
         status_chip_ui(ui, pm.status);
-        let n = |v: u64| usize::try_from(v).unwrap_or(usize::MAX);
         ui.label(format!(
             "{}, {}",
-            super::preview::counted(n(pm.batches), "batch", "batches"),
-            super::preview::counted(n(pm.rows), "row", "rows")
+            super::preview::counted(pm.batches, "batch", "batches"),
+            super::preview::counted(pm.rows, "row", "rows")
         ));
         if let Some(p) = &pm.last {
             let sinks: Vec<String> =

@@ -92,7 +92,8 @@ pub fn thousands(n: usize) -> String {
 }
 
 /// `n` grouped and the word that goes with it: "1 row", "0 rows", "1,000 rows".
-pub fn counted(n: usize, one: &str, many: &str) -> String {
+pub fn counted(n: impl TryInto<usize>, one: &str, many: &str) -> String {
+    let n = n.try_into().unwrap_or(usize::MAX);
     format!("{} {}", thousands(n), if n == 1 { one } else { many })
 }
 
@@ -100,7 +101,7 @@ pub fn counted(n: usize, one: &str, many: &str) -> String {
 mod tests {
     #[test]
     fn counted_says_one_row_and_many_rows() {
-        assert_eq!(super::counted(1, "row", "rows"), "1 row");
+        assert_eq!(super::counted(1u64, "row", "rows"), "1 row");
         assert_eq!(super::counted(0, "row", "rows"), "0 rows");
         assert_eq!(super::counted(12_345, "column", "columns"), "12,345 columns");
     }

@@ -487,7 +487,6 @@ fn summary(s: &Shown) -> String {
             s.total_rows
         )
     } else {
-        let total = usize::try_from(s.total_rows).unwrap_or(usize::MAX);
-        format!("{} · {time}", super::preview::counted(total, "row", "rows"))
+        format!("{} · {time}", super::preview::counted(s.total_rows, "row", "rows"))
     }
 }

@@ -62,7 +62,9 @@ impl MedallionApp {
         if self.panels.streams.is_empty() {
             return true;
         }
-        self.engine.send(Command::Stop { pipeline: None });
+        if !self.engine.send(Command::Stop { pipeline: None }) {
+            return false; // the engine's queue is full: it would not hear the Stop in time
+        }
         let deadline = Instant::now() + within;
         while !self.panels.streams.is_empty() && Instant::now() < deadline {
             std::thread::sleep(Duration::from_millis(20));
