@@ -44,7 +44,14 @@ pub fn write_fixtures(root: &Path) {
     // two files, one micro-batch each: the second changes groups the first wrote
     write(root, "landing/people_stream/part-00000.json", &people[..3].join("\n"));
     write(root, "landing/people_stream/part-00001.json", &people[3..].join("\n"));
-    let bad = format!("{}\n{{\"id\": 9, \"name\": broken\n{}", people[0], people[4]);
+    // a broken record (all NULL), one whose amount and latitude do not read: Spark keeps the
+    // fields that do (its PERMISSIVE partial results, nested ones too), and one with a
+    // fraction for its BIGINT id (bad in Spark; arrow-json alone reads 7)
+    let partial = r#"{"id": 8, "name": "Ève", "dept": "ops", "amount": "n/a", "ts": "2026-01-01T12:00:00Z", "info": {"city": "Lyon", "geo": {"lat": "north", "lon": 4.8}}, "tags": ["g"]}"#;
+    let bad = format!(
+        "{}\n{{\"id\": 9, \"name\": broken\n{}\n{partial}\n{{\"id\": 7.5, \"name\": \"Half\"}}",
+        people[0], people[4]
+    );
     write(root, "landing/people_bad/part-00000.json", &bad);
     write(
         root,
@@ -54,12 +61,14 @@ pub fn write_fixtures(root: &Path) {
     write(
         root,
         "landing/events/part-00000.json",
-        "{\"k\": 1, \"payload\": \"{\\\"a\\\": 1, \\\"b\\\": \\\"x\\\"}\"}\n{\"k\": 2, \"payload\": \"not json\"}\n{\"k\": 3, \"payload\": \"{\\\"a\\\": 3, \\\"b\\\": \\\"ü\\\"}\"}",
+        "{\"k\": 1, \"payload\": \"{\\\"a\\\": 1, \\\"b\\\": \\\"x\\\"}\"}\n{\"k\": 2, \"payload\": \"not json\"}\n{\"k\": 3, \"payload\": \"{\\\"a\\\": 3, \\\"b\\\": \\\"ü\\\"}\"}\n{\"k\": 4, \"payload\": \"{\\\"a\\\": \\\"x\\\", \\\"b\\\": \\\"ß\\\"}\"}",
     );
     write(
         root,
         "landing/scores/part-00000.csv",
-        "id,name,score\n1,Zoë,3.5\n2,\"Smith, J\",4\n3,Ann,\n",
+        // a score that does not read, and a short line: malformed in Spark 4.3, each keeping
+        // the fields that read
+        "id,name,score\n1,Zoë,3.5\n2,\"Smith, J\",4\n3,Ann,\n4,\"Zed, Z\",oops\n5,Kim\n",
     );
 }
 

@@ -492,7 +492,7 @@ async fn batch_parse_modes_for_json_and_csv() {
         (
             "json",
             "a.json",
-            "{\"id\": 1, \"amount\": 2.5}\n{\"id\": \"x\"}\n{broken\n{\"id\": 4, \"amount\": 1}\n",
+            "{\"id\": 1, \"amount\": 2.5}\n{\"id\": \"x\", \"amount\": 7.5}\n{broken\n{\"id\": 4, \"amount\": 1}\n",
         ),
         ("csv", "a.csv", "id,amount\n1,2.5\nx,1\n3,oops\n4,1\n"),
     ] {
@@ -523,6 +523,18 @@ async fn batch_parse_modes_for_json_and_csv() {
         assert_eq!(
             scalar_i64(&table, "SELECT count(*) FROM t WHERE _rescued_data IS NOT NULL").await,
             2
+        );
+        // Spark's partial results: a bad record keeps the fields that read
+        let kept = if format == "json" {
+            "id IS NULL AND amount = 7.5"
+        } else {
+            "(id IS NULL AND amount = 1) OR (id = 3 AND amount IS NULL)"
+        };
+        let sql = format!("SELECT count(*) FROM t WHERE _rescued_data IS NOT NULL AND ({kept})");
+        assert_eq!(
+            scalar_i64(&table, &sql).await,
+            if format == "json" { 1 } else { 2 },
+            "{format}"
         );
 
         // fail_fast: the run stops at the source, before the sink writes anything

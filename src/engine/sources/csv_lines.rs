@@ -1,13 +1,14 @@
 //! CSV → Arrow with Spark's parse modes. Every field is read as text, then each column is
 //! cast to its declared type in one kernel call; a row where a non-empty field did not
-//! convert is a bad record (Spark's malformed row), as is a line with more fields than the
-//! schema. Fewer fields read NULL, as in Spark. Bad records are returned with file, record
-//! number and reason, like `json_lines`.
+//! convert is a bad record (Spark's malformed row), as is a line with more or fewer fields
+//! than the schema (PySpark 4.3: `drop_malformed` drops it, `permissive` keeps it with the
+//! missing fields NULL). Bad records are returned with file, record number and reason, like
+//! `json_lines`; in `permissive` they keep the fields that convert (Spark's partial results).
 
 use std::io::Cursor;
 use std::sync::Arc;
 
-use arrow::array::{ArrayRef, BooleanArray, RecordBatch};
+use arrow::array::{Array, ArrayRef, BooleanArray, RecordBatch, RecordBatchOptions, StringArray};
 use arrow::compute::kernels::cast::{CastOptions, cast_with_options};
 use arrow::compute::{and, filter_record_batch, is_not_null, is_null, not, or};
 use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
@@ -37,7 +38,8 @@ fn read_text(
 ) -> std::result::Result<Vec<RecordBatch>, String> {
     let reader = arrow::csv::ReaderBuilder::new(text.clone())
         .with_header(header)
-        .with_truncated_rows(true)
+        // a short line is a bad record (Spark 4.3), found record by record
+        .with_truncated_rows(false)
         .with_batch_size(BATCH_ROWS)
         .build(Cursor::new(bytes))
         .map_err(|e| e.to_string())?;
@@ -71,35 +73,13 @@ pub fn decode(
             let mut row0 = 0u64;
             for b in batches {
                 let n = b.num_rows() as u64;
-                convert(&b, &target, file, first_record_line + row0, &mut good, &mut bad)?;
+                let line_of = |row: usize| first_record_line + row0 + row as u64;
+                convert(&b, &target, file, &line_of, &mut good, &mut bad)?;
                 row0 += n;
             }
         }
-        Err(_) => {
-            // a structural error (a line with too many fields): record by record
-            let mut lines = bytes.split(|&b| b == b'\n').enumerate();
-            if header {
-                lines.next();
-            }
-            for (i, line) in lines {
-                if line.iter().all(u8::is_ascii_whitespace) {
-                    continue;
-                }
-                match read_text(&text, line, false) {
-                    Ok(batches) => {
-                        for b in batches {
-                            convert(&b, &target, file, i as u64 + 1, &mut good, &mut bad)?;
-                        }
-                    }
-                    Err(reason) => bad.push(BadRecord {
-                        file: file.to_owned(),
-                        line: i as u64 + 1,
-                        raw: String::from_utf8_lossy(line).trim_end_matches('\r').to_owned(),
-                        reason,
-                    }),
-                }
-            }
-        }
+        // a line with more or fewer fields than the schema: record by record
+        Err(_) => decode_records(&text, &target, file, bytes, header, &mut good, &mut bad)?,
     }
     bad.sort_by_key(|b| b.line);
     if mode == ParseMode::FailFast
@@ -121,18 +101,145 @@ pub fn decode(
         batches.push(RecordBatch::try_new(out_schema.clone(), cols)?);
     }
     if !bad.is_empty() {
-        batches.push(rescued_rows(&schema, &out_schema, &bad)?);
+        let records: Vec<&[u8]> = bad.iter().map(|r| r.raw.as_bytes()).collect();
+        let partial = partial_rows(&target, &records)?;
+        batches.push(rescued_rows(&out_schema, partial, &bad)?);
     }
     Ok(Decoded { batches, bad })
 }
 
+/// Records read one by one (the csv crate, as arrow's reader underneath): those with the
+/// schema's number of fields are converted in batches, the others are bad records.
+fn decode_records(
+    text: &SchemaRef,
+    target: &SchemaRef,
+    file: &str,
+    bytes: &[u8],
+    header: bool,
+    good: &mut Vec<RecordBatch>,
+    bad: &mut Vec<BadRecord>,
+) -> Result<()> {
+    let n = text.fields().len();
+    let mut reader =
+        csv::ReaderBuilder::new().has_headers(header).flexible(true).from_reader(bytes);
+    let mut record = csv::ByteRecord::new();
+    let mut cols: Vec<Vec<Option<String>>> = vec![Vec::new(); n];
+    let mut lines: Vec<u64> = Vec::new();
+    let flush = |cols: &mut Vec<Vec<Option<String>>>,
+                 lines: &mut Vec<u64>,
+                 good: &mut Vec<RecordBatch>,
+                 bad: &mut Vec<BadRecord>|
+     -> Result<()> {
+        let arrays: Vec<ArrayRef> = cols
+            .iter_mut()
+            .map(|c| Arc::new(StringArray::from(std::mem::take(c))) as ArrayRef)
+            .collect();
+        let options = RecordBatchOptions::new().with_row_count(Some(lines.len()));
+        let batch = RecordBatch::try_new_with_options(text.clone(), arrays, &options)?;
+        let at = std::mem::take(lines);
+        convert(&batch, target, file, &|row| at[row], good, bad)
+    };
+    loop {
+        let start = reader.position().clone();
+        match reader.read_byte_record(&mut record) {
+            Ok(false) => break,
+            Ok(true) => {}
+            Err(e) => {
+                bad.push(BadRecord {
+                    file: file.to_owned(),
+                    line: start.line(),
+                    raw: String::new(),
+                    reason: e.to_string(),
+                });
+                break;
+            }
+        }
+        let line = record.position().map_or(start.line(), csv::Position::line);
+        let from = record.position().map_or(start.byte(), csv::Position::byte) as usize;
+        let to = (reader.position().byte() as usize).min(bytes.len());
+        let raw = String::from_utf8_lossy(&bytes[from.min(to)..to]);
+        let raw = raw.trim_end_matches(['\n', '\r']);
+        if raw.trim().is_empty() {
+            continue;
+        }
+        let fields: Option<Vec<Option<String>>> = record
+            .iter()
+            .map(|f| match f.is_empty() {
+                true => Some(None),
+                false => std::str::from_utf8(f).ok().map(|f| Some(f.to_owned())),
+            })
+            .collect();
+        let reason = match &fields {
+            None => "the line is not valid UTF-8".to_owned(),
+            Some(f) if f.len() != n => {
+                format!("the line has {} field(s); the schema has {n}", f.len())
+            }
+            Some(_) => String::new(),
+        };
+        match fields {
+            Some(fields) if reason.is_empty() => {
+                for (col, f) in cols.iter_mut().zip(fields) {
+                    col.push(f);
+                }
+                lines.push(line);
+                if lines.len() >= BATCH_ROWS {
+                    flush(&mut cols, &mut lines, good, bad)?;
+                }
+            }
+            _ => bad.push(BadRecord { file: file.to_owned(), line, raw: raw.to_owned(), reason }),
+        }
+    }
+    if !lines.is_empty() {
+        flush(&mut cols, &mut lines, good, bad)?;
+    }
+    Ok(())
+}
+
+/// Spark's PERMISSIVE partial results (PySpark 4.3): one row per bad record in `target`, the
+/// fields that convert (of a line with more fields, the first ones; of one with fewer, NULL
+/// for the missing).
+fn partial_rows(target: &SchemaRef, records: &[&[u8]]) -> Result<RecordBatch> {
+    let n = target.fields().len();
+    let mut cols: Vec<Vec<Option<String>>> = vec![Vec::with_capacity(records.len()); n];
+    for r in records {
+        let mut reader =
+            csv::ReaderBuilder::new().has_headers(false).flexible(true).from_reader(*r);
+        let record = reader.byte_records().next().and_then(|r| r.ok());
+        for (c, col) in cols.iter_mut().enumerate() {
+            let field = record.as_ref().and_then(|rec| rec.get(c)).filter(|f| !f.is_empty());
+            col.push(field.and_then(|f| std::str::from_utf8(f).ok()).map(str::to_owned));
+        }
+    }
+    let safe = CastOptions { safe: true, ..CastOptions::default() };
+    let columns = target
+        .fields()
+        .iter()
+        .zip(cols)
+        .map(|(f, col)| cast_with_options(&StringArray::from(col), f.data_type(), &safe))
+        .collect::<std::result::Result<Vec<_>, _>>()?;
+    let options = RecordBatchOptions::new().with_row_count(Some(records.len()));
+    Ok(RecordBatch::try_new_with_options(target.clone(), columns, &options)?)
+}
+
+/// `fields` as one CSV line, quoted where a field needs it (so the record reads back).
+fn csv_line(fields: &[Option<String>]) -> String {
+    let quote = |f: &str| {
+        if f.contains([',', '"', '\n', '\r']) {
+            format!("\"{}\"", f.replace('"', "\"\""))
+        } else {
+            f.to_owned()
+        }
+    };
+    fields.iter().map(|f| f.as_deref().map_or(String::new(), quote)).collect::<Vec<_>>().join(",")
+}
+
 /// Casts a text batch to the target types; rows whose text did not convert become bad
-/// records (their first record is line `first_line`).
+/// records (row `r` is from line `line_of(r)`).
 fn convert(
     text: &RecordBatch,
     target: &SchemaRef,
     file: &str,
-    first_line: u64,
+    line_of: &dyn Fn(usize) -> u64,
     good: &mut Vec<RecordBatch>,
     bad: &mut Vec<BadRecord>,
 ) -> Result<()> {
@@ -169,13 +276,18 @@ fn convert(
             .ok_or_else(|| EngineError::Config("a failed row without a failed column".into()))?;
         let field = target.field(*col);
         let value = arrow::util::display::array_value_to_string(text.column(*col), row)?;
-        let raw: Vec<String> = (0..text.num_columns())
-            .map(|c| arrow::util::display::array_value_to_string(text.column(c), row))
+        let fields: Vec<Option<String>> = (0..text.num_columns())
+            .map(|c| {
+                let col = text.column(c);
+                (!col.is_null(row))
+                    .then(|| arrow::util::display::array_value_to_string(col, row))
+                    .transpose()
+            })
             .collect::<std::result::Result<_, _>>()?;
         bad.push(BadRecord {
             file: file.to_owned(),
-            line: first_line + row as u64,
-            raw: raw.join(","),
+            line: line_of(row),
+            raw: csv_line(&fields),
             reason: format!(
                 "field `{}`: cannot read \"{value}\" as {}",
                 field.name(),
@@ -211,5 +323,60 @@ mod tests {
         assert_eq!(p.batches.iter().map(RecordBatch::num_rows).sum::<usize>(), 4);
         let err = decode("a.csv", INPUT, &schema(), true, ParseMode::FailFast).unwrap_err();
         assert!(err.to_string().contains("a.csv line 3: field `id`"), "{err}");
+        assert_eq!(d.bad[1].reason, "the line has 4 field(s); the schema has 3");
+        assert_eq!(d.bad[1].raw, "3,4,2026-01-03,extra");
+    }
+
+    fn table(batches: &[RecordBatch]) -> String {
+        arrow::util::pretty::pretty_format_batches(batches).unwrap().to_string()
+    }
+
+    /// What PySpark 4.3 reads of these lines as `a STRING, b INT, c STRING` (checked by hand
+    /// on this machine): a short line and a long one are malformed like a field that does not
+    /// convert; PERMISSIVE keeps what converts (the first fields of a long line), DROPMALFORMED
+    /// keeps only `a,1,x`. (Spark interleaves the rows; ours come good first, then bad.)
+    #[test]
+    fn lines_that_do_not_fit_are_bad_and_keep_what_reads_as_in_spark() {
+        let input = b"a,1,x\nb,2\nc,3,4,extra\nd,zz,5\n";
+        let schema = crate::engine::schema::ddl_to_schema("a STRING, b INT, c STRING").unwrap();
+        let d = decode("b.csv", input, &schema, false, ParseMode::Permissive).unwrap();
+        let got = table(&d.batches);
+        let rows: Vec<&str> = got.lines().skip(3).filter(|l| l.starts_with('|')).collect();
+        assert_eq!(rows.len(), 4, "{got}");
+        assert!(rows[0].starts_with("| a | 1 | x |  "), "{got}");
+        assert!(rows[1].starts_with("| b | 2 |   | {"), "{got}");
+        assert!(rows[2].starts_with("| c | 3 | 4 | {"), "{got}");
+        assert!(rows[3].starts_with("| d |   | 5 | {"), "{got}");
+        assert!(rows[1].contains(r#""_raw":"b,2""#), "{got}");
+        let reasons: Vec<&str> = d.bad.iter().map(|b| b.reason.as_str()).collect();
+        assert_eq!(
+            reasons,
+            [
+                "the line has 2 field(s); the schema has 3",
+                "the line has 4 field(s); the schema has 3",
+                "field `b`: cannot read \"zz\" as INT",
+            ]
+        );
+        assert_eq!(d.bad.iter().map(|b| b.line).collect::<Vec<_>>(), [2, 3, 4]);
+        let d = decode("b.csv", input, &schema, false, ParseMode::DropMalformed).unwrap();
+        assert_eq!(
+            table(&d.batches),
+            "+---+---+---+\n| a | b | c |\n+---+---+---+\n| a | 1 | x |\n+---+---+---+"
+        );
+    }
+
+    /// A bad record's text reads back as the record (a quoted field with a comma stays one
+    /// field), so its other fields keep their values, non-ASCII included.
+    #[test]
+    fn a_quoted_field_survives_in_the_bad_record() {
+        let input = "ville,montant\n\"São Paulo, SP\",abc\n東京,7\n".as_bytes();
+        let schema = crate::engine::schema::ddl_to_schema("ville STRING, montant DOUBLE").unwrap();
+        let d = decode("v.csv", input, &schema, true, ParseMode::Permissive).unwrap();
+        assert_eq!(d.bad.len(), 1);
+        assert_eq!(d.bad[0].raw, "\"São Paulo, SP\",abc");
+        assert_eq!(d.bad[0].line, 2);
+        let got = table(&d.batches);
+        assert!(got.contains("| São Paulo, SP |         | {"), "{got}");
+        assert!(got.contains("| 東京          | 7.0     |  "), "{got}");
     }
 }

@@ -19,7 +19,7 @@ use crate::model::node::{ParseMode, RESCUED_DATA_COLUMN};
 
 use super::super::{EngineError, Result};
 use super::json_plain::PlainDecoder;
-use super::{json_spark, timestamps};
+use super::{json_partial, json_spark, timestamps};
 
 /// Bytes (whole lines) decoded together before falling back to record by record.
 const CHUNK_BYTES: usize = 1 << 20;
@@ -81,22 +81,26 @@ fn decode_all(schema: &SchemaRef, bytes: &[u8]) -> std::result::Result<Vec<Recor
 
 /// Rows of one chunk in the target schema (none when it had no records), and the rows whose
 /// TIMESTAMP text did not parse, with the reasons.
-type ChunkRows = (Option<RecordBatch>, Vec<(usize, String)>);
+pub(super) type ChunkRows = (Option<RecordBatch>, Vec<(usize, String)>);
 
 /// Decodes `bytes` (one record per line, `lines` of them) into exactly one row per line in
 /// the target schema, or fails. Rows whose TIMESTAMP text does not parse come back with
 /// their reasons.
 /// `lines` is `None` on the fast path: the count is only checked (by the caller) when a row
-/// has to be traced back to its line.
-fn decode_rows(
+/// has to be traced back to its line. `raw`: the records have not been through Spark's rules
+/// (`json_spark`); then a schema with integer fields is read by the one-pass decoder or not at
+/// all, as arrow-json reads `1.5` into an integer field as 1 where Spark calls the record bad.
+pub(super) fn decode_rows(
     rules: &SparkRules,
     bytes: &[u8],
     lines: Option<usize>,
+    raw: bool,
 ) -> std::result::Result<ChunkRows, String> {
     // the one-pass decoder reads plain records straight into the target columns
     let plain = rules.plain.as_ref().and_then(|f| f.decode(bytes));
     let batches = match &plain {
         Some(batch) => vec![batch.clone()],
+        None if raw && rules.integers => return Err("integers need Spark's rules".into()),
         None => decode_all(&rules.read, bytes)?,
     };
     let rows: usize = batches.iter().map(RecordBatch::num_rows).sum();
@@ -123,14 +127,14 @@ pub(super) fn rows_without_plain(
     bytes: &[u8],
 ) -> std::result::Result<Option<RecordBatch>, String> {
     let rules = SparkRules { plain: None, ..SparkRules::new(schema) };
-    match decode_rows(&rules, bytes, None)? {
+    match decode_rows(&rules, bytes, None, false)? {
         (batch, bad) if bad.is_empty() => Ok(batch),
         (_, bad) => Err(format!("{bad:?}")),
     }
 }
 
 /// The schema arrow-json reads with, and how its columns become the declared ones.
-struct SparkRules {
+pub(super) struct SparkRules {
     target: SchemaRef,
     /// Top-level TIMESTAMP columns read as text, converted by [`timestamps::from_text`].
     read: SchemaRef,
@@ -139,10 +143,13 @@ struct SparkRules {
     always_normalize: bool,
     /// Plain records in one pass, straight into the target columns (`json_plain`).
     plain: Option<PlainDecoder>,
+    /// An integer field anywhere: raw records go through Spark's rules unless the one-pass
+    /// decoder reads them (see [`decode_rows`]).
+    integers: bool,
 }
 
 impl SparkRules {
-    fn new(schema: &Schema) -> Self {
+    pub(super) fn new(schema: &Schema) -> Self {
         let read: Vec<Field> = schema
             .fields()
             .iter()
@@ -155,7 +162,9 @@ impl SparkRules {
             !matches!(f.data_type(), DataType::Timestamp(_, _)) && has_timestamp(f.data_type())
         });
         let target = Arc::new(schema.clone());
+        let integers = schema.fields().iter().any(|f| has_integer(f.data_type()));
         Self {
+            integers,
             plain: PlainDecoder::new(&target),
             target,
             read: Arc::new(Schema::new(read)),
@@ -200,6 +209,16 @@ fn has_timestamp(t: &DataType) -> bool {
         DataType::Struct(fields) => fields.iter().any(|f| has_timestamp(f.data_type())),
         DataType::List(f) | DataType::LargeList(f) => has_timestamp(f.data_type()),
         DataType::Map(f, _) => has_timestamp(f.data_type()),
+        _ => false,
+    }
+}
+
+fn has_integer(t: &DataType) -> bool {
+    match t {
+        t if t.is_integer() => true,
+        DataType::Struct(fields) => fields.iter().any(|f| has_integer(f.data_type())),
+        DataType::List(f) | DataType::LargeList(f) => has_integer(f.data_type()),
+        DataType::Map(f, _) => has_integer(f.data_type()),
         _ => false,
     }
 }
@@ -278,7 +297,7 @@ pub fn decode_at(
         let fast = if rules.always_normalize {
             Err(String::new())
         } else {
-            decode_rows(&rules, chunk, None).and_then(|(batch, rows_bad)| {
+            decode_rows(&rules, chunk, None, true).and_then(|(batch, rows_bad)| {
                 if rows_bad.is_empty() {
                     return Ok((batch, rows_bad, Vec::new()));
                 }
@@ -314,7 +333,7 @@ pub fn decode_at(
                     }
                 }
                 let joined: Vec<u8> = normalized.join(&b'\n');
-                match decode_rows(&rules, &joined, Some(kept.len())) {
+                match decode_rows(&rules, &joined, Some(kept.len()), false) {
                     Ok((batch, rows_bad)) => {
                         if let Some(batch) = batch {
                             good.push(drop_rows(batch, &rows_bad)?);
@@ -323,7 +342,7 @@ pub fn decode_at(
                     }
                     Err(_) => {
                         for (span, record) in kept.iter().zip(&normalized) {
-                            match decode_rows(&rules, record, Some(1)) {
+                            match decode_rows(&rules, record, Some(1), false) {
                                 Ok((batch, rows_bad)) if rows_bad.is_empty() => {
                                     good.extend(batch);
                                 }
@@ -360,7 +379,7 @@ pub fn decode_at(
     if mode != ParseMode::Permissive {
         return Ok(Decoded { batches: good, bad });
     }
-    // permissive: every row gets `_rescued_data`; bad rows keep only that
+    // permissive: every row gets `_rescued_data`; bad rows keep the fields that read
     let mut batches = Vec::with_capacity(good.len() + 1);
     for b in good {
         let mut cols: Vec<ArrayRef> = b.columns().to_vec();
@@ -368,16 +387,19 @@ pub fn decode_at(
         batches.push(RecordBatch::try_new(out_schema.clone(), cols)?);
     }
     if !bad.is_empty() {
-        batches.push(rescued_rows(&rules.target, &out_schema, &bad)?);
+        let records: Vec<&[u8]> = bad.iter().map(|r| r.raw.as_bytes()).collect();
+        let partial = json_partial::partial_rows(&rules.target, &records)?;
+        batches.push(rescued_rows(&out_schema, partial, &bad)?);
     }
     Ok(Decoded { batches, bad })
 }
 
-/// Bad records as rows: every field NULL, `_rescued_data` holding the raw record, the reason
-/// and where it came from.
+/// Bad records as rows: `partial` (one row per record: the fields that read, Spark's
+/// PERMISSIVE partial result), then `_rescued_data` holding the raw record, the reason and
+/// where it came from.
 pub fn rescued_rows(
-    schema: &Schema,
     out_schema: &SchemaRef,
+    partial: RecordBatch,
     bad: &[BadRecord],
 ) -> Result<RecordBatch> {
     let rescued: Vec<String> = bad
@@ -389,8 +411,7 @@ pub fn rescued_rows(
             .to_string()
         })
         .collect();
-    let mut cols: Vec<ArrayRef> =
-        schema.fields().iter().map(|f| new_null_array(f.data_type(), bad.len())).collect();
+    let mut cols: Vec<ArrayRef> = partial.columns().to_vec();
     cols.push(Arc::new(StringArray::from(rescued)));
     Ok(RecordBatch::try_new(out_schema.clone(), cols)?)
 }
@@ -431,6 +452,22 @@ mod tests {
         assert_eq!(last.schema().field(2).name(), RESCUED_DATA_COLUMN);
         let rescued = last.column(2).as_any().downcast_ref::<StringArray>().unwrap();
         assert!(rescued.value(0).contains("\"_line\":2"), "{}", rescued.value(0));
+    }
+
+    /// Spark reads only a JSON integer into a BIGINT: `1.5` makes the record bad (arrow-json
+    /// alone read it as 1); in permissive the record keeps its name (Spark's partial result).
+    #[test]
+    fn a_fraction_into_an_integer_field_is_a_bad_record() {
+        let input =
+            "{\"id\": 1, \"name\": \"a\"}\n{\"id\": 1.5, \"name\": \"Zoë\"}\n{\"id\": 2e0}\n";
+        let d = decode("f.json", input.as_bytes(), &schema(), ParseMode::DropMalformed).unwrap();
+        assert_eq!(d.batches.iter().map(RecordBatch::num_rows).sum::<usize>(), 1);
+        let reasons: Vec<&str> = d.bad.iter().map(|b| b.reason.as_str()).collect();
+        assert_eq!(reasons, ["cannot read 1.5 as BIGINT", "cannot read 2e0 as BIGINT"]);
+        let d = decode("f.json", input.as_bytes(), &schema(), ParseMode::Permissive).unwrap();
+        let got = arrow::util::pretty::pretty_format_batches(&d.batches).unwrap().to_string();
+        assert!(got.contains("|    | Zoë  | {"), "{got}");
+        assert!(!got.contains("| 1  | Zoë"), "{got}");
     }
 
     #[test]

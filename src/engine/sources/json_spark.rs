@@ -1,8 +1,9 @@
 //! Spark's JSON reading rules that arrow-json does not have, applied to the records that
 //! need them (the slow path of `json_lines`): an object or array read into a STRING field
 //! becomes its JSON text exactly as written in the record (PySpark 4.3 keeps the raw text:
-//! `{"a": 1}` stays `{"a": 1}`, `2.50` stays `2.50`), and a JSON integer read into a
-//! TIMESTAMP field is seconds since the epoch.
+//! `{"a": 1}` stays `{"a": 1}`, `2.50` stays `2.50`), a JSON integer read into a
+//! TIMESTAMP field is seconds since the epoch, and a number with a fraction or an exponent
+//! read into an integer field makes the record bad.
 //!
 //! A record is rewritten guided by the schema, byte by byte, without building a document
 //! tree: fields outside the schema and values that need no change are copied as they are.
@@ -29,12 +30,47 @@ pub fn normalize_record(line: &[u8], schema: &Schema) -> Res<Vec<u8>> {
     Ok(out)
 }
 
+/// The fields of a JSON object as written: each key's text (between its quotes, escapes as
+/// they are) and its value's bytes, in order; `None` when `record` is not one whole object.
+/// (What `json_partial` reads a bad record's fields from.)
+pub fn object_fields(record: &[u8]) -> Option<Vec<(&[u8], &[u8])>> {
+    let mut p = Parser { s: record, i: 0 };
+    p.expect(b'{').ok()?;
+    let mut fields = Vec::new();
+    p.ws();
+    if p.peek() == Some(b'}') {
+        p.i += 1;
+    } else {
+        loop {
+            p.ws();
+            if p.peek() != Some(b'"') {
+                return None;
+            }
+            let key = p.string().ok()?;
+            p.expect(b':').ok()?;
+            let value = p.value_span().ok()?;
+            fields.push((&key[1..key.len() - 1], value));
+            p.ws();
+            match p.peek() {
+                Some(b',') => p.i += 1,
+                Some(b'}') => {
+                    p.i += 1;
+                    break;
+                }
+                _ => return None,
+            }
+        }
+    }
+    p.ws();
+    (p.i == p.s.len()).then_some(fields)
+}
+
 struct Parser<'a> {
     s: &'a [u8],
     i: usize,
 }
 
-impl Parser<'_> {
+impl<'a> Parser<'a> {
     fn peek(&self) -> Option<u8> {
         self.s.get(self.i).copied()
     }
@@ -56,7 +92,7 @@ impl Parser<'_> {
     }
 
     /// The extent of the string starting at `self.i` (a `"`), quotes included.
-    fn string(&mut self) -> Res<&[u8]> {
+    fn string(&mut self) -> Res<&'a [u8]> {
         let start = self.i;
         self.i += 1;
         while let Some(b) = self.peek() {
@@ -71,7 +107,7 @@ impl Parser<'_> {
     }
 
     /// Skips one value, returning its bytes.
-    fn value_span(&mut self) -> Res<&[u8]> {
+    fn value_span(&mut self) -> Res<&'a [u8]> {
         self.ws();
         let start = self.i;
         match self.peek() {
@@ -210,6 +246,20 @@ impl Parser<'_> {
                     }
                     Err(_) => Err(format!("cannot read {text} as a TIMESTAMP")),
                 }
+            }
+            (Some(t), Some(b'-' | b'0'..=b'9')) if t.is_integer() => {
+                let span = self.value_span()?;
+                // Spark reads only a JSON integer into an integer field: `1.5`, `1.0` and
+                // `1e3` make the record bad (arrow-json would read `1.5` as 1)
+                if span.iter().any(|b| matches!(b, b'.' | b'e' | b'E')) {
+                    return Err(format!(
+                        "cannot read {} as {}",
+                        String::from_utf8_lossy(span),
+                        crate::engine::schema::type_ddl(t)
+                    ));
+                }
+                out.extend_from_slice(span);
+                Ok(())
             }
             _ => {
                 let span = self.value_span()?;

@@ -8,6 +8,7 @@ pub mod file_stream;
 pub mod files;
 pub mod generator;
 pub mod json_lines;
+pub mod json_partial;
 mod json_plain;
 pub mod json_spark;
 mod json_tokens;

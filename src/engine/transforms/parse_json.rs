@@ -1,5 +1,6 @@
 //! Parse JSON (`from_json` + `select("data.*")`): a column of JSON documents becomes typed
-//! columns, decoded by arrow-json in bulk with Spark's parse modes.
+//! columns, decoded by arrow-json in bulk with Spark's parse modes (a bad document keeps the
+//! fields that read in `permissive`, as Spark's partial results).
 //!
 //! The documents of a batch are joined into one JSON-lines buffer (raw newlines can only be
 //! whitespace between JSON tokens, so they are replaced by spaces), decoded at full speed, and
@@ -24,6 +25,7 @@ use crate::model::node::{ParseJson, ParseMode};
 
 use super::super::sources::file_stream::BadRecords;
 use super::super::sources::json_lines::{self, BadRecord};
+use super::super::sources::json_partial;
 use super::super::{EngineError, Result, schema};
 
 /// Output schema: kept columns, then the document's fields (+ `_rescued_data`).
@@ -329,7 +331,7 @@ fn parse_at(
     if cfg.parse_mode != ParseMode::Permissive {
         return Ok((RecordBatch::try_new(out_schema, cols)?, bad));
     }
-    // permissive: good rows with null `_rescued_data`, then the bad rows with only it
+    // permissive: good rows with null `_rescued_data`, then the bad rows with what of them read
     cols.push(new_null_array(&DataType::Utf8, good_rows));
     let good = RecordBatch::try_new(out_schema.clone(), cols)?;
     if bad.is_empty() {
@@ -337,9 +339,9 @@ fn parse_at(
     }
     let bad_idx = UInt32Array::from(bad_rows.iter().map(|&r| r as u32).collect::<Vec<_>>());
     let mut bcols = keep_cols(&bad_idx)?;
-    for f in doc.fields() {
-        bcols.push(new_null_array(f.data_type(), bad.len()));
-    }
+    // Spark's partial results: a bad document keeps the fields that read
+    let records: Vec<&[u8]> = bad.iter().map(|b| b.raw.as_bytes()).collect();
+    bcols.extend(json_partial::partial_rows(&doc, &records)?.columns().iter().cloned());
     let rescued: Vec<String> = bad
         .iter()
         .map(|b| {
