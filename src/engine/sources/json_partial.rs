@@ -19,9 +19,12 @@ use super::super::Result;
 use super::json_lines::{SparkRules, decode_rows};
 use super::json_spark;
 
+/// An object's keys and values, as written.
+type Fields<'a> = Vec<(&'a [u8], &'a [u8])>;
+
 /// One row per record in `schema`: the fields of each that read, NULL for the others.
 pub fn partial_rows(schema: &Schema, records: &[&[u8]]) -> Result<RecordBatch> {
-    let objects: Vec<Option<Vec<(&[u8], &[u8])>>> =
+    let objects: Vec<Option<Fields<'_>>> =
         records.iter().map(|r| json_spark::object_fields(r)).collect();
     let mut columns = Vec::with_capacity(schema.fields().len());
     for field in schema.fields() {
