@@ -122,7 +122,8 @@ async fn quarantine(
             pipeline: pipeline.name.clone(),
             node: Some(node),
             message: format!(
-                "{n} malformed records kept in `_rescued_data` (parse_mode = \"permissive\")"
+                "{n} malformed {} kept with the fields that read, the raw text in `_rescued_data` (parse_mode = \"permissive\")",
+                if n == 1 { "record" } else { "records" }
             ),
         });
     }
