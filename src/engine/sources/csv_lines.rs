@@ -210,15 +210,50 @@ fn partial_rows(target: &SchemaRef, records: &[&[u8]]) -> Result<RecordBatch> {
             col.push(field.and_then(|f| std::str::from_utf8(f).ok()).map(str::to_owned));
         }
     }
-    let safe = CastOptions { safe: true, ..CastOptions::default() };
     let columns = target
         .fields()
         .iter()
         .zip(cols)
-        .map(|(f, col)| cast_with_options(&StringArray::from(col), f.data_type(), &safe))
-        .collect::<std::result::Result<Vec<_>, _>>()?;
+        .map(|(f, col)| spark_cast(&(Arc::new(StringArray::from(col)) as ArrayRef), f.data_type()))
+        .collect::<Result<Vec<_>>>()?;
     let options = RecordBatchOptions::new().with_row_count(Some(records.len()));
     Ok(RecordBatch::try_new_with_options(target.clone(), columns, &options)?)
+}
+
+/// A text column as `to`, NULL where the text does not read, as Spark's CSV reader reads it:
+/// arrow's cast, except where it takes text that PySpark 4.3 refuses — a BOOLEAN other than
+/// `true` or `false` in any case (arrow reads `yes`, `1`, `t`, `on` as true), a number with a
+/// space or tab around it.
+fn spark_cast(text: &ArrayRef, to: &DataType) -> Result<ArrayRef> {
+    use arrow::compute::kernels::comparison::{ends_with, ilike, starts_with};
+    let safe = CastOptions { safe: true, ..CastOptions::default() };
+    let cast = cast_with_options(text, to, &safe)?;
+    let pattern = |p: &str| StringArray::new_scalar(p);
+    let refused = match to {
+        DataType::Boolean => {
+            not(&or(&ilike(text, &pattern("true"))?, &ilike(text, &pattern("false"))?)?)?
+        }
+        t if t.is_numeric() => {
+            let mut around = None;
+            for blank in [" ", "\t"] {
+                let here =
+                    or(&starts_with(text, &pattern(blank))?, &ends_with(text, &pattern(blank))?)?;
+                around = Some(match around {
+                    Some(a) => or(&a, &here)?,
+                    None => here,
+                });
+            }
+            match around {
+                Some(a) => a,
+                None => return Ok(cast),
+            }
+        }
+        _ => return Ok(cast),
+    };
+    if refused.true_count() == 0 {
+        return Ok(cast);
+    }
+    Ok(arrow::compute::nullif(&cast, &refused)?)
 }
 
 /// `fields` as one CSV line, quoted where a field needs it (so the record reads back).
@@ -243,7 +278,6 @@ fn convert(
     good: &mut Vec<RecordBatch>,
     bad: &mut Vec<BadRecord>,
 ) -> Result<()> {
-    let safe = CastOptions { safe: true, ..CastOptions::default() };
     let mut cols = Vec::with_capacity(text.num_columns());
     let mut failed: Option<BooleanArray> = None;
     let mut failed_cols: Vec<(usize, BooleanArray)> = Vec::new();
@@ -253,7 +287,7 @@ fn convert(
             cols.push(col.clone());
             continue;
         }
-        let cast = cast_with_options(col, f.data_type(), &safe)?;
+        let cast = spark_cast(col, f.data_type())?;
         let lost = and(&is_not_null(col)?, &is_null(&cast)?)?;
         if lost.true_count() > 0 {
             failed = Some(match failed {
@@ -363,6 +397,36 @@ mod tests {
             table(&d.batches),
             "+---+---+---+\n| a | b | c |\n+---+---+---+\n| a | 1 | x |\n+---+---+---+"
         );
+    }
+
+    /// Text arrow's cast reads but Spark does not (PySpark 4.3, checked by hand): BOOLEAN
+    /// only as `true`/`false` in any case, no blank around a number.
+    #[test]
+    fn booleans_and_numbers_read_as_strictly_as_in_spark() {
+        let input = b"k,b,i\n1,TRUE,5\n2,yes,5\n3,1,5\n4,False, 7 \n5,t,+5\n6,true,\t8\n";
+        let schema = crate::engine::schema::ddl_to_schema("k INT, b BOOLEAN, i INT").unwrap();
+        let d = decode("c.csv", input, &schema, true, ParseMode::Permissive).unwrap();
+        let got = table(&d.batches);
+        let rows: Vec<String> = got
+            .lines()
+            .filter(|l| l.starts_with("| ") && !l.starts_with("| k "))
+            .map(|l| l.split('|').take(4).collect::<Vec<_>>().join("|"))
+            .collect();
+        // Spark: 1 true 5 / 2 NULL 5 / 3 NULL 5 / 4 false NULL / 5 NULL 5 / 6 true NULL,
+        // every row but the first a corrupt record
+        assert_eq!(
+            rows,
+            [
+                "| 1 | true  | 5 ",
+                "| 2 |       | 5 ",
+                "| 3 |       | 5 ",
+                "| 4 | false |   ",
+                "| 5 |       | 5 ",
+                "| 6 | true  |   ",
+            ],
+            "{got}"
+        );
+        assert_eq!(d.bad.iter().map(|b| b.line).collect::<Vec<_>>(), [3, 4, 5, 6, 7]);
     }
 
     /// A bad record's text reads back as the record (a quoted field with a comma stays one
