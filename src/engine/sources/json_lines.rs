@@ -88,8 +88,9 @@ pub(super) type ChunkRows = (Option<RecordBatch>, Vec<(usize, String)>);
 /// their reasons.
 /// `lines` is `None` on the fast path: the count is only checked (by the caller) when a row
 /// has to be traced back to its line. `raw`: the records have not been through Spark's rules
-/// (`json_spark`); then a schema with integer fields is read by the one-pass decoder or not at
-/// all, as arrow-json reads `1.5` into an integer field as 1 where Spark calls the record bad.
+/// (`json_spark`); then a schema with number or DATE fields is read by the one-pass decoder or
+/// not at all, as arrow-json reads `1.5` into an integer field as 1, `"5"` into a number field
+/// as 5 and a number into a DATE as days, where Spark calls the record bad.
 pub(super) fn decode_rows(
     rules: &SparkRules,
     bytes: &[u8],
@@ -143,8 +144,8 @@ pub(super) struct SparkRules {
     always_normalize: bool,
     /// Plain records in one pass, straight into the target columns (`json_plain`).
     plain: Option<PlainDecoder>,
-    /// An integer field anywhere: raw records go through Spark's rules unless the one-pass
-    /// decoder reads them (see [`decode_rows`]).
+    /// A number or DATE field anywhere: raw records go through Spark's rules unless the
+    /// one-pass decoder reads them (see [`decode_rows`]).
     integers: bool,
 }
 
@@ -162,7 +163,7 @@ impl SparkRules {
             !matches!(f.data_type(), DataType::Timestamp(_, _)) && has_timestamp(f.data_type())
         });
         let target = Arc::new(schema.clone());
-        let integers = schema.fields().iter().any(|f| has_integer(f.data_type()));
+        let integers = schema.fields().iter().any(|f| spark_checks(f.data_type()));
         Self {
             integers,
             plain: PlainDecoder::new(&target),
@@ -213,12 +214,14 @@ fn has_timestamp(t: &DataType) -> bool {
     }
 }
 
-fn has_integer(t: &DataType) -> bool {
+/// Whether `t` has a field whose values `json_spark` checks (see [`decode_rows`]).
+fn spark_checks(t: &DataType) -> bool {
     match t {
-        t if t.is_integer() => true,
-        DataType::Struct(fields) => fields.iter().any(|f| has_integer(f.data_type())),
-        DataType::List(f) | DataType::LargeList(f) => has_integer(f.data_type()),
-        DataType::Map(f, _) => has_integer(f.data_type()),
+        t if t.is_integer() || t.is_floating() => true,
+        DataType::Date32 => true,
+        DataType::Struct(fields) => fields.iter().any(|f| spark_checks(f.data_type())),
+        DataType::List(f) | DataType::LargeList(f) => spark_checks(f.data_type()),
+        DataType::Map(f, _) => spark_checks(f.data_type()),
         _ => false,
     }
 }
@@ -468,6 +471,38 @@ mod tests {
         let got = arrow::util::pretty::pretty_format_batches(&d.batches).unwrap().to_string();
         assert!(got.contains("|    | Zoë  | {"), "{got}");
         assert!(!got.contains("| 1  | Zoë"), "{got}");
+    }
+
+    /// What PySpark 4.3 reads of these records as `k INT, i INT, d DOUBLE, dt DATE` (checked
+    /// by hand): text is no number (but `"NaN"`, `"Infinity"` into a DOUBLE), a number no DATE.
+    #[test]
+    fn text_into_numbers_and_numbers_into_dates_are_bad_as_in_spark() {
+        let schema =
+            crate::engine::schema::ddl_to_schema("k INT, i INT, d DOUBLE, dt DATE").unwrap();
+        let input = concat!(
+            "{\"k\":1,\"i\":\"5\",\"d\":\"1.5\",\"dt\":\"2026-01-02\"}\n",
+            "{\"k\":2,\"i\":5,\"d\":\"-Infinity\",\"dt\":\"2026-1-2\"}\n",
+            "{\"k\":3,\"i\":-0,\"d\":\"NaN\",\"dt\":20260102}\n",
+        );
+        let d = decode("f.json", input.as_bytes(), &schema, ParseMode::Permissive).unwrap();
+        let got = arrow::util::pretty::pretty_format_batches(&d.batches).unwrap().to_string();
+        let rows: Vec<String> = got
+            .lines()
+            .filter(|l| l.starts_with("| ") && !l.starts_with("| k "))
+            .map(|l| l.split('|').take(5).collect::<Vec<_>>().join("|"))
+            .collect();
+        // Spark: 1 NULL NULL 2026-01-02 (bad) / 2 5 -Infinity 2026-01-02 / 3 0 NaN NULL (bad)
+        assert_eq!(
+            rows,
+            [
+                "| 2 | 5 | -inf | 2026-01-02 ",
+                "| 1 |   |      | 2026-01-02 ",
+                "| 3 | 0 | NaN  |            "
+            ],
+            "{got}"
+        );
+        let reasons: Vec<&str> = d.bad.iter().map(|b| b.reason.as_str()).collect();
+        assert_eq!(reasons, ["cannot read \"5\" as INT", "cannot read 20260102 as DATE"]);
     }
 
     #[test]

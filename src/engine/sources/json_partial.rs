@@ -66,7 +66,10 @@ fn column(field: &FieldRef, values: &[Option<&[u8]>]) -> Result<ArrayRef> {
         .map(|r| r.as_deref().unwrap_or(b"{}".as_slice()))
         .collect::<Vec<_>>()
         .join(&b'\n');
-    if let Ok((Some(batch), bad)) = decode_rows(&rules, &joined, Some(values.len()), false)
+    // a value Spark's rules refused reads on its own (a struct may keep some of its fields)
+    let rules_took_all = values.iter().zip(&records).all(|(v, r)| v.is_none() || r.is_some());
+    if rules_took_all
+        && let Ok((Some(batch), bad)) = decode_rows(&rules, &joined, Some(values.len()), false)
         && bad.is_empty()
     {
         return Ok(batch.column(0).clone());

@@ -2,8 +2,9 @@
 //! need them (the slow path of `json_lines`): an object or array read into a STRING field
 //! becomes its JSON text exactly as written in the record (PySpark 4.3 keeps the raw text:
 //! `{"a": 1}` stays `{"a": 1}`, `2.50` stays `2.50`), a JSON integer read into a
-//! TIMESTAMP field is seconds since the epoch, and a number with a fraction or an exponent
-//! read into an integer field makes the record bad.
+//! TIMESTAMP field is seconds since the epoch; a number with a fraction or an exponent read
+//! into an integer field, text into a number field (but for Spark's words for NaN and
+//! infinity into a floating-point one) and a number into a DATE field make the record bad.
 //!
 //! A record is rewritten guided by the schema, byte by byte, without building a document
 //! tree: fields outside the schema and values that need no change are copied as they are.
@@ -246,6 +247,31 @@ impl<'a> Parser<'a> {
                     }
                     Err(_) => Err(format!("cannot read {text} as a TIMESTAMP")),
                 }
+            }
+            // Spark reads no text into an integer and only its words for NaN and infinity
+            // into a floating-point number (arrow-json would read "5" as 5)
+            (Some(t), Some(b'"')) if t.is_integer() || t.is_floating() => {
+                let span = self.value_span()?;
+                let word = match &span[1..span.len() - 1] {
+                    b"NaN" | b"+NaN" | b"-NaN" => "NaN",
+                    b"Infinity" | b"+Infinity" | b"INF" | b"+INF" => "Infinity",
+                    b"-Infinity" | b"-INF" => "-Infinity",
+                    _ => "",
+                };
+                if word.is_empty() || t.is_integer() {
+                    return Err(format!(
+                        "cannot read {} as {}",
+                        String::from_utf8_lossy(span),
+                        crate::engine::schema::type_ddl(t)
+                    ));
+                }
+                write_json_string(word.as_bytes(), out);
+                Ok(())
+            }
+            // a JSON number is no DATE in Spark (arrow-json reads it as days since 1970)
+            (Some(DataType::Date32), Some(b'-' | b'0'..=b'9')) => {
+                let span = self.value_span()?;
+                Err(format!("cannot read {} as DATE", String::from_utf8_lossy(span)))
             }
             (Some(t), Some(b'-' | b'0'..=b'9')) if t.is_integer() => {
                 let span = self.value_span()?;
