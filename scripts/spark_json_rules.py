@@ -41,3 +41,13 @@ read("numtext_double.json", '{"n": "7"}\n{"n": "7.5"}\n{"n": "NaN"}\n{"n": 7}\n'
 read("numtext_decimal.json", '{"n": "7.50"}\n{"n": 7.5}\n', "n DECIMAL(10,2), _corrupt_record STRING")
 read("booltext.json", '{"n": "true"}\n{"n": true}\n', "n BOOLEAN, _corrupt_record STRING")
 read("partial.json", '{"a": 1, "b": "x", "c": 3}\n', "a BIGINT, b BIGINT, c BIGINT, _corrupt_record STRING")
+# PERMISSIVE partial results (json_partial.rs): the fields that read are kept, in structs too;
+# an array with a bad element, a bad TIMESTAMP, a number out of range are NULL; the last of a
+# repeated key counts; a fraction or exponent into an integer, a number into a DATE are bad
+read("partial_nested.json",
+     '{"v":"a","e":{"x":"bad","y":1},"l":[1,"z",3],"t":"2026-01-02T03:04:05"}\n'
+     '{"v":"b","e":{"x":2,"y":3},"l":[1,2],"t":"not a time"}\n'
+     '{"v":"c","n":12345678901234567890}\n{"v":"d","n":1.5}\n[1,2]\n{"v":"f","v":"g","n":"x"}\n',
+     "v STRING, e STRUCT<x: INT, y: INT>, l ARRAY<INT>, t TIMESTAMP, n BIGINT, _corrupt_record STRING")
+read("fraction_exponent.json", '{"n": 1.0}\n{"n": 2e0}\n{"n": 3}\n', "n BIGINT, _corrupt_record STRING")
+read("number_date.json", '{"d": 20260102}\n{"d": "2026-01-02"}\n', "d DATE, _corrupt_record STRING")
