@@ -35,3 +35,5 @@ read("strict.csv", "k,b,i\n1,TRUE,5\n2,yes,5\n3,1,5\n4,False, 7 \n5,t,+5\n6,true
 # a quoted field with a comma, non-ASCII text, a value that does not convert
 read("quoted.csv", 'ville,montant\n"São Paulo, SP",abc\n東京,7\n',
      "ville STRING, montant DOUBLE, _corrupt_record STRING", header=True)
+# DATE from text, as in JSON, but digits alone are no date
+read("dates.csv", "1,2026\n2,20260102\n3, 2026-01-02 x\n4,2026-02-30\n", "k INT, d DATE, _corrupt_record STRING")

@@ -51,3 +51,14 @@ read("partial_nested.json",
      "v STRING, e STRUCT<x: INT, y: INT>, l ARRAY<INT>, t TIMESTAMP, n BIGINT, _corrupt_record STRING")
 read("fraction_exponent.json", '{"n": 1.0}\n{"n": 2e0}\n{"n": 3}\n', "n BIGINT, _corrupt_record STRING")
 read("number_date.json", '{"d": 20260102}\n{"d": "2026-01-02"}\n', "d DATE, _corrupt_record STRING")
+# DATE from text (timestamps::spark_date): `2026` is 2026-01-01, text after a space or T is
+# ignored, digits alone are days since 1970 (only in JSON: the CSV reader refuses them)
+read("date_forms.json",
+     '{"d": "2026"}\n{"d": "2026-01"}\n{"d": " 2026-01-02 junk"}\n{"d": "2026-01-02T99"}\n'
+     '{"d": "2026-02-30"}\n{"d": 2026}\n',
+     "d DATE, _corrupt_record STRING")
+with open(os.path.join(d, "date_digits.json"), "w") as f:
+    f.write('{"d": "20260102"}\n')
+print("--- date_digits.json: d DATE (as text: Python has no year 57440)")
+print("   ", spark.read.schema("d DATE").json(os.path.join(d, "date_digits.json"))
+      .selectExpr("CAST(d AS STRING)").collect())

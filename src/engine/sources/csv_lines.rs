@@ -223,9 +223,14 @@ fn partial_rows(target: &SchemaRef, records: &[&[u8]]) -> Result<RecordBatch> {
 /// A text column as `to`, NULL where the text does not read, as Spark's CSV reader reads it:
 /// arrow's cast, except where it takes text that PySpark 4.3 refuses — a BOOLEAN other than
 /// `true` or `false` in any case (arrow reads `yes`, `1`, `t`, `on` as true), a number with a
-/// space or tab around it.
+/// space or tab around it — and a DATE as Spark reads one (`timestamps::spark_date`).
 fn spark_cast(text: &ArrayRef, to: &DataType) -> Result<ArrayRef> {
     use arrow::compute::kernels::comparison::{ends_with, ilike, starts_with};
+    if to == &DataType::Date32
+        && let Some(strings) = text.as_any().downcast_ref::<StringArray>()
+    {
+        return Ok(Arc::new(super::timestamps::dates_from_text(strings, false)));
+    }
     let safe = CastOptions { safe: true, ..CastOptions::default() };
     let cast = cast_with_options(text, to, &safe)?;
     let pattern = |p: &str| StringArray::new_scalar(p);
@@ -427,6 +432,20 @@ mod tests {
             "{got}"
         );
         assert_eq!(d.bad.iter().map(|b| b.line).collect::<Vec<_>>(), [3, 4, 5, 6, 7]);
+    }
+
+    /// DATE as Spark's CSV reader reads it (PySpark 4.3): `2026` is 2026-01-01, text after a
+    /// space is ignored, `20260102` is a bad record (arrow's cast read only that one).
+    #[test]
+    fn dates_read_as_in_spark() {
+        let input = b"k,d\n1,2026\n2,20260102\n3, 2026-01-02 x\n";
+        let schema = crate::engine::schema::ddl_to_schema("k INT, d DATE").unwrap();
+        let d = decode("d.csv", input, &schema, true, ParseMode::DropMalformed).unwrap();
+        assert_eq!(
+            table(&d.batches),
+            "+---+------------+\n| k | d          |\n+---+------------+\n| 1 | 2026-01-01 |\n| 3 | 2026-01-02 |\n+---+------------+"
+        );
+        assert_eq!(d.bad[0].reason, "field `d`: cannot read \"20260102\" as DATE");
     }
 
     /// A bad record's text reads back as the record (a quoted field with a comma stays one

@@ -11,8 +11,8 @@
 
 use std::sync::Arc;
 
-use arrow::array::{ArrayRef, RecordBatch, StringArray, new_null_array};
-use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
+use arrow::array::{Array, ArrayRef, RecordBatch, StringArray, new_null_array};
+use arrow::datatypes::{DataType, Field, FieldRef, Schema, SchemaRef};
 use arrow::json::ReaderBuilder;
 
 use crate::model::node::{ParseMode, RESCUED_DATA_COLUMN};
@@ -137,8 +137,12 @@ pub(super) fn rows_without_plain(
 /// The schema arrow-json reads with, and how its columns become the declared ones.
 pub(super) struct SparkRules {
     target: SchemaRef,
-    /// Top-level TIMESTAMP columns read as text, converted by [`timestamps::from_text`].
+    /// Top-level TIMESTAMP and DATE columns read as text, converted by `timestamps`.
     read: SchemaRef,
+    /// What Spark's rules (`json_spark`) check raw records against: the target, but top-level
+    /// TIMESTAMP as text (its integer seconds are converted with the text); a DATE stays one
+    /// (a JSON number into it is bad).
+    pub(super) check: SchemaRef,
     /// Nested TIMESTAMP fields: every record takes the slow path (JSON integers are
     /// seconds there, which arrow-json would read as microseconds).
     always_normalize: bool,
@@ -151,14 +155,13 @@ pub(super) struct SparkRules {
 
 impl SparkRules {
     pub(super) fn new(schema: &Schema) -> Self {
-        let read: Vec<Field> = schema
-            .fields()
-            .iter()
-            .map(|f| match f.data_type() {
-                DataType::Timestamp(_, _) => Field::new(f.name(), DataType::Utf8, true),
-                _ => f.as_ref().clone(),
-            })
-            .collect();
+        let as_text = |f: &FieldRef, date: bool| match f.data_type() {
+            DataType::Timestamp(_, _) => Field::new(f.name(), DataType::Utf8, true),
+            DataType::Date32 if date => Field::new(f.name(), DataType::Utf8, true),
+            _ => f.as_ref().clone(),
+        };
+        let read: Vec<Field> = schema.fields().iter().map(|f| as_text(f, true)).collect();
+        let check: Vec<Field> = schema.fields().iter().map(|f| as_text(f, false)).collect();
         let always_normalize = schema.fields().iter().any(|f| {
             !matches!(f.data_type(), DataType::Timestamp(_, _)) && has_timestamp(f.data_type())
         });
@@ -169,6 +172,7 @@ impl SparkRules {
             plain: PlainDecoder::new(&target),
             target,
             read: Arc::new(Schema::new(read)),
+            check: Arc::new(Schema::new(check)),
             always_normalize,
         }
     }
@@ -188,13 +192,17 @@ impl SparkRules {
                 cols.push(col.clone());
                 continue;
             }
-            let (converted, failed) = timestamps::from_text(col, f.data_type())?;
+            let (converted, failed) = match f.data_type() {
+                DataType::Date32 => dates(col)?,
+                t => timestamps::from_text(col, t)?,
+            };
+            let what = if f.data_type() == &DataType::Date32 { "DATE" } else { "TIMESTAMP" };
             for row in failed {
                 let text =
                     arrow::util::display::array_value_to_string(col, row).unwrap_or_default();
                 bad.push((
                     row,
-                    format!("field `{}`: cannot read \"{text}\" as a TIMESTAMP", f.name()),
+                    format!("field `{}`: cannot read \"{text}\" as a {what}", f.name()),
                 ));
             }
             cols.push(converted);
@@ -202,6 +210,17 @@ impl SparkRules {
         let out = RecordBatch::try_new(self.target.clone(), cols).map_err(|e| e.to_string())?;
         Ok((out, bad))
     }
+}
+
+/// A DATE column from its text, as Spark's JSON reader has it, and the rows that did not read.
+fn dates(text: &ArrayRef) -> std::result::Result<(ArrayRef, Vec<usize>), String> {
+    let strings = text
+        .as_any()
+        .downcast_ref::<StringArray>()
+        .ok_or_else(|| format!("expected text, got {}", text.data_type()))?;
+    let dates = timestamps::dates_from_text(strings, true);
+    let failed = (0..dates.len()).filter(|&i| strings.is_valid(i) && dates.is_null(i)).collect();
+    Ok((Arc::new(dates), failed))
 }
 
 fn has_timestamp(t: &DataType) -> bool {
@@ -327,7 +346,7 @@ pub fn decode_at(
                 let mut kept: Vec<(usize, usize)> = Vec::with_capacity(spans.len());
                 let mut normalized: Vec<Vec<u8>> = Vec::with_capacity(spans.len());
                 for &span in &spans {
-                    match json_spark::normalize_record(&chunk[span.0..span.1], &rules.read) {
+                    match json_spark::normalize_record(&chunk[span.0..span.1], &rules.check) {
                         Ok(n) => {
                             kept.push(span);
                             normalized.push(n);

@@ -58,7 +58,7 @@ fn column(field: &FieldRef, values: &[Option<&[u8]>]) -> Result<ArrayRef> {
         .map(|v| {
             let v = (*v)?;
             let record = [b"{".as_slice(), key.as_bytes(), b":", v, b"}"].concat();
-            json_spark::normalize_record(&record, &schema).ok()
+            json_spark::normalize_record(&record, &rules.check).ok()
         })
         .collect();
     let joined: Vec<u8> = records
@@ -148,6 +148,15 @@ mod tests {
 | São Paulo |              |        |                      |   |
 +-----------+--------------+--------+----------------------+---+";
         assert_eq!(got, want);
+    }
+
+    /// A bad record's integer TIMESTAMP is seconds and its DATE text reads as Spark's
+    /// (`2026` is 2026-01-01), as in a good record.
+    #[test]
+    fn times_in_a_bad_record_read_as_in_a_good_one() {
+        let got =
+            rows("t TIMESTAMP, d DATE, n INT", &[r#"{"t": 1767323045, "d": "2026", "n": "x"}"#]);
+        assert!(got.contains("| 2026-01-02T03:04:05Z | 2026-01-01 |   |"), "{got}");
     }
 
     /// A STRING field takes an object's text; no records, no rows.

@@ -1,7 +1,7 @@
 //! A one-pass decoder for the common case of JSON lines: objects whose fields are BIGINT,
-//! INT, DOUBLE, BOOLEAN, STRING, TIMESTAMP, or STRUCT and ARRAY of those (no TIMESTAMP inside
-//! them), written the plain way (a number into a number field, text into a text field,
-//! TIMESTAMP as `yyyy-MM-dd'T'HH:mm:ss[.S{1,6}][Z]`).
+//! INT, DOUBLE, BOOLEAN, STRING, TIMESTAMP, DATE, or STRUCT and ARRAY of those (no TIMESTAMP
+//! or DATE inside them), written the plain way (a number into a number field, text into a text
+//! field, TIMESTAMP as `yyyy-MM-dd'T'HH:mm:ss[.S{1,6}][Z]`, DATE as Spark reads it).
 //!
 //! It writes the values straight into the columns, where arrow-json first builds a tape of
 //! every token, then copies each value from the tape into the columns, and the TIMESTAMP text
@@ -17,14 +17,15 @@ use std::sync::Arc;
 
 use arrow::array::builder::NullBufferBuilder;
 use arrow::array::{
-    Array, ArrayRef, BinaryArray, BooleanArray, BooleanBufferBuilder, Float64Array, Int32Array,
-    Int64Array, ListArray, RecordBatch, StringArray, StructArray, TimestampMicrosecondArray,
+    Array, ArrayRef, BinaryArray, BooleanArray, BooleanBufferBuilder, Date32Array, Float64Array,
+    Int32Array, Int64Array, ListArray, RecordBatch, StringArray, StructArray,
+    TimestampMicrosecondArray,
 };
 use arrow::buffer::{OffsetBuffer, ScalarBuffer};
 use arrow::datatypes::{DataType, FieldRef, Fields, SchemaRef, TimeUnit};
 
 use super::json_tokens::Parser;
-use super::timestamps::utc_micros;
+use super::timestamps::{spark_date, utc_micros};
 
 /// A decoder for one target schema; `None` from [`PlainDecoder::new`] when a field's type is
 /// not one it reads.
@@ -104,6 +105,7 @@ fn value_type(t: &DataType, top: bool) -> bool {
         DataType::Int64 | DataType::Int32 | DataType::Float64 | DataType::Boolean => true,
         DataType::Utf8 => true,
         DataType::Timestamp(TimeUnit::Microsecond, Some(tz)) => top && tz.as_ref() == "UTC",
+        DataType::Date32 => top,
         DataType::Struct(fields) => object_type(fields, false),
         DataType::List(f) => f.is_nullable() && value_type(f.data_type(), false),
         _ => false,
@@ -192,6 +194,8 @@ enum Values {
     },
     /// Microseconds in UTC, read from text by [`utc_micros`].
     Timestamp(Vec<i64>),
+    /// Days since 1970, read from text by [`spark_date`].
+    Date(Vec<i32>),
     Struct(Box<Object>),
     List {
         field: FieldRef,
@@ -222,6 +226,7 @@ impl Column {
                 let items = Box::new(Column::new(field.data_type(), bytes));
                 Values::List { field: field.clone(), offsets, items }
             }
+            DataType::Date32 => Values::Date(Vec::with_capacity(rows)),
             _ => Values::Timestamp(Vec::with_capacity(rows)),
         };
         Self { values, nulls: NullBufferBuilder::new(rows) }
@@ -230,7 +235,7 @@ impl Column {
     fn push_null(&mut self) {
         match &mut self.values {
             Values::Int64(v) | Values::Timestamp(v) => v.push(0),
-            Values::Int32(v) => v.push(0),
+            Values::Int32(v) | Values::Date(v) => v.push(0),
             Values::Float64(v) => v.push(0.0),
             Values::Boolean(b) => b.append(false),
             Values::Utf8 { offsets, bytes } => offsets.push(bytes.len() as i32),
@@ -265,6 +270,10 @@ impl Column {
                 p.expect(b'"')?;
                 v.push(utc_micros(p.plain_string()?)?);
             }
+            Values::Date(v) => {
+                p.expect(b'"')?;
+                v.push(spark_date(std::str::from_utf8(p.plain_string()?).ok()?)?);
+            }
             Values::Struct(object) => {
                 p.expect(b'{')?;
                 object.read(p)?;
@@ -297,6 +306,7 @@ impl Column {
             Values::Timestamp(v) => {
                 Arc::new(TimestampMicrosecondArray::new(v.into(), nulls).with_timezone("UTC"))
             }
+            Values::Date(v) => Arc::new(Date32Array::new(v.into(), nulls)),
             Values::Struct(object) => {
                 let fields = object.fields.clone();
                 Arc::new(StructArray::try_new(fields, object.finish()?, nulls).ok()?)
@@ -324,6 +334,22 @@ mod tests {
         let schema = Arc::new(ddl_to_schema(DDL).unwrap());
         let plain = PlainDecoder::new(&schema).unwrap();
         (schema, plain)
+    }
+
+    /// A top-level DATE reads as Spark's (`timestamps::spark_date`) on both paths; text of
+    /// digits alone (days in Spark's JSON reader) is left to the other path.
+    #[test]
+    fn dates_read_the_same_on_both_paths() {
+        let schema = Arc::new(ddl_to_schema("k BIGINT, d DATE").unwrap());
+        let plain = PlainDecoder::new(&schema).unwrap();
+        let text = "{\"k\":1,\"d\":\"2026\"}\n{\"k\":2,\"d\":\"2026-1-2\"}\n\
+            {\"k\":3,\"d\":\"2026-01-02 junk\"}\n{\"k\":4,\"d\":null}\n{\"k\":5}\n";
+        let ours = plain.decode(text.as_bytes()).unwrap();
+        assert_eq!(Some(ours.clone()), rows_without_plain(&schema, text.as_bytes()).unwrap());
+        let days = ours.column(1).as_any().downcast_ref::<Date32Array>().unwrap();
+        assert_eq!(days.value(0), 20454); // 2026-01-01
+        assert_eq!(days.value(2), 20455);
+        assert!(plain.decode(b"{\"k\":1,\"d\":\"20260102\"}").is_none());
     }
 
     /// What the one-pass decoder accepts, it reads as arrow-json and Spark's rules do.
@@ -482,7 +508,9 @@ mod tests {
             assert!(plain.decode(c).is_none(), "{}", String::from_utf8_lossy(c));
         }
         // types the decoder does not read (a TIMESTAMP in a STRUCT: Spark's rules rewrite it)
-        for ddl in ["a STRUCT<t: TIMESTAMP>", "m MAP<STRING, INT>", "d DECIMAL(10,2)", "d DATE"] {
+        for ddl in
+            ["a STRUCT<t: TIMESTAMP>", "m MAP<STRING, INT>", "d DECIMAL(10,2)", "a STRUCT<d: DATE>"]
+        {
             let schema = Arc::new(ddl_to_schema(ddl).unwrap());
             assert!(PlainDecoder::new(&schema).is_none(), "{ddl}");
         }

@@ -1,12 +1,13 @@
 //! TIMESTAMP values read from text the way Spark's JSON reader does, with Arrow kernels over
 //! whole columns: an integer is seconds since the epoch, anything else is parsed with
 //! Spark's default format `yyyy-MM-dd'T'HH:mm:ss[.SSS][XXX]` (a space for the `T`, a date
-//! alone, a zone offset or `Z`; no zone means UTC, the session time zone here).
+//! alone, a zone offset or `Z`; no zone means UTC, the session time zone here). DATE values
+//! read from text as Spark's CSV and JSON readers do (`spark_date`).
 
 use std::sync::Arc;
 
 use arrow::array::{
-    Array, ArrayRef, BooleanArray, Int64Array, StringArray, TimestampMicrosecondArray,
+    Array, ArrayRef, BooleanArray, Date32Array, Int64Array, StringArray, TimestampMicrosecondArray,
 };
 use arrow::compute::kernels::cast::{CastOptions, cast_with_options};
 use arrow::compute::kernels::numeric::mul;
@@ -114,6 +115,71 @@ pub(super) fn utc_micros(s: &[u8]) -> Option<i64> {
     Some((((days * 24 + hour) * 60 + minute) * 60 + second) * 1_000_000 + micros)
 }
 
+/// A DATE (days since 1970) from text the way Spark reads one (`DateTimeUtils.stringToDate`;
+/// PySpark 4.3, CSV and JSON, checked by hand): blanks and control characters around it are
+/// ignored; `yyyy`, `yyyy-[m]m`, or `yyyy-[m]m-[d]d` followed by anything after a space or a
+/// `T`; the year has 4 to 7 digits and may have a sign. So `2026` is 2026-01-01,
+/// `2026-01-02 junk` is 2026-01-02, and `20260102` is no date (arrow's cast reads it and
+/// refuses the others).
+pub(super) fn spark_date(text: &str) -> Option<i32> {
+    let b = text.trim_matches(|c: char| c <= ' ').as_bytes();
+    let (sign, mut j) = match b.first()? {
+        b'-' => (-1, 1),
+        b'+' => (1, 1),
+        _ => (1, 0),
+    };
+    let valid = |segment: usize, digits: usize| match segment {
+        0 => (4..=7).contains(&digits),
+        _ => (1..=2).contains(&digits),
+    };
+    let mut segments = [1i64, 1, 1];
+    let (mut i, mut value, mut digits) = (0, 0i64, 0);
+    while j < b.len() && b[j] != b' ' && b[j] != b'T' {
+        if i < 2 && b[j] == b'-' {
+            if !valid(i, digits) {
+                return None;
+            }
+            segments[i] = value;
+            (value, digits) = (0, 0);
+            i += 1;
+        } else {
+            let d = b[j].wrapping_sub(b'0');
+            if d > 9 || digits == 7 {
+                return None;
+            }
+            value = value * 10 + i64::from(d);
+            digits += 1;
+        }
+        j += 1;
+    }
+    // `yyyy` and `yyyy-[m]m` take the whole text
+    if !valid(i, digits) || (i < 2 && j < b.len()) {
+        return None;
+    }
+    segments[i] = value;
+    let (year, month, day) = (sign * segments[0], segments[1], segments[2]);
+    if !(1..=12).contains(&month) || day < 1 || day > days_in_month(year, month) {
+        return None;
+    }
+    i32::try_from(days_from_civil(year, month, day)).ok()
+}
+
+/// A text column as DATE by [`spark_date`] (NULL where it does not read); `digits_are_days`:
+/// text of digits alone that is no date is days since 1970, as Spark's JSON reader has it
+/// (`"20260102"` is +57440-04-11; its CSV reader refuses it).
+pub(super) fn dates_from_text(text: &StringArray, digits_are_days: bool) -> Date32Array {
+    text.iter()
+        .map(|v| {
+            let v = v?;
+            spark_date(v).or_else(|| {
+                (digits_are_days && !v.is_empty() && v.bytes().all(|b| b.is_ascii_digit()))
+                    .then(|| v.parse::<i32>().ok())
+                    .flatten()
+            })
+        })
+        .collect()
+}
+
 fn days_in_month(year: i64, month: i64) -> i64 {
     match month {
         2 if (year % 4 == 0 && year % 100 != 0) || year % 400 == 0 => 29,
@@ -136,6 +202,39 @@ fn days_from_civil(year: i64, month: i64, day: i64) -> i64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// PySpark 4.3's DATE of each text (CSV and JSON alike, but the JSON reader's digits).
+    #[test]
+    fn dates_read_as_in_spark() {
+        let spark = [
+            ("2026", Some("2026-01-01")),
+            ("2026-01", Some("2026-01-01")),
+            ("20260102", None),
+            ("2026-01-02 ", Some("2026-01-02")),
+            (" 2026-01-02", Some("2026-01-02")),
+            ("2026-01-02 junk", Some("2026-01-02")),
+            ("2026-01-02T99", Some("2026-01-02")),
+            ("+2026-01-02", Some("2026-01-02")),
+            ("-0044-03-15", Some("-0044-03-15")),
+            ("12026-01-02", Some("+12026-01-02")),
+            ("2026-1-2", Some("2026-01-02")),
+            ("2026-02-30", None),
+            ("2026-13-01", None),
+            ("2026-01-02-03", None),
+            ("2026 x", None),
+            ("", None),
+        ];
+        let show = |days: i32| {
+            let d = Date32Array::from(vec![days]);
+            arrow::util::display::array_value_to_string(&d, 0).unwrap()
+        };
+        for (text, want) in spark {
+            assert_eq!(spark_date(text).map(show).as_deref(), want, "{text:?}");
+        }
+        let json = dates_from_text(&StringArray::from(vec!["20260102", "2026"]), true);
+        assert_eq!(show(json.value(0)), "+57440-04-11");
+        assert_eq!(show(json.value(1)), "2026-01-01");
+    }
 
     /// What the kernels give for one text (the reading before the arithmetic path).
     fn by_kernels(text: &str) -> Option<i64> {
