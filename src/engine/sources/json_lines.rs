@@ -554,7 +554,7 @@ mod tests {
 
     #[test]
     fn spark_rules_for_string_fields_and_the_byte_order_mark() {
-        // PySpark 4.3 (scripts/spark_json_rules.py): `{"track_id": 0, "ok": true, "o": {"a": 1}}`
+        // PySpark 4.3 (scripts/spark_read_rules.py): `{"track_id": 0, "ok": true, "o": {"a": 1}}`
         // as `track_id STRING, ok STRING, o STRING` gives '0', 'true', '{"a": 1}' (raw text)
         let s =
             crate::engine::schema::ddl_to_schema("track_id STRING, ok STRING, o STRING").unwrap();
