@@ -90,3 +90,7 @@ read_csv("quoted.csv", 'ville,montant\n"São Paulo, SP",abc\n東京,7\n',
      "ville STRING, montant DOUBLE, _corrupt_record STRING", header=True)
 # DATE from text, as in JSON, but digits alone are no date
 read_csv("dates.csv", "1,2026\n2,20260102\n3, 2026-01-02 x\n4,2026-02-30\n", "k INT, d DATE, _corrupt_record STRING")
+# DOUBLE: blanks trimmed (Java's parseDouble), NaN/Inf only as Spark spells them; DECIMAL takes no blanks
+read_csv("doubles.csv", "0, 1.5 \n1,nan\n2,NaN\n3,+Infinity\n4,-Inf\n5,inf\n6,1e3\n7,\t2.5\n8,Inf\n",
+         "k INT, d DOUBLE, _corrupt_record STRING")
+read_csv("decimals.csv", "0, 1.5 \n1,+1.5\n", "k INT, d DECIMAL(10,2), _corrupt_record STRING")

@@ -220,39 +220,57 @@ fn partial_rows(target: &SchemaRef, records: &[&[u8]]) -> Result<RecordBatch> {
     Ok(RecordBatch::try_new_with_options(target.clone(), columns, &options)?)
 }
 
-/// A text column as `to`, NULL where the text does not read, as Spark's CSV reader reads it:
-/// arrow's cast, except where it takes text that PySpark 4.3 refuses — a BOOLEAN other than
-/// `true` or `false` in any case (arrow reads `yes`, `1`, `t`, `on` as true), a number with a
-/// space or tab around it — and a DATE as Spark reads one (`timestamps::spark_date`).
+/// A text column as `to`, NULL where the text does not read, as Spark's CSV reader reads it
+/// (PySpark 4.3, `scripts/spark_read_rules.py`): arrow's cast, except where it takes text that
+/// Spark refuses — a BOOLEAN other than `true` or `false` in any case (arrow reads `yes`, `1`,
+/// `t`, `on` as true), an integer or DECIMAL with a space or tab around it, a DOUBLE's NaN or
+/// infinity spelled other than Spark's `NaN`, `Inf`, `-Inf`, `Infinity` (arrow reads `nan`,
+/// `inf`) — and a DOUBLE with blanks around it read (Java's `parseDouble` trims them), and a
+/// DATE as Spark reads one (`timestamps::spark_date`).
 fn spark_cast(text: &ArrayRef, to: &DataType) -> Result<ArrayRef> {
     use arrow::compute::kernels::comparison::{ends_with, ilike, starts_with};
-    if to == &DataType::Date32
-        && let Some(strings) = text.as_any().downcast_ref::<StringArray>()
-    {
+    let strings = text.as_any().downcast_ref::<StringArray>();
+    if let (DataType::Date32, Some(strings)) = (to, strings) {
         return Ok(Arc::new(super::timestamps::dates_from_text(strings, false)));
     }
-    let safe = CastOptions { safe: true, ..CastOptions::default() };
-    let cast = cast_with_options(text, to, &safe)?;
     let pattern = |p: &str| StringArray::new_scalar(p);
+    let mut blanks = BooleanArray::from(vec![false; text.len()]);
+    for blank in [" ", "\t"] {
+        let here = or(&starts_with(text, &pattern(blank))?, &ends_with(text, &pattern(blank))?)?;
+        blanks = or(&blanks, &here)?;
+    }
+    let safe = CastOptions { safe: true, ..CastOptions::default() };
+    if let (true, Some(strings)) = (to.is_floating(), strings) {
+        let trimmed: StringArray = match blanks.true_count() {
+            0 => strings.clone(),
+            _ => strings.iter().map(|v| v.map(|v| v.trim_matches([' ', '\t']))).collect(),
+        };
+        let cast = cast_with_options(&trimmed, to, &safe)?;
+        let as_f64 = cast_with_options(&cast, &DataType::Float64, &safe)?;
+        let values = as_f64.as_any().downcast_ref::<arrow::array::Float64Array>();
+        let spark_word = |t: &str| {
+            matches!(
+                t,
+                "NaN" | "+NaN" | "-NaN" | "Inf" | "-Inf" | "Infinity" | "+Infinity" | "-Infinity"
+            )
+        };
+        let refused: BooleanArray = (0..cast.len())
+            .map(|i| {
+                let odd = values.is_some_and(|v| v.is_valid(i) && !v.value(i).is_finite());
+                Some(odd && !spark_word(trimmed.value(i)))
+            })
+            .collect();
+        return match refused.true_count() {
+            0 => Ok(cast),
+            _ => Ok(arrow::compute::nullif(&cast, &refused)?),
+        };
+    }
+    let cast = cast_with_options(text, to, &safe)?;
     let refused = match to {
         DataType::Boolean => {
             not(&or(&ilike(text, &pattern("true"))?, &ilike(text, &pattern("false"))?)?)?
         }
-        t if t.is_numeric() => {
-            let mut around = None;
-            for blank in [" ", "\t"] {
-                let here =
-                    or(&starts_with(text, &pattern(blank))?, &ends_with(text, &pattern(blank))?)?;
-                around = Some(match around {
-                    Some(a) => or(&a, &here)?,
-                    None => here,
-                });
-            }
-            match around {
-                Some(a) => a,
-                None => return Ok(cast),
-            }
-        }
+        t if t.is_numeric() => blanks,
         _ => return Ok(cast),
     };
     if refused.true_count() == 0 {
@@ -446,6 +464,38 @@ mod tests {
             "+---+------------+\n| k | d          |\n+---+------------+\n| 1 | 2026-01-01 |\n| 3 | 2026-01-02 |\n+---+------------+"
         );
         assert_eq!(d.bad[0].reason, "field `d`: cannot read \"20260102\" as DATE");
+    }
+
+    /// DOUBLE as Spark's CSV reader reads it (PySpark 4.3): blanks around it are trimmed;
+    /// NaN and infinity only as Spark spells them; DECIMAL takes no blanks.
+    #[test]
+    fn doubles_read_as_in_spark() {
+        let input =
+            "k,d\n0, 1.5 \n1,nan\n2,NaN\n3,+Infinity\n4,-Inf\n5,inf\n6,1e3\n7,\t2.5\n8,Inf\n";
+        let schema = crate::engine::schema::ddl_to_schema("k INT, d DOUBLE").unwrap();
+        let d = decode("d.csv", input.as_bytes(), &schema, true, ParseMode::DropMalformed).unwrap();
+        let got = table(&d.batches);
+        let rows: Vec<&str> =
+            got.lines().filter(|l| l.starts_with("| ") && !l.starts_with("| k ")).collect();
+        // Spark: 1.5, bad, NaN, inf, -inf, bad, 1000.0, 2.5, inf
+        assert_eq!(
+            rows,
+            [
+                "| 0 | 1.5    |",
+                "| 2 | NaN    |",
+                "| 3 | inf    |",
+                "| 4 | -inf   |",
+                "| 6 | 1000.0 |",
+                "| 7 | 2.5    |",
+                "| 8 | inf    |"
+            ],
+            "{got}"
+        );
+        assert_eq!(d.bad.iter().map(|b| b.line).collect::<Vec<_>>(), [3, 7]);
+        let schema = crate::engine::schema::ddl_to_schema("k INT, d DECIMAL(10,2)").unwrap();
+        let d = decode("d.csv", b"k,d\n0, 1.5 \n1,+1.5\n", &schema, true, ParseMode::DropMalformed)
+            .unwrap();
+        assert_eq!(d.bad.iter().map(|b| b.line).collect::<Vec<_>>(), [2]);
     }
 
     /// A bad record's text reads back as the record (a quoted field with a comma stays one
