@@ -94,3 +94,9 @@ read_csv("dates.csv", "1,2026\n2,20260102\n3, 2026-01-02 x\n4,2026-02-30\n", "k 
 read_csv("doubles.csv", "0, 1.5 \n1,nan\n2,NaN\n3,+Infinity\n4,-Inf\n5,inf\n6,1e3\n7,\t2.5\n8,Inf\n",
          "k INT, d DOUBLE, _corrupt_record STRING")
 read_csv("decimals.csv", "0, 1.5 \n1,+1.5\n", "k INT, d DECIMAL(10,2), _corrupt_record STRING")
+# TIMESTAMP from text (spark_timestamp.rs), JSON and CSV alike
+ts_forms = ["2026-01-02 03:04", "2026-01-02T03:04:05.5", "2026-01-02 03:04:05 +02:00", "2026", "2026-01",
+            "2026-01-02T03", " 2026-01-02 03:04:05", "2026-01-02 03:04:05 junk", "2026-01-02T03:04:05.123+0100",
+            "2026-01-02T03:04:05UTC", "2026-01-02T03:04:05.1234567", "1/2/2026 03:04", "2026-01-02T03:04:05Z",
+            "2026-07-02T03:04:05 Europe/Paris", "2026-02-30", "2026-01-02 24:00:00", "1700000000", "2026-01-02T03:04Z"]
+read_csv("ts_forms.csv", "".join(f'{i},"{t}"\n' for i, t in enumerate(ts_forms)), "k INT, t TIMESTAMP, _corrupt_record STRING")

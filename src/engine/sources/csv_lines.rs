@@ -11,7 +11,7 @@ use std::sync::Arc;
 use arrow::array::{Array, ArrayRef, BooleanArray, RecordBatch, RecordBatchOptions, StringArray};
 use arrow::compute::kernels::cast::{CastOptions, cast_with_options};
 use arrow::compute::{and, filter_record_batch, is_not_null, is_null, not, or};
-use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
+use arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
 
 use crate::model::node::{ParseMode, RESCUED_DATA_COLUMN};
 
@@ -225,13 +225,21 @@ fn partial_rows(target: &SchemaRef, records: &[&[u8]]) -> Result<RecordBatch> {
 /// Spark refuses — a BOOLEAN other than `true` or `false` in any case (arrow reads `yes`, `1`,
 /// `t`, `on` as true), an integer or DECIMAL with a space or tab around it, a DOUBLE's NaN or
 /// infinity spelled other than Spark's `NaN`, `Inf`, `-Inf`, `Infinity` (arrow reads `nan`,
-/// `inf`) — and a DOUBLE with blanks around it read (Java's `parseDouble` trims them), and a
-/// DATE as Spark reads one (`timestamps::spark_date`).
+/// `inf`) — and a DOUBLE with blanks around it read (Java's `parseDouble` trims them), a DATE
+/// and a TIMESTAMP as Spark reads them (`timestamps::spark_date`, `spark_timestamp`).
 fn spark_cast(text: &ArrayRef, to: &DataType) -> Result<ArrayRef> {
     use arrow::compute::kernels::comparison::{ends_with, ilike, starts_with};
     let strings = text.as_any().downcast_ref::<StringArray>();
-    if let (DataType::Date32, Some(strings)) = (to, strings) {
-        return Ok(Arc::new(super::timestamps::dates_from_text(strings, false)));
+    match (to, strings) {
+        (DataType::Date32, Some(strings)) => {
+            return Ok(Arc::new(super::timestamps::dates_from_text(strings, false)));
+        }
+        (DataType::Timestamp(TimeUnit::Microsecond, Some(tz)), Some(strings))
+            if tz.as_ref() == "UTC" =>
+        {
+            return Ok(Arc::new(super::spark_timestamp::timestamps_from_text(strings)));
+        }
+        _ => {}
     }
     let pattern = |p: &str| StringArray::new_scalar(p);
     let mut blanks = BooleanArray::from(vec![false; text.len()]);
@@ -496,6 +504,19 @@ mod tests {
         let d = decode("d.csv", b"k,d\n0, 1.5 \n1,+1.5\n", &schema, true, ParseMode::DropMalformed)
             .unwrap();
         assert_eq!(d.bad.iter().map(|b| b.line).collect::<Vec<_>>(), [2]);
+    }
+
+    /// TIMESTAMP as Spark's CSV reader reads it (`spark_timestamp`): no minutes' seconds
+    /// needed, no epoch seconds.
+    #[test]
+    fn timestamps_read_as_in_spark() {
+        let input = b"k,t\n1,2026-01-02 03:04\n2,1700000000\n3,2026\n";
+        let schema = crate::engine::schema::ddl_to_schema("k INT, t TIMESTAMP").unwrap();
+        let d = decode("t.csv", input, &schema, true, ParseMode::DropMalformed).unwrap();
+        let got = table(&d.batches);
+        assert!(got.contains("| 1 | 2026-01-02T03:04:00Z |"), "{got}");
+        assert!(got.contains("| 3 | 2026-01-01T00:00:00Z |"), "{got}");
+        assert_eq!(d.bad.iter().map(|b| b.line).collect::<Vec<_>>(), [3]);
     }
 
     /// A bad record's text reads back as the record (a quoted field with a comma stays one

@@ -18,6 +18,7 @@ mod kafka_batch;
 pub mod kafka_client;
 mod kafka_read;
 pub mod schema_tracking;
+pub mod spark_timestamp;
 pub(crate) mod stream_source;
 pub mod timestamps;
 

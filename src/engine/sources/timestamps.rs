@@ -14,6 +14,8 @@ use arrow::compute::kernels::numeric::mul;
 use arrow::compute::{and, is_not_null, is_null, regexp_is_match_scalar};
 use arrow::datatypes::{DataType, TimeUnit};
 
+use super::spark_timestamp;
+
 type Res<T> = std::result::Result<T, String>;
 
 /// `text` (a string column) as `target` (a TIMESTAMP type), and the rows whose non-null text
@@ -29,13 +31,21 @@ pub fn from_text(text: &ArrayRef, target: &DataType) -> Res<(ArrayRef, Vec<usize
     }
     let safe = CastOptions { safe: true, ..CastOptions::default() };
     let integer = regexp_is_match_scalar(strings, r"^\s*-?[0-9]+\s*$", None).map_err(err)?;
+    // Spark's forms (`2026`, `2026-01-02 03:04`, …) where the target is ours, UTC micros
+    let utc = matches!(target, DataType::Timestamp(TimeUnit::Microsecond, Some(tz)) if tz.as_ref() == "UTC");
+    let as_text = || -> Res<ArrayRef> {
+        match utc {
+            true => Ok(Arc::new(spark_timestamp::timestamps_from_text(strings))),
+            false => cast_with_options(text, target, &safe).map_err(err),
+        }
+    };
     let parsed = if integer.true_count() == 0 {
-        cast_with_options(text, target, &safe).map_err(err)?
+        as_text()?
     } else {
         let secs = cast_with_options(text, &DataType::Int64, &safe).map_err(err)?;
         let micros = mul(&secs, &Int64Array::new_scalar(1_000_000)).map_err(err)?;
         let from_secs = cast_with_options(&micros, target, &safe).map_err(err)?;
-        let from_text = cast_with_options(text, target, &safe).map_err(err)?;
+        let from_text = as_text()?;
         arrow::compute::kernels::zip::zip(&integer, &from_secs, &from_text).map_err(err)?
     };
     let failed: BooleanArray =
@@ -190,7 +200,7 @@ fn days_in_month(year: i64, month: i64) -> i64 {
 }
 
 /// Days from 1970-01-01 to a proleptic Gregorian date (Howard Hinnant's `days_from_civil`).
-fn days_from_civil(year: i64, month: i64, day: i64) -> i64 {
+pub(super) fn days_from_civil(year: i64, month: i64, day: i64) -> i64 {
     let y = if month <= 2 { year - 1 } else { year };
     let era = y.div_euclid(400);
     let yoe = y - era * 400;
