@@ -101,7 +101,7 @@ pub(super) fn decode_rows(
     let plain = rules.plain.as_ref().and_then(|f| f.decode(bytes));
     let batches = match &plain {
         Some(batch) => vec![batch.clone()],
-        None if raw && rules.integers => return Err("integers need Spark's rules".into()),
+        None if raw && rules.spark_checked => return Err("these fields need Spark's rules".into()),
         None => decode_all(&rules.read, bytes)?,
     };
     let rows: usize = batches.iter().map(RecordBatch::num_rows).sum();
@@ -150,7 +150,7 @@ pub(super) struct SparkRules {
     plain: Option<PlainDecoder>,
     /// A number or DATE field anywhere: raw records go through Spark's rules unless the
     /// one-pass decoder reads them (see [`decode_rows`]).
-    integers: bool,
+    spark_checked: bool,
 }
 
 impl SparkRules {
@@ -166,9 +166,9 @@ impl SparkRules {
             !matches!(f.data_type(), DataType::Timestamp(_, _)) && has_timestamp(f.data_type())
         });
         let target = Arc::new(schema.clone());
-        let integers = schema.fields().iter().any(|f| spark_checks(f.data_type()));
+        let spark_checked = schema.fields().iter().any(|f| spark_checks(f.data_type()));
         Self {
-            integers,
+            spark_checked,
             plain: PlainDecoder::new(&target),
             target,
             read: Arc::new(Schema::new(read)),
