@@ -100,3 +100,5 @@ ts_forms = ["2026-01-02 03:04", "2026-01-02T03:04:05.5", "2026-01-02 03:04:05 +0
             "2026-01-02T03:04:05UTC", "2026-01-02T03:04:05.1234567", "1/2/2026 03:04", "2026-01-02T03:04:05Z",
             "2026-07-02T03:04:05 Europe/Paris", "2026-02-30", "2026-01-02 24:00:00", "1700000000", "2026-01-02T03:04Z"]
 read_csv("ts_forms.csv", "".join(f'{i},"{t}"\n' for i, t in enumerate(ts_forms)), "k INT, t TIMESTAMP, _corrupt_record STRING")
+# a JSON integer into a TIMESTAMP is seconds; a string of digits is text ("2026" is a year)
+read("ts_digits.json", '{"t": 1767323045}\n{"t": "2026"}\n{"t": "1767323045"}\n', "t TIMESTAMP, _corrupt_record STRING")

@@ -139,9 +139,8 @@ pub(super) struct SparkRules {
     target: SchemaRef,
     /// Top-level TIMESTAMP and DATE columns read as text, converted by `timestamps`.
     read: SchemaRef,
-    /// What Spark's rules (`json_spark`) check raw records against: the target, but top-level
-    /// TIMESTAMP as text (its integer seconds are converted with the text); a DATE stays one
-    /// (a JSON number into it is bad).
+    /// What Spark's rules (`json_spark`) check raw records against: the target (a JSON
+    /// integer into a TIMESTAMP becomes its ISO text, a JSON number into a DATE is bad).
     pub(super) check: SchemaRef,
     /// Nested TIMESTAMP fields: every record takes the slow path (JSON integers are
     /// seconds there, which arrow-json would read as microseconds).
@@ -155,13 +154,13 @@ pub(super) struct SparkRules {
 
 impl SparkRules {
     pub(super) fn new(schema: &Schema) -> Self {
-        let as_text = |f: &FieldRef, date: bool| match f.data_type() {
-            DataType::Timestamp(_, _) => Field::new(f.name(), DataType::Utf8, true),
-            DataType::Date32 if date => Field::new(f.name(), DataType::Utf8, true),
+        let as_text = |f: &FieldRef| match f.data_type() {
+            DataType::Timestamp(_, _) | DataType::Date32 => {
+                Field::new(f.name(), DataType::Utf8, true)
+            }
             _ => f.as_ref().clone(),
         };
-        let read: Vec<Field> = schema.fields().iter().map(|f| as_text(f, true)).collect();
-        let check: Vec<Field> = schema.fields().iter().map(|f| as_text(f, false)).collect();
+        let read: Vec<Field> = schema.fields().iter().map(as_text).collect();
         let always_normalize = schema.fields().iter().any(|f| {
             !matches!(f.data_type(), DataType::Timestamp(_, _)) && has_timestamp(f.data_type())
         });
@@ -170,9 +169,9 @@ impl SparkRules {
         Self {
             spark_checked,
             plain: PlainDecoder::new(&target),
+            check: target.clone(),
             target,
             read: Arc::new(Schema::new(read)),
-            check: Arc::new(Schema::new(check)),
             always_normalize,
         }
     }
@@ -237,7 +236,7 @@ fn has_timestamp(t: &DataType) -> bool {
 fn spark_checks(t: &DataType) -> bool {
     match t {
         t if t.is_integer() || t.is_floating() => true,
-        DataType::Date32 => true,
+        DataType::Date32 | DataType::Timestamp(_, _) => true,
         DataType::Struct(fields) => fields.iter().any(|f| spark_checks(f.data_type())),
         DataType::List(f) | DataType::LargeList(f) => spark_checks(f.data_type()),
         DataType::Map(f, _) => spark_checks(f.data_type()),
@@ -522,6 +521,20 @@ mod tests {
         );
         let reasons: Vec<&str> = d.bad.iter().map(|b| b.reason.as_str()).collect();
         assert_eq!(reasons, ["cannot read \"5\" as INT", "cannot read 20260102 as DATE"]);
+    }
+
+    /// PySpark 4.3 (`scripts/spark_read_rules.py`): a JSON integer into a TIMESTAMP is
+    /// seconds, a string of digits is read as Spark's text (`"2026"` is 2026-01-01, ten digits
+    /// are no timestamp).
+    #[test]
+    fn integer_seconds_and_digit_strings_read_as_in_spark() {
+        let schema = crate::engine::schema::ddl_to_schema("k INT, t TIMESTAMP").unwrap();
+        let input = "{\"k\":1,\"t\":1767323045}\n{\"k\":2,\"t\":\"2026\"}\n{\"k\":3,\"t\":\"1767323045\"}\n";
+        let d = decode("f.json", input.as_bytes(), &schema, ParseMode::DropMalformed).unwrap();
+        let got = arrow::util::pretty::pretty_format_batches(&d.batches).unwrap().to_string();
+        assert!(got.contains("| 1 | 2026-01-02T03:04:05Z |"), "{got}");
+        assert!(got.contains("| 2 | 2026-01-01T00:00:00Z |"), "{got}");
+        assert_eq!(d.bad.iter().map(|b| b.line).collect::<Vec<_>>(), [3]);
     }
 
     #[test]

@@ -237,12 +237,18 @@ impl<'a> Parser<'a> {
                 let span = self.value_span()?;
                 let text = std::str::from_utf8(span).unwrap_or_default();
                 match text.parse::<i64>() {
-                    // Spark: a JSON integer into a TIMESTAMP is seconds since the epoch
+                    // Spark: a JSON integer into a TIMESTAMP is seconds since the epoch; written
+                    // as ISO text, which both readers take (digits would be microseconds to
+                    // arrow-json, and at the top a string of digits, which Spark reads as a
+                    // date: `"2026"` is 2026-01-01)
                     Ok(secs) => {
-                        let micros = secs.checked_mul(1_000_000).ok_or_else(|| {
+                        let at = chrono::DateTime::from_timestamp(secs, 0).ok_or_else(|| {
                             format!("{secs} seconds is out of range for a TIMESTAMP")
                         })?;
-                        out.extend_from_slice(micros.to_string().as_bytes());
+                        write_json_string(
+                            at.format("%Y-%m-%dT%H:%M:%SZ").to_string().as_bytes(),
+                            out,
+                        );
                         Ok(())
                     }
                     Err(_) => Err(format!("cannot read {text} as a TIMESTAMP")),
@@ -344,7 +350,10 @@ mod tests {
 
     #[test]
     fn integer_timestamps_are_seconds() {
-        assert_eq!(norm(r#"{"ts": 1700000000}"#, "ts TIMESTAMP"), r#"{"ts":1700000000000000}"#);
+        assert_eq!(
+            norm(r#"{"ts": 1700000000}"#, "ts TIMESTAMP"),
+            r#"{"ts":"2023-11-14T22:13:20Z"}"#
+        );
         assert!(
             normalize_record(b"{\"ts\": 1.5}", &ddl_to_schema("ts TIMESTAMP").unwrap()).is_err()
         );

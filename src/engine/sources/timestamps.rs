@@ -1,17 +1,16 @@
-//! TIMESTAMP values read from text the way Spark's JSON reader does, with Arrow kernels over
-//! whole columns: an integer is seconds since the epoch, anything else is parsed with
-//! Spark's default format `yyyy-MM-dd'T'HH:mm:ss[.SSS][XXX]` (a space for the `T`, a date
-//! alone, a zone offset or `Z`; no zone means UTC, the session time zone here). DATE values
-//! read from text as Spark's CSV and JSON readers do (`spark_date`).
+//! TIMESTAMP values read from text the way Spark's JSON reader does, whole columns at a time:
+//! the canonical `yyyy-MM-dd'T'HH:mm:ss[.S{1,6}][Z]` by arithmetic, anything else as Spark's
+//! `stringToTimestamp` reads it (`spark_timestamp`; no zone means UTC, the session time zone
+//! here; a JSON integer's seconds arrive as ISO text from `json_spark`). DATE values read from
+//! text as Spark's CSV and JSON readers do (`spark_date`).
 
 use std::sync::Arc;
 
 use arrow::array::{
-    Array, ArrayRef, BooleanArray, Date32Array, Int64Array, StringArray, TimestampMicrosecondArray,
+    Array, ArrayRef, BooleanArray, Date32Array, StringArray, TimestampMicrosecondArray,
 };
 use arrow::compute::kernels::cast::{CastOptions, cast_with_options};
-use arrow::compute::kernels::numeric::mul;
-use arrow::compute::{and, is_not_null, is_null, regexp_is_match_scalar};
+use arrow::compute::{and, is_not_null, is_null};
 use arrow::datatypes::{DataType, TimeUnit};
 
 use super::spark_timestamp;
@@ -29,24 +28,14 @@ pub fn from_text(text: &ArrayRef, target: &DataType) -> Res<(ArrayRef, Vec<usize
     if let Some(fast) = by_arithmetic(strings, target) {
         return Ok((fast, Vec::new()));
     }
-    let safe = CastOptions { safe: true, ..CastOptions::default() };
-    let integer = regexp_is_match_scalar(strings, r"^\s*-?[0-9]+\s*$", None).map_err(err)?;
-    // Spark's forms (`2026`, `2026-01-02 03:04`, …) where the target is ours, UTC micros
+    // Spark's forms (`2026`, `2026-01-02 03:04`, …) where the target is ours, UTC micros (a
+    // JSON integer's seconds arrive as ISO text: `json_spark`)
     let utc = matches!(target, DataType::Timestamp(TimeUnit::Microsecond, Some(tz)) if tz.as_ref() == "UTC");
-    let as_text = || -> Res<ArrayRef> {
-        match utc {
-            true => Ok(Arc::new(spark_timestamp::timestamps_from_text(strings))),
-            false => cast_with_options(text, target, &safe).map_err(err),
-        }
-    };
-    let parsed = if integer.true_count() == 0 {
-        as_text()?
+    let parsed: ArrayRef = if utc {
+        Arc::new(spark_timestamp::timestamps_from_text(strings))
     } else {
-        let secs = cast_with_options(text, &DataType::Int64, &safe).map_err(err)?;
-        let micros = mul(&secs, &Int64Array::new_scalar(1_000_000)).map_err(err)?;
-        let from_secs = cast_with_options(&micros, target, &safe).map_err(err)?;
-        let from_text = as_text()?;
-        arrow::compute::kernels::zip::zip(&integer, &from_secs, &from_text).map_err(err)?
+        let safe = CastOptions { safe: true, ..CastOptions::default() };
+        cast_with_options(text, target, &safe).map_err(err)?
     };
     let failed: BooleanArray =
         and(&is_not_null(text).map_err(err)?, &is_null(&parsed).map_err(err)?).map_err(err)?;
@@ -334,7 +323,7 @@ mod tests {
     }
 
     #[test]
-    fn spark_default_formats_and_epoch_seconds_parse() {
+    fn spark_default_formats_parse_and_digit_text_does_not() {
         let text: ArrayRef = Arc::new(StringArray::from(vec![
             Some("2026-01-02T03:04:05.123Z"),
             Some("2026-01-02T03:04:05"),
@@ -357,11 +346,13 @@ mod tests {
                 "2026-01-02T03:04:05Z",
                 "2026-01-02T03:04:05Z",
                 "2026-01-02T00:00:00Z",
-                "2026-01-02T03:04:05Z",
+                // text of digits is no epoch: Spark reads a JSON *integer* as seconds (its ISO
+                // text comes from `json_spark`), a string of ten digits as no timestamp
+                "",
                 "",
                 ""
             ]
         );
-        assert_eq!(failed, [7]);
+        assert_eq!(failed, [5, 7]);
     }
 }
