@@ -242,14 +242,19 @@ fn spark_cast(text: &ArrayRef, to: &DataType) -> Result<ArrayRef> {
         _ => {}
     }
     let pattern = |p: &str| StringArray::new_scalar(p);
-    let mut blanks = BooleanArray::from(vec![false; text.len()]);
-    for blank in [" ", "\t"] {
-        let here = or(&starts_with(text, &pattern(blank))?, &ends_with(text, &pattern(blank))?)?;
-        blanks = or(&blanks, &here)?;
-    }
+    // values with a space or tab at either end (numbers only: four kernel passes)
+    let blanks = || -> Result<BooleanArray> {
+        let mut any = BooleanArray::from(vec![false; text.len()]);
+        for blank in [" ", "\t"] {
+            let here =
+                or(&starts_with(text, &pattern(blank))?, &ends_with(text, &pattern(blank))?)?;
+            any = or(&any, &here)?;
+        }
+        Ok(any)
+    };
     let safe = CastOptions { safe: true, ..CastOptions::default() };
     if let (true, Some(strings)) = (to.is_floating(), strings) {
-        let trimmed: StringArray = match blanks.true_count() {
+        let trimmed: StringArray = match blanks()?.true_count() {
             0 => strings.clone(),
             _ => strings.iter().map(|v| v.map(|v| v.trim_matches([' ', '\t']))).collect(),
         };
@@ -278,7 +283,7 @@ fn spark_cast(text: &ArrayRef, to: &DataType) -> Result<ArrayRef> {
         DataType::Boolean => {
             not(&or(&ilike(text, &pattern("true"))?, &ilike(text, &pattern("false"))?)?)?
         }
-        t if t.is_numeric() => blanks,
+        t if t.is_numeric() => blanks()?,
         _ => return Ok(cast),
     };
     if refused.true_count() == 0 {

@@ -121,46 +121,16 @@ pub(super) fn utc_micros(s: &[u8]) -> Option<i64> {
 /// `2026-01-02 junk` is 2026-01-02, and `20260102` is no date (arrow's cast reads it and
 /// refuses the others).
 pub(super) fn spark_date(text: &str) -> Option<i32> {
-    let b = text.trim_matches(|c: char| c <= ' ').as_bytes();
-    let (sign, mut j) = match b.first()? {
-        b'-' => (-1, 1),
-        b'+' => (1, 1),
-        _ => (1, 0),
-    };
-    let valid = |segment: usize, digits: usize| match segment {
-        0 => (4..=7).contains(&digits),
-        _ => (1..=2).contains(&digits),
-    };
-    let mut segments = [1i64, 1, 1];
-    let (mut i, mut value, mut digits) = (0, 0i64, 0);
-    while j < b.len() && b[j] != b' ' && b[j] != b'T' {
-        if i < 2 && b[j] == b'-' {
-            if !valid(i, digits) {
-                return None;
-            }
-            segments[i] = value;
-            (value, digits) = (0, 0);
-            i += 1;
-        } else {
-            let d = b[j].wrapping_sub(b'0');
-            if d > 9 || digits == 7 {
-                return None;
-            }
-            value = value * 10 + i64::from(d);
-            digits += 1;
-        }
-        j += 1;
-    }
+    let t = text.trim_matches(|c: char| c <= ' ');
+    // the date is what comes before a space or `T`, read as a TIMESTAMP's date part is
+    let (date, rest) = t.split_at(t.find([' ', 'T']).unwrap_or(t.len()));
     // `yyyy` and `yyyy-[m]m` take the whole text
-    if !valid(i, digits) || (i < 2 && j < b.len()) {
+    let separators = date.trim_start_matches(['-', '+']).matches('-').count();
+    if separators < 2 && !rest.is_empty() {
         return None;
     }
-    segments[i] = value;
-    let (year, month, day) = (sign * segments[0], segments[1], segments[2]);
-    if !(1..=12).contains(&month) || day < 1 || day > days_in_month(year, month) {
-        return None;
-    }
-    i32::try_from(days_from_civil(year, month, day)).ok()
+    let micros = spark_timestamp::spark_timestamp(date)?;
+    i32::try_from(micros.div_euclid(86_400_000_000)).ok()
 }
 
 /// A text column as DATE by [`spark_date`] (NULL where it does not read); `digits_are_days`:
