@@ -47,7 +47,7 @@ async fn auto_compaction_rewrites_the_fresh_files_and_leaves_earlier_outputs() {
     let meta = engine::delta::CommitMeta::tool("test");
     compactor.watch("sink", &path, meta, Some(Some(10)), None).await.unwrap();
     compactor.start_due(&tables).await;
-    compactor.finish(&tables).await;
+    compactor.finish(&tables, true).await;
     let done = compactor.take_done();
     assert_eq!(done.len(), 1);
     let report = done[0].result.as_ref().unwrap().as_ref().unwrap();

@@ -131,7 +131,13 @@ async fn auto_compaction_bounds_small_files_without_losing_a_row() {
     for t in [&bronze, &silver] {
         assert_eq!(count_distinct(t).await, (180, 180), "{}", t.display());
         let h = lakehouse::table_health(t).await.unwrap();
-        assert!(h.files <= 11, "{}: {} files", t.display(), h.files);
+        assert!(
+            h.files <= 11,
+            "{}: {} files, small ones {:?}; compactions {compactions:?}",
+            t.display(),
+            h.files,
+            h.small_file_list
+        );
     }
     // silver read bronze's (compacted) snapshot: fewer, larger inputs
     assert!(lakehouse::table_health(&bronze).await.unwrap().last_optimize.is_some());

@@ -29,6 +29,8 @@
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
 
 use deltalake::DeltaTable;
 use deltalake::table::config::TablePropertiesExt as _;
@@ -79,10 +81,28 @@ struct Sink {
     checkpoint_due: bool,
     /// When the log's cleanup may next find an expired file (`log_cleanup.rs`).
     next_cleanup: NextCleanup,
-    pending: Option<std::thread::JoinHandle<Done>>,
-    /// Whether the upkeep in flight compacts (else it only checkpoints the log).
-    pending_compacts: bool,
+    pending: Option<Pending>,
+    /// A compaction was abandoned, starved at `SCHED_IDLE` ([`STARVED_AFTER`]): the next one
+    /// runs at the normal priority.
+    starved: bool,
 }
+
+/// An upkeep in flight.
+struct Pending {
+    thread: std::thread::JoinHandle<Done>,
+    /// The small files and bytes it compacts (`None`: it only checkpoints the log).
+    compacts: Option<(usize, u64)>,
+    /// Tells it to stop where it is, without committing what it has not committed.
+    abandon: Arc<tokio::sync::Notify>,
+}
+
+/// How long a stream waits for a compaction it must wait for (the next one is due) before it
+/// stops waiting for idle time: at `SCHED_IDLE` the compaction runs only when a core is idle,
+/// and other processes that keep both cores busy starved it — a stream of 45 one-file batches
+/// compacting every 10 took 140 s instead of 0.8 with three CPU-bound processes beside it. The
+/// compaction is then abandoned and started again at the normal priority after the next append
+/// (an append and a compaction commit in either order).
+const STARVED_AFTER: Duration = Duration::from_secs(2);
 
 /// A compaction that starts with this many times its `min_files` small files has fallen
 /// behind (streams kept both cores busy): it runs at the normal priority to catch up.
@@ -112,13 +132,25 @@ fn yield_to_streams() {
 /// batches written meanwhile took 40–80 ms instead of ~12 (2 cores); here 25–33 ms. (At nice
 /// 19 it fell behind: 100–160 files after 1,000–2,000 batches, and no better p99; at nice 10
 /// too, 463 files and p99 68 ms after 2,000.)
-fn run_in_background(upkeep: impl Future<Output = Done>) -> Done {
+/// Told to `abandon`, it drops the upkeep where it is (a compaction's files that no commit
+/// references yet are left for VACUUM, as after a crash).
+fn run_in_background(upkeep: impl Future<Output = Done>, abandon: &tokio::sync::Notify) -> Done {
     let runtime = tokio::runtime::Builder::new_current_thread()
         .thread_name(UPKEEP_THREAD)
         .enable_all()
         .build();
     match runtime {
-        Ok(rt) => rt.block_on(upkeep),
+        Ok(rt) => rt.block_on(async {
+            tokio::select! {
+                done = upkeep => done,
+                () = abandon.notified() => Done {
+                    compaction: None,
+                    caught_up: false,
+                    logs_cleaned: None,
+                    next_cleanup: None,
+                },
+            }
+        }),
         Err(e) => Done {
             compaction: Some(Err(EngineError::Config(format!(
                 "auto-compaction could not start a runtime: {e}"
@@ -148,6 +180,8 @@ impl Sink {
 pub struct AutoCompactor {
     sinks: BTreeMap<String, Sink>,
     done: Vec<Compacted>,
+    /// [`STARVED_AFTER`], unless a test sets another.
+    starved_after: Option<Duration>,
 }
 
 /// The name of upkeep's threads.
@@ -246,7 +280,7 @@ impl AutoCompactor {
                 checkpoint_due: false,
                 next_cleanup: None,
                 pending: None,
-                pending_compacts: false,
+                starved: false,
             },
         );
         Ok(())
@@ -258,21 +292,44 @@ impl AutoCompactor {
     /// back instead of letting small files pile up (a busy machine saw 100 after 1,200 tiny
     /// batches). A log checkpoint in flight does not (it ends within a few batches, and the
     /// compaction starts after it): waiting for one made ~1 in 300 batches 4–5 ms slower.
+    /// An append waits at most [`STARVED_AFTER`]; a MERGE or an overwrite as long as it takes
+    /// (it would conflict with an abandoned compaction that committed after all).
     pub async fn before_write(&mut self, id: &str, appends: bool) {
-        let Some(sink) = self.sinks.get(id) else { return };
-        let running = sink.pending.as_ref().is_some_and(|t| !t.is_finished());
+        let limit = self.starved_after.unwrap_or(STARVED_AFTER);
+        let Some(sink) = self.sinks.get_mut(id) else { return };
+        let Some(pending) = &sink.pending else { return };
+        let running = !pending.thread.is_finished();
         let next_due = sink.min_files.is_some_and(|m| sink.small_files >= m);
-        if !(appends && running && !(next_due && sink.pending_compacts)) {
-            self.wait(id).await;
+        if appends && running {
+            if !(next_due && pending.compacts.is_some()) {
+                return;
+            }
+            let finished = async {
+                while !pending.thread.is_finished() {
+                    tokio::time::sleep(Duration::from_millis(2)).await;
+                }
+            };
+            if tokio::time::timeout(limit, finished).await.is_err() {
+                // starved: its thread goes on alone until it sees this (and is not joined);
+                // what it was compacting is the next compaction's, at the normal priority
+                let Some(p) = sink.pending.take() else { return };
+                p.abandon.notify_one();
+                let (files, bytes) = p.compacts.unwrap_or_default();
+                sink.small_files += files;
+                sink.fresh_bytes += bytes;
+                sink.starved = true;
+                return;
+            }
         }
+        self.wait(id).await;
     }
 
     /// Waits for the sink's upkeep in flight, if any, and keeps what it did.
     async fn wait(&mut self, id: &str) {
         let Some(sink) = self.sinks.get_mut(id) else { return };
-        let Some(task) = sink.pending.take() else { return };
+        let Some(pending) = sink.pending.take() else { return };
         // a MERGE or the stream's end waits for it
-        let done = super::super::threads::join(task).await.unwrap_or_else(|| Done {
+        let done = super::super::threads::join(pending.thread).await.unwrap_or_else(|| Done {
             compaction: Some(Err(EngineError::Config("auto-compaction stopped".to_owned()))),
             caught_up: false,
             logs_cleaned: None,
@@ -304,15 +361,16 @@ impl AutoCompactor {
     /// Starts the upkeep that is due: compaction of tables with enough small files, log
     /// cleanup after a checkpoint.
     pub async fn start_due(&mut self, tables: &OpenTables) {
-        self.start(tables, true).await;
+        self.start(tables, true, false).await;
     }
 
-    /// Starts the log checkpoints that are due and, with `compactions`, the compactions.
-    async fn start(&mut self, tables: &OpenTables, compactions: bool) {
+    /// Starts the log checkpoints that are due and, with `compactions`, the compactions; with
+    /// `last` (no stream batch will follow) at the normal priority.
+    async fn start(&mut self, tables: &OpenTables, compactions: bool, last: bool) {
         let finished: Vec<String> = self
             .sinks
             .iter()
-            .filter(|(_, s)| s.pending.as_ref().is_some_and(|t| t.is_finished()))
+            .filter(|(_, s)| s.pending.as_ref().is_some_and(|p| p.thread.is_finished()))
             .map(|(id, _)| id.clone())
             .collect();
         for id in finished {
@@ -326,8 +384,9 @@ impl AutoCompactor {
             let (path, meta, checkpoint) =
                 (sink.path.clone(), sink.meta.clone(), sink.checkpoint_due);
             let (fresh, next_cleanup) = (sink.fresh_bytes, sink.next_cleanup);
-            let behind =
-                compact && sink.min_files.is_some_and(|m| sink.small_files >= CATCH_UP * m);
+            let behind = compact
+                && (sink.starved
+                    || sink.min_files.is_some_and(|m| sink.small_files >= CATCH_UP * m));
             let tables = tables.clone();
             let upkeep = async move {
                 let mut done =
@@ -363,13 +422,18 @@ impl AutoCompactor {
             };
             // named, so `top -H` and `perf` tell upkeep from the stream's own work
             let thread = std::thread::Builder::new().name(UPKEEP_THREAD.to_owned());
+            let abandon = Arc::new(tokio::sync::Notify::new());
+            let told = Arc::clone(&abandon);
             match thread.spawn(move || {
-                if !behind {
+                if !(behind || last) {
                     yield_to_streams();
                 }
-                run_in_background(upkeep)
+                run_in_background(upkeep, &told)
             }) {
-                Ok(t) => (sink.pending, sink.pending_compacts) = (Some(t), compact),
+                Ok(thread) => {
+                    let compacts = compact.then_some((sink.small_files, sink.fresh_bytes));
+                    sink.pending = Some(Pending { thread, compacts, abandon });
+                }
                 Err(e) => {
                     self.done.push(Compacted {
                         sink: id.clone(),
@@ -385,18 +449,22 @@ impl AutoCompactor {
             }
             if compact {
                 // what commits add from now on is the next compaction's
-                (sink.small_files, sink.fresh_bytes) = (0, 0);
+                (sink.small_files, sink.fresh_bytes, sink.starved) = (0, 0, false);
             }
             sink.checkpoint_due = false;
         }
     }
 
     /// Waits for every upkeep in flight (the stream is ending), then writes the log checkpoints
-    /// that came due while an upkeep was busy (a compaction that came due waits for the next
-    /// run), so a stream's end leaves its log checkpointed.
-    pub async fn finish(&mut self, tables: &OpenTables) {
+    /// that came due while an upkeep was busy, so a stream's end leaves its log checkpointed.
+    /// With `compact` (the stream ran out of input: availableNow, once) a compaction that came
+    /// due while another ran runs too, as Databricks' auto compaction runs after the write that
+    /// made it due; a stopped stream leaves it to its next run (a stop must not wait for one).
+    /// Before, up to `min_files` appends made during the last compaction stayed small at the
+    /// end (a loaded CI machine saw 14 files where 11 were expected).
+    pub async fn finish(&mut self, tables: &OpenTables, compact: bool) {
         self.wait_all().await;
-        self.start(tables, false).await;
+        self.start(tables, compact, true).await;
         self.wait_all().await;
     }
 
@@ -415,9 +483,142 @@ impl AutoCompactor {
 
 #[cfg(all(test, target_os = "linux"))]
 mod tests {
+    use super::*;
     use thread_priority::{
         NormalThreadSchedulePolicy, ThreadSchedulePolicy, thread_schedule_policy,
     };
+
+    /// Appends one one-row file per id (the first creates the table).
+    async fn one_row_files(path: &std::path::Path, ids: std::ops::Range<i64>) {
+        use std::sync::Arc;
+        let schema = Arc::new(arrow::datatypes::Schema::new(vec![arrow::datatypes::Field::new(
+            "id",
+            arrow::datatypes::DataType::Int64,
+            false,
+        )]));
+        for id in ids {
+            let col = Arc::new(arrow::array::Int64Array::from(vec![id]));
+            let batch = arrow::array::RecordBatch::try_new(schema.clone(), vec![col]).unwrap();
+            let table = delta::open_for_write(path).await.unwrap();
+            table
+                .write(vec![batch])
+                .with_save_mode(deltalake::protocol::SaveMode::Append)
+                .await
+                .unwrap();
+        }
+    }
+
+    /// The stream's end with appends made while a compaction ran: `compact` (availableNow ran
+    /// out of input) compacts them at once; a stopped stream leaves them to its next run.
+    async fn end_with_a_compaction_due(compact: bool) -> (usize, Vec<Compacted>) {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("t");
+        one_row_files(&path, 0..1).await;
+        let mut c = AutoCompactor::default();
+        c.watch("sink", &path, CommitMeta::tool("test"), Some(Some(3)), None).await.unwrap();
+        // a compaction in flight (it found nothing to do) while three appends commit
+        in_flight(&mut c, std::thread::spawn(found_nothing));
+        for id in 1..4 {
+            append_and_count(&mut c, &path, id).await;
+        }
+        c.finish(&OpenTables::default(), compact).await;
+        (super::super::table_health(&path).await.unwrap().files, c.take_done())
+    }
+
+    fn found_nothing() -> Done {
+        Done {
+            compaction: Some(Ok(OptimizeReport::default())),
+            caught_up: false,
+            logs_cleaned: None,
+            next_cleanup: None,
+        }
+    }
+
+    /// Makes `thread` the sink's compaction in flight, which took every small file so far.
+    fn in_flight(c: &mut AutoCompactor, thread: std::thread::JoinHandle<Done>) {
+        let sink = c.sinks.get_mut("sink").unwrap();
+        let compacts = Some((sink.small_files, sink.fresh_bytes));
+        let abandon = Arc::new(tokio::sync::Notify::new());
+        sink.pending = Some(Pending { thread, compacts, abandon });
+        (sink.small_files, sink.fresh_bytes) = (0, 0);
+    }
+
+    /// Appends a one-row file as a stream's sink would, and counts it.
+    async fn append_and_count(c: &mut AutoCompactor, path: &std::path::Path, id: i64) {
+        let before = super::super::table_health(path).await.unwrap().total_bytes;
+        one_row_files(path, id..id + 1).await;
+        let h = super::super::table_health(path).await.unwrap();
+        let outcome = CommitOutcome {
+            version: h.version,
+            files_added: 1,
+            bytes_added: h.total_bytes - before,
+            ..CommitOutcome::default()
+        };
+        c.committed("sink", &outcome);
+    }
+
+    /// A compaction starved of CPU (other processes keep the cores busy; it runs at
+    /// SCHED_IDLE) holds an append back for [`STARVED_AFTER`] at most: then it is abandoned and
+    /// the next compaction, of its files and the new ones, runs at the normal priority.
+    #[tokio::test]
+    async fn a_starved_compaction_does_not_hold_the_stream_back() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("t");
+        one_row_files(&path, 0..2).await;
+        let mut c = AutoCompactor {
+            starved_after: Some(Duration::from_millis(100)),
+            ..AutoCompactor::default()
+        };
+        c.watch("sink", &path, CommitMeta::tool("test"), Some(Some(2)), None).await.unwrap();
+        // the compaction of the first two files never gets a core
+        let (release, starved) = std::sync::mpsc::channel::<()>();
+        in_flight(
+            &mut c,
+            std::thread::spawn(move || {
+                let _ = starved.recv();
+                found_nothing()
+            }),
+        );
+        let tables = OpenTables::default();
+        for id in 2..4 {
+            c.before_write("sink", true).await;
+            append_and_count(&mut c, &path, id).await;
+            c.start_due(&tables).await;
+        }
+        // the next compaction is due while the starved one runs: waited for, then given up
+        let waited = std::time::Instant::now();
+        tokio::time::timeout(Duration::from_secs(20), c.before_write("sink", true))
+            .await
+            .expect("an append waits for a starved compaction for ever");
+        assert!(waited.elapsed() >= Duration::from_millis(100));
+        append_and_count(&mut c, &path, 4).await;
+        c.start_due(&tables).await;
+        c.finish(&tables, false).await;
+        let _ = release.send(());
+        let done = c.take_done();
+        let runs: Vec<(u64, bool)> = done
+            .iter()
+            .filter_map(|d| Some((d.result.as_ref()?.as_ref().ok()?.files_removed, d.caught_up)))
+            .collect();
+        // every file, the starved compaction's two among them, at the normal priority
+        assert_eq!(runs, [(5, true)], "{done:?}");
+        assert_eq!(super::super::table_health(&path).await.unwrap().files, 1);
+    }
+
+    #[tokio::test]
+    async fn a_stream_that_ran_out_of_input_ends_compacted() {
+        let (files, done) = end_with_a_compaction_due(true).await;
+        let removed: Vec<u64> = done
+            .iter()
+            .filter_map(|d| d.result.as_ref()?.as_ref().ok())
+            .map(|r| r.files_removed)
+            .collect();
+        // the in-flight one, then the one due: the three appends (and the first file) in one
+        assert_eq!(removed, [0, 4], "{done:?}");
+        assert_eq!(files, 1);
+        let (files, done) = end_with_a_compaction_due(false).await;
+        assert_eq!((files, done.len()), (4, 1), "a stopped stream does not wait: {done:?}");
+    }
 
     /// An upkeep thread, and the threads it starts, run at SCHED_IDLE; other threads do not.
     #[test]

@@ -358,14 +358,15 @@ pub async fn run_stream(
             }
         }
     }
-    compactor.finish(&tables).await;
+    let stopped = *stop.borrow();
+    compactor.finish(&tables, !stopped).await;
     purge.wait().await?;
     report_compactions(pipeline, &mut compactor, on_event);
     on_event(RunEvent::PipelineFinished {
         pipeline: pipeline.name.clone(),
         rows_written: summary.rows_written,
         duration_ms: run_started.elapsed().as_millis() as u64,
-        stopped: *stop.borrow(),
+        stopped,
     });
     Ok(summary)
 }
