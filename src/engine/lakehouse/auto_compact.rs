@@ -481,12 +481,9 @@ impl AutoCompactor {
     }
 }
 
-#[cfg(all(test, target_os = "linux"))]
+#[cfg(test)]
 mod tests {
     use super::*;
-    use thread_priority::{
-        NormalThreadSchedulePolicy, ThreadSchedulePolicy, thread_schedule_policy,
-    };
 
     /// Appends one one-row file per id (the first creates the table).
     async fn one_row_files(path: &std::path::Path, ids: std::ops::Range<i64>) {
@@ -621,8 +618,12 @@ mod tests {
     }
 
     /// An upkeep thread, and the threads it starts, run at SCHED_IDLE; other threads do not.
+    #[cfg(target_os = "linux")]
     #[test]
     fn upkeep_threads_yield_to_streams() {
+        use thread_priority::{
+            NormalThreadSchedulePolicy, ThreadSchedulePolicy, thread_schedule_policy,
+        };
         let idle = ThreadSchedulePolicy::Normal(NormalThreadSchedulePolicy::Idle);
         let (own, started) = std::thread::spawn(|| {
             super::yield_to_streams();
