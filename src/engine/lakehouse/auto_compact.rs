@@ -58,6 +58,8 @@ pub struct Compacted {
 }
 
 struct Done {
+    /// It was told to abandon and stopped before it ended.
+    abandoned: bool,
     compaction: Option<Result<OptimizeReport>>,
     caught_up: bool,
     logs_cleaned: Option<Result<usize>>,
@@ -92,6 +94,8 @@ struct Pending {
     thread: std::thread::JoinHandle<Done>,
     /// The small files and bytes it compacts (`None`: it only checkpoints the log).
     compacts: Option<(usize, u64)>,
+    /// Whether it writes a log checkpoint.
+    checkpoints: bool,
     /// Tells it to stop where it is, without committing what it has not committed.
     abandon: Arc<tokio::sync::Notify>,
 }
@@ -144,6 +148,7 @@ fn run_in_background(upkeep: impl Future<Output = Done>, abandon: &tokio::sync::
             tokio::select! {
                 done = upkeep => done,
                 () = abandon.notified() => Done {
+                    abandoned: true,
                     compaction: None,
                     caught_up: false,
                     logs_cleaned: None,
@@ -152,6 +157,7 @@ fn run_in_background(upkeep: impl Future<Output = Done>, abandon: &tokio::sync::
             }
         }),
         Err(e) => Done {
+            abandoned: false,
             compaction: Some(Err(EngineError::Config(format!(
                 "auto-compaction could not start a runtime: {e}"
             )))),
@@ -292,10 +298,11 @@ impl AutoCompactor {
     /// back instead of letting small files pile up (a busy machine saw 100 after 1,200 tiny
     /// batches). A log checkpoint in flight does not (it ends within a few batches, and the
     /// compaction starts after it): waiting for one made ~1 in 300 batches 4–5 ms slower.
-    /// An append waits at most [`STARVED_AFTER`]; a MERGE or an overwrite as long as it takes
-    /// (it would conflict with an abandoned compaction that committed after all).
+    /// Every wait lasts [`STARVED_AFTER`] at most: then the upkeep is told to abandon. An
+    /// append goes on at once (its thread ends alone when it next gets a core); a MERGE, an
+    /// overwrite and the stream's end wait for it to stop (a MERGE would conflict with a
+    /// compaction that committed after all; stopping takes it a few ms of CPU).
     pub async fn before_write(&mut self, id: &str, appends: bool) {
-        let limit = self.starved_after.unwrap_or(STARVED_AFTER);
         let Some(sink) = self.sinks.get_mut(id) else { return };
         let Some(pending) = &sink.pending else { return };
         let running = !pending.thread.is_finished();
@@ -304,37 +311,66 @@ impl AutoCompactor {
             if !(next_due && pending.compacts.is_some()) {
                 return;
             }
-            let finished = async {
-                while !pending.thread.is_finished() {
-                    tokio::time::sleep(Duration::from_millis(2)).await;
+            if !self.finishes_in_time(id).await {
+                // its thread goes on alone until it sees this, and is not joined
+                if let Some(p) = self.sinks.get_mut(id).and_then(|s| s.pending.take()) {
+                    p.abandon.notify_one();
+                    self.abandoned(id, p.compacts, p.checkpoints);
                 }
-            };
-            if tokio::time::timeout(limit, finished).await.is_err() {
-                // starved: its thread goes on alone until it sees this (and is not joined);
-                // what it was compacting is the next compaction's, at the normal priority
-                let Some(p) = sink.pending.take() else { return };
-                p.abandon.notify_one();
-                let (files, bytes) = p.compacts.unwrap_or_default();
-                sink.small_files += files;
-                sink.fresh_bytes += bytes;
-                sink.starved = true;
                 return;
             }
         }
         self.wait(id).await;
     }
 
-    /// Waits for the sink's upkeep in flight, if any, and keeps what it did.
+    /// Whether the sink's upkeep in flight ends within [`STARVED_AFTER`].
+    async fn finishes_in_time(&self, id: &str) -> bool {
+        let limit = self.starved_after.unwrap_or(STARVED_AFTER);
+        let Some(pending) = self.sinks.get(id).and_then(|s| s.pending.as_ref()) else {
+            return true;
+        };
+        let finished = async {
+            while !pending.thread.is_finished() {
+                tokio::time::sleep(Duration::from_millis(2)).await;
+            }
+        };
+        tokio::time::timeout(limit, finished).await.is_ok()
+    }
+
+    /// What an abandoned upkeep was doing (`compacts`, `checkpoints`: see [`Pending`]) is the
+    /// next one's, a compaction at the normal priority.
+    fn abandoned(&mut self, id: &str, compacts: Option<(usize, u64)>, checkpoints: bool) {
+        let Some(sink) = self.sinks.get_mut(id) else { return };
+        if let Some((files, bytes)) = compacts {
+            sink.small_files += files;
+            sink.fresh_bytes += bytes;
+            sink.starved = true;
+        }
+        sink.checkpoint_due |= checkpoints;
+    }
+
+    /// Waits for the sink's upkeep in flight, if any, and keeps what it did; a starved one
+    /// ([`STARVED_AFTER`]) is told to abandon and waited for until it stops.
     async fn wait(&mut self, id: &str) {
+        let in_time = self.finishes_in_time(id).await;
         let Some(sink) = self.sinks.get_mut(id) else { return };
         let Some(pending) = sink.pending.take() else { return };
-        // a MERGE or the stream's end waits for it
+        if !in_time {
+            pending.abandon.notify_one();
+        }
+        let (compacts, checkpoints) = (pending.compacts, pending.checkpoints);
         let done = super::super::threads::join(pending.thread).await.unwrap_or_else(|| Done {
+            abandoned: false,
             compaction: Some(Err(EngineError::Config("auto-compaction stopped".to_owned()))),
             caught_up: false,
             logs_cleaned: None,
             next_cleanup: None,
         });
+        if done.abandoned {
+            self.abandoned(id, compacts, checkpoints);
+            return;
+        }
+        let Some(sink) = self.sinks.get_mut(id) else { return };
         sink.next_cleanup = done.next_cleanup;
         if let Some(Ok(OptimizeReport { version: Some(v), .. })) = &done.compaction {
             sink.saw_version(*v);
@@ -389,8 +425,13 @@ impl AutoCompactor {
                     || sink.min_files.is_some_and(|m| sink.small_files >= CATCH_UP * m));
             let tables = tables.clone();
             let upkeep = async move {
-                let mut done =
-                    Done { compaction: None, caught_up: behind, logs_cleaned: None, next_cleanup };
+                let mut done = Done {
+                    abandoned: false,
+                    compaction: None,
+                    caught_up: behind,
+                    logs_cleaned: None,
+                    next_cleanup,
+                };
                 if compact {
                     // the stream's open table: no log replay (its cost grows with the log)
                     let compacted = async {
@@ -432,7 +473,8 @@ impl AutoCompactor {
             }) {
                 Ok(thread) => {
                     let compacts = compact.then_some((sink.small_files, sink.fresh_bytes));
-                    sink.pending = Some(Pending { thread, compacts, abandon });
+                    sink.pending =
+                        Some(Pending { thread, compacts, checkpoints: checkpoint, abandon });
                 }
                 Err(e) => {
                     self.done.push(Compacted {
@@ -524,6 +566,7 @@ mod tests {
 
     fn found_nothing() -> Done {
         Done {
+            abandoned: false,
             compaction: Some(Ok(OptimizeReport::default())),
             caught_up: false,
             logs_cleaned: None,
@@ -533,10 +576,19 @@ mod tests {
 
     /// Makes `thread` the sink's compaction in flight, which took every small file so far.
     fn in_flight(c: &mut AutoCompactor, thread: std::thread::JoinHandle<Done>) {
+        in_flight_told(c, |_| thread);
+    }
+
+    /// [`in_flight`], the thread made with the compaction's abandon signal.
+    fn in_flight_told(
+        c: &mut AutoCompactor,
+        thread: impl FnOnce(Arc<tokio::sync::Notify>) -> std::thread::JoinHandle<Done>,
+    ) {
         let sink = c.sinks.get_mut("sink").unwrap();
         let compacts = Some((sink.small_files, sink.fresh_bytes));
         let abandon = Arc::new(tokio::sync::Notify::new());
-        sink.pending = Some(Pending { thread, compacts, abandon });
+        let thread = thread(Arc::clone(&abandon));
+        sink.pending = Some(Pending { thread, compacts, checkpoints: false, abandon });
         (sink.small_files, sink.fresh_bytes) = (0, 0);
     }
 
@@ -615,6 +667,40 @@ mod tests {
         assert_eq!(files, 1);
         let (files, done) = end_with_a_compaction_due(false).await;
         assert_eq!((files, done.len()), (4, 1), "a stopped stream does not wait: {done:?}");
+    }
+
+    /// A MERGE (or the stream's end) waits for a starved compaction [`STARVED_AFTER`], then
+    /// until it has stopped, and the next compaction takes its files at the normal priority.
+    #[tokio::test]
+    async fn a_merge_stops_a_starved_compaction_before_it_writes() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("t");
+        one_row_files(&path, 0..3).await;
+        let mut c = AutoCompactor {
+            starved_after: Some(Duration::from_millis(100)),
+            ..AutoCompactor::default()
+        };
+        c.watch("sink", &path, CommitMeta::tool("test"), Some(Some(2)), None).await.unwrap();
+        // starved until told to abandon: then it stops as the upkeep's runtime would
+        in_flight_told(&mut c, |abandon| {
+            std::thread::spawn(move || {
+                futures::executor::block_on(abandon.notified());
+                Done { abandoned: true, ..found_nothing() }
+            })
+        });
+        tokio::time::timeout(Duration::from_secs(20), c.before_write("sink", false))
+            .await
+            .expect("a MERGE waits for a starved compaction for ever");
+        assert!(c.sinks["sink"].pending.is_none(), "stopped before the MERGE writes");
+        assert!(c.take_done().is_empty(), "an abandoned compaction did nothing");
+        c.start_due(&OpenTables::default()).await;
+        c.finish(&OpenTables::default(), false).await;
+        let done = c.take_done();
+        let runs: Vec<(u64, bool)> = done
+            .iter()
+            .filter_map(|d| Some((d.result.as_ref()?.as_ref().ok()?.files_removed, d.caught_up)))
+            .collect();
+        assert_eq!(runs, [(3, true)], "{done:?}");
     }
 
     /// An upkeep thread, and the threads it starts, run at SCHED_IDLE; other threads do not.
