@@ -208,7 +208,9 @@ impl Project {
             return dir.to_owned();
         }
         let base = project_file.parent().unwrap_or(Path::new("."));
-        base.join(&self.lakehouse)
+        // without the `.` of `lakehouse = "."` (the demo's), which every table path showed
+        // (`/home/me/demo/./bronze/users`); `..` stays (lexically it can be wrong)
+        base.join(&self.lakehouse).components().collect()
     }
 }
 

@@ -202,7 +202,8 @@ fn demo_lives_in_the_data_dir_not_the_source_tree() {
     assert!(project.starts_with(dir.path()));
     let p = Project::load(&project).unwrap();
     assert_eq!(p.lakehouse, ".");
-    assert_eq!(p.lakehouse_root(&project, None), dir.path().join("."));
+    let root = p.lakehouse_root(&project, None);
+    assert_eq!(root.to_string_lossy(), dir.path().to_string_lossy(), "no `/.` in shown paths");
     assert!(Path::new(&dir.path().join("landing/users")).is_dir());
     // the demo streams, and its tables keep their layer in their path
     let streams: Vec<&str> = p
