@@ -14,7 +14,7 @@ use crate::model::{Diagnostic, Node, NodeId, Pipeline, Pos, Severity};
 
 use super::canvas_text::{self, BODY_RESERVE, HEADER_RESERVE, LOD_SCALE, readable_text};
 use super::canvas_view::{Fitted, ViewState};
-use super::monitor::{RunStatus, compact};
+use super::monitor::{RunStatus, compact, count};
 use super::theme;
 
 /// The snarl of one pipeline, and the structure it was built from.
@@ -376,7 +376,8 @@ impl SnarlViewer<NodeId> for Viewer<'_> {
                 );
             }
             if let Some(r) = self.overlay.rows.and_then(|r| r.get(&id)) {
-                ui.small(format!("{} rows", compact(*r as f64)))
+                let word = if *r == 1 { "row" } else { "rows" };
+                ui.small(format!("{} {word}", count(*r)))
                     .on_hover_text(format!("{r} rows out of this node in the last run"));
             }
             match self.overlay.schemas.and_then(|s| s.get(&id)) {

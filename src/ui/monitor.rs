@@ -303,6 +303,12 @@ pub fn compact(n: f64) -> String {
     }
 }
 
+/// A count of things (rows, files): whole below 1,000 ("5", not the rate's "5.0"), then as
+/// [`compact`].
+pub fn count(n: u64) -> String {
+    if n < 1_000 { n.to_string() } else { compact(n as f64) }
+}
+
 /// A coloured status chip.
 pub fn status_chip_ui(ui: &mut Ui, status: RunStatus) {
     ui.label(RichText::new(format!("⏺ {}", status.label())).color(status.color()));

@@ -94,4 +94,9 @@ fn statuses_points_and_rates_follow_the_events() {
     assert_eq!(m.status("bronze"), RunStatus::Failed);
     assert_eq!(compact(12_345.0), "12k");
     assert_eq!(compact(1_500.0), "1.5k");
+    // counts are whole: the Lakehouse tab showed an empty table as "0.0 rows"
+    assert_eq!(
+        (count(0), count(5), count(999), count(1_500)),
+        ("0".into(), "5".into(), "999".into(), "1.5k".into())
+    );
 }

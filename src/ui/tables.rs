@@ -11,7 +11,7 @@ use egui_plot::{Plot, PlotPoints, Points};
 use crate::engine::lakehouse::{HistoryEntry, TableInfo, VersionDiff, VersionPreview};
 use crate::model::node::Layer;
 
-use super::monitor::{compact, human_bytes};
+use super::monitor::{count, human_bytes};
 use super::preview::preview_table_ui;
 use super::table_health::{UpkeepAction, UpkeepState, health_ui};
 use super::theme;
@@ -104,7 +104,7 @@ fn list_ui(ui: &mut Ui, st: &mut TablesState, actions: &mut Vec<TablesAction>) {
             let rows = match t.rows {
                 None => "? rows".into(),
                 Some(1) => "1 row".into(),
-                Some(r) => format!("{} rows", compact(r as f64)),
+                Some(r) => format!("{} rows", count(r)),
             };
             let files = if t.files == 1 { "1 file".into() } else { format!("{} files", t.files) };
             let selected = st.selected.as_ref() == Some(&t.path);
