@@ -96,6 +96,10 @@ struct Pending {
     compacts: Option<(usize, u64)>,
     /// Whether it writes a log checkpoint.
     checkpoints: bool,
+    /// It runs at `SCHED_IDLE`, so other processes can starve it; one at the normal priority
+    /// is never abandoned (a compaction that takes longer than [`STARVED_AFTER`] would be
+    /// abandoned and restarted for ever).
+    idle: bool,
     /// Tells it to stop where it is, without committing what it has not committed.
     abandon: Arc<tokio::sync::Notify>,
 }
@@ -323,12 +327,16 @@ impl AutoCompactor {
         self.wait(id).await;
     }
 
-    /// Whether the sink's upkeep in flight ends within [`STARVED_AFTER`].
+    /// Whether the sink's upkeep in flight ends within [`STARVED_AFTER`] (one at the normal
+    /// priority: whenever it ends).
     async fn finishes_in_time(&self, id: &str) -> bool {
         let limit = self.starved_after.unwrap_or(STARVED_AFTER);
         let Some(pending) = self.sinks.get(id).and_then(|s| s.pending.as_ref()) else {
             return true;
         };
+        if !pending.idle {
+            return true;
+        }
         let finished = async {
             while !pending.thread.is_finished() {
                 tokio::time::sleep(Duration::from_millis(2)).await;
@@ -465,16 +473,17 @@ impl AutoCompactor {
             let thread = std::thread::Builder::new().name(UPKEEP_THREAD.to_owned());
             let abandon = Arc::new(tokio::sync::Notify::new());
             let told = Arc::clone(&abandon);
+            let idle = !(behind || last);
             match thread.spawn(move || {
-                if !(behind || last) {
+                if idle {
                     yield_to_streams();
                 }
                 run_in_background(upkeep, &told)
             }) {
                 Ok(thread) => {
                     let compacts = compact.then_some((sink.small_files, sink.fresh_bytes));
-                    sink.pending =
-                        Some(Pending { thread, compacts, checkpoints: checkpoint, abandon });
+                    let checkpoints = checkpoint;
+                    sink.pending = Some(Pending { thread, compacts, checkpoints, idle, abandon });
                 }
                 Err(e) => {
                     self.done.push(Compacted {

@@ -64,7 +64,7 @@ fn in_flight_told(
     let compacts = Some((sink.small_files, sink.fresh_bytes));
     let abandon = Arc::new(tokio::sync::Notify::new());
     let thread = thread(Arc::clone(&abandon));
-    sink.pending = Some(Pending { thread, compacts, checkpoints: false, abandon });
+    sink.pending = Some(Pending { thread, compacts, checkpoints: false, idle: true, abandon });
     (sink.small_files, sink.fresh_bytes) = (0, 0);
 }
 
@@ -177,6 +177,32 @@ async fn a_merge_stops_a_starved_compaction_before_it_writes() {
     c.finish(&OpenTables::default(), false).await;
     let done = c.take_done();
     assert_eq!(runs(&done), [(3, true)], "{done:?}");
+}
+
+/// A compaction at the normal priority (the restarted one, one that caught up, the stream's
+/// last) is never abandoned: one longer than the limit would be abandoned and restarted for
+/// ever.
+#[tokio::test]
+async fn a_compaction_at_the_normal_priority_is_waited_for_however_long() {
+    let (_dir, mut c) = starving(3).await;
+    // 400 ms of work, or less if told to abandon
+    in_flight_told(&mut c, |abandon| {
+        std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread().enable_time().build().unwrap();
+            rt.block_on(async {
+                tokio::select! {
+                    () = abandon.notified() => Done { abandoned: true, ..found_nothing() },
+                    () = tokio::time::sleep(Duration::from_millis(400)) => found_nothing(),
+                }
+            })
+        })
+    });
+    c.sinks.get_mut("sink").unwrap().pending.as_mut().unwrap().idle = false;
+    let waited = std::time::Instant::now();
+    c.before_write("sink", false).await;
+    assert!(waited.elapsed() >= Duration::from_millis(400), "waited for it to end");
+    assert_eq!(c.take_done().len(), 1, "it ended and was kept, not abandoned");
+    assert_eq!(c.sinks["sink"].small_files, 0, "its files are not handed to another");
 }
 
 /// An upkeep thread, and the threads it starts, run at SCHED_IDLE; other threads do not.
