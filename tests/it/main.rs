@@ -11,7 +11,7 @@ mod export;
 mod export_nodes;
 mod interop;
 mod kafka;
-mod kafka_memory;
+mod kafka_reads;
 mod kinds;
 mod monitor;
 mod pipeline_tests;
