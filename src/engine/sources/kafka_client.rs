@@ -26,6 +26,31 @@ const PROBE_WAIT: Duration = Duration::from_secs(2);
 /// How long a batch may wait for messages that the offsets say exist.
 pub(super) const FETCH_STALL: Duration = Duration::from_secs(20);
 
+/// Messages taken from librdkafka's queue per call (`poll_batch`, vendor/rdkafka): one call
+/// per message read the clock three times and built an event and an `Arc` each (music_kafka,
+/// 1M messages: the clock reads were 7.4% of the run's CPU samples).
+const POLL_BATCH: usize = 1024;
+
+/// Appends what `consumer`'s queue holds now (up to [`POLL_BATCH`], in one call) to `out`, or,
+/// when it holds nothing, waits up to `wait` for one message. False when nothing came. The
+/// source's reads and the bare consumer of `bench kafka-consume` both read this way.
+pub(crate) fn take_queued<'a>(
+    consumer: &'a BaseConsumer,
+    wait: Duration,
+    out: &mut Vec<rdkafka::error::KafkaResult<rdkafka::message::BorrowedMessage<'a>>>,
+) -> bool {
+    if consumer.poll_batch(Duration::ZERO, POLL_BATCH, out) > 0 {
+        return true;
+    }
+    match consumer.poll(wait) {
+        Some(one) => {
+            out.push(one);
+            true
+        }
+        None => false,
+    }
+}
+
 pub(super) fn kafka_err(what: &str, e: rdkafka::error::KafkaError) -> EngineError {
     EngineError::Broker(format!("{what}: {e}"))
 }

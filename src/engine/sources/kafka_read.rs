@@ -18,14 +18,10 @@ use super::super::{EngineError, Result};
 use super::kafka::{parse_tp_key, tp_key};
 use super::kafka_arrivals::Arrivals;
 use super::kafka_batch::{BatchBuilder, OFFSET_COLUMN, VALUE_COLUMN};
-use super::kafka_client::{FETCH_STALL, KafkaClient, kafka_err};
+use super::kafka_client::{FETCH_STALL, KafkaClient, kafka_err, take_queued};
 
 /// Messages per batch handed to the plan.
 const BATCH_ROWS: usize = 8192;
-/// Messages taken from librdkafka's queue per call (`poll_batch`): one call per message read
-/// the clock three times and built an event and an `Arc` each (music_kafka, 1M messages: the
-/// clock reads were 7.4% of the run's CPU samples).
-const POLL_BATCH: usize = 1024;
 /// Payload bytes the reads may keep for later ranges (one partition far ahead of another):
 /// past it the carry is dropped and the next read assigns afresh at its starts, fetching again
 /// what was dropped.
@@ -226,27 +222,20 @@ impl KafkaClient {
         let one_topic = st.parts.windows(2).all(|w| w[0].topic == w[1].topic);
         let mut last_progress = Instant::now();
         let mut delivered = 0u64;
-        let mut polled = Vec::with_capacity(POLL_BATCH);
+        let mut polled = Vec::new();
         while left > 0 {
             if self.stopped.load(Ordering::Relaxed) {
                 return Err(EngineError::Config("the Kafka stream stopped".into()));
             }
-            // what is queued, in one call; when nothing is, wait for one message
-            polled.clear();
-            let mut waited = None;
-            if self.consumer().poll_batch(Duration::ZERO, POLL_BATCH, &mut polled) == 0 {
-                match self.consumer().poll(Duration::from_millis(200)) {
-                    Some(one) => polled.push(one),
-                    None => waited = Some(None),
-                }
-            }
+            let came = take_queued(self.consumer(), Duration::from_millis(200), &mut polled);
+            let mut error = None;
             // every message polled is kept (in this read or the carry), even past the point
             // where the ranges are complete: librdkafka does not deliver it again
             for one in polled.drain(..) {
                 let msg = match one {
                     Ok(msg) => msg,
                     Err(e) => {
-                        waited = Some(Some(e));
+                        error = Some(e);
                         continue;
                     }
                 };
@@ -278,13 +267,15 @@ impl KafkaClient {
                     left -= 1;
                 }
             }
-            let Some(error) = waited else { continue };
+            if came && error.is_none() {
+                continue;
+            }
             // the clock is read when the queue is empty, not once per message
             if delivered > 0 {
                 delivered = 0;
                 last_progress = Instant::now();
             }
-            if error.is_none() {
+            if !came {
                 // offsets that carry no message (transaction markers, aborted records at the
                 // end of a range) are never delivered: the consumer's position moving past the
                 // range's end says it is done
