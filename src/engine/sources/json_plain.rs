@@ -24,7 +24,7 @@ use arrow::array::{
 use arrow::buffer::{OffsetBuffer, ScalarBuffer};
 use arrow::datatypes::{DataType, FieldRef, Fields, SchemaRef, TimeUnit};
 
-use super::json_tokens::Parser;
+use super::json_tokens::{Key, Parser};
 use super::timestamps::{spark_date, utc_micros};
 
 /// A decoder for one target schema; `None` from [`PlainDecoder::new`] when a field's type is
@@ -116,7 +116,7 @@ fn value_type(t: &DataType, top: bool) -> bool {
 /// its keys in (producers keep one order, so a key is usually compared once).
 struct Object {
     fields: Fields,
-    names: Vec<Vec<u8>>,
+    keys: Vec<Key>,
     cols: Vec<Column>,
     order: Vec<usize>,
 }
@@ -125,7 +125,7 @@ impl Object {
     fn new(fields: &Fields, bytes: usize) -> Self {
         Self {
             fields: fields.clone(),
-            names: fields.iter().map(|f| f.name().as_bytes().to_vec()).collect(),
+            keys: fields.iter().map(|f| Key::new(f.name().as_bytes())).collect(),
             cols: fields.iter().map(|f| Column::new(f.data_type(), bytes)).collect(),
             order: Vec::new(),
         }
@@ -137,10 +137,12 @@ impl Object {
         let mut pos = 0;
         p.items(b'}', |p| {
             p.expect(b'"')?;
-            let key = p.plain_string()?;
             let field = match self.order.get(pos) {
-                Some(&f) if self.names[f] == key => Some(f),
-                _ => self.names.iter().position(|n| n == key),
+                Some(&f) if p.take_key(&self.keys[f]) => Some(f),
+                _ => {
+                    let key = p.plain_string()?;
+                    self.keys.iter().position(|k| k.name() == key)
+                }
             };
             p.skip_ws();
             p.expect(b':')?;
@@ -381,6 +383,9 @@ mod tests {
             r#"{"job": {"skills": [], "level": null, "extra": 1}, "xs": [1, null, -3]}"#,
             r#"{"job": null, "xs": []}"#,
             "{\"job\": {}, \"xs\": null}\n{\"job\": { \"skills\" : [ null , \"ü\" ] }, \"xs\": [ 7 ]}",
+            // a key where the last record had another (keys are predicted from its order): a
+            // longer key that starts with the predicted one, a shorter one, one that is not a field
+            "{\"n\":1,\"name\":\"a\"}\n{\"name\":\"b\",\"n\":2}\n{\"nam\":0,\"n\":3}\n{\"n\":4,\"na\":5}",
             "",
         ];
         for c in cases {
@@ -494,6 +499,8 @@ mod tests {
             br#"{"id": 1"#,           // truncated
             br#"{"id": 1,}"#,         // a trailing comma
             br#"{"i\u0064": 1}"#,     // an escaped key
+            b"{\"id\": 1}\n{\"i\\u0064\": 2}", // one where the last record's order predicts `id`
+            b"{\"id\": 1}\n{\"id",    // a key cut short where one is predicted
             b"null",                  // not an object
             br#"{"ok": "true"}"#,     // text into BOOLEAN
             br#"{"id": nul}"#,
