@@ -134,6 +134,43 @@ fn assert_exactly_once(offsets: &[(i32, i64)], expected: usize, what: &str) {
     assert_eq!(distinct.len(), expected, "{what}: duplicate offsets");
 }
 
+/// A topic that two sinks read: the plan reads the source once per sink, so each micro-batch's
+/// messages stay for the second (a chain into one sink hands them over as they are decoded,
+/// `stream_source::read_once`): both tables get every message once, over several batches.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_topic_read_by_two_sinks_lands_whole_in_both() {
+    let broker = Broker::start();
+    let lake = tempfile::tempdir().unwrap();
+    let root = lake.path();
+    create_topic(&broker, "music_data_json").await;
+    produce(&broker, "music_data_json", &music_events(3000, 9)).await;
+    let second_sink = r#"
+[[pipeline.nodes]]
+id = "copy"
+kind = "delta_sink"
+table = "silver/music_copy"
+mode = "append"
+
+[[pipeline.edges]]
+from = "from_json"
+to = "copy"
+
+[[tests]]"#;
+    let text = music_project(&broker, |t| {
+        t.replace("maxOffsetsPerTrigger = 200000", "maxOffsetsPerTrigger = 1000").replacen(
+            "\n[[tests]]",
+            second_sink,
+            1,
+        )
+    });
+    let project = Project::from_toml(&text, Path::new("m.toml")).unwrap();
+    let opts = engine::RunOptions { available_now: true, ..Default::default() };
+    let summary = engine::run_project(&project, root, &opts, &|_| {}).await.unwrap();
+    assert_eq!(summary.rows_written, 6000);
+    assert_exactly_once(&offsets_in(&root.join("bronze/music")).await, 3000, "bronze");
+    assert_exactly_once(&offsets_in(&root.join("silver/music_copy")).await, 3000, "the copy");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn available_now_lands_good_messages_and_quarantines_bad_ones() {
     let broker = Broker::start();

@@ -22,7 +22,7 @@ use crate::model::node::{KafkaSource, ParseMode};
 use super::super::checkpoint::SourceOffset;
 use super::super::{EngineError, Result};
 use super::blocking;
-use super::kafka_arrivals::{Arrivals, ArrivalsPartition};
+use super::kafka_arrivals::{Arrivals, ArrivalsPartition, Reads};
 pub use super::kafka_client::KafkaClient;
 use super::stream_source::{SourceData, offset_mismatch};
 
@@ -159,6 +159,9 @@ pub(crate) struct KafkaStream {
     api_timeout: Duration,
     /// The read of the batch being processed, while the plan reads it.
     current: Mutex<Option<Arc<Arrivals>>>,
+    /// Whether the micro-batch's plan reads this source once (its batches are then freed as
+    /// they are decoded) or may replay it.
+    reads: Reads,
     lag: BTreeMap<String, i64>,
     warnings: Vec<String>,
 }
@@ -187,9 +190,17 @@ impl KafkaStream {
             // a bad value fails at the start of every trigger, not only availableNow
             api_timeout: api_timeout(&cfg.options)?,
             current: Mutex::new(None),
+            reads: Reads::Replayed,
             lag: BTreeMap::new(),
             warnings: Vec::new(),
         })
+    }
+
+    /// The source for a plan that reads it exactly once per micro-batch (`once`): its messages
+    /// are then freed as they are decoded (see [`Reads::Once`]).
+    pub fn read_once(mut self, once: bool) -> Self {
+        self.reads = if once { Reads::Once } else { Reads::Replayed };
+        self
     }
 
     pub fn node(&self) -> &NodeId {
@@ -398,7 +409,7 @@ impl KafkaStream {
         ranges: BTreeMap<String, [i64; 2]>,
         after: Option<Arc<Arrivals>>,
     ) -> Arc<Arrivals> {
-        let arrivals = Arrivals::new(schema(self.cfg.include_headers));
+        let arrivals = Arrivals::new(schema(self.cfg.include_headers), self.reads);
         let (client, out) = (self.client.clone(), arrivals.clone());
         tokio::task::spawn_blocking(move || {
             // ends the arrivals if the read never does (a panic): no reader waits forever

@@ -1,7 +1,9 @@
 //! One micro-batch's Kafka messages as they arrive. The read fills it on its own thread while
 //! the plan reads it as a table, so decoding and writing start with the first messages instead
 //! of after the last (music_kafka, 200,000 messages a batch: the first batch waited ~400 ms for
-//! its fetch before any work began). Every later execution of the plan replays what was read.
+//! its fetch before any work began). Every later execution of the plan replays what was read,
+//! unless the plan reads the source once ([`Reads::Once`]): then each batch is handed over and
+//! not kept.
 
 use std::sync::{Arc, Mutex};
 
@@ -26,14 +28,31 @@ enum End {
 
 #[derive(Default)]
 struct State {
-    batches: Vec<RecordBatch>,
+    /// `None` once handed over to the one reader of [`Reads::Once`].
+    batches: Vec<Option<RecordBatch>>,
     rows: u64,
     end: Option<End>,
+    readers: usize,
+}
+
+/// How many times the micro-batch's plan reads the source.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Reads {
+    /// Any number: every reader replays every batch, so all are kept until the micro-batch ends.
+    Replayed,
+    /// Exactly once (a chain of single-pass transforms into one appending sink: see
+    /// `stream_source::read_once`): each batch is handed to the reader and dropped here, so the
+    /// raw messages are freed as they are decoded instead of at the end of the micro-batch
+    /// (music_kafka, 200k messages a batch: 0.85 -> 0.815 CPU-s, peak RSS 222 -> 183 MB, the
+    /// freed pages reused by the next messages instead of faulted in). A second reader is an
+    /// error, never a silent empty read.
+    Once,
 }
 
 /// The messages of one read, in the order the read delivered them.
 pub(crate) struct Arrivals {
     schema: SchemaRef,
+    reads: Reads,
     state: Mutex<State>,
     /// Bumped at every change, so a waiting reader wakes.
     changed: watch::Sender<u64>,
@@ -46,8 +65,8 @@ impl std::fmt::Debug for Arrivals {
 }
 
 impl Arrivals {
-    pub fn new(schema: SchemaRef) -> Arc<Self> {
-        Arc::new(Self { schema, state: Mutex::default(), changed: watch::Sender::new(0) })
+    pub fn new(schema: SchemaRef, reads: Reads) -> Arc<Self> {
+        Arc::new(Self { schema, reads, state: Mutex::default(), changed: watch::Sender::new(0) })
     }
 
     fn state(&self) -> std::sync::MutexGuard<'_, State> {
@@ -58,7 +77,7 @@ impl Arrivals {
         {
             let mut st = self.state();
             st.rows += batch.num_rows() as u64;
-            st.batches.push(batch);
+            st.batches.push(Some(batch));
         }
         self.changed.send_modify(|v| *v += 1);
     }
@@ -112,26 +131,48 @@ impl Arrivals {
     /// The batches from the first, as they arrive; ends with the read (or its error).
     pub fn stream(self: &Arc<Self>) -> SendableRecordBatchStream {
         let rx = self.changed.subscribe();
+        let first = {
+            let mut st = self.state();
+            st.readers += 1;
+            st.readers == 1
+        };
+        // a plan that reads the source twice where it was judged to read it once: an error
+        // that names the cause (an empty second read would lose the batch's rows)
+        let start = (first || self.reads == Reads::Replayed).then_some(0usize);
+        let once = self.reads == Reads::Once;
         let s = futures::stream::unfold(
-            (Arc::clone(self), rx, Some(0usize)),
-            |(me, mut rx, next)| async move {
+            (Arc::clone(self), rx, start, start.is_none()),
+            move |(me, mut rx, next, refused)| async move {
+                if refused {
+                    let e = "the Kafka batch was handed to the plan's one reader already and a \
+                             second reader asked for it: a bug in Medallion (the source is read \
+                             once only in a chain of single-pass transforms into one sink)";
+                    return Some((Err(DataFusionError::External(e.into())), (me, rx, None, false)));
+                }
                 // `None` after an error: the stream has ended
                 let next = next?;
                 loop {
                     rx.borrow_and_update();
                     let step = {
-                        let st = me.state();
-                        match (st.batches.get(next), &st.end) {
-                            (Some(b), _) => Step::Batch(b.clone()),
+                        let mut st = me.state();
+                        let taken = st.batches.get_mut(next).map(|b| match once {
+                            true => b.take(),
+                            false => b.clone(),
+                        });
+                        match (taken, &st.end) {
+                            (Some(Some(b)), _) => Step::Batch(b),
+                            (Some(None), _) => {
+                                Step::Error("the Kafka batch was read already".into())
+                            }
                             (None, Some(End::Done)) => Step::End,
                             (None, Some(End::Broker(m) | End::Failed(m))) => Step::Error(m.clone()),
                             (None, None) => Step::Wait,
                         }
                     };
                     return match step {
-                        Step::Batch(b) => Some((Ok(b), (me, rx, Some(next + 1)))),
+                        Step::Batch(b) => Some((Ok(b), (me, rx, Some(next + 1), false))),
                         Step::Error(m) => {
-                            Some((Err(DataFusionError::External(m.into())), (me, rx, None)))
+                            Some((Err(DataFusionError::External(m.into())), (me, rx, None, false)))
                         }
                         Step::End => None,
                         Step::Wait => {
@@ -206,7 +247,7 @@ mod tests {
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn readers_get_every_batch_as_it_arrives_and_replays_see_the_same() {
         let schema = Arc::new(Schema::new(vec![Field::new("offset", DataType::Int64, false)]));
-        let arrivals = Arrivals::new(schema.clone());
+        let arrivals = Arrivals::new(schema.clone(), Reads::Replayed);
         let early = tokio::spawn(values(arrivals.stream()));
         let writer = {
             let (a, schema) = (arrivals.clone(), schema.clone());
@@ -223,7 +264,7 @@ mod tests {
         assert_eq!(values(arrivals.stream()).await.unwrap(), (0..10).collect::<Vec<_>>());
         assert_eq!(arrivals.finished().await.unwrap(), 10);
 
-        let failing = Arrivals::new(schema.clone());
+        let failing = Arrivals::new(schema.clone(), Reads::Replayed);
         failing.push(batch(&schema, &[7]));
         let reader = tokio::spawn(values(failing.stream()));
         failing.finish(&Err(EngineError::Broker("no messages from t:0 for 30 s".into())));
@@ -231,5 +272,23 @@ mod tests {
         assert!(err.contains("no messages from t:0"), "{err}");
         let err = failing.finished().await.unwrap_err();
         assert!(err.is_retryable() && err.to_string().contains("t:0 for 30 s"), "{err}");
+    }
+
+    /// Read once: the one reader gets every batch as it arrives and nothing stays behind; a
+    /// second reader gets an error, not an empty read.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_source_read_once_hands_its_batches_over() {
+        let schema = Arc::new(Schema::new(vec![Field::new("offset", DataType::Int64, false)]));
+        let arrivals = Arrivals::new(schema.clone(), Reads::Once);
+        let reader = tokio::spawn(values(arrivals.stream()));
+        for i in 0..4 {
+            arrivals.push(batch(&schema, &[i]));
+        }
+        arrivals.finish(&Ok(()));
+        assert_eq!(reader.await.unwrap().unwrap(), vec![0, 1, 2, 3]);
+        assert!(arrivals.state().batches.iter().all(Option::is_none), "batches kept");
+        assert_eq!(arrivals.finished().await.unwrap(), 4);
+        let err = values(arrivals.stream()).await.unwrap_err();
+        assert!(err.contains("second reader"), "{err}");
     }
 }

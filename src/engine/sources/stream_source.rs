@@ -11,7 +11,7 @@ use datafusion::datasource::MemTable;
 use datafusion::prelude::{DataFrame, SessionContext};
 use tokio::sync::mpsc;
 
-use crate::model::node::{NodeKind, ParseMode};
+use crate::model::node::{NodeKind, ParseMode, WriteMode};
 use crate::model::{NodeId, Pipeline, Project};
 
 use super::super::checkpoint::SourceOffset;
@@ -217,7 +217,8 @@ pub(crate) async fn build_sources(
             NodeKind::KafkaSource(cfg) => {
                 let group = format!("medallion-{}-{}", pipeline.name, node.id);
                 let kafka = KafkaStream::try_new(node.id.clone(), cfg, &group)
-                    .at_node(&pipeline.name, &node.id)?;
+                    .at_node(&pipeline.name, &node.id)?
+                    .read_once(read_once(pipeline, &node.id));
                 StreamSource::Kafka(kafka)
             }
             NodeKind::GeneratorSource(cfg) => {
@@ -234,4 +235,86 @@ pub(crate) async fn build_sources(
         )));
     }
     Ok(out)
+}
+
+/// Whether each micro-batch's plan reads `source` exactly once: a chain from it through
+/// single-pass transforms (select, parse_json, flatten, with_columns, filter), one output each,
+/// into an appending Delta sink or a Kafka sink, the pipeline's only sink. Anything else (a
+/// second sink, a join, SQL, an aggregation, expectations, a MERGE) may read it again.
+pub(crate) fn read_once(pipeline: &Pipeline, source: &NodeId) -> bool {
+    if pipeline.sinks().count() != 1 {
+        return false;
+    }
+    let mut at = source;
+    for _ in 0..pipeline.nodes.len() {
+        let mut out = pipeline.edges.iter().filter(|e| &e.from == at);
+        let (Some(edge), None) = (out.next(), out.next()) else { return false };
+        let Some(node) = pipeline.nodes.iter().find(|n| n.id == edge.to) else { return false };
+        match &node.kind {
+            NodeKind::Select(_)
+            | NodeKind::ParseJson(_)
+            | NodeKind::Flatten(_)
+            | NodeKind::WithColumns(_)
+            | NodeKind::Filter(_) => at = &node.id,
+            NodeKind::DeltaSink(sink) => return sink.mode == WriteMode::Append,
+            NodeKind::KafkaSink(_) => return true,
+            _ => return false,
+        }
+    }
+    false
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::Node;
+    use crate::model::node::{
+        DeltaSink, Distinct, Expectations, Filter, KafkaSink, KafkaSource, ParseJson,
+    };
+
+    /// `kafka -> parse_json -> [middle] -> sink`, plus `extra` nodes fed by parse_json.
+    fn chain(middle: Option<NodeKind>, sink: NodeKind, extra: &[NodeKind]) -> Pipeline {
+        let mut p = Pipeline::new("p");
+        let id = |s: &str| NodeId::new(s);
+        p.add_node(Node::new("k", NodeKind::KafkaSource(KafkaSource::default()))).unwrap();
+        p.add_node(Node::new("j", NodeKind::ParseJson(ParseJson::default()))).unwrap();
+        p.connect(&id("k"), &id("j"), "in").unwrap();
+        let mut last = id("j");
+        if let Some(m) = middle {
+            p.add_node(Node::new("m", m)).unwrap();
+            p.connect(&last, &id("m"), "in").unwrap();
+            last = id("m");
+        }
+        p.add_node(Node::new("s", sink)).unwrap();
+        p.connect(&last, &id("s"), "in").unwrap();
+        for (i, kind) in extra.iter().enumerate() {
+            let n = id(&format!("x{i}"));
+            p.add_node(Node::new(n.as_str(), kind.clone())).unwrap();
+            p.connect(&id("j"), &n, "in").unwrap();
+        }
+        p
+    }
+
+    /// Only a chain of single-pass transforms into the one appending sink reads its Kafka
+    /// source once; every other shape keeps the batch for the plan's later reads.
+    #[test]
+    fn a_source_is_read_once_only_by_a_single_pass_chain() {
+        let append = || NodeKind::DeltaSink(DeltaSink::default());
+        let k = NodeId::new("k");
+        assert!(read_once(&chain(None, append(), &[]), &k));
+        assert!(read_once(&chain(Some(NodeKind::Filter(Filter::default())), append(), &[]), &k));
+        assert!(read_once(&chain(None, NodeKind::KafkaSink(KafkaSink::default()), &[]), &k));
+        let merge = NodeKind::DeltaSink(DeltaSink { mode: WriteMode::Merge, ..Default::default() });
+        assert!(!read_once(&chain(None, merge, &[]), &k));
+        assert!(!read_once(
+            &chain(Some(NodeKind::Distinct(Distinct::default())), append(), &[]),
+            &k
+        ));
+        let checks = NodeKind::Expectations(Expectations::default());
+        assert!(!read_once(&chain(Some(checks), append(), &[]), &k));
+        // parse_json feeds a second sink: the source is read by both writes
+        assert!(!read_once(&chain(None, append(), &[append()]), &k));
+        // a filter that leads nowhere: judged as a second reader (never wrong, at worst kept)
+        assert!(!read_once(&chain(None, append(), &[NodeKind::Filter(Filter::default())]), &k));
+    }
 }
