@@ -130,25 +130,26 @@ impl Arrivals {
 
     /// The batches from the first, as they arrive; ends with the read (or its error).
     pub fn stream(self: &Arc<Self>) -> SendableRecordBatchStream {
-        let rx = self.changed.subscribe();
-        let first = {
+        let once = self.reads == Reads::Once;
+        let readers = {
             let mut st = self.state();
             st.readers += 1;
-            st.readers == 1
+            st.readers
         };
-        // a plan that reads the source twice where it was judged to read it once: an error
-        // that names the cause (an empty second read would lose the batch's rows)
-        let start = (first || self.reads == Reads::Replayed).then_some(0usize);
-        let once = self.reads == Reads::Once;
+        if once && readers > 1 {
+            // a plan that reads the source twice where it was judged to read it once: an
+            // error that names the cause (an empty second read would lose the batch's rows)
+            let e = "the Kafka batch was handed to the plan's one reader already and a second \
+                     reader asked for it: a bug in Medallion (the source is read once only in a \
+                     chain of single-pass transforms into one sink)";
+            let refused =
+                futures::stream::once(async move { Err(DataFusionError::External(e.into())) });
+            return Box::pin(RecordBatchStreamAdapter::new(self.schema.clone(), refused));
+        }
+        let rx = self.changed.subscribe();
         let s = futures::stream::unfold(
-            (Arc::clone(self), rx, start, start.is_none()),
-            move |(me, mut rx, next, refused)| async move {
-                if refused {
-                    let e = "the Kafka batch was handed to the plan's one reader already and a \
-                             second reader asked for it: a bug in Medallion (the source is read \
-                             once only in a chain of single-pass transforms into one sink)";
-                    return Some((Err(DataFusionError::External(e.into())), (me, rx, None, false)));
-                }
+            (Arc::clone(self), rx, Some(0usize)),
+            move |(me, mut rx, next)| async move {
                 // `None` after an error: the stream has ended
                 let next = next?;
                 loop {
@@ -170,9 +171,9 @@ impl Arrivals {
                         }
                     };
                     return match step {
-                        Step::Batch(b) => Some((Ok(b), (me, rx, Some(next + 1), false))),
+                        Step::Batch(b) => Some((Ok(b), (me, rx, Some(next + 1)))),
                         Step::Error(m) => {
-                            Some((Err(DataFusionError::External(m.into())), (me, rx, None, false)))
+                            Some((Err(DataFusionError::External(m.into())), (me, rx, None)))
                         }
                         Step::End => None,
                         Step::Wait => {
