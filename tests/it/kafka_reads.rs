@@ -37,23 +37,21 @@ async fn kafka_reads_get_exactly_their_ranges_across_kept_assignments() {
         .unwrap()
         .unwrap();
     assert_eq!(ends.values().sum::<i64>(), 3_000, "{ends:?}");
-    // the offsets each read returned, per partition, sorted
-    let read = |ranges: BTreeMap<String, [i64; 2]>| {
-        let c = client.clone();
-        async move {
-            let batches = tokio::task::spawn_blocking(move || c.read(&ranges)).await.unwrap();
-            let mut got: BTreeMap<i32, Vec<i64>> = BTreeMap::new();
-            for b in batches.unwrap() {
-                let parts = b.column_by_name("partition").unwrap().as_primitive::<Int32Type>();
-                let offs = b.column_by_name("offset").unwrap().as_primitive::<Int64Type>();
-                for (p, o) in parts.values().iter().zip(offs.values()) {
-                    got.entry(*p).or_default().push(*o);
-                }
+    // the offsets each read of `c` returned, per partition, sorted
+    let read_of = |c: std::sync::Arc<KafkaClient>, ranges: BTreeMap<String, [i64; 2]>| async move {
+        let batches = tokio::task::spawn_blocking(move || c.read(&ranges)).await.unwrap();
+        let mut got: BTreeMap<i32, Vec<i64>> = BTreeMap::new();
+        for b in batches.unwrap() {
+            let parts = b.column_by_name("partition").unwrap().as_primitive::<Int32Type>();
+            let offs = b.column_by_name("offset").unwrap().as_primitive::<Int64Type>();
+            for (p, o) in parts.values().iter().zip(offs.values()) {
+                got.entry(*p).or_default().push(*o);
             }
-            got.values_mut().for_each(|v| v.sort());
-            got
         }
+        got.values_mut().for_each(|v| v.sort());
+        got
     };
+    let read = |ranges: BTreeMap<String, [i64; 2]>| read_of(client.clone(), ranges);
     let ranges = |f: &dyn Fn(i64) -> [i64; 2]| -> BTreeMap<String, [i64; 2]> {
         (0..3).map(|p| (tp_key("carry", p), f(ends[&tp_key("carry", p)]))).collect()
     };
@@ -66,6 +64,13 @@ async fn kafka_reads_get_exactly_their_ranges_across_kept_assignments() {
             .filter(|(_, v): &(i32, Vec<i64>)| !v.is_empty())
             .collect()
     };
+    // availableNow's start: the partitions are assigned at their starts while the end offsets
+    // are taken (`assign_ahead`), and the first read continues that assignment
+    let ahead = |c: &std::sync::Arc<KafkaClient>, at: i64| {
+        let (c, starts) = (c.clone(), (0..3).map(|p| (tp_key("carry", p), at)).collect());
+        tokio::task::spawn_blocking(move || c.assign_ahead(&starts))
+    };
+    ahead(&client, 0).await.unwrap().unwrap();
     // continuing reads: [0, 10), [10, 200), [200, end/2)
     for r in [
         ranges(&|_| [0, 10]),
@@ -86,6 +91,17 @@ async fn kafka_reads_get_exactly_their_ranges_across_kept_assignments() {
     let mut r = ranges(&|_| [20, 40]);
     r.insert(tp_key("carry", 0), [10, 40]);
     assert_eq!(read(r.clone()).await, expect(&r), "read of {r:?}");
+    // an assignment ahead once reads have assigned changes nothing
+    ahead(&client, 0).await.unwrap().unwrap();
+    let r = ranges(&|_| [40, 60]);
+    assert_eq!(read(r.clone()).await, expect(&r), "read of {r:?}");
+    // a client assigned ahead where its first read does not start (a replay from the
+    // checkpoint) assigns afresh; one assigned where it starts mid-topic reads from there
+    for (at, r) in [(100, ranges(&|_| [0, 10])), (100, ranges(&|end| [100, end]))] {
+        let other = std::sync::Arc::new(KafkaClient::new(&cfg, "carry-test-2").unwrap());
+        ahead(&other, at).await.unwrap().unwrap();
+        assert_eq!(read_of(other, r.clone()).await, expect(&r), "read of {r:?} after {at}");
+    }
 }
 
 /// One read of two topics whose partition numbers coincide: every message lands in its own

@@ -251,12 +251,18 @@ impl KafkaStream {
         let timeout = self.api_timeout;
         let since = *self.binding_since.get_or_insert_with(Instant::now);
         let client = self.client.clone();
-        let ends = blocking(move || {
-            let marks = client.all_watermarks()?;
-            let ends = client.end_offsets(&marks)?;
-            Ok((marks, ends))
-        })
-        .await;
+        let ends = match blocking(move || client.all_watermarks()).await {
+            Ok(marks) => {
+                self.fetch_ahead(&marks).await;
+                let client = self.client.clone();
+                blocking(move || {
+                    let ends = client.end_offsets(&marks)?;
+                    Ok((marks, ends))
+                })
+                .await
+            }
+            Err(e) => Err(e),
+        };
         match ends {
             Ok((marks, ends)) => {
                 self.bound = Some(ends);
@@ -286,6 +292,22 @@ impl KafkaStream {
             }
             Err(e) => Err(e),
         }
+    }
+
+    /// availableNow: assigns the partitions at their starts while the end offsets are taken
+    /// (a probe of its own, a new connection and a fetch), so that the first batch's messages
+    /// are on their way when it is planned instead of asked for after (music_kafka, 1M
+    /// messages: 0.71 -> 0.69 s in 16 alternating rounds; librdkafka's queue holds more at the
+    /// start, peak RSS 157 -> 180 MB).
+    async fn fetch_ahead(&mut self, marks: &BTreeMap<String, (i64, i64)>) {
+        let warned = self.warnings.len();
+        let starts = self.starts(marks);
+        // planning takes the starts again from the same marks, with their warnings and errors
+        self.warnings.truncate(warned);
+        let Ok(starts) = starts else { return };
+        let client = self.client.clone();
+        // a failure only loses the head start: the first read assigns as before
+        let _ = blocking(move || client.assign_ahead(&starts)).await;
     }
 
     /// Where each partition starts: the processed offset, else `startingOffsets` (a new

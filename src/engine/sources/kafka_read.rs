@@ -148,6 +148,33 @@ impl KafkaClient {
         Ok(out)
     }
 
+    /// Assigns the partitions at `starts` before any read asks for them, so that librdkafka
+    /// fetches while the query still takes its end offsets; a first read that starts there
+    /// continues the assignment. Nothing when a read has assigned already.
+    pub fn assign_ahead(&self, starts: &BTreeMap<String, i64>) -> Result<()> {
+        let mut st = self.reader.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        if !st.parts.is_empty() {
+            return Ok(());
+        }
+        let mut tpl = TopicPartitionList::new();
+        for (key, start) in starts {
+            let (topic, partition) = parse_tp_key(key).ok_or_else(|| {
+                EngineError::Config(format!("bad offset key `{key}` in checkpoint"))
+            })?;
+            tpl.add_partition_offset(topic, partition, Offset::Offset(*start))
+                .map_err(|e| kafka_err("cannot assign partitions", e))?;
+            let mut part = Assigned::new(topic, partition, self.cfg.include_headers);
+            part.read_to = Some(*start);
+            st.parts.push(part);
+        }
+        let assigned = self.consumer().assign(&tpl);
+        if let Err(e) = assigned {
+            st.reset();
+            return Err(kafka_err("cannot assign partitions", e));
+        }
+        Ok(())
+    }
+
     /// [`Self::read`], handing each batch to `arrivals` as soon as it is built (the plan
     /// decodes and writes while the rest is fetched); the read's outcome ends it.
     pub(crate) fn read_into(&self, ranges: &BTreeMap<String, [i64; 2]>, arrivals: &Arrivals) {
