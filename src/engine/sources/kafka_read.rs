@@ -156,7 +156,7 @@ impl KafkaClient {
         if !st.parts.is_empty() {
             return Ok(());
         }
-        let mut tpl = TopicPartitionList::new();
+        let (mut tpl, mut parts) = (TopicPartitionList::new(), Vec::new());
         for (key, start) in starts {
             let (topic, partition) = parse_tp_key(key).ok_or_else(|| {
                 EngineError::Config(format!("bad offset key `{key}` in checkpoint"))
@@ -165,13 +165,11 @@ impl KafkaClient {
                 .map_err(|e| kafka_err("cannot assign partitions", e))?;
             let mut part = Assigned::new(topic, partition, self.cfg.include_headers);
             part.read_to = Some(*start);
-            st.parts.push(part);
+            parts.push(part);
         }
-        let assigned = self.consumer().assign(&tpl);
-        if let Err(e) = assigned {
-            st.reset();
-            return Err(kafka_err("cannot assign partitions", e));
-        }
+        // the reads trust `parts` only once the consumer is assigned as they say
+        self.consumer().assign(&tpl).map_err(|e| kafka_err("cannot assign partitions", e))?;
+        st.parts = parts;
         Ok(())
     }
 
