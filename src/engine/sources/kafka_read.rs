@@ -31,8 +31,8 @@ const CARRY_MAX_BYTES: usize = 64 << 20;
 struct Assigned {
     topic: String,
     partition: i32,
-    /// The end of the last completed read of this partition: a read that starts here
-    /// continues the assignment.
+    /// Where the consumer stands in this partition: the start it was assigned at, then the end
+    /// of each completed read. A read that starts here continues the assignment.
     read_to: Option<i64>,
     /// Messages polled past `read_to`, in offset order.
     carry: VecDeque<RecordBatch>,
@@ -156,18 +156,29 @@ impl KafkaClient {
         if !st.parts.is_empty() {
             return Ok(());
         }
-        let (mut tpl, mut parts) = (TopicPartitionList::new(), Vec::new());
+        let mut at = Vec::new();
         for (key, start) in starts {
             let (topic, partition) = parse_tp_key(key).ok_or_else(|| {
                 EngineError::Config(format!("bad offset key `{key}` in checkpoint"))
             })?;
-            tpl.add_partition_offset(topic, partition, Offset::Offset(*start))
+            at.push((topic, partition, *start));
+        }
+        self.assign_at(&mut st, &at)
+    }
+
+    /// Assigns the consumer to each `(topic, partition, start)` afresh; a read that starts
+    /// there continues the assignment. The state lists the partitions only once the consumer is
+    /// assigned as it says.
+    fn assign_at(&self, st: &mut ReadState, at: &[(&str, i32, i64)]) -> Result<()> {
+        st.reset();
+        let (mut tpl, mut parts) = (TopicPartitionList::new(), Vec::new());
+        for &(topic, partition, start) in at {
+            tpl.add_partition_offset(topic, partition, Offset::Offset(start))
                 .map_err(|e| kafka_err("cannot assign partitions", e))?;
             let mut part = Assigned::new(topic, partition, self.cfg.include_headers);
-            part.read_to = Some(*start);
+            part.read_to = Some(start);
             parts.push(part);
         }
-        // the reads trust `parts` only once the consumer is assigned as they say
         self.consumer().assign(&tpl).map_err(|e| kafka_err("cannot assign partitions", e))?;
         st.parts = parts;
         Ok(())
@@ -218,14 +229,8 @@ impl KafkaClient {
                 st.index(t, *p).is_some_and(|i| st.parts[i].read_to == Some(*start))
             });
         if !continues {
-            st.reset();
-            let mut tpl = TopicPartitionList::new();
-            for (topic, partition, start, _) in wanted {
-                tpl.add_partition_offset(topic, *partition, Offset::Offset(*start))
-                    .map_err(|e| kafka_err("cannot assign partitions", e))?;
-                st.parts.push(Assigned::new(topic, *partition, self.cfg.include_headers));
-            }
-            self.consumer().assign(&tpl).map_err(|e| kafka_err("cannot assign partitions", e))?;
+            let at: Vec<_> = wanted.iter().map(|&(t, p, start, _)| (t, p, start)).collect();
+            self.assign_at(st, &at)?;
         }
         // per assigned partition: this read's range, and whether it is complete
         let mut range: Vec<Option<[i64; 2]>> = vec![None; st.parts.len()];
