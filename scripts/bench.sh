@@ -146,4 +146,12 @@ if "medallion_kafka" in med:
             print(f"{k} msg/s (wall): {events / med[k][0]:.0f}")
     print(f"medallion_kafka / peer_kafka throughput: {med['peer_kafka'][0] / med['medallion_kafka'][0]:.2f}")
     print(f"medallion_kafka / consume_only throughput: {med['consume_only'][0] / med['medallion_kafka'][0]:.2f}")
+    # the same ratio round by round (each round runs both within seconds, so a slow spell of
+    # the machine moves both): its median and range say how far the line above can be trusted
+    for other in ("peer_kafka", "consume_only"):
+        pairs = list(zip(by["medallion_kafka"], by.get(other, [])))
+        if len(pairs) > 1:
+            per = sorted(o[0] / m[0] for m, o in pairs)
+            print(f"medallion_kafka / {other} throughput by round: median {statistics.median(per):.2f},"
+                  f" range {per[0]:.2f}-{per[-1]:.2f} ({' '.join(f'{r:.2f}' for r in per)})")
 EOF
