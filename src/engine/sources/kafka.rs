@@ -251,18 +251,17 @@ impl KafkaStream {
         let timeout = self.api_timeout;
         let since = *self.binding_since.get_or_insert_with(Instant::now);
         let client = self.client.clone();
-        let ends = match blocking(move || client.all_watermarks()).await {
-            Ok(marks) => {
-                self.fetch_ahead(&marks).await;
-                let client = self.client.clone();
-                blocking(move || {
-                    let ends = client.end_offsets(&marks)?;
-                    Ok((marks, ends))
-                })
-                .await
-            }
-            Err(e) => Err(e),
-        };
+        let ends = async {
+            let marks = blocking(move || client.all_watermarks()).await?;
+            self.fetch_ahead(&marks).await;
+            let client = self.client.clone();
+            blocking(move || {
+                let ends = client.end_offsets(&marks)?;
+                Ok((marks, ends))
+            })
+            .await
+        }
+        .await;
         match ends {
             Ok((marks, ends)) => {
                 self.bound = Some(ends);
@@ -299,12 +298,10 @@ impl KafkaStream {
     /// are on their way when it is planned instead of asked for after (music_kafka, 1M
     /// messages, 24 alternating runs: median 0.69 -> 0.68 s, paired median -25 ms; librdkafka's
     /// queue holds more at the start, peak RSS 155 -> 184 MB).
-    async fn fetch_ahead(&mut self, marks: &BTreeMap<String, (i64, i64)>) {
-        let warned = self.warnings.len();
-        let starts = self.starts(marks);
-        // planning takes the starts again from the same marks, with their warnings and errors
-        self.warnings.truncate(warned);
-        let Ok(starts) = starts else { return };
+    async fn fetch_ahead(&self, marks: &BTreeMap<String, (i64, i64)>) {
+        // planning takes the starts again from the same marks, and raises their warnings and
+        // errors
+        let Ok((starts, _)) = self.starts(marks) else { return };
         let client = self.client.clone();
         // a failure only loses the head start: the first read assigns as before
         let _ = blocking(move || client.assign_ahead(&starts)).await;
@@ -313,8 +310,13 @@ impl KafkaStream {
     /// Where each partition starts: the processed offset, else `startingOffsets` (a new
     /// query) or earliest (a partition added later), moved up to the low watermark when
     /// retention deleted what was not read yet (or an error, with `failOnDataLoss`).
-    fn starts(&mut self, marks: &BTreeMap<String, (i64, i64)>) -> Result<BTreeMap<String, i64>> {
+    /// Returns them with the data-loss warnings to raise.
+    fn starts(
+        &self,
+        marks: &BTreeMap<String, (i64, i64)>,
+    ) -> Result<(BTreeMap<String, i64>, Vec<String>)> {
         let cfg = &self.cfg;
+        let mut warnings = Vec::new();
         let starting = match cfg.starting_offsets.as_deref().map(str::trim) {
             None | Some("earliest") => None,
             Some("latest") => Some(BTreeMap::new()),
@@ -341,7 +343,7 @@ impl KafkaStream {
                         "offsets {start}..{low} of {tp} were deleted (retention) before they were read; set failOnDataLoss = false to continue from offset {low}"
                     )));
                 }
-                self.warnings.push(format!(
+                warnings.push(format!(
                     "offsets {start}..{low} of {tp} were deleted before they were read; continuing from {low} (failOnDataLoss = false)"
                 ));
                 *low
@@ -358,10 +360,10 @@ impl KafkaStream {
                         "{msg}; set failOnDataLoss = false to continue without it"
                     )));
                 }
-                self.warnings.push(msg);
+                warnings.push(msg);
             }
         }
-        Ok(starts)
+        Ok((starts, warnings))
     }
 
     /// The next offset ranges per partition. availableNow: up to the end offsets taken at
@@ -380,7 +382,8 @@ impl KafkaStream {
                 blocking(move || client.all_watermarks()).await?
             }
         };
-        let starts = self.starts(&marks)?;
+        let (starts, warnings) = self.starts(&marks)?;
+        self.warnings.extend(warnings);
         if let Some(bound) = &self.bound {
             // a partition that appeared since the query started has no target: it waits
             // for the next query, as in Spark
@@ -583,6 +586,38 @@ mod tests {
         assert_eq!(rate_limit(&starts, &ends, Some(10_000))["t:1"], [100, 400]);
         // nothing left: empty ranges
         assert!(rate_limit(&ends, &ends, Some(5)).values().all(|[s, e]| s == e));
+    }
+
+    /// Spark's `failOnDataLoss` rules at the start of a batch; the warnings come back with the
+    /// starts (raised by planning, not by the assignment ahead that computes them too).
+    #[test]
+    fn starts_follow_the_checkpoint_and_the_data_loss_rules() {
+        let cfg = KafkaSource {
+            bootstrap_servers: "127.0.0.1:9".into(),
+            subscribe: vec!["t".into()],
+            fail_on_data_loss: false,
+            ..KafkaSource::default()
+        };
+        let mut s = KafkaStream::try_new(NodeId::from("k"), &cfg, "test").unwrap();
+        let marks = BTreeMap::from([("t:0".to_string(), (50, 90)), ("t:1".to_string(), (0, 9))]);
+        // a new query without startingOffsets reads from the low watermarks
+        let (starts, warned) = s.starts(&marks).unwrap();
+        assert_eq!(starts, BTreeMap::from([("t:0".into(), 50), ("t:1".into(), 0)]));
+        assert!(warned.is_empty(), "{warned:?}");
+        // the checkpoint's offsets; 10..50 of t:0 deleted by retention, t:2 gone from the topic
+        s.started = true;
+        s.next = BTreeMap::from([("t:0".into(), 10), ("t:1".into(), 7), ("t:2".into(), 3)]);
+        let (starts, warned) = s.starts(&marks).unwrap();
+        assert_eq!(starts, BTreeMap::from([("t:0".into(), 50), ("t:1".into(), 7)]));
+        assert_eq!(warned.len(), 2, "{warned:?}");
+        assert!(warned[0].contains("offsets 10..50 of t:0 were deleted"), "{warned:?}");
+        assert!(warned[1].contains("partition t:2 is gone"), "{warned:?}");
+        assert!(s.take_warnings().is_empty(), "starts alone raises nothing");
+        // failOnDataLoss (Spark's default) stops instead, naming the fix
+        s.cfg.fail_on_data_loss = true;
+        let err = s.starts(&marks).unwrap_err().to_string();
+        assert!(err.contains("offsets 10..50 of t:0 were deleted"), "{err}");
+        assert!(err.contains("set failOnDataLoss = false"), "{err}");
     }
 
     #[test]
