@@ -1214,41 +1214,6 @@ struct ArrowRowGroupWriter {
     buffered_rows: usize,
 }
 
-/// MEDALLION: a batch of at least this many rows has its columns encoded on two threads (the
-/// calling one and one more), each column wholly on one of them, so the file's bytes are the
-/// same. Before, one thread encoded every column, and at the end of each micro-batch that
-/// thread alone finished what the decoder had handed it while the other core waited (Kafka ->
-/// bronze, 1M messages in five micro-batches: ~15 ms of one idle core at each of their ends).
-const PARALLEL_MIN_ROWS: usize = 4096;
-
-/// MEDALLION: writes each leaf with its writer, the heaviest first to whichever of two threads
-/// has the fewer bytes so far.
-fn write_on_two_threads(mut pairs: Vec<(&mut ArrowColumnWriter, &ArrowLeafColumn)>) -> Result<()> {
-    let weight = |leaf: &ArrowLeafColumn| leaf.0.array().get_buffer_memory_size();
-    pairs.sort_by_key(|(_, leaf)| std::cmp::Reverse(weight(leaf)));
-    let (mut mine, mut theirs, mut loads) = (Vec::new(), Vec::new(), [0usize; 2]);
-    for (writer, leaf) in pairs {
-        if loads[0] <= loads[1] {
-            loads[0] += weight(leaf);
-            mine.push((writer, leaf));
-        } else {
-            loads[1] += weight(leaf);
-            theirs.push((writer, leaf));
-        }
-    }
-    let write_all = |pairs: Vec<(&mut ArrowColumnWriter, &ArrowLeafColumn)>| -> Result<()> {
-        pairs.into_iter().try_for_each(|(writer, leaf)| writer.write(leaf))
-    };
-    std::thread::scope(|s| {
-        let other = s.spawn(move || write_all(theirs));
-        let here = write_all(mine);
-        let there = other.join().unwrap_or_else(|_| {
-            Err(ParquetError::General("a column writer's thread panicked".into()))
-        });
-        here.and(there)
-    })
-}
-
 impl ArrowRowGroupWriter {
     fn new(writers: Vec<ArrowColumnWriter>, arrow: &SchemaRef) -> Self {
         Self {
@@ -1260,17 +1225,13 @@ impl ArrowRowGroupWriter {
 
     fn write(&mut self, batch: &RecordBatch) -> Result<()> {
         self.buffered_rows += batch.num_rows();
-        let mut leaves = Vec::with_capacity(self.writers.len());
+        let mut writers = self.writers.iter_mut();
         for (field, column) in self.schema.fields().iter().zip(batch.columns()) {
-            leaves.extend(compute_leaves(field.as_ref(), column)?);
-        }
-        if batch.num_rows() < PARALLEL_MIN_ROWS || leaves.len() < 2 {
-            for (writer, leaf) in self.writers.iter_mut().zip(&leaves) {
-                writer.write(leaf)?;
+            for leaf in compute_leaves(field.as_ref(), column)? {
+                writers.next().unwrap().write(&leaf)?;
             }
-            return Ok(());
         }
-        write_on_two_threads(self.writers.iter_mut().zip(&leaves).collect())
+        Ok(())
     }
 
     fn write_with_chunkers(
