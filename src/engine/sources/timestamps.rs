@@ -81,10 +81,9 @@ pub(super) fn utc_micros(s: &[u8]) -> Option<i64> {
     {
         return None;
     }
-    let digit = |i: usize| s[i].is_ascii_digit().then(|| i64::from(s[i] - b'0'));
-    let two = |i: usize| Some(digit(i)? * 10 + digit(i + 1)?);
-    let year = two(0)? * 100 + two(2)?;
-    let (month, day, hour, minute, second) = (two(5)?, two(8)?, two(11)?, two(14)?, two(17)?);
+    let year = two_digits(s, 0)? * 100 + two_digits(s, 2)?;
+    let (month, day) = (two_digits(s, 5)?, two_digits(s, 8)?);
+    let (hour, minute, second) = (two_digits(s, 11)?, two_digits(s, 14)?, two_digits(s, 17)?);
     if !(1970..=9999).contains(&year)
         || !(1..=12).contains(&month)
         || !(1..=days_in_month(year, month)).contains(&day)
@@ -112,6 +111,15 @@ pub(super) fn utc_micros(s: &[u8]) -> Option<i64> {
     }
     let days = days_from_civil(year, month, day);
     Some((((days * 24 + hour) * 60 + minute) * 60 + second) * 1_000_000 + micros)
+}
+
+/// The two decimal digits at `s[at..at + 2]`, inlined: as closures they were a call each
+/// (music_kafka, 1M messages: `utc_micros` and the calls it makes 3.1% -> 2.6% of `perf`'s
+/// samples, ~5 ms of CPU).
+#[inline(always)]
+fn two_digits(s: &[u8], at: usize) -> Option<i64> {
+    let (tens, ones) = (s[at].wrapping_sub(b'0'), s[at + 1].wrapping_sub(b'0'));
+    (tens < 10 && ones < 10).then(|| i64::from(tens) * 10 + i64::from(ones))
 }
 
 /// A DATE (days since 1970) from text the way Spark reads one (`DateTimeUtils.stringToDate`;
