@@ -277,6 +277,15 @@ mod tests {
             "2026-13-01T00:00:00",
             "2026-00-10T00:00:00",
             "２０２６-01-02T03:04:05",
+            // a byte just past either end of the digits, in each field (`/` is `0` - 1, `:`
+            // is `9` + 1), and a space where a digit belongs
+            "20/6-01-02T03:04:05",
+            "2026-0:-02T03:04:05",
+            "2026-01-/2T03:04:05",
+            "2026-01-02T0:04:05Z",
+            "2026-01-02T03:/4:05",
+            "2026-01-02T03:04:0:",
+            "2026-01-02T 3:04:05",
         ] {
             assert_eq!(utc_micros(t.as_bytes()), None, "{t}");
         }
