@@ -13,24 +13,39 @@ use medallion::model::Project;
 use crate::common::*;
 use crate::kafka::{Broker, create_topic, music_events, produce};
 
-/// The source's reads keep their assignment from batch to batch (librdkafka fetches ahead and
-/// what a read polled past its range waits for the next one): every range still gets exactly
-/// its offsets, whether it continues the last read, goes back (a replay) or skips ahead.
+/// The source's reads, with either reader: librdkafka keeps its assignment from batch to batch
+/// (it fetches ahead and what a read polled past its range waits for the next one); the
+/// protocol reader (`kafka_fetch`, plaintext brokers) keeps a connection per partition. Every
+/// range still gets exactly its offsets, whether it continues the last read, goes back (a
+/// replay) or skips ahead.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kafka_reads_get_exactly_their_ranges_across_kept_assignments() {
+    let broker = Broker::start();
+    create_topic(&broker, "carry").await;
+    produce(&broker, "carry", &music_events(3_000, 7)).await;
+    // no settings: the protocol reader; any librdkafka setting: librdkafka
+    for (setting, native) in [(None, true), (Some(("kafka.fetch.wait.max.ms", "100")), false)] {
+        reads_get_exactly_their_ranges(&broker, setting, native).await;
+    }
+}
+
+async fn reads_get_exactly_their_ranges(
+    broker: &Broker,
+    setting: Option<(&str, &str)>,
+    native: bool,
+) {
     use arrow::array::AsArray;
     use arrow::datatypes::{Int32Type, Int64Type};
     use medallion::engine::sources::kafka::{KafkaClient, tp_key};
     use std::collections::BTreeMap;
-    let broker = Broker::start();
-    create_topic(&broker, "carry").await;
-    produce(&broker, "carry", &music_events(3_000, 7)).await;
     let cfg = medallion::model::node::KafkaSource {
         bootstrap_servers: broker.addr.clone(),
         subscribe: vec!["carry".into()],
+        options: setting.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
         ..Default::default()
     };
     let client = std::sync::Arc::new(KafkaClient::new(&cfg, "carry-test").unwrap());
+    assert_eq!(client.reads_without_librdkafka(), native, "{setting:?}");
     let c = client.clone();
     let ends = tokio::task::spawn_blocking(move || c.end_offsets(&c.all_watermarks()?))
         .await
@@ -81,7 +96,7 @@ async fn kafka_reads_get_exactly_their_ranges_across_kept_assignments() {
         ranges(&|end| [end - 30, end]),
         ranges(&|_| [0, 10]),
     ] {
-        assert_eq!(read(r.clone()).await, expect(&r), "read of {r:?}");
+        assert_eq!(read(r.clone()).await, expect(&r), "read of {r:?} ({setting:?})");
     }
     // a read without partition 0 (it stays assigned, what it fetches is kept), then one
     // that continues every partition

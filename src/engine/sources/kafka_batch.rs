@@ -62,18 +62,12 @@ impl BatchBuilder {
     /// Appends `msg` of `topic` (its topic, known to the caller: `msg.topic()` measures and
     /// checks the C string every time).
     pub(super) fn push<M: Message>(&mut self, msg: &M, topic: &str) {
-        self.key.append_option(msg.key());
-        self.value.append_option(msg.payload());
-        self.topic.append_value(topic);
-        self.partition.append_value(msg.partition());
-        self.offset.append_value(msg.offset());
-        let (ts, ty) = match msg.timestamp() {
-            rdkafka::Timestamp::NotAvailable => (None, None),
-            rdkafka::Timestamp::CreateTime(ms) => (Some(ms * 1000), Some(0)),
-            rdkafka::Timestamp::LogAppendTime(ms) => (Some(ms * 1000), Some(1)),
+        let stamp = match msg.timestamp() {
+            rdkafka::Timestamp::NotAvailable => None,
+            rdkafka::Timestamp::CreateTime(ms) => Some((ms, 0)),
+            rdkafka::Timestamp::LogAppendTime(ms) => Some((ms, 1)),
         };
-        self.timestamp.append_option(ts);
-        self.timestamp_type.append_option(ty);
+        self.push_row(msg.key(), msg.payload(), topic, msg.partition(), msg.offset(), stamp);
         if let Some(headers) = &mut self.headers {
             match msg.headers() {
                 Some(h) => {
@@ -92,6 +86,39 @@ impl BatchBuilder {
                 None => headers.append(false),
             }
         }
+    }
+
+    /// Appends a message without headers (the builder must have been made without them):
+    /// `stamp` is its timestamp in ms and its type (0 CreateTime, 1 LogAppendTime).
+    pub(super) fn push_parts(
+        &mut self,
+        key: Option<&[u8]>,
+        value: Option<&[u8]>,
+        topic: &str,
+        partition: i32,
+        offset: i64,
+        stamp: Option<(i64, i32)>,
+    ) {
+        debug_assert!(self.headers.is_none(), "a message without its headers");
+        self.push_row(key, value, topic, partition, offset, stamp);
+    }
+
+    fn push_row(
+        &mut self,
+        key: Option<&[u8]>,
+        value: Option<&[u8]>,
+        topic: &str,
+        partition: i32,
+        offset: i64,
+        stamp: Option<(i64, i32)>,
+    ) {
+        self.key.append_option(key);
+        self.value.append_option(value);
+        self.topic.append_value(topic);
+        self.partition.append_value(partition);
+        self.offset.append_value(offset);
+        self.timestamp.append_option(stamp.map(|(ms, _)| ms * 1000));
+        self.timestamp_type.append_option(stamp.map(|(_, ty)| ty));
         self.rows += 1;
     }
 

@@ -15,6 +15,7 @@ use crate::model::node::KafkaSource;
 use super::super::{EngineError, Result};
 use super::kafka::{client_config, parse_tp_key, tp_key};
 use super::kafka_batch::BatchBuilder;
+use super::kafka_fetch::Fetcher;
 use super::kafka_read::ReadState;
 
 /// librdkafka's `fetch.queue.backoff.ms` for our consumers (its default: 1000).
@@ -71,6 +72,8 @@ pub struct KafkaClient {
     pub(super) stopped: std::sync::atomic::AtomicBool,
     /// The assignment kept between reads (`kafka_read`).
     pub(super) reader: std::sync::Mutex<ReadState>,
+    /// Reads without librdkafka, when the source's settings allow (`kafka_fetch`).
+    pub(super) fetcher: Option<Fetcher>,
 }
 
 impl Drop for KafkaClient {
@@ -123,6 +126,7 @@ impl KafkaClient {
             config,
             stopped: Default::default(),
             reader: Default::default(),
+            fetcher: Fetcher::for_source(&cfg.options, cfg.include_headers),
         })
     }
 
@@ -172,6 +176,33 @@ impl KafkaClient {
         let has =
             |s: &String| md.topics().iter().any(|t| t.name() == s && !t.partitions().is_empty());
         self.cfg.subscribe.iter().find(|s| !has(s)).cloned()
+    }
+
+    /// True when reads go straight to the brokers (`kafka_fetch`), not through librdkafka.
+    pub fn reads_without_librdkafka(&self) -> bool {
+        self.fetcher.is_some()
+    }
+
+    /// `host:port` of the broker that leads `topic`'s `partition` now.
+    pub(super) fn leader(&self, topic: &str, partition: i32) -> Result<String> {
+        let md = self
+            .meta()
+            .fetch_metadata(Some(topic), REQUEST_TIMEOUT)
+            .map_err(|e| kafka_err("cannot reach the Kafka brokers", e))?;
+        let leader = md
+            .topics()
+            .iter()
+            .filter(|t| t.name() == topic)
+            .flat_map(|t| t.partitions())
+            .find(|p| p.id() == partition)
+            .map(|p| p.leader());
+        md.brokers()
+            .iter()
+            .find(|b| Some(b.id()) == leader)
+            .map(|b| format!("{}:{}", b.host(), b.port()))
+            .ok_or_else(|| {
+                EngineError::Broker(format!("no broker leads {} now", tp_key(topic, partition)))
+            })
     }
 
     /// (low, high) watermarks of one partition.

@@ -19,9 +19,10 @@ use super::kafka::{parse_tp_key, tp_key};
 use super::kafka_arrivals::Arrivals;
 use super::kafka_batch::{BatchBuilder, OFFSET_COLUMN, VALUE_COLUMN};
 use super::kafka_client::{FETCH_STALL, KafkaClient, kafka_err, take_queued};
+use super::kafka_fetch::Range;
 
 /// Messages per batch handed to the plan.
-const BATCH_ROWS: usize = 8192;
+pub(super) const BATCH_ROWS: usize = 8192;
 /// Payload bytes the reads may keep for later ranges (one partition far ahead of another):
 /// past it the carry is dropped and the next read assigns afresh at its starts, fetching again
 /// what was dropped.
@@ -153,7 +154,8 @@ impl KafkaClient {
     /// continues the assignment. Nothing when a read has assigned already.
     pub fn assign_ahead(&self, starts: &BTreeMap<String, i64>) -> Result<()> {
         let mut st = self.reader.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-        if !st.parts.is_empty() {
+        // (reads without librdkafka fetch when asked: its consumer would fetch for nobody)
+        if !st.parts.is_empty() || self.fetcher.is_some() {
             return Ok(());
         }
         let mut at = Vec::new();
@@ -208,6 +210,13 @@ impl KafkaClient {
         }
         if wanted.is_empty() {
             return Ok(());
+        }
+        if let Some(fetcher) = &self.fetcher {
+            let ranges: Vec<_> = wanted
+                .iter()
+                .map(|&(topic, partition, start, end)| Range { topic, partition, start, end })
+                .collect();
+            return fetcher.read(&ranges, &|t, p| self.leader(t, p), &self.stopped, emit);
         }
         let mut st = self.reader.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
         let result = self.read_locked(&mut st, &wanted, emit);

@@ -16,6 +16,7 @@ pub mod kafka;
 mod kafka_arrivals;
 mod kafka_batch;
 pub mod kafka_client;
+mod kafka_fetch;
 mod kafka_read;
 pub mod schema_tracking;
 pub mod spark_timestamp;
