@@ -11,7 +11,8 @@
 #         not a second pipeline's worth of work)
 # kafka : music_kafka --available-now on N events (a tansu broker, 3 partitions)
 #         vs scripts/peer/kafka_same_work.py (confluent-kafka + pyarrow + delta-rs)
-#         and `medallion bench kafka-consume` (a bare consumer that only counts)
+#         and `medallion bench kafka-consume` (a bare consumer that only counts: librdkafka's,
+#         and `--reader protocol`, the source's own reader with its batches counted and dropped)
 # monitor: users_stream --available-now with and without `--meter-edges` (the rows and time
 #         the app's monitor counts on every edge): what the monitor costs
 # Default: all three, 1,000,000 users / events, 3 rounds.
@@ -116,6 +117,7 @@ if [[ " ${what[*]} " == *" kafka "* ]]; then
         rm -rf "$dir/kpeer"
         measure peer_kafka "$py" scripts/peer/kafka_same_work.py "$KAFKA_BOOTSTRAP_SERVERS" music_data_json "$dir/kpeer"
         measure consume_only "$bin" bench kafka-consume --bootstrap-servers "$KAFKA_BOOTSTRAP_SERVERS" --topic music_data_json
+        measure consume_protocol "$bin" bench kafka-consume --bootstrap-servers "$KAFKA_BOOTSTRAP_SERVERS" --topic music_data_json --reader protocol
     done
 fi
 
@@ -141,14 +143,16 @@ ratio("medallion_stream", "peer_batch", "peak RSS", 2)
 ratio("stream_metered", "stream_plain", "wall", 0)
 ratio("stream_metered", "stream_plain", "CPU", 1)
 if "medallion_kafka" in med:
-    for k in ("medallion_kafka", "peer_kafka", "consume_only"):
+    for k in ("medallion_kafka", "peer_kafka", "consume_only", "consume_protocol"):
         if k in med:
             print(f"{k} msg/s (wall): {events / med[k][0]:.0f}")
     print(f"medallion_kafka / peer_kafka throughput: {med['peer_kafka'][0] / med['medallion_kafka'][0]:.2f}")
     print(f"medallion_kafka / consume_only throughput: {med['consume_only'][0] / med['medallion_kafka'][0]:.2f}")
+    if "consume_protocol" in med:
+        print(f"medallion_kafka / consume_protocol throughput: {med['consume_protocol'][0] / med['medallion_kafka'][0]:.2f}")
     # the same ratio round by round (each round runs both within seconds, so a slow spell of
     # the machine moves both): its median and range say how far the line above can be trusted
-    for other in ("peer_kafka", "consume_only"):
+    for other in ("peer_kafka", "consume_only", "consume_protocol"):
         pairs = list(zip(by["medallion_kafka"], by.get(other, [])))
         if len(pairs) > 1:
             per = sorted(o[0] / m[0] for m, o in pairs)

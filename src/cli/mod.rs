@@ -291,6 +291,10 @@ pub enum BenchCommand {
         bootstrap_servers: String,
         #[arg(long)]
         topic: String,
+        /// `librdkafka`: a bare rdkafka consumer; `protocol`: the source's own reader
+        /// (`kafka_fetch`), its Arrow batches counted and dropped.
+        #[arg(long, default_value = "librdkafka", value_parser = ["librdkafka", "protocol"])]
+        reader: String,
     },
     /// The cost of an Expectations node with five rules: a batch pipeline over `rows` JSON
     /// rows into Delta, with and without the node, as process CPU seconds.
@@ -491,9 +495,10 @@ async fn run_async(command: Command) -> anyhow::Result<i32> {
             }
             Ok(0)
         }
-        Command::Bench(BenchCommand::KafkaConsume { bootstrap_servers, topic }) => {
-            let r = tokio::task::spawn_blocking(move || {
-                engine::bench_kafka::consume(&bootstrap_servers, &topic)
+        Command::Bench(BenchCommand::KafkaConsume { bootstrap_servers, topic, reader }) => {
+            let r = tokio::task::spawn_blocking(move || match reader.as_str() {
+                "protocol" => engine::bench_kafka::consume_protocol(&bootstrap_servers, &topic),
+                _ => engine::bench_kafka::consume(&bootstrap_servers, &topic),
             })
             .await??;
             println!("{r}");

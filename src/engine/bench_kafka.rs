@@ -1,7 +1,8 @@
 //! `medallion bench kafka-consume`: the ceiling for Kafka → bronze. A bare rdkafka consumer
 //! that only counts the messages (and their bytes) of a topic from earliest to the end
 //! offsets at start — the same end offsets an availableNow query targets — with partitions
-//! assigned directly, as the source does. Prints figures, never a test.
+//! assigned directly, as the source does; or (`--reader protocol`) the source's own protocol
+//! reader, which plaintext sources use. Prints figures, never a test.
 
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
@@ -35,6 +36,35 @@ impl std::fmt::Display for ConsumeReport {
             self.messages as f64 / self.secs.max(1e-9)
         )
     }
+}
+
+/// Counts every message of `topic` up to the end offsets at start with the source's protocol
+/// reader (`kafka_fetch`): the Kafka columns it builds are counted and dropped (blocking).
+pub fn consume_protocol(bootstrap: &str, topic: &str) -> Result<ConsumeReport> {
+    use arrow::array::AsArray;
+    let started = Instant::now();
+    let source = KafkaSource {
+        bootstrap_servers: bootstrap.to_owned(),
+        subscribe: vec![topic.to_owned()],
+        ..Default::default()
+    };
+    let client = KafkaClient::new(&source, &format!("medallion-bench-{}", std::process::id()))?;
+    let marks = client.all_watermarks()?;
+    let ends = client.end_offsets(&marks)?;
+    let ranges: BTreeMap<String, [i64; 2]> = marks
+        .iter()
+        .map(|(key, (low, _))| (key.clone(), [*low, ends.get(key).copied().unwrap_or(*low)]))
+        .collect();
+    let (mut messages, mut bytes) = (0u64, 0u64);
+    client.read_with(&ranges, &mut |batch| {
+        messages += batch.num_rows() as u64;
+        if let Some(values) = batch.column_by_name("value") {
+            bytes += values.as_binary::<i32>().value_data().len() as u64;
+        }
+    })?;
+    let secs = started.elapsed().as_secs_f64();
+    drop(client); // (its consumers close on a thread of their own)
+    Ok(ConsumeReport { messages, bytes, secs })
 }
 
 /// Counts every message of `topic` up to the end offsets at start (blocking).

@@ -149,6 +149,15 @@ impl KafkaClient {
         Ok(out)
     }
 
+    /// [`Self::read`], handing each batch to `emit` as it is built.
+    pub fn read_with(
+        &self,
+        ranges: &BTreeMap<String, [i64; 2]>,
+        emit: &mut dyn FnMut(RecordBatch),
+    ) -> Result<()> {
+        self.read_each(ranges, emit)
+    }
+
     /// Assigns the partitions at `starts` before any read asks for them, so that librdkafka
     /// fetches while the query still takes its end offsets; a first read that starts there
     /// continues the assignment. Nothing when a read has assigned already.

@@ -18,6 +18,8 @@ mod kafka_batch;
 pub mod kafka_client;
 mod kafka_fetch;
 mod kafka_read;
+mod kafka_records;
+mod kafka_wire;
 pub mod schema_tracking;
 pub mod spark_timestamp;
 pub(crate) mod stream_source;
