@@ -25,9 +25,9 @@ use super::kafka_read::BATCH_ROWS;
 use super::kafka_records::{Transactions, decode_into, whole_batches};
 use super::kafka_wire::{Conn, retriable};
 
-/// Bytes one fetch may return per partition (librdkafka's `max.partition.fetch.bytes` is 1 MB;
-/// 1, 4 and 16 MB read the demo topic equally fast, 4 MB with half the round trips of 1).
-const PARTITION_FETCH_BYTES: i32 = 4 << 20;
+/// Bytes one fetch may return per partition (librdkafka's `max.partition.fetch.bytes`): 1 MB
+/// cost music_kafka 30 ms less CPU than 4 MB (6 alternating rounds; 16 MB: 25 ms more).
+const PARTITION_FETCH_BYTES: i32 = 1 << 20;
 /// How long the broker may hold a fetch for data that is not there yet (librdkafka's
 /// `fetch.wait.max.ms` as our consumers set it): a stopped stream's read ends within it.
 const FETCH_WAIT_MS: i32 = 100;
