@@ -38,11 +38,13 @@ impl std::fmt::Display for ConsumeReport {
     }
 }
 
-/// Counts every message of `topic` up to the end offsets at start with the source's protocol
-/// reader (`kafka_fetch`): the Kafka columns it builds are counted and dropped (blocking).
-pub fn consume_protocol(bootstrap: &str, topic: &str) -> Result<ConsumeReport> {
-    use arrow::array::AsArray;
-    let started = Instant::now();
+/// The source's client for `topic`, its partitions' (low, high) watermarks and the end offsets
+/// an availableNow query would target.
+#[allow(clippy::type_complexity)]
+fn topic_ends(
+    bootstrap: &str,
+    topic: &str,
+) -> Result<(KafkaClient, BTreeMap<String, (i64, i64)>, BTreeMap<String, i64>)> {
     let source = KafkaSource {
         bootstrap_servers: bootstrap.to_owned(),
         subscribe: vec![topic.to_owned()],
@@ -51,6 +53,15 @@ pub fn consume_protocol(bootstrap: &str, topic: &str) -> Result<ConsumeReport> {
     let client = KafkaClient::new(&source, &format!("medallion-bench-{}", std::process::id()))?;
     let marks = client.all_watermarks()?;
     let ends = client.end_offsets(&marks)?;
+    Ok((client, marks, ends))
+}
+
+/// Counts every message of `topic` up to the end offsets at start with the source's protocol
+/// reader (`kafka_fetch`): the Kafka columns it builds are counted and dropped (blocking).
+pub fn consume_protocol(bootstrap: &str, topic: &str) -> Result<ConsumeReport> {
+    use arrow::array::AsArray;
+    let started = Instant::now();
+    let (client, marks, ends) = topic_ends(bootstrap, topic)?;
     let ranges: BTreeMap<String, [i64; 2]> = marks
         .iter()
         .map(|(key, (low, _))| (key.clone(), [*low, ends.get(key).copied().unwrap_or(*low)]))
@@ -70,14 +81,7 @@ pub fn consume_protocol(bootstrap: &str, topic: &str) -> Result<ConsumeReport> {
 /// Counts every message of `topic` up to the end offsets at start (blocking).
 pub fn consume(bootstrap: &str, topic: &str) -> Result<ConsumeReport> {
     let started = Instant::now();
-    let source = KafkaSource {
-        bootstrap_servers: bootstrap.to_owned(),
-        subscribe: vec![topic.to_owned()],
-        ..Default::default()
-    };
-    let meta = KafkaClient::new(&source, &format!("medallion-bench-{}", std::process::id()))?;
-    let marks = meta.all_watermarks()?;
-    let ends = meta.end_offsets(&marks)?;
+    let (_meta, marks, ends) = topic_ends(bootstrap, topic)?;
     let mut cfg = client_config(bootstrap, &Default::default())?;
     cfg.set("group.id", format!("medallion-bench-{}", std::process::id()))
         .set("enable.auto.commit", "false")

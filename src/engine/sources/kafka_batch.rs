@@ -67,7 +67,7 @@ impl BatchBuilder {
             rdkafka::Timestamp::CreateTime(ms) => Some((ms, 0)),
             rdkafka::Timestamp::LogAppendTime(ms) => Some((ms, 1)),
         };
-        self.push_row(msg.key(), msg.payload(), topic, msg.partition(), msg.offset(), stamp);
+        self.push_parts(msg.key(), msg.payload(), topic, msg.partition(), msg.offset(), stamp);
         if let Some(headers) = &mut self.headers {
             match msg.headers() {
                 Some(h) => {
@@ -88,22 +88,10 @@ impl BatchBuilder {
         }
     }
 
-    /// Appends a message without headers (the builder must have been made without them):
-    /// `stamp` is its timestamp in ms and its type (0 CreateTime, 1 LogAppendTime).
+    /// Appends a message's columns but `headers` (`push` appends those; a builder with a
+    /// headers column is filled by `push` only): `stamp` is its timestamp in ms and its type
+    /// (0 CreateTime, 1 LogAppendTime).
     pub(super) fn push_parts(
-        &mut self,
-        key: Option<&[u8]>,
-        value: Option<&[u8]>,
-        topic: &str,
-        partition: i32,
-        offset: i64,
-        stamp: Option<(i64, i32)>,
-    ) {
-        debug_assert!(self.headers.is_none(), "a message without its headers");
-        self.push_row(key, value, topic, partition, offset, stamp);
-    }
-
-    fn push_row(
         &mut self,
         key: Option<&[u8]>,
         value: Option<&[u8]>,
