@@ -3,6 +3,7 @@
 //! waits in a per-partition carry for the next range instead of being dropped and fetched
 //! again. Before, each read assigned and unassigned its partitions, so every batch started
 //! with an empty fetch queue (music_kafka, 1M messages: batches waited 400–1,000 ms for it).
+//! Sources on plaintext brokers without librdkafka settings read through `kafka_fetch` instead.
 
 use std::collections::{BTreeMap, VecDeque};
 use std::sync::atomic::Ordering;
