@@ -126,7 +126,7 @@ impl KafkaClient {
             config,
             stopped: Default::default(),
             reader: Default::default(),
-            fetcher: Fetcher::for_source(&cfg.options, cfg.include_headers),
+            fetcher: Fetcher::for_source(cfg),
         })
     }
 
@@ -380,10 +380,20 @@ mod tests {
 
     #[test]
     fn a_read_stops_at_its_next_poll_once_the_stream_stops() {
+        // the protocol reader, and librdkafka (a setting of its own)
+        for options in
+            [BTreeMap::new(), BTreeMap::from([("fetch.wait.max.ms".into(), "100".into())])]
+        {
+            a_read_stops_once_the_stream_stops(options);
+        }
+    }
+
+    fn a_read_stops_once_the_stream_stops(options: BTreeMap<String, String>) {
         // nothing listens there: the read would wait for the broker for FETCH_STALL
         let cfg = KafkaSource {
             bootstrap_servers: "127.0.0.1:9".into(),
             subscribe: vec!["t".into()],
+            options,
             ..KafkaSource::default()
         };
         let client = std::sync::Arc::new(KafkaClient::new(&cfg, "test").unwrap());

@@ -18,6 +18,8 @@ use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic};
 use kafka_protocol::messages::{BrokerId, FetchRequest, TopicName};
 use kafka_protocol::protocol::StrBytes;
 
+use crate::model::node::KafkaSource;
+
 use super::super::{EngineError, Result};
 use super::kafka::{kafka_option, tp_key};
 use super::kafka_batch::BatchBuilder;
@@ -46,6 +48,9 @@ pub(super) struct Fetcher {
     client_id: StrBytes,
     /// `isolation.level`: read_committed (librdkafka's default) skips aborted transactions.
     committed: bool,
+    /// `failOnDataLoss`: offsets deleted while a range is read stop the query (else the range
+    /// goes on from the log's new start, as the planner does for offsets deleted before).
+    fail_on_data_loss: bool,
     /// Idle connections by broker (`host:port`).
     conns: Mutex<HashMap<String, Vec<Conn>>>,
     /// The broker that led each partition (`topic:partition`) at its last read; forgotten
@@ -78,12 +83,10 @@ impl Read<'_> {
 impl Fetcher {
     /// The fetcher for a source's settings, or None when librdkafka must read (TLS, SASL,
     /// headers, or settings of librdkafka's own that this reader would ignore).
-    pub(super) fn for_source(
-        options: &std::collections::BTreeMap<String, String>,
-        include_headers: bool,
-    ) -> Option<Self> {
+    pub(super) fn for_source(cfg: &KafkaSource) -> Option<Self> {
+        let options = &cfg.options;
         // Kafka allows a header key twice and Spark keeps both: librdkafka's messages do too
-        if include_headers {
+        if cfg.include_headers {
             return None;
         }
         for key in options.keys() {
@@ -103,6 +106,7 @@ impl Fetcher {
         Some(Self {
             client_id: StrBytes::from_string(client_id),
             committed,
+            fail_on_data_loss: cfg.fail_on_data_loss,
             conns: Mutex::default(),
             leaders: Mutex::default(),
         })
@@ -216,12 +220,17 @@ impl Fetcher {
                     .find(|p| p.partition_index == range.partition)
             }) {
                 Ok(Some(part)) if part.error_code == 0 => part,
-                Ok(Some(part)) if part.error_code == 1 => {
-                    return Err(EngineError::Broker(format!(
-                        "offset {next} of {key} is no longer on the broker (log start {}); \
-                         it was deleted (retention) while the batch was read",
-                        part.log_start_offset
-                    )));
+                // OFFSET_OUT_OF_RANGE below the log's start: deleted (retention) mid-read
+                Ok(Some(part)) if part.error_code == 1 && part.log_start_offset > next => {
+                    let low = part.log_start_offset;
+                    if self.fail_on_data_loss {
+                        return Err(EngineError::Config(format!(
+                            "offsets {next}..{low} of {key} were deleted (retention) while they \
+                             were read; set failOnDataLoss = false to continue from offset {low}"
+                        )));
+                    }
+                    next = low;
+                    continue;
                 }
                 Ok(Some(part)) if !retriable(part.error_code) => {
                     return Err(EngineError::Broker(format!(
@@ -335,20 +344,21 @@ mod tests {
     /// librdkafka reads what this reader cannot: TLS, SASL, headers, or any setting of its own.
     #[test]
     fn sources_with_librdkafka_settings_are_read_by_librdkafka() {
-        use std::collections::BTreeMap;
-        let opts = |pairs: &[(&str, &str)]| -> BTreeMap<String, String> {
-            pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+        let with = |pairs: &[(&str, &str)], include_headers: bool| {
+            let cfg = KafkaSource {
+                options: pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
+                include_headers,
+                ..KafkaSource::default()
+            };
+            Fetcher::for_source(&cfg)
         };
-        assert!(Fetcher::for_source(&opts(&[]), false).is_some());
-        let f = Fetcher::for_source(&opts(&[("kafka.isolation.level", "read_uncommitted")]), false);
+        assert!(with(&[], false).is_some_and(|f| f.committed && f.fail_on_data_loss));
+        let f = with(&[("kafka.isolation.level", "read_uncommitted")], false);
         assert!(f.is_some_and(|f| !f.committed));
-        assert!(
-            Fetcher::for_source(&opts(&[("kafka.security.protocol", "PLAINTEXT")]), false)
-                .is_some()
-        );
-        assert!(Fetcher::for_source(&opts(&[]), true).is_none());
-        assert!(Fetcher::for_source(&opts(&[("kafka.security.protocol", "SSL")]), false).is_none());
-        assert!(Fetcher::for_source(&opts(&[("kafka.sasl.mechanism", "PLAIN")]), false).is_none());
-        assert!(Fetcher::for_source(&opts(&[("fetch.wait.max.ms", "50")]), false).is_none());
+        assert!(with(&[("kafka.security.protocol", "PLAINTEXT")], false).is_some());
+        assert!(with(&[], true).is_none());
+        assert!(with(&[("kafka.security.protocol", "SSL")], false).is_none());
+        assert!(with(&[("kafka.sasl.mechanism", "PLAIN")], false).is_none());
+        assert!(with(&[("fetch.wait.max.ms", "50")], false).is_none());
     }
 }
